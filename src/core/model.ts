@@ -1,0 +1,153 @@
+import type { GroupId, InstanceId, KeyCrn, KeyId, KeyVersionId, RegionId, RunId } from './ids.js';
+
+/** A member's role in its group. */
+export const MemberRole = { PRIMARY: 'primary', DUPLICATE: 'duplicate' } as const;
+export type MemberRole = (typeof MemberRole)[keyof typeof MemberRole];
+
+/** One Key Protect root key of a group. */
+export interface Member {
+  role: MemberRole;
+  region: RegionId;
+  instanceId: InstanceId;
+  keyId: KeyId;
+  crn: KeyCrn;
+}
+
+/** Where lockstep wraps each generation's material (a root key only lockstep may use). */
+export interface EscrowKeyRef {
+  region: RegionId;
+  instanceId: InstanceId;
+  keyId: KeyId;
+  crn: KeyCrn;
+}
+
+/** When a group is due. Exactly one of `cron` / `intervalMs` is set. */
+export interface Schedule {
+  /** Five- or six-field cron expression, evaluated in `timeZone`. */
+  cron?: string;
+  /** Fixed interval since the last completed rotation. */
+  intervalMs?: number;
+  /** IANA time zone for `cron` and `window` (default UTC). */
+  timeZone?: string;
+  /** Optional daily window, e.g. {start:'01:00', end:'05:00'}; rotations start only inside it. */
+  window?: { start: string; end: string };
+  /** Rotate regardless of cron/window once the current generation is older than this. */
+  maxAgeMs?: number;
+  /** Set false to pause scheduled rotations (operators can still rotate). */
+  enabled?: boolean;
+}
+
+/** Health of a group as operators see it. */
+export const GroupStatus = {
+  HEALTHY: 'healthy',
+  ROTATING: 'rotating',
+  DEGRADED: 'degraded',
+  DIVERGED: 'diverged',
+  FAILED: 'failed',
+} as const;
+export type GroupStatus = (typeof GroupStatus)[keyof typeof GroupStatus];
+
+/** A group: one primary + N duplicates that must hold identical material. */
+export interface Group {
+  id: GroupId;
+  name: string;
+  description?: string;
+  members: Member[];
+  escrow: EscrowKeyRef;
+  schedule: Schedule;
+  status: GroupStatus;
+  statusReason?: string;
+  /** Latest generation every member holds (0 before creation completes). */
+  currentGeneration: number;
+  /** When the current generation was completed. */
+  lastRotatedAtMs?: number;
+  /** Next time the scheduler should look at the group (index-backed query). */
+  nextDueAtMs?: number;
+  /** Run currently working on the group, if any. */
+  activeRunId?: RunId;
+  createdAtMs: number;
+  updatedAtMs: number;
+}
+
+/** What started a run or generation. */
+export interface Trigger {
+  kind: 'schedule' | 'event' | 'operator';
+  /** Who or what: a subject (iam id), a cron tick id, an event id. */
+  by: string;
+  reason?: string;
+}
+
+/** Activity Tracker evidence attached to a member's rotation. */
+export interface AtEvidence {
+  eventId: string;
+  action: string;
+  eventTimeMs: number;
+  initiator: string;
+  correlationId?: string;
+  outcome: string;
+}
+
+/** One member's part of a generation. */
+export interface LineageMember {
+  role: MemberRole;
+  region: RegionId;
+  instanceId: InstanceId;
+  keyId: KeyId;
+  crn: KeyCrn;
+  keyVersionId: KeyVersionId;
+  rotatedAtMs: number;
+  evidence: AtEvidence[];
+}
+
+/** A canary: a random DEK wrapped at one member and unwrapped at another. The DEK itself is never kept. */
+export interface CanaryEvidence {
+  wrappedAt: KeyCrn;
+  unwrappedAt: KeyCrn[];
+  /** Ciphertext returned by the wrapping member (opaque, safe to keep: it only unwraps with the material). */
+  ciphertext: string;
+  /** SHA-256 hex of the canary plaintext, so a later unwrap can be checked without keeping the DEK. */
+  plaintextSha256: string;
+  aad: string[];
+  /** Version each unwrapping member reported, by CRN. */
+  reportedVersions: Record<string, string>;
+  ok: boolean;
+  atMs: number;
+}
+
+export const LineageStatus = {
+  COMPLETE: 'complete',
+  DEGRADED: 'degraded',
+  DIVERGED: 'diverged',
+  SUPERSEDED: 'superseded',
+} as const;
+export type LineageStatus = (typeof LineageStatus)[keyof typeof LineageStatus];
+
+/** The audit record of one generation of one group (design.md "Lineage record"). */
+export interface LineageRecord {
+  groupId: GroupId;
+  generation: number;
+  fingerprint: string;
+  trigger: Trigger;
+  runId: RunId;
+  startedAtMs: number;
+  finishedAtMs: number;
+  members: LineageMember[];
+  verification: CanaryEvidence[];
+  status: LineageStatus;
+  /** Free-text notes, e.g. a foreign version found on one member. */
+  notes?: string[];
+  prevHash: string;
+  hash: string;
+}
+
+/** A signed statement of a chain head. */
+export interface Checkpoint {
+  groupId: GroupId;
+  generation: number;
+  headHash: string;
+  signedAtMs: number;
+  keyId: string;
+  algorithm: 'Ed25519';
+  /** base64 Ed25519 signature over the canonical JSON of the other fields. */
+  signature: string;
+}
