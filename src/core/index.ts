@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './http.js';
 export * from './ids.js';
 export * from './model.js';
 export * from './ports.js';
