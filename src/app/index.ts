@@ -1,0 +1,8 @@
+/**
+ * Use cases over ports: the rotation service (one engine behind every trigger), its config, and the ports the
+ * adapters implement.
+ */
+export * from './ports.js';
+export { createRotationService } from './rotationService.js';
+export * from './service.js';
+export { createJsonLogger, cryptoRandom, type LogLevel, systemClock } from './system.js';

@@ -1,0 +1,218 @@
+/**
+ * The rotation use cases: one service behind every trigger (cron tick, Activity Tracker events, operator API, CLI,
+ * tests). Implemented by {@link createRotationService} in `rotationService.ts`.
+ *
+ * Contract notes for callers:
+ * - Every method validates its input and throws a typed `AppError` (`VALIDATION_FAILED`, `GROUP_NOT_FOUND`, …)
+ *   before changing anything.
+ * - `rotateNow` only *claims* the group and persists a pending run; `advanceRun` does the work. A caller that wants
+ *   the rotation done now calls both; the scheduler tick resumes whatever is left (`listUnfinished`).
+ * - Nothing returned ever contains key material, tokens or escrow plaintext.
+ */
+import type {
+  AtEvidence,
+  CanaryEvidence,
+  Clock,
+  EscrowKeyRef,
+  Group,
+  GroupId,
+  GroupStatus,
+  InstanceId,
+  KeyCrn,
+  KeyVersionId,
+  LineageRecord,
+  Logger,
+  MemberRole,
+  Random,
+  RegionId,
+  RunId,
+  Schedule,
+  Trigger,
+} from '../core/index.js';
+import type { RotationRun, Step } from '../rotation/index.js';
+import type { KeyProtectPort, Notifier, Stores } from './ports.js';
+
+/** Tunables of the rotation service. Every field has a default (see `DEFAULT_ROTATION_CONFIG`). */
+export interface RotationConfig {
+  /** Key Protect allows one rotation per key per hour. The dev demo shortens it together with the emulator. */
+  rotationMinIntervalMs: number;
+  /** Duplicates staged in parallel. */
+  stageConcurrency: number;
+  /** TTL of the group lease `group:<id>` (renewed while a run advances). */
+  groupLeaseTtlMs: number;
+  /** TTL of the import-token lease `token:<region>:<instanceId>` (covers token create → get → rotate). */
+  tokenLeaseTtlMs: number;
+  /** A run that has not promoted its primary this long after it started fails with an explanation. */
+  runDeadlineMs: number;
+  /** Backoff for a blocked member or a failed step: base × 2^(attempt-1), capped. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Where escrow keys are created when a group is created without one (default: the primary's instance). */
+  escrowInstance?: { region: RegionId; instanceId: InstanceId };
+  /** Ed25519 private key (PKCS#8 PEM) and its id, used to sign a checkpoint of the chain head at each generation. */
+  checkpointSigning?: { keyId: string; privateKeyPem: string };
+  /** Name prefix of the keys lockstep creates. */
+  keyNamePrefix: string;
+}
+
+export const DEFAULT_ROTATION_CONFIG: RotationConfig = {
+  rotationMinIntervalMs: 3_600_000,
+  stageConcurrency: 4,
+  groupLeaseTtlMs: 120_000,
+  tokenLeaseTtlMs: 120_000,
+  runDeadlineMs: 24 * 3_600_000,
+  retryBaseMs: 30_000,
+  retryMaxMs: 30 * 60_000,
+  keyNamePrefix: 'lockstep',
+};
+
+/** Dependencies of {@link createRotationService}. */
+export interface RotationServiceDeps {
+  kp: KeyProtectPort;
+  stores: Stores;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  notifier?: Notifier;
+  config?: Partial<RotationConfig>;
+  /** @internal Test hook: called after each persisted step; throwing from it simulates a crash. */
+  afterPersist?: (run: RotationRun, step: Step) => void | Promise<void>;
+}
+
+/** Where a new member key goes. */
+export interface MemberPlacement {
+  region: RegionId;
+  instanceId: InstanceId;
+}
+
+export interface CreateGroupInput {
+  id: string;
+  name: string;
+  description?: string;
+  schedule: Schedule;
+  primary: MemberPlacement;
+  duplicates: MemberPlacement[];
+  /** An existing escrow root key; otherwise one is created with `createGeneratedRootKey`. */
+  escrow?: EscrowKeyRef;
+  trigger: Trigger;
+}
+
+export interface AdoptGroupInput {
+  id: string;
+  name: string;
+  description?: string;
+  schedule: Schedule;
+  primaryCrn: string;
+  duplicateCrns: string[];
+  escrow?: EscrowKeyRef;
+  trigger: Trigger;
+}
+
+/** Dry-run view of one member. */
+export interface MemberPlan {
+  role: MemberRole;
+  crn: KeyCrn;
+  region: RegionId;
+  state: 'active' | 'suspended' | 'deactivated' | 'destroyed' | 'unreachable';
+  currentVersionId?: KeyVersionId;
+  lastRotateAtMs?: number;
+  /** Earliest time Key Protect will accept a rotation of this member. */
+  earliestRotationAtMs?: number;
+  /** Import token path reachable (token lease free). */
+  importTokenLeaseFree: boolean;
+  problems: string[];
+}
+
+/** What `rotateNow` would do, without doing it. */
+export interface RotationPlan {
+  groupId: GroupId;
+  nextGeneration: number;
+  /** Earliest time every member may rotate (max over members). */
+  earliestStartAtMs: number;
+  canStartNow: boolean;
+  activeRunId?: RunId;
+  members: MemberPlan[];
+  /** Ordered steps the run would take. */
+  steps: string[];
+  problems: string[];
+}
+
+/** Result of advancing a run. */
+export interface AdvanceResult {
+  runId: RunId;
+  status: RotationRun['status'];
+  step: Step;
+  /** Why the run stopped here (waiting for the 1 h rule, a blocked member, the caller's deadline, …). */
+  reason?: string;
+  nextAttemptAtMs?: number;
+}
+
+/** Live probe of one generation on one member. */
+export interface GenerationProbe {
+  generation: number;
+  crn: KeyCrn;
+  ok: boolean;
+  reportedVersionId?: KeyVersionId;
+  expectedVersionId?: KeyVersionId;
+  error?: string;
+}
+
+export interface VerifyResult {
+  groupId: GroupId;
+  ok: boolean;
+  probes: GenerationProbe[];
+  /** Generations whose canary could not be checked (e.g. adopted before evidence existed). */
+  unchecked: number[];
+}
+
+/** An out-of-band change to a member, seen in Activity Tracker. */
+export interface ForeignChange {
+  crn: string;
+  action: string;
+  eventId: string;
+  eventTimeMs: number;
+  initiator?: string;
+}
+
+export interface AddRegionInput {
+  region: RegionId;
+  instanceId: InstanceId;
+  trigger: Trigger;
+}
+
+/** The rotation use cases. */
+export interface RotationService {
+  /** Creates the primary and duplicates from one fresh material via secure import, escrowed as generation 1. */
+  createGroup(input: CreateGroupInput): Promise<{ group: Group; lineage: LineageRecord }>;
+  /** Adopts existing keys that already hold identical material (proved by canary); lineage starts there. */
+  adoptGroup(input: AdoptGroupInput): Promise<{ group: Group; lineage: LineageRecord }>;
+  /** Dry run: what a rotation would do, when each member may next rotate, token and health checks. Changes nothing. */
+  plan(groupId: string): Promise<RotationPlan>;
+  /**
+   * Claims the group and persists a pending run for the next generation; returns its id.
+   * @throws {AppError} GROUP_NOT_FOUND, RUN_IN_PROGRESS, ROTATION_TOO_SOON, MEMBER_NOT_ACTIVE
+   */
+  rotateNow(groupId: string, opts: { trigger: Trigger; force?: boolean }): Promise<{ runId: RunId }>;
+  /** Resumes a run under the group lease until done, blocked/waiting, or `deadlineAtMs` (the caller's budget). */
+  advanceRun(runId: string, opts: { deadlineAtMs: number; holder: string }): Promise<AdvanceResult>;
+  /** Re-opens a failed run (e.g. after the region came back) with a fresh deadline, then leaves it pending. */
+  resume(runId: string, opts: { trigger: Trigger }): Promise<AdvanceResult>;
+  /** Live canary probe of every generation still held, on every member. Changes nothing but the evidence log. */
+  verify(groupId: string): Promise<VerifyResult>;
+  /** Adds a duplicate in a new region: generation 1's material, then every escrowed generation replayed in order. */
+  addRegion(groupId: string, input: AddRegionInput): Promise<{ runId: RunId }>;
+  /** Brings members that miss generations forward from escrow, one generation per allowed hour. */
+  catchUp(
+    groupId: string,
+    opts: { deadlineAtMs: number; holder: string },
+  ): Promise<{ advanced: number; pending: number }>;
+  getRun(runId: string): Promise<RotationRun>;
+  /** Attaches Activity Tracker evidence of lockstep's own action to a run's member (by run id, or by member CRN). */
+  attachEvidence(target: { runId: string } | { crn: string }, evidence: AtEvidence): Promise<{ runId?: RunId }>;
+  /** Marks an out-of-band change (rotation/delete/disable by someone else): group diverged/degraded, heal scheduled. */
+  markForeignChange(groupId: string, change: ForeignChange): Promise<{ status: GroupStatus; healRunId?: RunId }>;
+  /** Finds the group a member CRN belongs to (events handler). */
+  findGroupByMember(crn: string): Promise<Group | undefined>;
+}
+
+export type { CanaryEvidence };

@@ -1,0 +1,416 @@
+/**
+ * The pure rotation decider: given a run's persisted state (and the time, injected), {@link decide} says what to do
+ * next; given the outcome of that step, {@link applyOutcome} returns the next state. No I/O, clock or randomness.
+ * The runner in `src/app` executes the commands through the ports and persists every state this module returns
+ * before it asks for the next command. The state machine and its rules are drawn in `README.md` next to this file.
+ */
+import type { MemberReading } from './types.js';
+import {
+  type Command,
+  type Decision,
+  MemberProgress,
+  type Outcome,
+  type RotationRun,
+  type RunError,
+  RunKind,
+  type RunMember,
+  Step,
+} from './types.js';
+
+/** The decider's tunables (a subset of the service config). */
+export interface DeciderConfig {
+  rotationMinIntervalMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+const KP_ACTIVE = 1;
+const MAX_TRANSITIONS = 100;
+const MAX_NOTES = 50;
+
+/** Steps at which the run's deadline still applies: before the primary holds the new material. */
+const DEADLINE_STEPS: readonly Step[] = [Step.PLAN, Step.GENERATE, Step.STAGE, Step.VERIFY, Step.PROMOTE];
+
+/** The stable in-run name of a member. */
+export function slotOf(m: { role: string; region: string; instanceId: string }): string {
+  return `${m.role}:${m.region}:${m.instanceId}`;
+}
+
+export function primaryOf(run: RotationRun): RunMember {
+  const p = run.members.find((m) => m.role === 'primary');
+  if (!p) throw new Error(`run ${run.id} has no primary`);
+  return p;
+}
+
+export function duplicatesOf(run: RotationRun): RunMember[] {
+  return run.members.filter((m) => m.role === 'duplicate');
+}
+
+/** Exponential backoff for the n-th attempt (n ≥ 1), capped; an upstream Retry-After wins when longer. */
+export function backoffMs(attempt: number, cfg: DeciderConfig, retryAfterMs?: number): number {
+  const exp = Math.min(cfg.retryMaxMs, cfg.retryBaseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
+  return Math.max(exp, retryAfterMs ?? 0);
+}
+
+function isTerminal(run: RotationRun): boolean {
+  if (run.status === 'completed' || run.status === 'failed') return true;
+  // A divergence found after promotion still records the generation (as diverged) before it stops.
+  return run.status === 'diverged' && run.step !== Step.RECORD && run.step !== Step.RELEASE;
+}
+
+/** What to do next for `run` at `nowMs`. */
+export function decide(run: RotationRun, nowMs: number): Decision {
+  if (isTerminal(run)) {
+    return {
+      kind: 'finished',
+      status: run.status === 'completed' ? 'completed' : run.status === 'diverged' ? 'diverged' : 'failed',
+      reason: run.statusReason,
+    };
+  }
+  if (run.step === Step.DONE) return { kind: 'finished', status: 'completed' };
+
+  const pastDeadline = nowMs >= run.deadlineAtMs && DEADLINE_STEPS.includes(run.step);
+  const wait = (untilMs: number, reason: string): Decision =>
+    pastDeadline
+      ? { kind: 'command', command: { type: 'GiveUp', reason: explainDeadline(run, reason) } }
+      : { kind: 'wait', untilMs, reason };
+
+  // Step-level backoff (a whole step failed, or the 1 h rule postponed planning).
+  if (run.nextAttemptAtMs !== undefined && run.nextAttemptAtMs > nowMs && run.step !== Step.STAGE) {
+    if (run.step !== Step.PROMOTE || primaryOf(run).progress !== MemberProgress.BLOCKED) {
+      return wait(run.nextAttemptAtMs, run.statusReason ?? `waiting before retrying ${run.step}`);
+    }
+  }
+  // A run that keeps failing gives up at its deadline; a healthy one past it still finishes.
+  if (pastDeadline && run.status === 'degraded') {
+    return { kind: 'command', command: { type: 'GiveUp', reason: explainDeadline(run, run.statusReason) } };
+  }
+
+  switch (run.step) {
+    case Step.PLAN:
+      return command({ type: 'ReadMembers', slots: run.members.map((m) => m.slot) });
+    case Step.GENERATE:
+      return command({ type: 'GenerateMaterial', generation: run.generation });
+    case Step.STAGE: {
+      const open = duplicatesOf(run).filter((m) => m.progress !== MemberProgress.STAGED);
+      if (open.length === 0) return decide({ ...run, step: Step.VERIFY }, nowMs);
+      const ready = open.filter((m) => (m.notBeforeMs ?? 0) <= nowMs);
+      if (ready.length === 0) {
+        const until = Math.min(...open.map((m) => m.notBeforeMs ?? nowMs));
+        return wait(until, run.statusReason ?? 'waiting to retry blocked duplicates');
+      }
+      return command({ type: 'StageMembers', slots: ready.map((m) => m.slot) });
+    }
+    case Step.VERIFY: {
+      const dups = duplicatesOf(run);
+      if (dups.length === 0) return decide({ ...run, step: Step.PROMOTE }, nowMs);
+      const [first, ...rest] = dups as [RunMember, ...RunMember[]];
+      return command({ type: 'VerifyDuplicates', wrapAt: first.slot, unwrapAt: rest.map((m) => m.slot) });
+    }
+    case Step.PROMOTE: {
+      const p = primaryOf(run);
+      // Invariant: the primary gets the material only after every duplicate holds it (verified).
+      if (duplicatesOf(run).some((m) => m.progress !== MemberProgress.STAGED)) {
+        return command({ type: 'GiveUp', reason: 'internal: promote reached with unstaged duplicates' });
+      }
+      if (p.progress === MemberProgress.STAGED) return decide({ ...run, step: Step.PROVE }, nowMs);
+      if ((p.notBeforeMs ?? 0) > nowMs) return wait(p.notBeforeMs!, run.statusReason ?? 'waiting to promote');
+      return command({ type: 'PromotePrimary', slot: p.slot });
+    }
+    case Step.PROVE:
+      return command({
+        type: 'ProveGroup',
+        primary: primaryOf(run).slot,
+        duplicates: duplicatesOf(run).map((m) => m.slot),
+      });
+    case Step.RECORD:
+      return command({ type: 'RecordLineage' });
+    case Step.RELEASE:
+      return command({ type: 'Release' });
+  }
+  /* c8 ignore next */
+  return { kind: 'finished', status: 'failed', reason: `unknown step ${String(run.step)}` };
+}
+
+function command(c: Command): Decision {
+  return { kind: 'command', command: c };
+}
+
+function explainDeadline(run: RotationRun, why?: string): string {
+  const blocked = run.members.filter((m) => m.progress !== MemberProgress.STAGED);
+  const who = blocked
+    .map(
+      (m) =>
+        `${m.role} ${m.region} (${m.crn ?? m.slot})${m.lastError ? `: ${m.lastError.code} ${m.lastError.message}` : ''}`,
+    )
+    .join('; ');
+  const primaryUntouched = primaryOf(run).progress !== MemberProgress.STAGED;
+  return [
+    `Run ${run.id} (group ${run.groupId}, generation ${run.generation}) gave up at step "${run.step}" after its deadline ${new Date(run.deadlineAtMs).toISOString()}.`,
+    why ? `Last problem: ${why}.` : '',
+    who ? `Not staged: ${who}.` : '',
+    primaryUntouched
+      ? `The primary was NOT rotated: every member still holds generation ${run.generation - 1}, so applications are unaffected; duplicates already staged hold one unused extra version.`
+      : '',
+    `Fix the member, then resume the run (lockstep rotate --resume ${run.id}); it reuses the same escrowed material.`,
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
+
+/** Applies the outcome of the last command; returns a new run (the input is not modified). */
+export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number, cfg: DeciderConfig): RotationRun {
+  const run: RotationRun = structuredClone(prev);
+  run.updatedAtMs = nowMs;
+  const fromStep = run.step;
+  const fromStatus = run.status;
+
+  switch (outcome.type) {
+    case 'MembersRead':
+      onMembersRead(run, outcome.readings, nowMs, cfg);
+      break;
+    case 'MaterialEscrowed':
+      run.fingerprint = outcome.fingerprint;
+      run.escrow = outcome.escrow;
+      run.step = Step.STAGE;
+      run.status = 'running';
+      run.attempt = 0;
+      run.nextAttemptAtMs = undefined;
+      break;
+    case 'MemberStaged': {
+      const m = memberBySlot(run, outcome.slot);
+      m.progress = MemberProgress.STAGED;
+      m.versionId = outcome.versionId;
+      m.rotatedAtMs = outcome.rotatedAtMs;
+      m.stagedVia = outcome.via;
+      if (outcome.keyId) m.keyId = outcome.keyId;
+      if (outcome.crn) m.crn = outcome.crn;
+      m.notBeforeMs = undefined;
+      if (outcome.via === 'found') {
+        addNote(run, `${m.role} ${m.region}: version ${outcome.versionId} found on re-check (not rotated twice)`);
+      }
+      if (run.step === Step.STAGE && duplicatesOf(run).every((d) => d.progress === MemberProgress.STAGED)) {
+        run.step = Step.VERIFY;
+        run.attempt = 0;
+      }
+      if (run.step === Step.PROMOTE && m.role === 'primary') {
+        run.step = Step.PROVE;
+        run.attempt = 0;
+      }
+      if (run.members.every((x) => x.progress !== MemberProgress.BLOCKED) && run.status !== 'diverged') {
+        run.status = 'running';
+        run.statusReason = undefined;
+      }
+      break;
+    }
+    case 'CanaryPassed':
+      run.canaries.push(...outcome.evidence);
+      run.attempt = 0;
+      run.nextAttemptAtMs = undefined;
+      if (run.status !== 'diverged') {
+        run.status = 'running';
+        run.statusReason = undefined;
+      }
+      if (run.step === Step.VERIFY) run.step = Step.PROMOTE;
+      else if (run.step === Step.PROVE) run.step = Step.RECORD;
+      break;
+    case 'CanaryMismatch':
+      run.canaries.push(...outcome.evidence);
+      run.status = 'diverged';
+      run.statusReason =
+        run.step === Step.VERIFY
+          ? `Duplicates disagree (${outcome.detail}); the primary was NOT rotated. Investigate before resuming.`
+          : `Primary and duplicates disagree after promotion (${outcome.detail}); DR unwrap may fail. Investigate now.`;
+      // After promotion the generation exists on the primary: record it (as diverged) so auditors see it.
+      if (run.step === Step.PROVE) run.step = Step.RECORD;
+      run.nextAttemptAtMs = undefined;
+      break;
+    case 'LineageRecorded':
+      run.lineageHash = outcome.hash;
+      run.step = Step.RELEASE;
+      run.attempt = 0;
+      run.nextAttemptAtMs = undefined;
+      break;
+    case 'Released':
+      run.step = Step.DONE;
+      run.finishedAtMs = nowMs;
+      run.nextAttemptAtMs = undefined;
+      if (run.status !== 'diverged') {
+        run.status = 'completed';
+        run.statusReason = undefined;
+      }
+      break;
+    case 'GaveUp':
+      run.status = 'failed';
+      run.statusReason = outcome.reason;
+      run.finishedAtMs = nowMs;
+      run.nextAttemptAtMs = undefined;
+      break;
+    case 'StepFailed':
+      onStepFailed(run, outcome.step, outcome.error, nowMs, cfg, outcome.slot);
+      break;
+  }
+
+  if (run.step !== fromStep || run.status !== fromStatus) {
+    run.transitions.push({ atMs: nowMs, from: fromStep, to: run.step, status: run.status, note: run.statusReason });
+    if (run.transitions.length > MAX_TRANSITIONS) run.transitions.splice(0, run.transitions.length - MAX_TRANSITIONS);
+  }
+  return run;
+}
+
+function onMembersRead(run: RotationRun, readings: MemberReading[], nowMs: number, cfg: DeciderConfig): void {
+  const problems: string[] = [];
+  let earliest = 0;
+  for (const r of readings) {
+    const m = memberBySlot(run, r.slot);
+    if (r.deleted || r.state !== KP_ACTIVE) {
+      problems.push(
+        `${m.role} ${m.region} (${m.crn ?? m.slot}) is not active (state ${r.state}${r.deleted ? ', deleted' : ''})`,
+      );
+    }
+    if (r.lastRotateAtMs !== undefined) earliest = Math.max(earliest, r.lastRotateAtMs + cfg.rotationMinIntervalMs);
+  }
+  if (problems.length > 0) {
+    run.attempt += 1;
+    run.status = 'degraded';
+    run.statusReason = `Cannot rotate: ${problems.join('; ')}`;
+    run.nextAttemptAtMs = nowMs + backoffMs(run.attempt, cfg);
+    return;
+  }
+  if (earliest > nowMs) {
+    // Key Protect allows one rotation per key per hour: plan around it instead of being refused.
+    run.status = 'pending';
+    run.statusReason = `Key Protect allows one rotation per key per hour; next allowed at ${new Date(earliest).toISOString()}`;
+    run.nextAttemptAtMs = earliest;
+    return;
+  }
+  for (const r of readings) {
+    const m = memberBySlot(run, r.slot);
+    m.snapshotVersionId = r.currentVersionId;
+    m.snapshotVersionCount = r.versionCount;
+    m.snapshotLastRotateAtMs = r.lastRotateAtMs;
+  }
+  run.step = Step.GENERATE;
+  run.status = 'running';
+  run.statusReason = undefined;
+  run.attempt = 0;
+  run.nextAttemptAtMs = undefined;
+}
+
+function onStepFailed(
+  run: RotationRun,
+  step: Step,
+  error: RunError,
+  nowMs: number,
+  cfg: DeciderConfig,
+  slot?: string,
+): void {
+  if (slot !== undefined) {
+    const m = memberBySlot(run, slot);
+    if (m.progress === MemberProgress.STAGED) return; // a late failure report for a member already proved staged
+    m.attempts += 1;
+    m.progress = MemberProgress.BLOCKED;
+    m.lastError = error;
+    const until =
+      error.code === 'ROTATION_TOO_SOON' && error.retryAfterMs !== undefined
+        ? nowMs + error.retryAfterMs
+        : nowMs + backoffMs(m.attempts, cfg, error.retryAfterMs);
+    m.notBeforeMs = until;
+    run.status = 'degraded';
+    run.statusReason =
+      m.role === 'duplicate'
+        ? `Duplicate ${m.region} (${m.crn ?? m.slot}) cannot be staged: ${error.code} ${error.message}. The primary will not be promoted until it is; retrying with the same escrowed material.`
+        : `Primary ${m.region} (${m.crn ?? m.slot}) cannot be promoted yet: ${error.code} ${error.message}. Every duplicate already holds the new material; retrying.`;
+    run.nextAttemptAtMs = Math.min(
+      ...run.members.filter((x) => x.notBeforeMs !== undefined).map((x) => x.notBeforeMs!),
+    );
+    return;
+  }
+  run.attempt += 1;
+  run.nextAttemptAtMs = nowMs + backoffMs(run.attempt, cfg, error.retryAfterMs);
+  run.statusReason = `Step ${step} failed (attempt ${run.attempt}): ${error.code} ${error.message}`;
+  if (run.status !== 'diverged') run.status = run.attempt >= 2 || !error.retryable ? 'degraded' : 'running';
+}
+
+function memberBySlot(run: RotationRun, slot: string): RunMember {
+  const m = run.members.find((x) => x.slot === slot);
+  if (!m) throw new Error(`run ${run.id} has no member ${slot}`);
+  return m;
+}
+
+function addNote(run: RotationRun, note: string): void {
+  if (!run.notes.includes(note)) run.notes.push(note);
+  if (run.notes.length > MAX_NOTES) run.notes.splice(0, run.notes.length - MAX_NOTES);
+}
+
+/** Input of {@link newRun}. */
+export interface NewRunInput {
+  id: RotationRun['id'];
+  groupId: RotationRun['groupId'];
+  generation: number;
+  kind: RunKind;
+  trigger: RotationRun['trigger'];
+  members: Array<Pick<RunMember, 'role' | 'region' | 'instanceId' | 'keyId' | 'crn'>>;
+  nowMs: number;
+  deadlineAtMs: number;
+  notes?: string[];
+  notBeforeMs?: number;
+}
+
+/** A fresh run at `plan` (rotation) or `generate` (create: there is nothing to read yet). */
+export function newRun(input: NewRunInput): RotationRun {
+  return {
+    id: input.id,
+    groupId: input.groupId,
+    generation: input.generation,
+    kind: input.kind,
+    status: 'pending',
+    step: input.kind === RunKind.CREATE ? Step.GENERATE : Step.PLAN,
+    trigger: input.trigger,
+    members: input.members.map((m) => ({
+      role: m.role,
+      region: m.region,
+      instanceId: m.instanceId,
+      ...(m.keyId ? { keyId: m.keyId } : {}),
+      ...(m.crn ? { crn: m.crn } : {}),
+      slot: slotOf(m),
+      progress: MemberProgress.PENDING,
+      attempts: 0,
+      evidence: [],
+    })),
+    canaries: [],
+    deadlineAtMs: input.deadlineAtMs,
+    createdAtMs: input.nowMs,
+    updatedAtMs: input.nowMs,
+    startedAtMs: input.nowMs,
+    ...(input.notBeforeMs !== undefined ? { nextAttemptAtMs: input.notBeforeMs } : {}),
+    notes: input.notes ?? [],
+    attempt: 0,
+    transitions: [],
+  };
+}
+
+/** Re-opens a failed run with a new deadline (operator resume); clears member backoffs. */
+export function reopenRun(prev: RotationRun, nowMs: number, deadlineAtMs: number): RotationRun {
+  const run = structuredClone(prev);
+  run.transitions.push({ atMs: nowMs, from: run.step, to: run.step, status: 'running', note: 'resumed by operator' });
+  run.status = 'running';
+  run.statusReason = undefined;
+  run.finishedAtMs = undefined;
+  run.deadlineAtMs = deadlineAtMs;
+  run.nextAttemptAtMs = undefined;
+  run.attempt = 0;
+  run.updatedAtMs = nowMs;
+  for (const m of run.members) {
+    if (m.progress === MemberProgress.BLOCKED) {
+      m.progress = MemberProgress.PENDING;
+      m.notBeforeMs = undefined;
+    }
+  }
+  return run;
+}
+
+/** True when the primary of `run` holds (or may hold) new material: it has been sent a rotation or staged. */
+export function primaryPromoted(run: RotationRun): boolean {
+  return primaryOf(run).progress === MemberProgress.STAGED;
+}

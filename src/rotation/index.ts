@@ -1,0 +1,30 @@
+/**
+ * Rotation saga (pure): the persisted run, the commands and outcomes, and the decider. No I/O, clock or randomness.
+ */
+export {
+  applyOutcome,
+  backoffMs,
+  type DeciderConfig,
+  decide,
+  duplicatesOf,
+  type NewRunInput,
+  newRun,
+  primaryOf,
+  primaryPromoted,
+  reopenRun,
+  slotOf,
+} from './decider.js';
+export {
+  type Command,
+  type Decision,
+  MemberProgress,
+  type MemberReading,
+  type Outcome,
+  type RotationRun,
+  type RunError,
+  RunKind,
+  type RunMember,
+  type RunTransition,
+  STEP_ORDER,
+  Step,
+} from './types.js';

@@ -1,0 +1,187 @@
+/**
+ * The persisted state of one rotation saga (a run) and the commands/outcomes the pure decider exchanges with the
+ * runner in `src/app`. Everything here is plain JSON: the store persists it unchanged.
+ */
+import type { RunRecordBase } from '../app/index.js';
+import type {
+  AtEvidence,
+  CanaryEvidence,
+  ErrorCode,
+  InstanceId,
+  KeyCrn,
+  KeyId,
+  KeyVersionId,
+  MemberRole,
+  RegionId,
+  Trigger,
+} from '../core/index.js';
+
+/** Saga steps, in order. `generate` and `escrow` run as one command: plain material is never persisted between them. */
+export const Step = {
+  PLAN: 'plan',
+  GENERATE: 'generate',
+  STAGE: 'stage',
+  VERIFY: 'verify',
+  PROMOTE: 'promote',
+  PROVE: 'prove',
+  RECORD: 'record',
+  RELEASE: 'release',
+  DONE: 'done',
+} as const;
+export type Step = (typeof Step)[keyof typeof Step];
+
+/** The ordered list of steps (for diagrams, crash matrices and comparisons). */
+export const STEP_ORDER: readonly Step[] = [
+  Step.PLAN,
+  Step.GENERATE,
+  Step.STAGE,
+  Step.VERIFY,
+  Step.PROMOTE,
+  Step.PROVE,
+  Step.RECORD,
+  Step.RELEASE,
+  Step.DONE,
+];
+
+/** What a run does. `create` creates the member keys (generation 1); `rotation` rotates existing members. */
+export const RunKind = { ROTATION: 'rotation', CREATE: 'create' } as const;
+export type RunKind = (typeof RunKind)[keyof typeof RunKind];
+
+/** Progress of one member inside a run. */
+export const MemberProgress = {
+  /** Nothing sent yet (or the last attempt failed before anything could have applied). */
+  PENDING: 'pending',
+  /** Holds the run's material at `versionId`. */
+  STAGED: 'staged',
+  /** Cannot be staged right now (reason in `lastError`, retry not before `notBeforeMs`). */
+  BLOCKED: 'blocked',
+} as const;
+export type MemberProgress = (typeof MemberProgress)[keyof typeof MemberProgress];
+
+/** A typed, allowlisted error as kept in a run (never an upstream body). */
+export interface RunError {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+  /** Upstream asked to wait (Retry-After) or the 1 h rule applies until then. */
+  retryAfterMs?: number;
+  correlationId?: string;
+  atMs: number;
+}
+
+/** One member of the group as the run sees it. */
+export interface RunMember {
+  role: MemberRole;
+  region: RegionId;
+  instanceId: InstanceId;
+  /** Empty for a `create` run until the key exists. */
+  keyId?: KeyId;
+  crn?: KeyCrn;
+  /** Stable name inside the run: `<role>:<region>:<instanceId>`. */
+  slot: string;
+  /** Version the member held when the run planned (absent for `create`). */
+  snapshotVersionId?: KeyVersionId;
+  snapshotVersionCount?: number;
+  snapshotLastRotateAtMs?: number;
+  progress: MemberProgress;
+  /** The member's version holding this run's material, once staged. */
+  versionId?: KeyVersionId;
+  rotatedAtMs?: number;
+  /** How the staged version was established: we rotated and read it back, or found it when re-checking. */
+  stagedVia?: 'rotate' | 'found' | 'create';
+  attempts: number;
+  notBeforeMs?: number;
+  lastError?: RunError;
+  evidence: AtEvidence[];
+}
+
+/** One state transition, kept for operators (bounded). */
+export interface RunTransition {
+  atMs: number;
+  from: Step;
+  to: Step;
+  status: string;
+  note?: string;
+}
+
+/** The persisted saga (one document per run). */
+export interface RotationRun extends RunRecordBase {
+  kind: RunKind;
+  step: Step;
+  trigger: Trigger;
+  /** Public fingerprint of the run's material, once generated. */
+  fingerprint?: string;
+  /** Escrow ciphertext of the material (under the group's escrow key, AAD naming group and generation). */
+  escrow?: {
+    keyCrn: KeyCrn;
+    ciphertext: string;
+    aad: string[];
+    fingerprint: string;
+  };
+  members: RunMember[];
+  canaries: CanaryEvidence[];
+  /** Before promotion, a run still short of its goal at this time fails. */
+  deadlineAtMs: number;
+  startedAtMs: number;
+  finishedAtMs?: number;
+  /** Operator-facing explanation of the current status (degraded/failed/diverged). */
+  statusReason?: string;
+  notes: string[];
+  /** Attempts of the current step (resets on every step change). */
+  attempt: number;
+  /** Lineage hash once recorded. */
+  lineageHash?: string;
+  transitions: RunTransition[];
+}
+
+// ───────────────────────────── Commands (decider → runner) ─────────────────────────────
+
+export type Command =
+  | { type: 'ReadMembers'; slots: string[] }
+  | { type: 'GenerateMaterial'; generation: number }
+  | { type: 'StageMembers'; slots: string[] }
+  | { type: 'VerifyDuplicates'; wrapAt: string; unwrapAt: string[] }
+  | { type: 'PromotePrimary'; slot: string }
+  | { type: 'ProveGroup'; primary: string; duplicates: string[] }
+  | { type: 'RecordLineage' }
+  | { type: 'Release' }
+  /** Give up (deadline passed before promotion): the runner records the failure and notifies. */
+  | { type: 'GiveUp'; reason: string };
+
+/** What the decider wants next. */
+export type Decision =
+  | { kind: 'command'; command: Command }
+  | { kind: 'wait'; untilMs: number; reason: string }
+  | { kind: 'finished'; status: 'completed' | 'failed' | 'diverged'; reason?: string };
+
+// ───────────────────────────── Outcomes (runner → decider) ─────────────────────────────
+
+/** What the runner read of one member during `plan`. */
+export interface MemberReading {
+  slot: string;
+  state: number;
+  deleted: boolean;
+  currentVersionId: KeyVersionId;
+  versionCount: number;
+  lastRotateAtMs?: number;
+}
+
+export type Outcome =
+  | { type: 'MembersRead'; readings: MemberReading[] }
+  | { type: 'MaterialEscrowed'; fingerprint: string; escrow: NonNullable<RotationRun['escrow']> }
+  | {
+      type: 'MemberStaged';
+      slot: string;
+      versionId: KeyVersionId;
+      rotatedAtMs: number;
+      via: 'rotate' | 'found' | 'create';
+      keyId?: KeyId;
+      crn?: KeyCrn;
+    }
+  | { type: 'CanaryPassed'; evidence: CanaryEvidence[] }
+  | { type: 'CanaryMismatch'; evidence: CanaryEvidence[]; detail: string }
+  | { type: 'LineageRecorded'; hash: string }
+  | { type: 'Released' }
+  | { type: 'GaveUp'; reason: string }
+  /** A step (or one member of it) failed; `slot` names the member when there is one. */
+  | { type: 'StepFailed'; step: Step; slot?: string; error: RunError };
