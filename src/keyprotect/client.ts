@@ -1,0 +1,506 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import KeyProtectV2 from '@ibm-cloud/ibm-key-protect/ibm-key-protect-api/v2.js';
+import type {
+  CallOptions,
+  CreateImportedKeyInput,
+  KeyInfo,
+  KeyProtectPort,
+  KeyRef,
+  KeyVersionInfo,
+  UnwrapResult,
+  WrapResult,
+} from '../app/ports.js';
+import type { Clock, InstanceId, KeyMaterial, Logger, Random, RegionId } from '../core/index.js';
+import { AppError, asInstanceId, asKeyId, isAppError, Sensitive, silentLogger } from '../core/index.js';
+import { guardAuthenticator, type KeyProtectAuthenticator } from './auth.js';
+import {
+  type CallContext,
+  describeSdkError,
+  IDEMPOTENT_OPERATIONS,
+  KpOperation,
+  toKeyProtectError,
+  withCallContext,
+} from './errors.js';
+import { parseKeyInfo, parseUnwrap, parseVersionsPage, parseWrap } from './responses.js';
+import { type RetryPolicy, resolveRetryPolicy, runWithRetry, type Sleep, timerSleep } from './retry.js';
+import { type SecureImportWireFields, sealForImport, toWireFields } from './secure-import/index.js';
+
+export interface KeyProtectClientOptions {
+  /** One Key Protect API base URL per region, e.g. `{ 'us-south': 'https://us-south.kms.cloud.ibm.com' }`. */
+  endpoints: Readonly<Record<string, string>>;
+  /** From {@link authenticatorFromConfig}. Shared by every region. */
+  authenticator: KeyProtectAuthenticator;
+  /** IVs for secure import, correlation ids, retry jitter. */
+  random: Random;
+  clock: Clock;
+  /** Receives one debug line per upstream call (never bodies). Default: silent. */
+  logger?: Logger;
+  /** Overrides of {@link DEFAULT_RETRY_POLICY}. */
+  retry?: Partial<RetryPolicy>;
+  /** Per-request timeout (socket inactivity), ms. Default 30 000. */
+  timeoutMs?: number;
+  /** Lifetime of the import tokens this client creates, 300–86 400 s. Default 600. */
+  importTokenExpirationSeconds?: number;
+  /**
+   * `true` (default): create and rotate always go through secure import (import token + RSA-OAEP + AES-GCM nonce).
+   * `'auto'`: secure import, falling back to a plain payload (TLS only) when the instance does not offer import
+   * tokens at all (POST /import_token answers 404, 405 or 501 without a Key Protect reason code).
+   * `false`: plain payload; the material travels base64-encoded inside TLS only.
+   */
+  useImportToken?: boolean | 'auto';
+  /** Waits between retries. Default: a timer. Tests inject a recorder. */
+  sleep?: Sleep;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_TOKEN_EXPIRATION_SECONDS = 600;
+const VERSIONS_PAGE_SIZE = 200;
+const MAX_VERSION_PAGES = 500;
+const KEY_COLLECTION = 'application/vnd.ibm.kms.key+json';
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+interface Scope {
+  correlationId: string;
+  signal?: AbortSignal;
+  log: Logger;
+}
+
+type Service = InstanceType<typeof KeyProtectV2>;
+type Sent = Promise<{ result?: unknown; status?: number }>;
+
+/**
+ * The Key Protect adapter: implements {@link KeyProtectPort} over the IBM SDK (`@ibm-cloud/ibm-key-protect`), one
+ * SDK service per region.
+ *
+ * - **Errors**: every failure is an `AppError`; see the table on {@link toKeyProtectError}.
+ * - **Retries**: the SDK's own retries are off; idempotent calls follow {@link RetryPolicy}; create key and rotate
+ *   are sent exactly once and an ambiguous failure carries `details.ambiguous: true`.
+ * - **Secure import** (`createImportedKey`, `rotateWithMaterial`): POST /import_token → GET /import_token → seal →
+ *   create/rotate. Key Protect keeps one import token per instance and the last one created wins, so **the caller
+ *   must serialise these two methods per instance** (hold the instance's import-token lease for the whole call);
+ *   otherwise a concurrent call overwrites the token and this one fails with `IMPORT_TOKEN_NONCE_MISMATCH`.
+ * - **Correlation id**: `opts.correlationId` or a fresh UUID per logical call, sent as `Correlation-Id` on every
+ *   upstream request of that call and logged (debug) with each of them.
+ * - **Material** is read through `material.use(...)` while building a request body and never kept; the body buffer
+ *   is zeroed once the request settles. The caller zeroes the material.
+ *
+ * @throws {AppError} CONFIG_INVALID for bad options
+ * @example
+ * const kp = createKeyProtectClient({
+ *   endpoints: { 'us-south': 'https://us-south.kms.cloud.ibm.com' },
+ *   authenticator: authenticatorFromConfig({ kind: 'container', profileName: 'lockstep' }),
+ *   random: cryptoRandom, clock: systemClock, logger,
+ * });
+ * await kp.rotateWithMaterial(ref, material, { correlationId: runId });
+ */
+export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtectPort {
+  const policy = resolveRetryPolicy(opts.retry);
+  const timeoutMs = positiveInt('timeoutMs', opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, 1, 600_000);
+  const tokenExpiration = positiveInt(
+    'importTokenExpirationSeconds',
+    opts.importTokenExpirationSeconds ?? DEFAULT_TOKEN_EXPIRATION_SECONDS,
+    300,
+    86_400,
+  );
+  const useImportToken = opts.useImportToken ?? true;
+  if (useImportToken !== true && useImportToken !== false && useImportToken !== 'auto') {
+    throw configError('useImportToken', 'useImportToken must be true, false or "auto"');
+  }
+  if (!opts.authenticator || typeof opts.authenticator.authenticate !== 'function') {
+    throw configError('authenticator', 'authenticator is required (use authenticatorFromConfig)');
+  }
+  const { random, clock } = opts;
+  const logger = (opts.logger ?? silentLogger).child({ component: 'keyprotect' });
+  const sleep = opts.sleep ?? timerSleep;
+  const authenticator = guardAuthenticator(opts.authenticator);
+  const currentSignal = new AsyncLocalStorage<AbortSignal | undefined>();
+  const services = buildServices(opts.endpoints, authenticator, timeoutMs, currentSignal);
+
+  function serviceFor(region: string): Service {
+    const service = services.get(region);
+    if (!service) {
+      throw new AppError('VALIDATION_FAILED', `No Key Protect endpoint is configured for region ${region}`, {
+        details: { field: 'region', region, configured: [...services.keys()] },
+      });
+    }
+    return service;
+  }
+
+  function scope(callOpts: CallOptions | undefined, fields: Record<string, string>): Scope {
+    const correlationId = callOpts?.correlationId ?? random.uuid();
+    if (!CORRELATION_ID.test(correlationId)) {
+      throw new AppError('VALIDATION_FAILED', 'correlationId must be 1-128 characters of [A-Za-z0-9._:-]', {
+        details: { field: 'correlationId' },
+      });
+    }
+    return {
+      correlationId,
+      ...(callOpts?.signal ? { signal: callOpts.signal } : {}),
+      log: logger.child({ correlationId, ...fields }),
+    };
+  }
+
+  /** One upstream call under the retry policy; every failure leaves as a mapped AppError. */
+  async function send(sc: Scope, region: string, operation: KpOperation, fn: (svc: Service) => Sent) {
+    const service = serviceFor(region);
+    const ctx: CallContext = { operation, region, correlationId: sc.correlationId };
+    return runWithRetry({
+      policy,
+      idempotent: IDEMPOTENT_OPERATIONS.has(operation),
+      random,
+      sleep,
+      ...(sc.signal ? { signal: sc.signal } : {}),
+      attempt: async (attempt) => {
+        if (sc.signal?.aborted) throw toKeyProtectError({ aborted: true, notSent: true }, ctx);
+        const startedMs = clock.nowMs();
+        try {
+          const response = await currentSignal.run(sc.signal, () => fn(service));
+          sc.log.debug('kp call', {
+            operation,
+            attempt,
+            status: response.status ?? null,
+            durationMs: clock.nowMs() - startedMs,
+          });
+          return response.result;
+        } catch (err) {
+          const mapped = isAppError(err)
+            ? withCallContext(err, ctx)
+            : toKeyProtectError(
+                { ...describeSdkError(err, clock), ...(sc.signal?.aborted ? { aborted: true } : {}) },
+                ctx,
+                err,
+              );
+          sc.log.debug('kp call failed', {
+            operation,
+            attempt,
+            status: mapped.details.status ?? null,
+            kpCode: mapped.details.kpCode ?? null,
+            code: mapped.code,
+            durationMs: clock.nowMs() - startedMs,
+          });
+          throw mapped;
+        }
+      },
+      onRetry: ({ attempt, delayMs, error }) =>
+        sc.log.debug('kp call retry', { operation, attempt, delayMs, code: error.code }),
+    });
+  }
+
+  /** The body fields that carry the material: sealed for an import token, or plain base64. */
+  async function materialFields(
+    sc: Scope,
+    region: string,
+    instanceId: InstanceId,
+    material: KeyMaterial,
+  ): Promise<SecureImportWireFields | { payload: string }> {
+    if (useImportToken === false) return plainFields(material);
+    try {
+      await send(sc, region, KpOperation.POST_IMPORT_TOKEN, (svc) =>
+        svc.postImportToken({
+          bluemixInstance: instanceId,
+          expiration: tokenExpiration,
+          maxAllowedRetrievals: policy.maxAttempts,
+          correlationId: sc.correlationId,
+        }),
+      );
+    } catch (err) {
+      if (useImportToken === 'auto' && tokenEndpointMissing(err)) {
+        sc.log.warn('import tokens not offered by this instance; sending plain payload over TLS', { region });
+        return plainFields(material);
+      }
+      throw err;
+    }
+    const token = await send(sc, region, KpOperation.GET_IMPORT_TOKEN, (svc) =>
+      svc.getImportToken({ bluemixInstance: instanceId, correlationId: sc.correlationId }),
+    );
+    const { payload, nonce } = (token ?? {}) as { payload?: unknown; nonce?: unknown };
+    const ctx: CallContext = { operation: KpOperation.GET_IMPORT_TOKEN, region, correlationId: sc.correlationId };
+    if (typeof payload !== 'string' || typeof nonce !== 'string') {
+      throw unusableToken(ctx, 'missing_fields');
+    }
+    try {
+      return toWireFields(sealForImport({ token: { payload, nonce: new Sensitive(nonce) }, material, random }));
+    } catch (err) {
+      if (isAppError(err) && err.code === 'VALIDATION_FAILED') {
+        throw unusableToken(ctx, String(err.details.reason ?? 'invalid'), err);
+      }
+      throw err;
+    }
+  }
+
+  async function getKey(ref: KeyRef, callOpts?: CallOptions): Promise<KeyInfo> {
+    checkRef(ref);
+    const sc = scope(callOpts, { region: ref.region, instanceId: ref.instanceId, keyId: ref.keyId, call: 'getKey' });
+    const result = await send(sc, ref.region, KpOperation.GET_KEY, (svc) =>
+      svc.getKey({ id: ref.keyId, bluemixInstance: ref.instanceId, correlationId: sc.correlationId }),
+    );
+    return parseKeyInfo(result, {
+      operation: KpOperation.GET_KEY,
+      region: ref.region,
+      correlationId: sc.correlationId,
+    });
+  }
+
+  async function createKey(
+    sc: Scope,
+    region: RegionId,
+    instanceId: InstanceId,
+    resource: Record<string, unknown>,
+  ): Promise<KeyInfo> {
+    const body = Buffer.from(
+      JSON.stringify({
+        metadata: { collectionType: KEY_COLLECTION, collectionTotal: 1 },
+        resources: [{ type: KEY_COLLECTION, extractable: false, ...resource }],
+      }),
+    );
+    let result: unknown;
+    try {
+      result = await send(sc, region, KpOperation.CREATE_KEY, (svc) =>
+        svc.createKey({
+          bluemixInstance: instanceId,
+          body,
+          correlationId: sc.correlationId,
+          prefer: 'return=representation',
+        }),
+      );
+    } finally {
+      body.fill(0);
+    }
+    const ctx: CallContext = { operation: KpOperation.CREATE_KEY, region, correlationId: sc.correlationId };
+    try {
+      return parseKeyInfo(result, ctx);
+    } catch (err) {
+      // created, but the representation is partial (e.g. return=minimal): read it back
+      const id = (result as { resources?: { id?: unknown }[] } | undefined)?.resources?.[0]?.id;
+      if (typeof id !== 'string') throw err;
+      return getKey({ region, instanceId, keyId: asKeyId(id) }, { correlationId: sc.correlationId });
+    }
+  }
+
+  return {
+    getKey,
+
+    async listVersions(ref, callOpts) {
+      checkRef(ref);
+      const sc = scope(callOpts, {
+        region: ref.region,
+        instanceId: ref.instanceId,
+        keyId: ref.keyId,
+        call: 'listVersions',
+      });
+      const ctx: CallContext = {
+        operation: KpOperation.LIST_VERSIONS,
+        region: ref.region,
+        correlationId: sc.correlationId,
+      };
+      const seen = new Map<string, KeyVersionInfo>();
+      for (let page = 0; page < MAX_VERSION_PAGES; page++) {
+        const result = await send(sc, ref.region, KpOperation.LIST_VERSIONS, (svc) =>
+          svc.getKeyVersions({
+            id: ref.keyId,
+            bluemixInstance: ref.instanceId,
+            correlationId: sc.correlationId,
+            limit: VERSIONS_PAGE_SIZE,
+            offset: page * VERSIONS_PAGE_SIZE,
+          }),
+        );
+        const versions = parseVersionsPage(result, ctx);
+        for (const v of versions) if (!seen.has(v.id)) seen.set(v.id, v);
+        if (versions.length < VERSIONS_PAGE_SIZE) break;
+      }
+      // Key Protect lists newest first; sort anyway (stable) so a page boundary moving under us cannot reorder
+      return [...seen.values()].sort((a, b) => b.createdAtMs - a.createdAtMs);
+    },
+
+    async createImportedKey(input: CreateImportedKeyInput, callOpts) {
+      const instanceId = asInstanceId(input.instanceId);
+      const descriptive = keyDescription(input);
+      const sc = scope(callOpts, { region: input.region, instanceId, call: 'createImportedKey' });
+      serviceFor(input.region);
+      const fields = await materialFields(sc, input.region, instanceId, input.material);
+      return createKey(sc, input.region, instanceId, { ...descriptive, ...fields });
+    },
+
+    async createGeneratedRootKey(input, callOpts) {
+      const instanceId = asInstanceId(input.instanceId);
+      const descriptive = keyDescription(input);
+      const sc = scope(callOpts, { region: input.region, instanceId, call: 'createGeneratedRootKey' });
+      return createKey(sc, input.region, instanceId, descriptive);
+    },
+
+    async rotateWithMaterial(ref, material, callOpts) {
+      checkRef(ref);
+      const sc = scope(callOpts, {
+        region: ref.region,
+        instanceId: ref.instanceId,
+        keyId: ref.keyId,
+        call: 'rotateWithMaterial',
+      });
+      serviceFor(ref.region);
+      const fields = await materialFields(sc, ref.region, ref.instanceId, material);
+      const body = Buffer.from(JSON.stringify(fields));
+      try {
+        await send(sc, ref.region, KpOperation.ROTATE, (svc) =>
+          svc.rotateKey({
+            id: ref.keyId,
+            bluemixInstance: ref.instanceId,
+            keyActionRotateBody: body,
+            correlationId: sc.correlationId,
+          }),
+        );
+      } finally {
+        body.fill(0);
+      }
+    },
+
+    async wrap(ref, plaintext, aad, callOpts): Promise<WrapResult> {
+      checkRef(ref);
+      if (!Buffer.isBuffer(plaintext) || plaintext.length === 0 || plaintext.length > 7_500) {
+        throw new AppError('VALIDATION_FAILED', 'wrap plaintext must be 1-7500 bytes', {
+          details: { field: 'plaintext' },
+        });
+      }
+      const sc = scope(callOpts, { region: ref.region, instanceId: ref.instanceId, keyId: ref.keyId, call: 'wrap' });
+      const body = Buffer.from(JSON.stringify({ plaintext: plaintext.toString('base64'), ...aadField(aad) }));
+      try {
+        const result = await send(sc, ref.region, KpOperation.WRAP, (svc) =>
+          svc.wrapKey({
+            id: ref.keyId,
+            bluemixInstance: ref.instanceId,
+            keyActionWrapBody: body,
+            correlationId: sc.correlationId,
+          }),
+        );
+        return parseWrap(result, { operation: KpOperation.WRAP, region: ref.region, correlationId: sc.correlationId });
+      } finally {
+        body.fill(0);
+      }
+    },
+
+    async unwrap(ref, ciphertext, aad, callOpts): Promise<UnwrapResult> {
+      checkRef(ref);
+      if (typeof ciphertext !== 'string' || ciphertext.length === 0) {
+        throw new AppError('VALIDATION_FAILED', 'unwrap ciphertext must be a non-empty base64 string', {
+          details: { field: 'ciphertext' },
+        });
+      }
+      const sc = scope(callOpts, { region: ref.region, instanceId: ref.instanceId, keyId: ref.keyId, call: 'unwrap' });
+      const body = Buffer.from(JSON.stringify({ ciphertext, ...aadField(aad) }));
+      const result = await send(sc, ref.region, KpOperation.UNWRAP, (svc) =>
+        svc.unwrapKey({
+          id: ref.keyId,
+          bluemixInstance: ref.instanceId,
+          keyActionUnwrapBody: body,
+          correlationId: sc.correlationId,
+        }),
+      );
+      return parseUnwrap(result, {
+        operation: KpOperation.UNWRAP,
+        region: ref.region,
+        correlationId: sc.correlationId,
+      });
+    },
+  };
+}
+
+function buildServices(
+  endpoints: Readonly<Record<string, string>>,
+  authenticator: KeyProtectAuthenticator,
+  timeoutMs: number,
+  currentSignal: AsyncLocalStorage<AbortSignal | undefined>,
+): Map<string, Service> {
+  if (typeof endpoints !== 'object' || endpoints === null || Object.keys(endpoints).length === 0) {
+    throw configError('endpoints', 'endpoints must map at least one region to a Key Protect URL');
+  }
+  const services = new Map<string, Service>();
+  for (const [region, url] of Object.entries(endpoints)) {
+    if (!/^[a-z]{2}-[a-z]{2,6}$/.test(region)) {
+      throw configError(`endpoints.${region}`, `endpoint region "${region}" is not a region id like us-south`);
+    }
+    if (typeof url !== 'string' || !/^https?:\/\/[^\s/]+/.test(url)) {
+      throw configError(`endpoints.${region}`, `endpoint for ${region} must be an absolute http(s) URL`);
+    }
+    const service = new KeyProtectV2({ authenticator, serviceUrl: url.replace(/\/+$/, ''), timeout: timeoutMs });
+    service.disableRetries();
+    // The SDK has no per-call AbortSignal: attach the current call's signal to its axios requests.
+    service.getHttpClient().interceptors.request.use((config) => {
+      const signal = currentSignal.getStore();
+      if (signal) config.signal = signal;
+      return config;
+    });
+    services.set(region, service);
+  }
+  return services;
+}
+
+function plainFields(material: KeyMaterial): { payload: string } {
+  return { payload: material.use((bytes) => bytes.toString('base64')) };
+}
+
+function tokenEndpointMissing(err: unknown): boolean {
+  if (!isAppError(err) || err.details.kpCode !== null) return false;
+  return err.details.status === 404 || err.details.status === 405 || err.details.status === 501;
+}
+
+function unusableToken(ctx: CallContext, reason: string, cause?: unknown): AppError {
+  return new AppError('UPSTREAM_REJECTED', `Key Protect returned an import token that cannot be used (${reason})`, {
+    details: {
+      kpCode: null,
+      status: null,
+      correlationId: ctx.correlationId,
+      region: ctx.region,
+      operation: ctx.operation,
+      reason,
+    },
+    cause,
+  });
+}
+
+function checkRef(ref: KeyRef): void {
+  asInstanceId(ref.instanceId);
+  asKeyId(ref.keyId);
+}
+
+const ALIAS = /^[A-Za-z0-9_-]{2,90}$/;
+
+function keyDescription(input: { name: string; description?: string; aliases?: string[] }): Record<string, unknown> {
+  if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > 90) {
+    throw new AppError('VALIDATION_FAILED', 'key name must be 1-90 characters', { details: { field: 'name' } });
+  }
+  if (input.description !== undefined && (typeof input.description !== 'string' || input.description.length > 240)) {
+    throw new AppError('VALIDATION_FAILED', 'key description must be at most 240 characters', {
+      details: { field: 'description' },
+    });
+  }
+  const aliases = input.aliases ?? [];
+  if (!Array.isArray(aliases) || aliases.length > 5 || !aliases.every((a) => typeof a === 'string' && ALIAS.test(a))) {
+    throw new AppError('VALIDATION_FAILED', 'aliases: at most 5, each 2-90 characters of [A-Za-z0-9_-]', {
+      details: { field: 'aliases' },
+    });
+  }
+  return {
+    name: input.name,
+    ...(input.description !== undefined ? { description: input.description } : {}),
+    ...(aliases.length ? { aliases } : {}),
+  };
+}
+
+function aadField(aad: string[]): { aad?: string[] } {
+  if (!Array.isArray(aad) || !aad.every((a) => typeof a === 'string' && a.length <= 255)) {
+    throw new AppError('VALIDATION_FAILED', 'aad must be an array of strings of at most 255 characters', {
+      details: { field: 'aad' },
+    });
+  }
+  return aad.length ? { aad } : {};
+}
+
+function positiveInt(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw configError(field, `${field} must be an integer between ${min} and ${max}`);
+  }
+  return value;
+}
+
+function configError(field: string, message: string): AppError {
+  return new AppError('CONFIG_INVALID', `Invalid Key Protect client options: ${message}`, { details: { field } });
+}
