@@ -1,5 +1,69 @@
-import { AppError } from '../core/index.js';
-import type { RotationService, RotationServiceDeps } from './service.js';
+/**
+ * The rotation use cases over the ports (see {@link RotationService}). One engine behind every trigger.
+ */
+import {
+  AppError,
+  type AtEvidence,
+  asGroupId,
+  asInstanceId,
+  asRegionId,
+  asRunId,
+  type EscrowKeyRef,
+  type Group,
+  type GroupId,
+  hasCode,
+  type KeyCrn,
+  type KeyVersionId,
+  type LineageRecord,
+  type Member,
+  parseKeyCrn,
+  type RunId,
+  type Trigger,
+} from '../core/index.js';
+import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
+import { newRun, type RotationRun, RunKind, reopenRun, slotOf } from '../rotation/index.js';
+import { probeEvidence, runCanary } from './canary.js';
+import type { KeyInfo } from './ports.js';
+import { addRegionRun, advanceReplay } from './replay.js';
+import { advance, type RunnerContext, runsOf } from './runner.js';
+import {
+  type AddRegionInput,
+  type AdoptGroupInput,
+  type AdvanceResult,
+  type CreateGroupInput,
+  DEFAULT_ROTATION_CONFIG,
+  type ForeignChange,
+  type GenerationProbe,
+  type MemberPlan,
+  type RotationConfig,
+  type RotationPlan,
+  type RotationService,
+  type RotationServiceDeps,
+  type VerifyResult,
+} from './service.js';
+
+const STATE_NAMES: Record<number, MemberPlan['state']> = {
+  1: 'active',
+  2: 'suspended',
+  3: 'deactivated',
+  5: 'destroyed',
+};
+
+/** Default next-due rule until the scheduler recomputes it: interval schedules only. */
+function defaultNextDue(group: Group, completedAtMs: number): number | undefined {
+  if (group.schedule.enabled === false) return undefined;
+  if (group.schedule.intervalMs !== undefined) return completedAtMs + group.schedule.intervalMs;
+  return group.nextDueAtMs;
+}
+
+function validateTrigger(t: Trigger | undefined): Trigger {
+  if (!t || !['schedule', 'event', 'operator'].includes(t.kind) || typeof t.by !== 'string' || t.by.length === 0) {
+    throw new AppError('VALIDATION_FAILED', 'trigger must be {kind: schedule|event|operator, by: who or what}', {
+      details: { field: 'trigger' },
+    });
+  }
+  return t;
+}
 
 /**
  * Builds the rotation service over the ports.
@@ -8,23 +72,702 @@ import type { RotationService, RotationServiceDeps } from './service.js';
  * const { runId } = await svc.rotateNow('payments', { trigger: { kind: 'operator', by: 'alice' } });
  * await svc.advanceRun(runId, { deadlineAtMs: Date.now() + 60_000, holder: 'cli' });
  */
-export function createRotationService(_deps: RotationServiceDeps): RotationService {
-  const notYet = (): never => {
-    throw new AppError('INTERNAL', 'rotation service: not implemented yet');
+export function createRotationService(
+  deps: RotationServiceDeps & { nextDueAtMs?: RunnerContext['nextDueAtMs'] },
+): RotationService {
+  const config: RotationConfig = { ...DEFAULT_ROTATION_CONFIG, ...deps.config };
+  const ctx: RunnerContext = {
+    kp: deps.kp,
+    stores: deps.stores,
+    clock: deps.clock,
+    random: deps.random,
+    logger: deps.logger.child({ component: 'rotation' }),
+    ...(deps.notifier ? { notifier: deps.notifier } : {}),
+    config,
+    ...(deps.afterPersist ? { afterPersist: deps.afterPersist } : {}),
+    nextDueAtMs: deps.nextDueAtMs ?? defaultNextDue,
   };
-  return {
-    createGroup: notYet,
-    adoptGroup: notYet,
-    plan: notYet,
-    rotateNow: notYet,
-    advanceRun: notYet,
-    resume: notYet,
-    verify: notYet,
-    addRegion: notYet,
-    catchUp: notYet,
-    getRun: notYet,
-    attachEvidence: notYet,
-    markForeignChange: notYet,
-    findGroupByMember: notYet,
+  const { kp, stores, clock, random } = deps;
+  const runs = runsOf(stores);
+  const log = ctx.logger;
+  const now = () => clock.nowMs();
+  const opts = () => ({ correlationId: random.uuid() });
+
+  const newRunId = (groupId: GroupId, generation: number): RunId =>
+    asRunId(`run-${groupId.slice(0, 40)}-g${generation}-${random.uuid().slice(0, 8)}`);
+
+  async function createEscrowKey(
+    groupId: GroupId,
+    near: { region: Member['region']; instanceId: Member['instanceId'] },
+  ) {
+    const at = config.escrowInstance ?? near;
+    const key = await kp.createGeneratedRootKey(
+      {
+        region: at.region,
+        instanceId: at.instanceId,
+        name: `${config.keyNamePrefix}-${groupId}-escrow`,
+        description: `lockstep escrow key of group ${groupId}; only lockstep may use it`,
+      },
+      opts(),
+    );
+    const ref: EscrowKeyRef = { region: at.region, instanceId: at.instanceId, keyId: key.id, crn: key.crn };
+    return ref;
+  }
+
+  async function readMember(m: Member): Promise<KeyInfo | AppError> {
+    try {
+      return await kp.getKey(m, opts());
+    } catch (err) {
+      if (err instanceof AppError) return err;
+      throw err;
+    }
+  }
+
+  async function getGroup(groupId: string) {
+    return stores.groups.get(asGroupId(groupId));
+  }
+
+  async function activeRunOf(group: Group): Promise<RotationRun | undefined> {
+    if (!group.activeRunId) return undefined;
+    try {
+      const r = (await runs.get(group.activeRunId)).value;
+      return r.status === 'completed' || r.status === 'diverged' ? undefined : r;
+    } catch (err) {
+      if (hasCode(err, 'RUN_NOT_FOUND')) return undefined; // claimed, then crashed before the run was written
+      throw err;
+    }
+  }
+
+  const service: RotationService = {
+    async createGroup(input: CreateGroupInput) {
+      const groupId = asGroupId(input.id);
+      const trigger = validateTrigger(input.trigger);
+      if (typeof input.name !== 'string' || input.name.trim() === '') {
+        throw new AppError('VALIDATION_FAILED', 'name must be a non-empty string', { details: { field: 'name' } });
+      }
+      const placements = [
+        {
+          role: 'primary' as const,
+          region: asRegionId(input.primary?.region),
+          instanceId: asInstanceId(input.primary?.instanceId),
+        },
+        ...(input.duplicates ?? []).map((d) => ({
+          role: 'duplicate' as const,
+          region: asRegionId(d.region),
+          instanceId: asInstanceId(d.instanceId),
+        })),
+      ];
+      const instances = new Set(placements.map((p) => p.instanceId));
+      if (instances.size !== placements.length) {
+        throw new AppError('VALIDATION_FAILED', 'each member must be in a different Key Protect instance', {
+          details: { field: 'duplicates' },
+        });
+      }
+      if (await stores.groups.find(groupId)) {
+        throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
+      }
+      const runId = asRunId(
+        `run-${groupId}-create`.length >= 12 ? `run-${groupId}-create` : `run-${groupId}-create-g1`,
+      );
+      let existing: RotationRun | undefined;
+      try {
+        existing = (await runs.get(runId)).value;
+      } catch (err) {
+        if (!hasCode(err, 'RUN_NOT_FOUND')) throw err;
+      }
+      if (!existing) {
+        const escrowKey = input.escrow ?? (await createEscrowKey(groupId, placements[0]!));
+        const nowMs = now();
+        const run = newRun({
+          id: runId,
+          groupId,
+          generation: 1,
+          kind: RunKind.CREATE,
+          trigger,
+          members: placements,
+          escrowKey,
+          groupSpec: {
+            name: input.name,
+            ...(input.description ? { description: input.description } : {}),
+            schedule: input.schedule ?? {},
+          },
+          nowMs,
+          deadlineAtMs: nowMs + config.runDeadlineMs,
+        });
+        try {
+          await runs.create(run);
+        } catch (err) {
+          if (hasCode(err, 'STORE_CONFLICT')) {
+            throw new AppError('GROUP_EXISTS', `Group ${groupId} is being created by another request`, {
+              details: { groupId, runId },
+            });
+          }
+          throw err;
+        }
+        log.info('group creation started', { groupId, runId });
+      }
+      const res = await advance(ctx, runId, { deadlineAtMs: now() + 10 * 60_000, holder: `create-${random.uuid()}` });
+      if (res.status !== 'completed') {
+        throw new AppError(
+          res.status === 'diverged' ? 'MATERIAL_MISMATCH' : 'UPSTREAM_UNAVAILABLE',
+          `Group ${groupId} was not created yet (${res.status} at ${res.step}): ${res.reason ?? 'see the run'}. Run ${runId} resumes on the next tick.`,
+          { retryable: res.status !== 'diverged', details: { groupId, runId, status: res.status, step: res.step } },
+        );
+      }
+      return { group: (await stores.groups.get(groupId)).value, lineage: await stores.lineage.get(groupId, 1) };
+    },
+
+    async adoptGroup(input: AdoptGroupInput) {
+      const groupId = asGroupId(input.id);
+      const trigger = validateTrigger(input.trigger);
+      if (typeof input.name !== 'string' || input.name.trim() === '') {
+        throw new AppError('VALIDATION_FAILED', 'name must be a non-empty string', { details: { field: 'name' } });
+      }
+      const parsed = [
+        { role: 'primary' as const, ...parseKeyCrn(input.primaryCrn) },
+        ...(input.duplicateCrns ?? []).map((c) => ({ role: 'duplicate' as const, ...parseKeyCrn(c) })),
+      ];
+      if (new Set(parsed.map((p) => p.instanceId)).size !== parsed.length) {
+        throw new AppError('VALIDATION_FAILED', 'each member must be in a different Key Protect instance', {
+          details: { field: 'duplicateCrns' },
+        });
+      }
+      if (await stores.groups.find(groupId)) {
+        throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
+      }
+      const members: Member[] = parsed.map((p) => ({
+        role: p.role,
+        region: p.region,
+        instanceId: p.instanceId,
+        keyId: p.keyId,
+        crn: p.crn,
+      }));
+      const infos: KeyInfo[] = [];
+      for (const m of members) {
+        const info = await kp.getKey(m, opts());
+        if (info.state !== 1 || info.deleted) {
+          throw new AppError('MEMBER_NOT_ACTIVE', `Key ${m.crn} is not active (state ${info.state})`, {
+            details: { crn: m.crn, state: info.state },
+          });
+        }
+        if (!info.imported) {
+          throw new AppError(
+            'VALIDATION_FAILED',
+            `Key ${m.crn} was generated by Key Protect; only imported keys can be kept in lockstep`,
+            { details: { crn: m.crn } },
+          );
+        }
+        infos.push(info);
+      }
+      const aad = ['lockstep-canary/v1', `group:${groupId}`, 'generation:1'];
+      const party = (i: number) => ({
+        ref: members[i]!,
+        crn: members[i]!.crn,
+        expectedVersionId: infos[i]!.currentVersionId,
+      });
+      const evidence = [];
+      const problems: string[] = [];
+      const fwd = await runCanary(
+        kp,
+        random,
+        now,
+        party(0),
+        members.slice(1).map((_, i) => party(i + 1)),
+        aad,
+        opts(),
+      );
+      evidence.push(fwd.evidence);
+      problems.push(...fwd.problems);
+      for (let i = 1; i < members.length; i++) {
+        const back = await runCanary(kp, random, now, party(i), [party(0)], aad, opts());
+        evidence.push(back.evidence);
+        problems.push(...back.problems);
+      }
+      if (problems.length > 0) {
+        throw new AppError('MATERIAL_MISMATCH', `The keys do not hold identical material: ${problems.join('; ')}`, {
+          details: { groupId },
+        });
+      }
+      const escrow = input.escrow ?? (await createEscrowKey(groupId, members[0]!));
+      const nowMs = now();
+      const runId = asRunId(`run-${groupId}-adopt`.length >= 12 ? `run-${groupId}-adopt` : `run-${groupId}-adopt-g1`);
+      const run: RotationRun = {
+        ...newRun({
+          id: runId,
+          groupId,
+          generation: 1,
+          kind: RunKind.ADOPT,
+          trigger,
+          members,
+          escrowKey: escrow,
+          nowMs,
+          deadlineAtMs: nowMs,
+          notes: ['adopted existing keys: generation 1 material is not escrowed (lockstep never saw it)'],
+        }),
+        status: 'completed',
+        step: 'done',
+        finishedAtMs: nowMs,
+        fingerprint: 'adopted:unknown-material',
+        canaries: evidence,
+      };
+      run.members = run.members.map((m, i) => ({
+        ...m,
+        progress: 'staged',
+        versionId: infos[i]!.currentVersionId,
+        rotatedAtMs: infos[i]!.lastRotateAtMs ?? infos[i]!.creationAtMs,
+        stagedVia: 'found',
+      }));
+      await runs.create(run);
+      const record = buildLineageRecord({
+        groupId,
+        generation: 1,
+        fingerprint: run.fingerprint!,
+        trigger,
+        runId,
+        startedAtMs: nowMs,
+        finishedAtMs: nowMs,
+        members: run.members.map((m) => ({
+          role: m.role,
+          region: m.region,
+          instanceId: m.instanceId,
+          keyId: m.keyId!,
+          crn: m.crn!,
+          keyVersionId: m.versionId!,
+          rotatedAtMs: m.rotatedAtMs!,
+          evidence: [],
+        })),
+        verification: evidence,
+        status: 'complete',
+        notes: [
+          'adopted: lineage starts here; equality of the existing material was proved by canary',
+          'generation 1 material is not escrowed: a region added later cannot replay it',
+        ],
+      });
+      await stores.lineage.append(record);
+      if (config.checkpointSigning) {
+        await stores.checkpoints.put(
+          signCheckpoint(
+            { groupId, generation: 1, headHash: record.hash, signedAtMs: nowMs },
+            {
+              privateKey: config.checkpointSigning.privateKey,
+              ...(config.checkpointSigning.keyId ? { keyId: config.checkpointSigning.keyId } : {}),
+            },
+          ),
+        );
+      }
+      const lastRotated = Math.max(...infos.map((i) => i.lastRotateAtMs ?? i.creationAtMs));
+      const group: Group = {
+        id: groupId,
+        name: input.name,
+        ...(input.description ? { description: input.description } : {}),
+        members,
+        escrow,
+        schedule: input.schedule ?? {},
+        status: 'healthy',
+        currentGeneration: 1,
+        lastRotatedAtMs: lastRotated,
+        createdAtMs: nowMs,
+        updatedAtMs: nowMs,
+      };
+      const due = ctx.nextDueAtMs(group, lastRotated);
+      if (due !== undefined) group.nextDueAtMs = due;
+      const saved = await stores.groups.create(group);
+      log.info('group adopted', { groupId, members: members.length });
+      return { group: saved.value, lineage: record };
+    },
+
+    async plan(groupId: string): Promise<RotationPlan> {
+      const { value: group } = await getGroup(groupId);
+      const active = await activeRunOf(group);
+      const nowMs = now();
+      const problems: string[] = [];
+      const members: MemberPlan[] = await Promise.all(
+        group.members.map(async (m) => {
+          const info = await readMember(m);
+          if (info instanceof AppError) {
+            return {
+              role: m.role,
+              crn: m.crn,
+              region: m.region,
+              state: 'unreachable' as const,
+              problems: [`${info.code}: ${info.message}`],
+            };
+          }
+          const earliest =
+            info.lastRotateAtMs !== undefined ? info.lastRotateAtMs + config.rotationMinIntervalMs : nowMs;
+          const mp: string[] = [];
+          if (info.state !== 1 || info.deleted) mp.push(`not active (state ${info.state})`);
+          if (!info.imported) mp.push('not an imported key: it cannot be rotated with lockstep material');
+          if (info.currentVersionId) {
+            // A version the lineage does not know means someone rotated this member outside lockstep.
+            const known = await stores.lineage.findByKeyVersion(info.currentVersionId);
+            if (!known)
+              mp.push(`current version ${info.currentVersionId} is not in the lineage (out-of-band rotation?)`);
+          }
+          return {
+            role: m.role,
+            crn: m.crn,
+            region: m.region,
+            state: STATE_NAMES[info.state] ?? 'unreachable',
+            currentVersionId: info.currentVersionId,
+            ...(info.lastRotateAtMs !== undefined ? { lastRotateAtMs: info.lastRotateAtMs } : {}),
+            earliestRotationAtMs: Math.max(nowMs, earliest),
+            problems: mp,
+          };
+        }),
+      );
+      for (const m of members) for (const p of m.problems) problems.push(`${m.role} ${m.region}: ${p}`);
+      if (active) problems.push(`run ${active.id} is ${active.status} at step ${active.step}`);
+      const earliestStartAtMs = Math.max(nowMs, ...members.map((m) => m.earliestRotationAtMs ?? nowMs));
+      return {
+        groupId: group.id,
+        nextGeneration: group.currentGeneration + 1,
+        earliestStartAtMs,
+        canStartNow: problems.length === 0 && earliestStartAtMs <= nowMs,
+        ...(active ? { activeRunId: active.id } : {}),
+        members,
+        steps: [
+          'plan: take the group lease; read every member',
+          'generate: 32 fresh bytes; fingerprint; escrow under the group escrow key',
+          `stage: rotate ${group.members.length - 1} duplicate(s) in parallel (≤${config.stageConcurrency}) under each instance's import-token lease`,
+          'verify: canary across the duplicates',
+          'promote: rotate the primary with the same material',
+          'prove: canary primary ↔ every duplicate, each reporting its recorded version',
+          `record: lineage generation ${group.currentGeneration + 1} (hash-chained), signed checkpoint`,
+          'release: group healthy, lease released, notification',
+        ],
+        problems,
+      };
+    },
+
+    async rotateNow(groupId: string, o: { trigger: Trigger; force?: boolean }) {
+      const trigger = validateTrigger(o?.trigger);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const { value: group, rev } = await getGroup(groupId);
+        const active = await activeRunOf(group);
+        if (active) {
+          throw new AppError(
+            'RUN_IN_PROGRESS',
+            active.status === 'failed'
+              ? `Run ${active.id} of group ${group.id} failed; resume it (it reuses its escrowed material) before starting another`
+              : `Run ${active.id} of group ${group.id} is ${active.status} at step ${active.step}`,
+            { details: { runId: active.id, status: active.status, step: active.step } },
+          );
+        }
+        const nowMs = now();
+        let notBeforeMs: number | undefined;
+        if (!o.force) {
+          const infos = await Promise.all(group.members.map((m) => readMember(m)));
+          for (const [i, info] of infos.entries()) {
+            const m = group.members[i]!;
+            if (info instanceof AppError) {
+              if (hasCode(info, 'KEY_NOT_FOUND', 'KEY_DELETED')) {
+                throw new AppError('MEMBER_NOT_ACTIVE', `Member ${m.crn} (${m.region}) no longer exists`, {
+                  details: { crn: m.crn },
+                });
+              }
+              throw info;
+            }
+            if (info.state !== 1 || info.deleted) {
+              throw new AppError(
+                'MEMBER_NOT_ACTIVE',
+                `Member ${m.crn} (${m.region}) is not active (state ${info.state})`,
+                {
+                  details: { crn: m.crn, state: info.state },
+                },
+              );
+            }
+            if (info.lastRotateAtMs !== undefined && info.lastRotateAtMs + config.rotationMinIntervalMs > nowMs) {
+              const at = info.lastRotateAtMs + config.rotationMinIntervalMs;
+              throw new AppError(
+                'ROTATION_TOO_SOON',
+                `Member ${m.crn} (${m.region}) was rotated less than ${Math.round(config.rotationMinIntervalMs / 60000)} min ago; Key Protect allows the next rotation at ${new Date(at).toISOString()}`,
+                { details: { crn: m.crn, earliestAtMs: at } },
+              );
+            }
+          }
+        }
+        const generation = group.currentGeneration + 1;
+        const runId = newRunId(group.id, generation);
+        try {
+          await stores.groups.update(
+            {
+              ...group,
+              activeRunId: runId,
+              status: group.status === 'healthy' ? 'rotating' : group.status,
+              updatedAtMs: nowMs,
+            },
+            rev,
+          );
+        } catch (err) {
+          if (hasCode(err, 'STORE_CONFLICT')) continue; // someone changed the group: re-check
+          throw err;
+        }
+        const run = newRun({
+          id: runId,
+          groupId: group.id,
+          generation,
+          kind: RunKind.ROTATION,
+          trigger,
+          members: group.members,
+          escrowKey: group.escrow,
+          nowMs,
+          deadlineAtMs: nowMs + config.runDeadlineMs,
+          ...(notBeforeMs !== undefined ? { notBeforeMs } : {}),
+        });
+        await runs.create(run);
+        log.info('rotation claimed', { groupId: group.id, runId, generation, trigger: trigger.kind });
+        return { runId };
+      }
+      throw new AppError('RUN_IN_PROGRESS', `Group ${groupId} is changing concurrently; try again`, {
+        retryable: true,
+      });
+    },
+
+    async advanceRun(runId: string, o: { deadlineAtMs: number; holder: string }) {
+      const id = asRunId(runId);
+      if (typeof o?.holder !== 'string' || o.holder === '' || !Number.isFinite(o.deadlineAtMs)) {
+        throw new AppError('VALIDATION_FAILED', 'advanceRun needs {deadlineAtMs: epoch ms, holder: worker id}');
+      }
+      const { value: run } = await runs.get(id);
+      if (run.kind === RunKind.ADD_REGION) return advanceReplay(ctx, id, o);
+      return advance(ctx, id, o);
+    },
+
+    async resume(runId: string, o: { trigger: Trigger }): Promise<AdvanceResult> {
+      validateTrigger(o?.trigger);
+      const id = asRunId(runId);
+      const cur = await runs.get(id);
+      const run = cur.value;
+      if (run.status !== 'failed' && run.status !== 'degraded') {
+        throw new AppError(
+          'VALIDATION_FAILED',
+          `Run ${id} is ${run.status}; only a failed or degraded run can be resumed`,
+          {
+            details: { runId: id, status: run.status },
+          },
+        );
+      }
+      const nowMs = now();
+      const reopened = reopenRun(run, nowMs, nowMs + config.runDeadlineMs);
+      reopened.notes.push(`resumed by ${o.trigger.kind}:${o.trigger.by}`);
+      await runs.save(reopened, cur.rev);
+      if (run.kind === RunKind.ROTATION) {
+        await stores.groups.mutate(run.groupId, (g) => {
+          const out: Group = { ...g, status: 'rotating', activeRunId: id, updatedAtMs: nowMs };
+          delete out.statusReason;
+          return out;
+        });
+      }
+      return { runId: id, status: reopened.status, step: reopened.step };
+    },
+
+    async verify(groupId: string): Promise<VerifyResult> {
+      const { value: group } = await getGroup(groupId);
+      const chain = await stores.lineage.chain(group.id);
+      const probes: GenerationProbe[] = [];
+      const unchecked: number[] = [];
+      for (const record of chain) {
+        const canary = record.verification.find((c) => c.ok);
+        if (!canary) {
+          unchecked.push(record.generation);
+          continue;
+        }
+        for (const m of group.members) {
+          const expected = record.members.find((x) => x.crn === m.crn)?.keyVersionId;
+          try {
+            const r = await probeEvidence(kp, m, canary, opts());
+            const ok = r.holds && (expected === undefined || r.versionId === expected);
+            probes.push({
+              generation: record.generation,
+              crn: m.crn,
+              ok,
+              ...(r.versionId ? { reportedVersionId: r.versionId as KeyVersionId } : {}),
+              ...(expected ? { expectedVersionId: expected } : {}),
+              ...(!r.holds
+                ? { error: 'does not hold this generation' }
+                : !ok
+                  ? { error: 'reports another version' }
+                  : {}),
+            });
+          } catch (err) {
+            probes.push({
+              generation: record.generation,
+              crn: m.crn,
+              ok: false,
+              ...(expected ? { expectedVersionId: expected } : {}),
+              error: err instanceof AppError ? `${err.code}: ${err.message}` : 'unexpected error',
+            });
+          }
+        }
+      }
+      const ok = probes.every((p) => p.ok);
+      log.info('group verified', { groupId: group.id, ok, probes: probes.length, unchecked: unchecked.length });
+      return { groupId: group.id, ok, probes, unchecked };
+    },
+
+    async addRegion(groupId: string, input: AddRegionInput) {
+      return addRegionRun(ctx, asGroupId(groupId), {
+        region: asRegionId(input?.region),
+        instanceId: asInstanceId(input?.instanceId),
+        trigger: validateTrigger(input?.trigger),
+      });
+    },
+
+    async catchUp(groupId: string, o: { deadlineAtMs: number; holder: string }) {
+      const gid = asGroupId(groupId);
+      const list = await runs.listByGroup(gid, 100);
+      let advanced = 0;
+      let pending = 0;
+      for (const r of list.filter(
+        (x) => x.kind === RunKind.ADD_REGION && ['pending', 'running', 'degraded'].includes(x.status),
+      )) {
+        const before = r.replay?.nextGeneration ?? 1;
+        const res = await advanceReplay(ctx, r.id, o);
+        const after = (await runs.get(r.id)).value.replay?.nextGeneration ?? 1;
+        advanced += after - before;
+        if (res.status !== 'completed') pending += 1;
+      }
+      return { advanced, pending };
+    },
+
+    async getRun(runId: string) {
+      return (await runs.get(asRunId(runId))).value;
+    },
+
+    async attachEvidence(target: { crn: string; runId?: string }, evidence: AtEvidence) {
+      const { crn } = parseKeyCrn(target?.crn);
+      if (!evidence || typeof evidence.eventId !== 'string' || evidence.eventId === '') {
+        throw new AppError('VALIDATION_FAILED', 'evidence.eventId is required', { details: { field: 'eventId' } });
+      }
+      let runId: RunId | undefined = target.runId ? asRunId(target.runId) : undefined;
+      if (!runId) {
+        const group = await service.findGroupByMember(crn);
+        if (!group) return {};
+        const candidates = await runs.listByGroup(group.id, 5);
+        // The newest run whose member was rotated at or before the event (events arrive late).
+        const match = candidates.find((r) =>
+          r.members.some(
+            (m) => m.crn === crn && m.rotatedAtMs !== undefined && m.rotatedAtMs <= evidence.eventTimeMs + 60_000,
+          ),
+        );
+        runId = match?.id ?? group.activeRunId;
+      }
+      if (!runId) return {};
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const cur = await runs.get(runId);
+        const run = structuredClone(cur.value);
+        const m = run.members.find((x) => x.crn === crn);
+        if (!m) return {};
+        if (m.evidence.some((e) => e.eventId === evidence.eventId)) return { runId };
+        m.evidence.push({ ...evidence });
+        run.updatedAtMs = now();
+        try {
+          await runs.save(run, cur.rev);
+          log.info('activity tracker evidence attached', { runId, crn, eventId: evidence.eventId });
+          return { runId };
+        } catch (err) {
+          if (!hasCode(err, 'STORE_CONFLICT')) throw err;
+        }
+      }
+      throw new AppError('STORE_CONFLICT', `Run ${runId} kept changing; evidence not attached`, { retryable: true });
+    },
+
+    async markForeignChange(groupId: string, change: ForeignChange) {
+      const { value: group } = await getGroup(groupId);
+      const { crn } = parseKeyCrn(change?.crn);
+      const member = group.members.find((m) => m.crn === crn);
+      if (!member) {
+        throw new AppError('VALIDATION_FAILED', `${crn} is not a member of group ${group.id}`, { details: { crn } });
+      }
+      const nowMs = now();
+      const action = String(change.action ?? '');
+      const what = `${action} of ${member.role} ${member.region} (${crn}) by ${change.initiator ?? 'unknown'} at ${new Date(change.eventTimeMs).toISOString()} (event ${change.eventId})`;
+      const isRotate = /secrets\.rotate$/.test(action);
+      const isLoss = /secrets\.(delete|disable)$/.test(action);
+      const isBack = /secrets\.(enable|restore)$/.test(action);
+      let healRunId: RunId | undefined;
+      if (isRotate) {
+        const active = await activeRunOf(group);
+        if (active) {
+          // The running saga re-reads this member before rotating it and notes the foreign version.
+          log.warn('foreign rotation during a run', { groupId: group.id, runId: active.id, crn });
+        } else {
+          const generation = group.currentGeneration + 1;
+          healRunId = newRunId(group.id, generation);
+          const notBeforeMs = Math.max(nowMs, change.eventTimeMs + config.rotationMinIntervalMs);
+          await stores.groups.mutate(group.id, (g) => ({ ...g, activeRunId: healRunId!, updatedAtMs: nowMs }));
+          await runs.create(
+            newRun({
+              id: healRunId,
+              groupId: group.id,
+              generation,
+              kind: RunKind.ROTATION,
+              trigger: { kind: 'event', by: change.eventId, reason: `heal after foreign ${action}` },
+              members: group.members,
+              escrowKey: group.escrow,
+              nowMs,
+              deadlineAtMs: notBeforeMs + config.runDeadlineMs,
+              notBeforeMs,
+              notes: [`foreign ${what}: the foreign version exists only on that member; healed by a new generation`],
+            }),
+          );
+        }
+      }
+      const status = isRotate ? 'diverged' : isLoss ? 'degraded' : isBack ? group.status : group.status;
+      const reason = isRotate
+        ? `Out-of-band ${what}. ${healRunId ? `Healing run ${healRunId} rotates every member when Key Protect allows.` : 'The running saga handles it.'}`
+        : isLoss
+          ? `Out-of-band ${what}: the group cannot rotate until the member is restored/enabled; DR unwrap through it fails meanwhile.`
+          : undefined;
+      await stores.groups.mutate(group.id, (g) => {
+        const out: Group = { ...g, status, updatedAtMs: nowMs };
+        if (reason) out.statusReason = reason;
+        if (isBack && g.status === 'degraded' && g.statusReason?.includes(crn)) {
+          out.status = 'healthy';
+          delete out.statusReason;
+        }
+        return out;
+      });
+      log.warn('foreign change marked', { groupId: group.id, crn, action, eventId: change.eventId, status });
+      if (deps.notifier && (isRotate || isLoss)) {
+        await deps.notifier
+          .publish({
+            type: `com.ibm.lockstep.group.${status}`,
+            subject: group.id,
+            data: {
+              groupId: group.id,
+              crn,
+              action,
+              eventId: change.eventId,
+              reason: reason ?? '',
+              ...(healRunId ? { healRunId } : {}),
+            },
+          })
+          .catch(() => undefined);
+      }
+      const after = (await stores.groups.get(group.id)).value;
+      return { status: after.status, ...(healRunId ? { healRunId } : {}) };
+    },
+
+    async findGroupByMember(crn: string) {
+      const parsed = parseKeyCrn(crn);
+      let cursor: string | undefined;
+      do {
+        const page = await stores.groups.list({ limit: 100, ...(cursor ? { cursor } : {}) });
+        const hit = page.items.find((g) =>
+          g.members.some(
+            (m) => m.crn === parsed.crn || (m.instanceId === parsed.instanceId && m.keyId === parsed.keyId),
+          ),
+        );
+        if (hit) return hit;
+        cursor = page.next;
+      } while (cursor);
+      return undefined;
+    },
   };
+  return service;
 }
+
+export type { KeyCrn, LineageRecord, RotationRun };
+export { slotOf };

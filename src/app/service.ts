@@ -49,8 +49,8 @@ export interface RotationConfig {
   retryMaxMs: number;
   /** Where escrow keys are created when a group is created without one (default: the primary's instance). */
   escrowInstance?: { region: RegionId; instanceId: InstanceId };
-  /** Ed25519 private key (PKCS#8 PEM) and its id, used to sign a checkpoint of the chain head at each generation. */
-  checkpointSigning?: { keyId: string; privateKeyPem: string };
+  /** Ed25519 private key (PKCS#8 PEM or base64) and optionally its expected id: signs a checkpoint per generation. */
+  checkpointSigning?: { privateKey: string; keyId?: string };
   /** Name prefix of the keys lockstep creates. */
   keyNamePrefix: string;
 }
@@ -118,8 +118,6 @@ export interface MemberPlan {
   lastRotateAtMs?: number;
   /** Earliest time Key Protect will accept a rotation of this member. */
   earliestRotationAtMs?: number;
-  /** Import token path reachable (token lease free). */
-  importTokenLeaseFree: boolean;
   problems: string[];
 }
 
@@ -208,7 +206,7 @@ export interface RotationService {
   ): Promise<{ advanced: number; pending: number }>;
   getRun(runId: string): Promise<RotationRun>;
   /** Attaches Activity Tracker evidence of lockstep's own action to a run's member (by run id, or by member CRN). */
-  attachEvidence(target: { runId: string } | { crn: string }, evidence: AtEvidence): Promise<{ runId?: RunId }>;
+  attachEvidence(target: { crn: string; runId?: string }, evidence: AtEvidence): Promise<{ runId?: RunId }>;
   /** Marks an out-of-band change (rotation/delete/disable by someone else): group diverged/degraded, heal scheduled. */
   markForeignChange(groupId: string, change: ForeignChange): Promise<{ status: GroupStatus; healRunId?: RunId }>;
   /** Finds the group a member CRN belongs to (events handler). */

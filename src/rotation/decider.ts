@@ -246,6 +246,17 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       run.finishedAtMs = nowMs;
       run.nextAttemptAtMs = undefined;
       break;
+    case 'ForeignVersionFound': {
+      const m = memberBySlot(run, outcome.slot);
+      // From now on the foreign version is the member's baseline: only a version newer than it can be ours.
+      addNote(
+        run,
+        `${m.role} ${m.region} (${m.crn ?? m.slot}): foreign version ${outcome.versionId} (not lockstep's material) exists only on this member`,
+      );
+      m.snapshotVersionId = outcome.versionId;
+      m.snapshotVersionCount = outcome.versionCount;
+      break;
+    }
     case 'StepFailed':
       onStepFailed(run, outcome.step, outcome.error, nowMs, cfg, outcome.slot);
       break;
@@ -351,6 +362,8 @@ export interface NewRunInput {
   kind: RunKind;
   trigger: RotationRun['trigger'];
   members: Array<Pick<RunMember, 'role' | 'region' | 'instanceId' | 'keyId' | 'crn'>>;
+  escrowKey: RotationRun['escrowKey'];
+  groupSpec?: RotationRun['groupSpec'];
   nowMs: number;
   deadlineAtMs: number;
   notes?: string[];
@@ -379,6 +392,8 @@ export function newRun(input: NewRunInput): RotationRun {
       evidence: [],
     })),
     canaries: [],
+    escrowKey: input.escrowKey,
+    ...(input.groupSpec ? { groupSpec: input.groupSpec } : {}),
     deadlineAtMs: input.deadlineAtMs,
     createdAtMs: input.nowMs,
     updatedAtMs: input.nowMs,

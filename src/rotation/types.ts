@@ -7,12 +7,14 @@ import type {
   AtEvidence,
   CanaryEvidence,
   ErrorCode,
+  EscrowKeyRef,
   InstanceId,
   KeyCrn,
   KeyId,
   KeyVersionId,
   MemberRole,
   RegionId,
+  Schedule,
   Trigger,
 } from '../core/index.js';
 
@@ -43,8 +45,12 @@ export const STEP_ORDER: readonly Step[] = [
   Step.DONE,
 ];
 
-/** What a run does. `create` creates the member keys (generation 1); `rotation` rotates existing members. */
-export const RunKind = { ROTATION: 'rotation', CREATE: 'create' } as const;
+/**
+ * What a run does. `create` creates the member keys (generation 1); `rotation` rotates existing members; `adopt`
+ * records the adoption of existing keys (completed when written); `add-region` replays escrowed generations into a
+ * new duplicate (driven by `src/app/replay.ts`, not by the decider).
+ */
+export const RunKind = { ROTATION: 'rotation', CREATE: 'create', ADOPT: 'adopt', ADD_REGION: 'add-region' } as const;
 export type RunKind = (typeof RunKind)[keyof typeof RunKind];
 
 /** Progress of one member inside a run. */
@@ -131,6 +137,18 @@ export interface RotationRun extends RunRecordBase {
   attempt: number;
   /** Lineage hash once recorded. */
   lineageHash?: string;
+  /** The group's escrow key (copied at creation so a `create` run can finish before the group document exists). */
+  escrowKey: EscrowKeyRef;
+  /** For an `add-region` run: the replay's progress. */
+  replay?: {
+    /** Next generation to apply to the new member (1 = create the key). */
+    nextGeneration: number;
+    /** Generation→version map of the new member so far. */
+    versions: Record<string, string>;
+    lastRotateAtMs?: number;
+  };
+  /** For a `create` run: the group document to write when the keys exist. */
+  groupSpec?: { name: string; description?: string; schedule: Schedule };
   transitions: RunTransition[];
 }
 
@@ -183,5 +201,7 @@ export type Outcome =
   | { type: 'LineageRecorded'; hash: string }
   | { type: 'Released' }
   | { type: 'GaveUp'; reason: string }
+  /** A member holds a version newer than the run's snapshot that is NOT the run's material (out-of-band rotation). */
+  | { type: 'ForeignVersionFound'; slot: string; versionId: KeyVersionId; versionCount: number }
   /** A step (or one member of it) failed; `slot` names the member when there is one. */
   | { type: 'StepFailed'; step: Step; slot?: string; error: RunError };

@@ -1,0 +1,101 @@
+/**
+ * Canaries: a random DEK wrapped at one member and unwrapped at others. Equal plaintexts prove the members hold the
+ * same material; the version each member reports proves *which* of its versions holds it. The DEK is dropped; only
+ * its SHA-256 and the ciphertext are kept as evidence.
+ */
+import { createHash } from 'node:crypto';
+import { type CanaryEvidence, hasCode, type KeyCrn, type Random } from '../core/index.js';
+import type { CallOptions, KeyProtectPort, KeyRef } from './ports.js';
+
+export interface CanaryParty {
+  ref: KeyRef;
+  crn: KeyCrn;
+  /** The version this member must report (wrap: the version that wraps; unwrap: the version holding the material). */
+  expectedVersionId?: string;
+}
+
+export interface CanaryResult {
+  evidence: CanaryEvidence;
+  /** Why the canary failed (empty when ok). */
+  problems: string[];
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * Wraps a fresh 32-byte DEK at `wrapAt` and unwraps it at each of `unwrapAt`. A `MATERIAL_MISMATCH` from an unwrap
+ * is a failed canary (reported in `problems`); any other error propagates (the step is retried).
+ */
+export async function runCanary(
+  kp: KeyProtectPort,
+  random: Random,
+  nowMs: () => number,
+  wrapAt: CanaryParty,
+  unwrapAt: CanaryParty[],
+  aad: string[],
+  opts?: CallOptions,
+): Promise<CanaryResult> {
+  const dek = random.bytes(32);
+  const problems: string[] = [];
+  const reportedVersions: Record<string, string> = {};
+  try {
+    const plaintextSha256 = sha256(dek);
+    const wrapped = await kp.wrap(wrapAt.ref, dek, aad, opts);
+    reportedVersions[wrapAt.crn] = wrapped.keyVersionId;
+    if (wrapAt.expectedVersionId && wrapped.keyVersionId !== wrapAt.expectedVersionId) {
+      problems.push(`${wrapAt.crn} wrapped with version ${wrapped.keyVersionId}, expected ${wrapAt.expectedVersionId}`);
+    }
+    const targets = unwrapAt.length > 0 ? unwrapAt : [wrapAt];
+    for (const t of targets) {
+      try {
+        const out = await kp.unwrap(t.ref, wrapped.ciphertext, aad, opts);
+        const same = sha256(out.plaintext) === plaintextSha256;
+        out.plaintext.fill(0);
+        reportedVersions[t.crn] = out.keyVersionId;
+        if (!same) problems.push(`${t.crn} unwrapped a different DEK`);
+        if (t.expectedVersionId && out.keyVersionId !== t.expectedVersionId) {
+          problems.push(`${t.crn} reported version ${out.keyVersionId}, expected ${t.expectedVersionId}`);
+        }
+      } catch (err) {
+        if (!hasCode(err, 'MATERIAL_MISMATCH')) throw err;
+        problems.push(`${t.crn} cannot unwrap (does not hold the material)`);
+      }
+    }
+    return {
+      evidence: {
+        wrappedAt: wrapAt.crn,
+        unwrappedAt: targets.map((t) => t.crn),
+        ciphertext: wrapped.ciphertext,
+        plaintextSha256,
+        aad,
+        reportedVersions,
+        ok: problems.length === 0,
+        atMs: nowMs(),
+      },
+      problems,
+    };
+  } finally {
+    dek.fill(0);
+  }
+}
+
+/**
+ * Re-checks stored canary evidence at a member: unwrap its ciphertext and compare the SHA-256 of the result.
+ * Returns the version the member reports, or `undefined` when it does not hold the material.
+ */
+export async function probeEvidence(
+  kp: KeyProtectPort,
+  at: KeyRef,
+  evidence: Pick<CanaryEvidence, 'ciphertext' | 'aad' | 'plaintextSha256'>,
+  opts?: CallOptions,
+): Promise<{ holds: boolean; versionId?: string }> {
+  try {
+    const out = await kp.unwrap(at, evidence.ciphertext, evidence.aad, opts);
+    const holds = sha256(out.plaintext) === evidence.plaintextSha256;
+    out.plaintext.fill(0);
+    return { holds, versionId: out.keyVersionId };
+  } catch (err) {
+    if (hasCode(err, 'MATERIAL_MISMATCH')) return { holds: false };
+    throw err;
+  }
+}

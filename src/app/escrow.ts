@@ -1,0 +1,82 @@
+/**
+ * Escrow: each generation's material is wrapped (Key Protect wrap) under the group's escrow root key with AAD naming
+ * the group and the generation. Plain material lives only inside {@link withEscrowedMaterial}'s callback and is
+ * zeroed afterwards.
+ */
+import { AppError, type EscrowKeyRef, fingerprintOf, type GroupId, KeyMaterial, type Random } from '../core/index.js';
+import type { CallOptions, KeyProtectPort, KeyRef } from './ports.js';
+
+/** Size of the material lockstep generates (AES-256). */
+export const MATERIAL_BYTES = 32;
+
+/** AAD of a generation's escrow ciphertext: unwrapping it under another group or generation fails. */
+export function escrowAad(groupId: GroupId, generation: number): string[] {
+  return ['lockstep-escrow/v1', `group:${groupId}`, `generation:${generation}`];
+}
+
+export function escrowRef(e: EscrowKeyRef): KeyRef {
+  return { region: e.region, instanceId: e.instanceId, keyId: e.keyId };
+}
+
+export interface EscrowedMaterialRecord {
+  keyCrn: EscrowKeyRef['crn'];
+  ciphertext: string;
+  aad: string[];
+  fingerprint: string;
+}
+
+/** Generates fresh material, fingerprints it and wraps it under the escrow key; the material is zeroed before return. */
+export async function generateAndEscrow(
+  kp: KeyProtectPort,
+  random: Random,
+  escrow: EscrowKeyRef,
+  groupId: GroupId,
+  generation: number,
+  opts?: CallOptions,
+): Promise<EscrowedMaterialRecord> {
+  const raw = random.bytes(MATERIAL_BYTES);
+  const material = KeyMaterial.fromBytes(raw);
+  raw.fill(0);
+  try {
+    const fingerprint = fingerprintOf(material);
+    const aad = escrowAad(groupId, generation);
+    const wrapped = await material.use((bytes) => kp.wrap(escrowRef(escrow), bytes, aad, opts));
+    return { keyCrn: escrow.crn, ciphertext: wrapped.ciphertext, aad, fingerprint };
+  } finally {
+    material.zero();
+  }
+}
+
+/**
+ * Unwraps an escrowed material, checks its fingerprint, runs `fn` with it and zeroes it whatever happens.
+ * @throws {AppError} MATERIAL_MISMATCH when the unwrapped material does not have the recorded fingerprint
+ */
+export async function withEscrowedMaterial<T>(
+  kp: KeyProtectPort,
+  escrow: EscrowKeyRef,
+  record: EscrowedMaterialRecord,
+  fn: (material: KeyMaterial) => Promise<T>,
+  opts?: CallOptions,
+): Promise<T> {
+  const out = await kp.unwrap(escrowRef(escrow), record.ciphertext, record.aad, opts);
+  let material: KeyMaterial;
+  try {
+    material = KeyMaterial.fromBytes(out.plaintext);
+  } finally {
+    out.plaintext.fill(0);
+  }
+  try {
+    if (fingerprintOf(material) !== record.fingerprint) {
+      throw new AppError(
+        'MATERIAL_MISMATCH',
+        'Escrowed material does not match the fingerprint recorded with the run',
+        {
+          details: { expected: record.fingerprint },
+        },
+      );
+    }
+    return await fn(material);
+  } finally {
+    material.zero();
+  }
+}

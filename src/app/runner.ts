@@ -1,0 +1,871 @@
+/**
+ * The runner: executes the decider's commands through the Key Protect and store ports and persists the run (with
+ * its `_rev`) after every outcome, before the next command. Any worker can pick up any unfinished run: the group
+ * lease `group:<id>` gives one worker the run, the run document's revision fences a stale one, and every member
+ * step re-reads the member's versions before it sends `rotate`, so nothing is rotated twice.
+ *
+ * ```
+ *  worker A ── acquire group:<id> ── decide ─ execute ─ save(rev) ─ decide ─ execute ─ save(rev) ─ … ─ release
+ *  worker B ── acquire group:<id> → held → returns "lease held" (the tick tries again later)
+ *  worker A crashes after save(rev n) → lease expires → worker B resumes from rev n
+ * ```
+ */
+import {
+  type AppError,
+  type AtEvidence,
+  type CanaryEvidence,
+  type Group,
+  hasCode,
+  isAppError,
+  type KeyCrn,
+  type KeyId,
+  type KeyMaterial,
+  type KeyVersionId,
+  type LineageRecord,
+  type Logger,
+} from '../core/index.js';
+import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
+import {
+  applyOutcome,
+  type Command,
+  decide,
+  duplicatesOf,
+  MemberProgress,
+  type Outcome,
+  primaryOf,
+  type RotationRun,
+  type RunError,
+  RunKind,
+  type RunMember,
+  Step,
+} from '../rotation/index.js';
+import { type CanaryParty, probeEvidence, runCanary } from './canary.js';
+import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
+import type { KeyProtectPort, KeyRef, Lease, Notifier, RunRepository, Stores, Versioned } from './ports.js';
+import type { AdvanceResult, RotationConfig, RotationServiceDeps } from './service.js';
+
+/** Everything the runner needs (built once by the service). */
+export interface RunnerContext {
+  kp: KeyProtectPort;
+  stores: Stores;
+  clock: RotationServiceDeps['clock'];
+  random: RotationServiceDeps['random'];
+  logger: Logger;
+  notifier?: Notifier;
+  config: RotationConfig;
+  afterPersist?: RotationServiceDeps['afterPersist'];
+  /** Computes a group's next due time after a completed generation (scheduling module). */
+  nextDueAtMs: (group: Group, completedAtMs: number) => number | undefined;
+}
+
+/** Thrown inside a worker whose run was taken over (or that "crashed" in a test): stop touching anything. */
+class Stopped extends Error {
+  constructor(readonly why: string) {
+    super(why);
+  }
+}
+
+export function runsOf(stores: Stores): RunRepository<RotationRun> {
+  return stores.runs as unknown as RunRepository<RotationRun>;
+}
+
+export function refOf(m: RunMember): KeyRef {
+  if (!m.keyId) throw new Error(`member ${m.slot} has no key yet`);
+  return { region: m.region, instanceId: m.instanceId, keyId: m.keyId };
+}
+
+/** An allowlisted error for the run document (never an upstream body). */
+export function toRunError(err: unknown, nowMs: number): RunError {
+  if (isAppError(err)) {
+    const d = err.details;
+    return {
+      code: err.code,
+      message: err.message.slice(0, 500),
+      retryable: err.retryable,
+      ...(typeof d.retryAfterMs === 'number' ? { retryAfterMs: d.retryAfterMs } : {}),
+      ...(typeof d.correlationId === 'string' ? { correlationId: d.correlationId } : {}),
+      atMs: nowMs,
+    };
+  }
+  return { code: 'INTERNAL', message: 'unexpected error (see worker log)', retryable: true, atMs: nowMs };
+}
+
+const isAmbiguous = (err: unknown): boolean =>
+  isAppError(err) &&
+  (err.details.ambiguous === true || (err.code === 'UPSTREAM_UNAVAILABLE' && err.details.ambiguous !== false));
+
+/**
+ * Runs `fn` over `items` with at most `limit` in flight. Waits for every started task to settle before it rethrows
+ * the first failure, so nothing of this worker is still in flight when it reports a crash.
+ */
+async function bounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let firstError: { err: unknown } | undefined;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length && !firstError) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        firstError ??= { err };
+      }
+    }
+  });
+  await Promise.all(workers);
+  if (firstError) throw firstError.err;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One worker's pass over one run: under the group lease, decide → execute → persist until the run finishes, has to
+ * wait (1 h rule, backoff, blocked member) or the caller's deadline comes.
+ */
+export async function advance(
+  ctx: RunnerContext,
+  runId: RotationRun['id'],
+  opts: { deadlineAtMs: number; holder: string },
+): Promise<AdvanceResult> {
+  const runs = runsOf(ctx.stores);
+  const first = await runs.get(runId);
+  const groupId = first.value.groupId;
+  const log = ctx.logger.child({ runId, groupId, holder: opts.holder });
+  const result = (run: RotationRun, reason?: string, nextAttemptAtMs?: number): AdvanceResult => ({
+    runId,
+    status: run.status,
+    step: run.step,
+    ...(reason ? { reason } : {}),
+    ...(nextAttemptAtMs !== undefined ? { nextAttemptAtMs } : {}),
+  });
+  const pre = decide(first.value, ctx.clock.nowMs());
+  if (pre.kind === 'finished') return result(first.value, first.value.statusReason);
+
+  let lease: Lease | undefined = await ctx.stores.leases.acquire(
+    `group:${groupId}`,
+    opts.holder,
+    ctx.config.groupLeaseTtlMs,
+    ctx.clock.nowMs(),
+  );
+  if (!lease) {
+    log.info('group lease held by another worker; leaving the run to it');
+    return result(first.value, 'another worker holds the group lease');
+  }
+  const state = { stopped: undefined as string | undefined, crashed: false };
+  let cur: Versioned<RotationRun> = await runs.get(runId); // re-read under the lease
+  const worker = new Worker(
+    ctx,
+    log,
+    state,
+    () => cur,
+    (v) => {
+      cur = v;
+    },
+  );
+  try {
+    for (;;) {
+      const nowMs = ctx.clock.nowMs();
+      const d = decide(cur.value, nowMs);
+      if (d.kind === 'finished') return result(cur.value, cur.value.statusReason);
+      if (d.kind === 'wait') {
+        if (cur.value.nextAttemptAtMs !== d.untilMs) {
+          await worker.persistRaw({ ...cur.value, nextAttemptAtMs: d.untilMs, updatedAtMs: nowMs });
+        }
+        log.info('run waits', { step: cur.value.step, untilMs: d.untilMs, reason: d.reason });
+        return result(cur.value, d.reason, d.untilMs);
+      }
+      if (nowMs >= opts.deadlineAtMs) return result(cur.value, 'caller deadline reached; the next tick resumes');
+      lease = await ctx.stores.leases.renew(lease, ctx.config.groupLeaseTtlMs, nowMs);
+      await worker.execute(d.command);
+      if (state.stopped) return result(cur.value, state.stopped);
+    }
+  } catch (err) {
+    if (err instanceof Stopped) return result(cur.value, err.why);
+    if (hasCode(err, 'LEASE_LOST')) {
+      log.warn('group lease lost; stopping', { step: cur.value.step });
+      return result(cur.value, 'group lease lost to another worker');
+    }
+    state.crashed = state.crashed || !isAppError(err);
+    throw err;
+  } finally {
+    state.stopped ??= 'finished';
+    if (lease && !state.crashed) await ctx.stores.leases.release(lease).catch(() => undefined);
+  }
+}
+
+class Worker {
+  constructor(
+    private readonly ctx: RunnerContext,
+    private readonly log: Logger,
+    private readonly state: { stopped: string | undefined; crashed: boolean },
+    private readonly get: () => Versioned<RotationRun>,
+    private readonly set: (v: Versioned<RotationRun>) => void,
+  ) {}
+
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private get run(): RotationRun {
+    return this.get().value;
+  }
+
+  private alive(): void {
+    if (this.state.stopped) throw new Stopped(this.state.stopped);
+  }
+
+  private member(slot: string): RunMember {
+    const m = this.run.members.find((x) => x.slot === slot);
+    if (!m) throw new Error(`no member ${slot}`);
+    return m;
+  }
+
+  private now(): number {
+    return this.ctx.clock.nowMs();
+  }
+
+  /** Saves a run as is (no decider involved); serialised with outcome persistence. */
+  async persistRaw(next: RotationRun): Promise<void> {
+    await this.serial(async () => {
+      const saved = await this.save(next);
+      this.set(saved);
+    });
+  }
+
+  /** Applies an outcome and saves the run before anything else happens; serialised across parallel member tasks. */
+  async persist(outcome: Outcome): Promise<RotationRun> {
+    return this.serial(async () => {
+      this.alive();
+      const before = this.run;
+      const next = applyOutcome(before, outcome, this.now(), this.ctx.config);
+      const saved = await this.save(next);
+      this.set(saved);
+      if (before.step !== next.step || before.status !== next.status) {
+        this.log.info('run transition', {
+          from: before.step,
+          to: next.step,
+          status: next.status,
+          attempt: next.attempt,
+          ...(next.statusReason ? { reason: next.statusReason } : {}),
+        });
+        await this.onStatusChange(before, next);
+      }
+      try {
+        await this.ctx.afterPersist?.(next, next.step);
+      } catch (err) {
+        // A test crash: this worker must not touch anything any more (its lease stays until it expires).
+        this.state.stopped = 'crashed';
+        this.state.crashed = true;
+        throw err;
+      }
+      return next;
+    });
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn, fn);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async save(next: RotationRun): Promise<Versioned<RotationRun>> {
+    try {
+      return await runsOf(this.ctx.stores).save(next, this.get().rev);
+    } catch (err) {
+      if (hasCode(err, 'STORE_CONFLICT')) {
+        this.state.stopped = 'the run was changed by another worker; stopping';
+        throw new Stopped(this.state.stopped);
+      }
+      throw err;
+    }
+  }
+
+  async execute(c: Command): Promise<void> {
+    const step = this.run.step;
+    const log = this.log.child({ step, attempt: this.run.attempt, command: c.type });
+    log.debug('executing');
+    try {
+      switch (c.type) {
+        case 'ReadMembers':
+          await this.persist(await this.readMembers(c.slots));
+          return;
+        case 'GenerateMaterial': {
+          const run = this.run;
+          const escrow = await generateAndEscrow(
+            this.ctx.kp,
+            this.ctx.random,
+            run.escrowKey,
+            run.groupId,
+            run.generation,
+            this.callOpts(),
+          );
+          await this.persist({ type: 'MaterialEscrowed', fingerprint: escrow.fingerprint, escrow });
+          return;
+        }
+        case 'StageMembers':
+          await this.withMaterial(async (material) => {
+            await bounded(c.slots, this.ctx.config.stageConcurrency, (slot) => this.stageOne(slot, material, log));
+          });
+          return;
+        case 'PromotePrimary':
+          await this.withMaterial((material) => this.stageOne(c.slot, material, log));
+          return;
+        case 'VerifyDuplicates': {
+          const wrapAt = this.party(c.wrapAt);
+          const res = await runCanary(
+            this.ctx.kp,
+            this.ctx.random,
+            () => this.now(),
+            wrapAt,
+            c.unwrapAt.map((s) => this.party(s)),
+            this.canaryAad(),
+            this.callOpts(),
+          );
+          await this.persist(
+            res.problems.length === 0
+              ? { type: 'CanaryPassed', evidence: [res.evidence] }
+              : { type: 'CanaryMismatch', evidence: [res.evidence], detail: res.problems.join('; ') },
+          );
+          return;
+        }
+        case 'ProveGroup':
+          await this.prove(c.primary, c.duplicates);
+          return;
+        case 'RecordLineage':
+          await this.persist({ type: 'LineageRecorded', hash: await this.recordLineage() });
+          return;
+        case 'Release':
+          await this.release();
+          await this.persist({ type: 'Released' });
+          return;
+        case 'GiveUp':
+          await this.persist({ type: 'GaveUp', reason: c.reason });
+          return;
+      }
+    } catch (err) {
+      if (err instanceof Stopped || this.state.crashed) throw err;
+      if (hasCode(err, 'LEASE_LOST')) throw err;
+      const e = toRunError(err, this.now());
+      log.warn('step failed', { code: e.code, retryable: e.retryable, correlationId: e.correlationId });
+      if (!isAppError(err)) log.error('unexpected error', { error: err instanceof Error ? err.message : 'unknown' });
+      await this.persist({ type: 'StepFailed', step, error: e });
+    }
+  }
+
+  private callOpts() {
+    return { correlationId: this.ctx.random.uuid() };
+  }
+
+  private canaryAad(): string[] {
+    return ['lockstep-canary/v1', `group:${this.run.groupId}`, `generation:${this.run.generation}`];
+  }
+
+  private party(slot: string): CanaryParty {
+    const m = this.member(slot);
+    return { ref: refOf(m), crn: m.crn as KeyCrn, ...(m.versionId ? { expectedVersionId: m.versionId } : {}) };
+  }
+
+  private async withMaterial(fn: (m: KeyMaterial) => Promise<void>): Promise<void> {
+    const run = this.run;
+    if (!run.escrow) throw new Error('run has no escrowed material');
+    await withEscrowedMaterial(this.ctx.kp, run.escrowKey, run.escrow, fn, this.callOpts());
+  }
+
+  private async readMembers(slots: string[]): Promise<Outcome> {
+    const readings = await Promise.all(
+      slots.map(async (slot) => {
+        const m = this.member(slot);
+        try {
+          const [key, versions] = await Promise.all([
+            this.ctx.kp.getKey(refOf(m), this.callOpts()),
+            this.ctx.kp.listVersions(refOf(m), this.callOpts()),
+          ]);
+          return {
+            slot,
+            state: key.state,
+            deleted: key.deleted,
+            currentVersionId: (versions[0]?.id ?? key.currentVersionId) as KeyVersionId,
+            versionCount: versions.length,
+            ...(key.lastRotateAtMs !== undefined ? { lastRotateAtMs: key.lastRotateAtMs } : {}),
+          };
+        } catch (err) {
+          if (hasCode(err, 'KEY_NOT_FOUND', 'KEY_DELETED')) {
+            return { slot, state: 5, deleted: true, currentVersionId: '' as KeyVersionId, versionCount: 0 };
+          }
+          throw err;
+        }
+      }),
+    );
+    return { type: 'MembersRead', readings };
+  }
+
+  // ───────────── staging one member (duplicate, or the primary at promote) ─────────────
+
+  private async stageOne(slot: string, material: KeyMaterial, parent: Logger): Promise<void> {
+    this.alive();
+    const m = this.member(slot);
+    const log = parent.child({ crn: m.crn ?? slot, region: m.region, role: m.role });
+    const leaseName = `token:${m.region}:${m.instanceId}`;
+    const tokenLease = await this.acquireTokenLease(leaseName);
+    if (!tokenLease) {
+      await this.persist({
+        type: 'StepFailed',
+        step: this.run.step,
+        slot,
+        error: {
+          code: 'LEASE_HELD',
+          message: `the import token of instance ${m.instanceId} (${m.region}) is in use by another worker`,
+          retryable: true,
+          retryAfterMs: Math.ceil(this.ctx.config.tokenLeaseTtlMs / 4),
+          atMs: this.now(),
+        },
+      });
+      return;
+    }
+    try {
+      const outcomes =
+        this.run.kind === RunKind.CREATE
+          ? await this.createOne(slot, material, log)
+          : await this.rotateOne(slot, material, log);
+      for (const o of outcomes) await this.persist(o);
+    } catch (err) {
+      if (err instanceof Stopped || this.state.crashed) throw err;
+      const e = toRunError(err, this.now());
+      log.warn('member step failed', { code: e.code, correlationId: e.correlationId });
+      await this.persist({ type: 'StepFailed', step: this.run.step, slot, error: e });
+    } finally {
+      if (!this.state.crashed) await this.ctx.stores.leases.release(tokenLease).catch(() => undefined);
+    }
+  }
+
+  /** Serialises every secure import per instance (one import token per instance, last writer wins). */
+  private async acquireTokenLease(name: string): Promise<Lease | undefined> {
+    for (let i = 0; i < 20; i++) {
+      this.alive();
+      const l = await this.ctx.stores.leases.acquire(
+        name,
+        this.leaseHolder(),
+        this.ctx.config.tokenLeaseTtlMs,
+        this.now(),
+      );
+      if (l) return l;
+      await sleep(50 + i * 25);
+    }
+    return undefined;
+  }
+
+  private leaseHolder(): string {
+    return `${this.run.id}`;
+  }
+
+  /**
+   * Re-check, then rotate: list versions first; a version newer than the snapshot is either this run's material
+   * (done, never rotated twice) or foreign (noted; then rotated). After an ambiguous failure or a 409
+   * KEY_ROTATION_NOT_PERMITTED, list again: a new version means the rotate was applied.
+   */
+  private async rotateOne(slot: string, material: KeyMaterial, log: Logger): Promise<Outcome[]> {
+    const kp = this.ctx.kp;
+    const m = this.member(slot);
+    const ref = refOf(m);
+    const out: Outcome[] = [];
+    let baseline = m.snapshotVersionId;
+    const versions = await kp.listVersions(ref, this.callOpts());
+    const newest = versions[0];
+    if (newest && newest.id !== baseline) {
+      const verdict = await this.attribute(m, newest.id);
+      if (verdict !== 'foreign') {
+        log.info('member already holds a new version; not rotating again', { versionId: newest.id, verdict });
+        return [{ type: 'MemberStaged', slot, versionId: newest.id, rotatedAtMs: newest.createdAtMs, via: 'found' }];
+      }
+      log.warn('foreign version on member', { versionId: newest.id });
+      out.push({ type: 'ForeignVersionFound', slot, versionId: newest.id, versionCount: versions.length });
+      baseline = newest.id;
+    }
+    const correlationId = this.ctx.random.uuid();
+    this.alive();
+    log.info('rotating member', { kpCorrelationId: correlationId });
+    let tokenRetried = false;
+    for (;;) {
+      try {
+        await kp.rotateWithMaterial(ref, material, { correlationId });
+        break;
+      } catch (err) {
+        if (hasCode(err, 'IMPORT_TOKEN_NONCE_MISMATCH', 'IMPORT_TOKEN_EXPIRED') && !tokenRetried) {
+          // The token was overwritten between our get and our rotate (someone outside lockstep's lease): the
+          // rotate was rejected, so it is safe to run the whole secure-import sequence once more.
+          tokenRetried = true;
+          log.warn('import token overwritten; retrying the secure import once', { kpCorrelationId: correlationId });
+          continue;
+        }
+        if (isAmbiguous(err) || hasCode(err, 'ROTATION_TOO_SOON')) {
+          const after = await kp.listVersions(ref, this.callOpts());
+          if (after[0] && after[0].id !== baseline) {
+            log.info('rotate was applied despite the error', { versionId: after[0].id, code: (err as AppError).code });
+            out.push({
+              type: 'MemberStaged',
+              slot,
+              versionId: after[0].id,
+              rotatedAtMs: after[0].createdAtMs,
+              via: 'found',
+            });
+            return out;
+          }
+        }
+        if (hasCode(err, 'ROTATION_TOO_SOON')) {
+          const key = await kp.getKey(ref, this.callOpts());
+          const wait = Math.max(
+            0,
+            (key.lastRotateAtMs ?? this.now()) + this.ctx.config.rotationMinIntervalMs - this.now(),
+          );
+          out.push({
+            type: 'StepFailed',
+            step: this.run.step,
+            slot,
+            error: { ...toRunError(err, this.now()), retryAfterMs: wait },
+          });
+          return out;
+        }
+        throw err;
+      }
+    }
+    const after = await kp.listVersions(ref, this.callOpts());
+    const v = after[0];
+    if (!v || v.id === baseline) {
+      out.push({
+        type: 'StepFailed',
+        step: this.run.step,
+        slot,
+        error: {
+          code: 'UPSTREAM_UNAVAILABLE',
+          message: 'rotate succeeded but no new version is listed yet',
+          retryable: true,
+          atMs: this.now(),
+        },
+      });
+      return out;
+    }
+    out.push({ type: 'MemberStaged', slot, versionId: v.id, rotatedAtMs: v.createdAtMs, via: 'rotate' });
+    return out;
+  }
+
+  /**
+   * Does the member's new version hold this run's material? Proven by a canary when something to compare with
+   * exists (this run's canary evidence, or another member staged by this run); otherwise attributed provisionally
+   * and proven by the verify/prove canaries.
+   */
+  private async attribute(m: RunMember, _versionId: string): Promise<'ours' | 'foreign' | 'unproven'> {
+    const run = this.run;
+    const evidence = run.canaries.find((c) => c.ok);
+    if (evidence) {
+      const r = await probeEvidence(this.ctx.kp, refOf(m), evidence, this.callOpts());
+      return r.holds ? 'ours' : 'foreign';
+    }
+    const reference = run.members.find(
+      (x) => x.slot !== m.slot && x.progress === MemberProgress.STAGED && x.stagedVia !== 'found' && x.keyId,
+    );
+    if (reference) {
+      const res = await runCanary(
+        this.ctx.kp,
+        this.ctx.random,
+        () => this.now(),
+        this.party(reference.slot),
+        [{ ref: refOf(m), crn: m.crn as KeyCrn }],
+        this.canaryAad(),
+        this.callOpts(),
+      );
+      return res.problems.length === 0 ? 'ours' : 'foreign';
+    }
+    return 'unproven';
+  }
+
+  /** Creates a member key with the run's material (generation 1). An alias makes a re-run find it instead. */
+  private async createOne(slot: string, material: KeyMaterial, log: Logger): Promise<Outcome[]> {
+    const kp = this.ctx.kp;
+    const m = this.member(slot);
+    const run = this.run;
+    const name = `${this.ctx.config.keyNamePrefix}-${run.groupId}-${m.role}-${m.region}`;
+    const alias = `${this.ctx.config.keyNamePrefix}-${run.groupId}`;
+    const existing = await this.findByAlias(m, alias);
+    if (existing) {
+      log.info('member key already exists (alias); not creating again', { keyId: existing.id });
+      return [
+        {
+          type: 'MemberStaged',
+          slot,
+          versionId: existing.currentVersionId,
+          rotatedAtMs: existing.creationAtMs,
+          via: 'found',
+          keyId: existing.id,
+          crn: existing.crn,
+        },
+      ];
+    }
+    const correlationId = this.ctx.random.uuid();
+    this.alive();
+    log.info('creating member key', { kpCorrelationId: correlationId });
+    try {
+      const key = await kp.createImportedKey(
+        {
+          region: m.region,
+          instanceId: m.instanceId,
+          name,
+          aliases: [alias],
+          material,
+          description: `lockstep group ${run.groupId}`,
+        },
+        { correlationId },
+      );
+      return [
+        {
+          type: 'MemberStaged',
+          slot,
+          versionId: key.currentVersionId,
+          rotatedAtMs: key.creationAtMs,
+          via: 'create',
+          keyId: key.id,
+          crn: key.crn,
+        },
+      ];
+    } catch (err) {
+      if (isAmbiguous(err)) {
+        const again = await this.findByAlias(m, alias);
+        if (again) {
+          return [
+            {
+              type: 'MemberStaged',
+              slot,
+              versionId: again.currentVersionId,
+              rotatedAtMs: again.creationAtMs,
+              via: 'found',
+              keyId: again.id,
+              crn: again.crn,
+            },
+          ];
+        }
+      }
+      throw err;
+    }
+  }
+
+  private async findByAlias(m: RunMember, alias: string) {
+    try {
+      return await this.ctx.kp.getKey(
+        { region: m.region, instanceId: m.instanceId, keyId: alias as KeyId },
+        this.callOpts(),
+      );
+    } catch (err) {
+      if (hasCode(err, 'KEY_NOT_FOUND', 'VALIDATION_FAILED', 'KEY_DELETED')) return undefined;
+      throw err;
+    }
+  }
+
+  // ───────────── prove, record, release ─────────────
+
+  private async prove(primarySlot: string, dupSlots: string[]): Promise<void> {
+    const evidence: CanaryEvidence[] = [];
+    const problems: string[] = [];
+    const aad = this.canaryAad();
+    const p = this.party(primarySlot);
+    const dups = dupSlots.map((s) => this.party(s));
+    const forward = await runCanary(this.ctx.kp, this.ctx.random, () => this.now(), p, dups, aad, this.callOpts());
+    evidence.push(forward.evidence);
+    problems.push(...forward.problems);
+    for (const d of dups) {
+      const back = await runCanary(this.ctx.kp, this.ctx.random, () => this.now(), d, [p], aad, this.callOpts());
+      evidence.push(back.evidence);
+      problems.push(...back.problems);
+    }
+    await this.persist(
+      problems.length === 0
+        ? { type: 'CanaryPassed', evidence }
+        : { type: 'CanaryMismatch', evidence, detail: problems.join('; ') },
+    );
+  }
+
+  private async recordLineage(): Promise<string> {
+    const { lineage } = this.ctx.stores;
+    const run = this.run;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const head = await lineage.head(run.groupId);
+      if (head && head.generation >= run.generation) {
+        const existing = head.generation === run.generation ? head : await lineage.get(run.groupId, run.generation);
+        if (existing.runId !== run.id) {
+          throw new Error(`generation ${run.generation} of ${run.groupId} was recorded by run ${existing.runId}`);
+        }
+        await this.ensureCheckpoint(existing);
+        return existing.hash;
+      }
+      const record = buildLineageRecord(
+        {
+          groupId: run.groupId,
+          generation: run.generation,
+          fingerprint: run.fingerprint ?? 'unknown',
+          trigger: run.trigger,
+          runId: run.id,
+          startedAtMs: run.startedAtMs,
+          finishedAtMs: Math.max(this.now(), run.startedAtMs),
+          members: run.members.map((m) => ({
+            role: m.role,
+            region: m.region,
+            instanceId: m.instanceId,
+            keyId: m.keyId as KeyId,
+            crn: m.crn as KeyCrn,
+            keyVersionId: m.versionId as KeyVersionId,
+            rotatedAtMs: m.rotatedAtMs ?? run.startedAtMs,
+            evidence: m.evidence,
+          })),
+          verification: run.canaries,
+          status: run.status === 'diverged' ? 'diverged' : 'complete',
+          ...(run.notes.length > 0 ? { notes: run.notes } : {}),
+        },
+        head,
+      );
+      try {
+        await lineage.append(record);
+      } catch (err) {
+        if (hasCode(err, 'STORE_CONFLICT')) continue; // someone appended: re-read the head
+        throw err;
+      }
+      this.log.info('lineage recorded', { generation: record.generation, hash: record.hash });
+      await this.ensureCheckpoint(record);
+      return record.hash;
+    }
+    throw new Error('could not append the lineage record after 3 attempts');
+  }
+
+  private async ensureCheckpoint(record: LineageRecord): Promise<void> {
+    const signing = this.ctx.config.checkpointSigning;
+    if (!signing) return;
+    const latest = await this.ctx.stores.checkpoints.latest(record.groupId);
+    if (latest && latest.generation >= record.generation) return;
+    const cp = signCheckpoint(
+      { groupId: record.groupId, generation: record.generation, headHash: record.hash, signedAtMs: this.now() },
+      { privateKey: signing.privateKey, ...(signing.keyId ? { keyId: signing.keyId } : {}) },
+    );
+    await this.ctx.stores.checkpoints.put(cp);
+  }
+
+  private async release(): Promise<void> {
+    const run = this.run;
+    const nowMs = this.now();
+    const diverged = run.status === 'diverged';
+    if (run.kind === RunKind.CREATE) {
+      const spec = run.groupSpec;
+      if (!spec) throw new Error('create run without group spec');
+      const found = await this.ctx.stores.groups.find(run.groupId);
+      if (!found) {
+        const group: Group = {
+          id: run.groupId,
+          name: spec.name,
+          ...(spec.description ? { description: spec.description } : {}),
+          members: run.members.map((m) => ({
+            role: m.role,
+            region: m.region,
+            instanceId: m.instanceId,
+            keyId: m.keyId as KeyId,
+            crn: m.crn as KeyCrn,
+          })),
+          escrow: run.escrowKey,
+          schedule: spec.schedule,
+          status: diverged ? 'diverged' : 'healthy',
+          ...(diverged && run.statusReason ? { statusReason: run.statusReason } : {}),
+          currentGeneration: run.generation,
+          lastRotatedAtMs: nowMs,
+          createdAtMs: run.createdAtMs,
+          updatedAtMs: nowMs,
+        };
+        const due = this.ctx.nextDueAtMs(group, nowMs);
+        if (due !== undefined) group.nextDueAtMs = due;
+        await this.ctx.stores.groups.create(group).catch((err) => {
+          if (!hasCode(err, 'GROUP_EXISTS')) throw err;
+        });
+      }
+    } else {
+      await this.ctx.stores.groups.mutate(run.groupId, (g) => {
+        const next: Group = {
+          ...g,
+          currentGeneration: Math.max(g.currentGeneration, run.generation),
+          lastRotatedAtMs: nowMs,
+          status: diverged ? 'diverged' : 'healthy',
+          updatedAtMs: nowMs,
+        };
+        if (diverged && run.statusReason) next.statusReason = run.statusReason;
+        else delete next.statusReason;
+        if (g.activeRunId === run.id) delete next.activeRunId;
+        const due = this.ctx.nextDueAtMs(next, nowMs);
+        if (due !== undefined) next.nextDueAtMs = due;
+        return next;
+      });
+    }
+    const healed = run.trigger.kind === 'event' || run.notes.some((n) => n.includes('foreign version'));
+    await this.notify(diverged ? 'diverged' : 'completed', run);
+    if (healed && !diverged) await this.notify('healed', run);
+  }
+
+  private async onStatusChange(before: RotationRun, next: RotationRun): Promise<void> {
+    if (next.kind !== RunKind.ROTATION) {
+      if (next.status !== before.status && ['failed', 'diverged', 'degraded'].includes(next.status)) {
+        await this.notify(next.status, next);
+      }
+      return;
+    }
+    const terminalDiverged = next.status === 'diverged' && next.step !== Step.RECORD && next.step !== Step.RELEASE;
+    if (next.status === before.status && !terminalDiverged) return;
+    const nowMs = this.now();
+    if (next.status === 'degraded' || next.status === 'failed' || terminalDiverged || next.status === 'running') {
+      await this.ctx.stores.groups
+        .mutate(next.groupId, (g) => {
+          const status =
+            next.status === 'running'
+              ? 'rotating'
+              : next.status === 'failed'
+                ? 'failed'
+                : next.status === 'degraded'
+                  ? 'degraded'
+                  : 'diverged';
+          const out: Group = { ...g, status, updatedAtMs: nowMs };
+          if (next.statusReason && status !== 'rotating') out.statusReason = next.statusReason;
+          else delete out.statusReason;
+          // A divergence before promotion ends the run: free the group for a healing rotation.
+          if (terminalDiverged && g.activeRunId === next.id) delete out.activeRunId;
+          return out;
+        })
+        .catch((err) =>
+          this.log.warn('could not update group status', { code: isAppError(err) ? err.code : 'INTERNAL' }),
+        );
+    }
+    if (next.status !== before.status && ['failed', 'degraded', 'diverged'].includes(next.status)) {
+      await this.notify(next.status, next);
+    }
+  }
+
+  private async notify(kind: string, run: RotationRun): Promise<void> {
+    if (!this.ctx.notifier) return;
+    try {
+      await this.ctx.notifier.publish({
+        type: `com.ibm.lockstep.rotation.${kind}`,
+        subject: run.groupId,
+        data: {
+          groupId: run.groupId,
+          runId: run.id,
+          generation: run.generation,
+          status: run.status,
+          step: run.step,
+          ...(run.fingerprint ? { fingerprint: run.fingerprint } : {}),
+          ...(run.statusReason ? { reason: run.statusReason } : {}),
+        },
+      });
+    } catch (err) {
+      this.log.warn('notification failed', { kind, code: isAppError(err) ? err.code : 'INTERNAL' });
+    }
+  }
+}
+
+/** The staged duplicates of a run and its primary, for callers that report progress. */
+export function progressOf(run: RotationRun): { staged: number; total: number; primaryPromoted: boolean } {
+  const dups = duplicatesOf(run);
+  return {
+    staged: dups.filter((d) => d.progress === MemberProgress.STAGED).length,
+    total: dups.length,
+    primaryPromoted: primaryOf(run).progress === MemberProgress.STAGED,
+  };
+}
+
+export type { AtEvidence };
