@@ -1,0 +1,695 @@
+/**
+ * The multi-region Key Protect emulator: one HTTP server per region (`/api/v2/...`), one admin server
+ * (`/__emulator/...`), a shared engine, fault injection, a controllable clock and Activity Tracker sinks.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from '../../core/index.js';
+import { silentLogger } from '../../core/index.js';
+import { createIamTokenVerifier, type IamTokenVerifier } from '../iam/index.js';
+import { errorBody, KpError, unauthorized } from './errors.js';
+import { buildEvent, WebhookSink } from './events.js';
+import { sharedRsaKeyPool } from './keyPool.js';
+import { type Caller, type EventInfo, type InstanceState, KpEngine, newInstance } from './service.js';
+import { loadSnapshot, saveSnapshot } from './snapshot.js';
+import { type CadfEvent, DEFAULT_RULES, type EmulatorRegion, type EmulatorRules, type FaultSpec } from './types.js';
+
+export interface KeyProtectEmulator {
+  /** Per region: its service URL and instance GUIDs. */
+  regions: Record<string, EmulatorRegion>;
+  /** Base URL of the admin server (routes under `/__emulator/`). */
+  adminUrl: string;
+  accountId: string;
+  /** Adds an instance to `region` (a random GUID unless given) and returns its id. */
+  createInstance(region: string, instanceId?: string): string;
+  /** The emulator clock (wall clock + offset). */
+  nowMs(): number;
+  /** Moves the emulator clock forward (1 h rule, token expiry, 30 s / 4 h / 30 d rules). */
+  advanceClock(ms: number): void;
+  /** Activity Tracker events so far, oldest first. */
+  events(filter?: { action?: string; targetCrn?: string; correlationId?: string }): CadfEvent[];
+  /** Waits until every webhook delivery in flight has finished (delivered or given up). */
+  flushEvents(): Promise<void>;
+  /** Replaces the webhook sink (undefined removes it). */
+  setEventWebhook(url: string | undefined, headers?: Record<string, string>): void;
+  /** Injects faults for a whole region or one instance; replaces earlier faults of that target. */
+  setFaults(target: { region: string; instanceId?: string }, faults: FaultSpec): void;
+  clearFaults(): void;
+  setRules(rules: Partial<EmulatorRules>): void;
+  rules(): EmulatorRules;
+  /** CRN of a key (or of the instance when `keyId` is omitted). */
+  crnOf(region: string, instanceId: string, keyId?: string): string;
+  /** Empties every instance (keys, tokens, policies), events, faults; rules and clock back to their start values. */
+  reset(): void;
+  /** Writes the snapshot now (no-op without `snapshotFile`). */
+  saveSnapshot(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StartKeyProtectEmulatorOptions {
+  regions: string[];
+  iam: { jwksUrl: string; issuer: string };
+  /** Instances created per region at start (default 1). */
+  instancesPerRegion?: number;
+  /** Fixed instance ids per region (created in addition up to `instancesPerRegion`). */
+  instanceIds?: Record<string, string[]>;
+  host?: string;
+  /** Ports per region (default 0 = random); `adminPort` for the admin server. */
+  ports?: Record<string, number>;
+  adminPort?: number;
+  accountId?: string;
+  rules?: Partial<EmulatorRules>;
+  eventWebhookUrl?: string;
+  eventWebhookHeaders?: Record<string, string>;
+  /** JSON file the state survives restarts in (encrypted, see README). */
+  snapshotFile?: string;
+  /** Passphrase the snapshot is encrypted with (scrypt → AES-256-GCM). */
+  snapshotKey?: string;
+  /** Target size of the process-wide RSA-4096 pool (default 2). */
+  tokenKeyPoolSize?: number;
+  /** Start filling the pool at start instead of at the first import token. */
+  prewarmTokenKeys?: boolean;
+  /** Initial emulator time (default: the wall clock). */
+  startTimeMs?: number;
+  logger?: Logger;
+}
+
+interface Bucket {
+  tokens: number;
+  lastMs: number;
+}
+
+const MAX_EVENTS = 10_000;
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > 1_000_000) {
+        reject(new KpError(413, 'BODY_TOO_LARGE_ERR', 'The request body is larger than 1 MB'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  if (res.destroyed) return;
+  if (body === undefined || status === 204) {
+    res.writeHead(status, headers);
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/**
+ * Starts the emulator: one server per region on `host` (default 127.0.0.1) and an admin server.
+ * @example
+ * const kp = await startKeyProtectEmulator({ regions: ['us-south', 'eu-de'], iam: { jwksUrl: iam.jwksUrl, issuer: iam.issuer } });
+ * const sdk = new KeyProtectV2({ authenticator, serviceUrl: kp.regions['us-south'].url });
+ */
+export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptions): Promise<KeyProtectEmulator> {
+  const host = opts.host ?? '127.0.0.1';
+  const logger = (opts.logger ?? silentLogger).child({ component: 'kp-emulator' });
+  const accountId = opts.accountId ?? randomBytes(16).toString('hex');
+  const initialRules: EmulatorRules = { ...DEFAULT_RULES, ...(opts.rules ?? {}) };
+  let rules: EmulatorRules = { ...initialRules };
+  const initialOffsetMs = opts.startTimeMs !== undefined ? opts.startTimeMs - Date.now() : 0;
+  let offsetMs = initialOffsetMs;
+  const nowMs = () => Date.now() + offsetMs;
+  const pool = sharedRsaKeyPool();
+  if (opts.tokenKeyPoolSize !== undefined || opts.prewarmTokenKeys) {
+    if (opts.prewarmTokenKeys) pool.prewarm(opts.tokenKeyPoolSize);
+    else if (opts.tokenKeyPoolSize !== undefined && pool.generated > 0) pool.prewarm(opts.tokenKeyPoolSize);
+  }
+  let poolSizeApplied = opts.prewarmTokenKeys === true;
+  const poolForEngine = {
+    take: () => {
+      if (!poolSizeApplied) {
+        poolSizeApplied = true;
+        pool.prewarm(opts.tokenKeyPoolSize);
+      }
+      return pool.take();
+    },
+    prewarm: (n?: number) => pool.prewarm(n),
+    get ready() {
+      return pool.ready;
+    },
+    get generated() {
+      return pool.generated;
+    },
+  };
+
+  const engine = new KpEngine({ accountId, nowMs, rules: () => rules, pool: poolForEngine, logger });
+  const verifier: IamTokenVerifier = createIamTokenVerifier({ jwksUrl: opts.iam.jwksUrl, issuer: opts.iam.issuer });
+
+  const instances = new Map<string, Map<string, InstanceState>>(); // region -> id -> state
+  for (const region of opts.regions) {
+    if (!/^[a-z]{2}-[a-z]{2,6}$/.test(region)) throw new Error(`kp-emulator: invalid region name ${region}`);
+    instances.set(region, new Map());
+  }
+
+  let events: CadfEvent[] = [];
+  let webhook: WebhookSink | undefined = opts.eventWebhookUrl
+    ? new WebhookSink({
+        url: opts.eventWebhookUrl,
+        ...(opts.eventWebhookHeaders ? { headers: opts.eventWebhookHeaders } : {}),
+        logger,
+      })
+    : undefined;
+  const faults = new Map<string, FaultSpec>();
+  const buckets = new Map<string, Bucket>();
+  const regionInfo: Record<string, EmulatorRegion> = {};
+  const servers = new Map<string, { server: Server; port: number; refused: boolean; sockets: Set<Socket> }>();
+
+  function createInstance(region: string, instanceId?: string): string {
+    const map = instances.get(region);
+    if (!map) throw new Error(`kp-emulator: unknown region ${region}`);
+    const id = (instanceId ?? randomUUID()).toLowerCase();
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) {
+      throw new Error(`kp-emulator: instance id must be a GUID, got ${instanceId}`);
+    }
+    for (const other of instances.values()) {
+      if (other.has(id)) throw new Error(`kp-emulator: instance ${id} already exists`);
+    }
+    map.set(id, newInstance(region, id, nowMs()));
+    regionInfo[region]?.instances.push(id);
+    logger.info('kp-emulator: instance created', { region, instanceId: id });
+    return id;
+  }
+
+  function crnOf(region: string, instanceId: string, keyId?: string): string {
+    const base = `crn:v1:bluemix:public:kms:${region}:a/${accountId}:${instanceId}`;
+    return keyId ? `${base}:key:${keyId}` : `${base}::`;
+  }
+
+  function emit(e: CadfEvent) {
+    events.push(e);
+    if (events.length > MAX_EVENTS) events = events.slice(events.length - MAX_EVENTS);
+    webhook?.send(e);
+  }
+
+  // ─────────── snapshot ───────────
+  let snapshotTimer: NodeJS.Timeout | undefined;
+  let snapshotWrite: Promise<void> = Promise.resolve();
+  const doSnapshot = async () => {
+    if (!opts.snapshotFile) return;
+    const file = opts.snapshotFile;
+    snapshotWrite = snapshotWrite
+      .then(() => saveSnapshot(file, opts.snapshotKey, { accountId, offsetMs, instances }))
+      .catch((err: unknown) => logger.error('kp-emulator: snapshot write failed', { error: (err as Error).message }));
+    await snapshotWrite;
+  };
+  const scheduleSnapshot = () => {
+    if (!opts.snapshotFile || snapshotTimer) return;
+    snapshotTimer = setTimeout(() => {
+      snapshotTimer = undefined;
+      void doSnapshot();
+    }, 200);
+  };
+
+  // ─────────── faults ───────────
+  function _faultFor(region: string, instanceId: string | undefined): FaultSpec | undefined {
+    const f = (instanceId ? faults.get(`${region}/${instanceId}`) : undefined) ?? faults.get(region);
+    return f;
+  }
+
+  function consume(key: string, f: FaultSpec) {
+    if (f.remaining === undefined) return;
+    f.remaining--;
+    if (f.remaining <= 0) {
+      faults.delete(key);
+      const [region] = key.split('/');
+      if (!key.includes('/') && f.outage === 'refuse' && region) reopen(region);
+    }
+  }
+
+  /** Applies faults; returns true when the request was answered (or dropped) by a fault. */
+  async function applyFaults(
+    region: string,
+    instanceId: string | undefined,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<boolean> {
+    const key = instanceId && faults.has(`${region}/${instanceId}`) ? `${region}/${instanceId}` : region;
+    const f = faults.get(key);
+    const bucketKey = instanceId ? `${region}/${instanceId}` : undefined;
+    if (!f) return false;
+    consume(key, f);
+    if (f.outage === 'reset' || f.outage === 'refuse') {
+      req.socket.destroy();
+      return true;
+    }
+    if (f.outage === '503') {
+      sendJson(
+        res,
+        503,
+        errorBody(503, 'SERVICE_UNAVAILABLE_ERR', 'The service is unavailable (emulator outage)', {
+          what: 'Service is unavailable',
+        }),
+      );
+      return true;
+    }
+    if (f.latencyMs || f.latencyJitterMs) {
+      await sleep((f.latencyMs ?? 0) + Math.random() * (f.latencyJitterMs ?? 0));
+    }
+    const retryAfter = String(f.retryAfterSeconds ?? 1);
+    const tooMany = (msg: string) =>
+      sendJson(
+        res,
+        429,
+        errorBody(429, 'TOO_MANY_REQUESTS_ERR', `${msg} (emulator-only reason code)`, { what: 'Too many requests' }),
+        { 'retry-after': retryAfter },
+      );
+    if (f.rateLimit && bucketKey) {
+      const rl = f.rateLimit;
+      const now = Date.now();
+      const b = buckets.get(bucketKey) ?? { tokens: rl.burst, lastMs: now };
+      b.tokens = Math.min(rl.burst, b.tokens + ((now - b.lastMs) / 1000) * rl.requestsPerSecond);
+      b.lastMs = now;
+      buckets.set(bucketKey, b);
+      if (b.tokens < 1) {
+        const waitS = Math.max(1, Math.ceil((1 - b.tokens) / Math.max(rl.requestsPerSecond, 1e-9)));
+        sendJson(
+          res,
+          429,
+          errorBody(
+            429,
+            'TOO_MANY_REQUESTS_ERR',
+            'The instance request rate limit was exceeded (emulator-only reason code)',
+            {
+              what: 'Too many requests',
+            },
+          ),
+          { 'retry-after': String(Math.min(waitS, 3600)) },
+        );
+        return true;
+      }
+      b.tokens -= 1;
+    }
+    if (f.throttleRate && Math.random() < f.throttleRate) {
+      tooMany('Too many requests were sent');
+      return true;
+    }
+    if (f.errorRate && Math.random() < f.errorRate) {
+      const status = f.errorStatus ?? 503;
+      sendJson(
+        res,
+        status,
+        errorBody(status, 'INTERNAL_SERVER_ERR', 'Injected server error (emulator fault)', { what: 'Internal error' }),
+      );
+      return true;
+    }
+    return false;
+  }
+
+  function reopen(region: string) {
+    const s = servers.get(region);
+    if (!s?.refused) return;
+    s.refused = false;
+    s.server.listen(s.port, host);
+  }
+
+  function refuse(region: string) {
+    const s = servers.get(region);
+    if (!s || s.refused) return;
+    s.refused = true;
+    s.server.close();
+    s.server.closeAllConnections();
+    for (const sock of s.sockets) sock.destroy();
+  }
+
+  // ─────────── the API ───────────
+  async function handleApi(region: string, req: IncomingMessage, res: ServerResponse) {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const method = (req.method ?? 'GET').toUpperCase();
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (typeof v === 'string') headers[k.toLowerCase()] = v;
+      else if (Array.isArray(v)) headers[k.toLowerCase()] = v.join(',');
+    }
+    const correlationId = headers['correlation-id'] || randomUUID();
+    const replyHeaders = { 'correlation-id': correlationId };
+    const instanceHeader = headers['bluemix-instance']?.trim().toLowerCase();
+    if (await applyFaults(region, instanceHeader, req, res)) return;
+
+    let body: Buffer;
+    try {
+      body = await readBody(req);
+    } catch (err) {
+      if (err instanceof KpError) sendJson(res, err.status, err.toBody(), replyHeaders);
+      return;
+    }
+    if (!url.pathname.startsWith('/api/v2/')) {
+      sendJson(
+        res,
+        404,
+        errorBody(404, 'NOT_FOUND_ERR', `No route for ${method} ${url.pathname}`, { what: 'Request is invalid' }),
+        replyHeaders,
+      );
+      return;
+    }
+    const path = url.pathname.slice('/api/v2'.length).replace(/\/+$/, '') || '/';
+    const action = engine.actionOf(method, path, url.searchParams);
+    const inst = instanceHeader ? instances.get(region)?.get(instanceHeader) : undefined;
+    const agent = headers['user-agent'] ?? '';
+    const address = req.socket.remoteAddress ?? '127.0.0.1';
+    const ev: EventInfo = {
+      action,
+      requestData: {
+        requestURI: `${url.pathname}${url.search}`,
+        instanceID: instanceHeader ?? '',
+        ...(headers['x-kms-key-ring'] ? { keyRingId: headers['x-kms-key-ring'] } : {}),
+      },
+      responseData: {},
+    };
+    let caller: Caller | undefined;
+    let subType: string | undefined;
+    const finish = (status: number, outBody: unknown, extraHeaders: Record<string, string>, failure?: string) => {
+      sendJson(res, status, method === 'HEAD' ? undefined : outBody, { ...replyHeaders, ...extraHeaders });
+      if (!inst && status !== 401) return; // no instance, no audit trail to write to
+      const targetCrn = inst ? crnOf(region, inst.id, ev.keyId) : crnOf(region, instanceHeader ?? '');
+      emit(
+        buildEvent({
+          nowMs: nowMs(),
+          region,
+          action: ev.action,
+          status,
+          ...(failure ? { failureReason: failure } : {}),
+          correlationId,
+          initiator: {
+            iamId: caller?.iamId ?? 'unknown',
+            name: caller?.name ?? 'unknown',
+            ...(subType ? { subType } : {}),
+            address,
+            agent,
+          },
+          targetCrn,
+          targetName: ev.keyName ?? 'Key Protect',
+          ...(ev.alias ? { alias: ev.alias } : {}),
+          logSourceCrn: crnOf(region, inst?.id ?? instanceHeader ?? ''),
+          requestData: ev.requestData,
+          responseData: ev.responseData,
+        }),
+      );
+    };
+
+    const auth = headers.authorization ?? '';
+    const m = /^bearer\s+(\S+)$/i.exec(auth);
+    if (!m) {
+      const e = unauthorized();
+      finish(e.status, e.toBody(), {}, 'missing bearer token');
+      return;
+    }
+    try {
+      const v = await verifier.verify(m[1]!);
+      caller = { iamId: v.iamId, name: v.name };
+      subType = v.subType;
+    } catch (err) {
+      logger.info('kp-emulator: rejected bearer token', { reason: (err as Error).message, region });
+      const e = unauthorized();
+      finish(e.status, e.toBody(), {}, 'invalid bearer token');
+      return;
+    }
+    if (!instanceHeader) {
+      const e = new KpError(400, 'BAD_HEADER_ERR', "The header 'Bluemix-Instance' must be provided (instance GUID)", {
+        target: { type: 'header', name: 'Bluemix-Instance' },
+        what: 'Request is invalid',
+      });
+      finish(e.status, e.toBody(), {}, e.message);
+      return;
+    }
+    if (!inst) {
+      const e =
+        rules.unknownInstanceStatus === 404
+          ? new KpError(404, 'INSTANCE_NOT_FOUND_ERR', `No Key Protect instance ${instanceHeader} in ${region}`, {
+              what: 'Instance could not be found',
+            })
+          : unauthorized();
+      finish(e.status, e.toBody(), {}, 'unknown instance');
+      return;
+    }
+    try {
+      const out = await engine.handle(
+        { method, path, query: url.searchParams, headers, body, caller, instance: inst },
+        ev,
+      );
+      finish(out.status, out.body, out.headers ?? {});
+      if (MUTATING.has(method) && out.status < 300) scheduleSnapshot();
+    } catch (err) {
+      if (err instanceof KpError) {
+        finish(err.status, err.toBody(), err.headers, `${err.code}: ${err.message}`);
+        return;
+      }
+      logger.error('kp-emulator: internal error', { error: (err as Error).message, action });
+      finish(
+        500,
+        errorBody(500, 'INTERNAL_SERVER_ERR', 'Internal error in the emulator', { what: 'Internal error' }),
+        {},
+        'internal',
+      );
+    }
+  }
+
+  // ─────────── start region servers ───────────
+  for (const region of opts.regions) {
+    const sockets = new Set<Socket>();
+    const server = createServer((req, res) => {
+      handleApi(region, req, res).catch((err: unknown) => {
+        logger.error('kp-emulator: request failed', { error: (err as Error).message });
+        if (!res.headersSent) sendJson(res, 500, errorBody(500, 'INTERNAL_SERVER_ERR', 'Internal error', {}));
+      });
+    });
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    const port = await listen(server, host, opts.ports?.[region] ?? 0);
+    servers.set(region, { server, port, refused: false, sockets });
+    regionInfo[region] = { region, url: `http://${host}:${port}`, instances: [] };
+  }
+
+  // ─────────── snapshot restore, initial instances ───────────
+  let restored = false;
+  if (opts.snapshotFile) {
+    const snap = await loadSnapshot(opts.snapshotFile, opts.snapshotKey, logger);
+    if (snap && snap.accountId === accountId) {
+      offsetMs = snap.offsetMs;
+      for (const [region, map] of snap.instances) {
+        if (!instances.has(region)) continue;
+        for (const [id, st] of map) {
+          instances.get(region)!.set(id, st);
+          regionInfo[region]!.instances.push(id);
+        }
+      }
+      restored = true;
+      logger.info('kp-emulator: state restored from snapshot', { file: opts.snapshotFile });
+    } else if (snap) {
+      logger.warn('kp-emulator: snapshot belongs to another account id; ignored', { file: opts.snapshotFile });
+    }
+  }
+  for (const region of opts.regions) {
+    for (const id of opts.instanceIds?.[region] ?? []) {
+      if (!instances.get(region)!.has(id.toLowerCase())) createInstance(region, id);
+    }
+    const want = opts.instancesPerRegion ?? 1;
+    while (instances.get(region)!.size < want) createInstance(region);
+  }
+  if (!restored) scheduleSnapshot();
+  const startInstances = new Map([...instances.entries()].map(([r, m]) => [r, [...m.keys()]]));
+
+  // ─────────── admin server ───────────
+  const emulator: KeyProtectEmulator = {
+    regions: regionInfo,
+    adminUrl: '',
+    accountId,
+    createInstance(region, instanceId) {
+      const id = createInstance(region, instanceId);
+      scheduleSnapshot();
+      return id;
+    },
+    nowMs,
+    advanceClock(ms) {
+      if (!Number.isFinite(ms) || ms < 0)
+        throw new Error('kp-emulator: advanceClock needs a non-negative number of ms');
+      offsetMs += ms;
+      scheduleSnapshot();
+    },
+    events(filter = {}) {
+      return events
+        .filter((e) => !filter.action || e.action === filter.action)
+        .filter((e) => !filter.targetCrn || e.target.id === filter.targetCrn)
+        .filter((e) => !filter.correlationId || e.correlationId === filter.correlationId)
+        .map((e) => structuredClone(e));
+    },
+    async flushEvents() {
+      await webhook?.flush();
+    },
+    setEventWebhook(url, headers) {
+      webhook?.close();
+      webhook = url ? new WebhookSink({ url, ...(headers ? { headers } : {}), logger }) : undefined;
+    },
+    setFaults(target, f) {
+      if (!instances.has(target.region)) throw new Error(`kp-emulator: unknown region ${target.region}`);
+      const key = target.instanceId ? `${target.region}/${target.instanceId.toLowerCase()}` : target.region;
+      faults.set(key, { ...f });
+      buckets.delete(key);
+      if (!target.instanceId && f.outage === 'refuse') refuse(target.region);
+      else if (!target.instanceId) reopen(target.region);
+    },
+    clearFaults() {
+      faults.clear();
+      buckets.clear();
+      for (const region of servers.keys()) reopen(region);
+    },
+    setRules(r) {
+      rules = { ...rules, ...r };
+    },
+    rules: () => ({ ...rules }),
+    crnOf,
+    reset() {
+      for (const [region, map] of instances) {
+        map.clear();
+        regionInfo[region]!.instances.length = 0;
+        for (const id of startInstances.get(region) ?? []) createInstance(region, id);
+      }
+      events = [];
+      emulator.clearFaults();
+      rules = { ...initialRules };
+      offsetMs = initialOffsetMs;
+      scheduleSnapshot();
+    },
+    saveSnapshot: doSnapshot,
+    async close() {
+      if (snapshotTimer) {
+        clearTimeout(snapshotTimer);
+        snapshotTimer = undefined;
+        await doSnapshot();
+      }
+      await snapshotWrite;
+      await webhook?.flush();
+      webhook?.close();
+      const closing = [...servers.values()].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (s.refused) return resolve();
+            s.server.close(() => resolve());
+            s.server.closeAllConnections();
+          }),
+      );
+      closing.push(
+        new Promise<void>((resolve) => {
+          admin.close(() => resolve());
+          admin.closeAllConnections();
+        }),
+      );
+      await Promise.all(closing);
+    },
+  };
+
+  const admin = createServer((req, res) => {
+    handleAdmin(emulator, req, res, { servers: regionInfo }).catch((err: unknown) => {
+      sendJson(res, 400, { error: (err as Error).message });
+    });
+  });
+  const adminPort = await listen(admin, host, opts.adminPort ?? 0);
+  emulator.adminUrl = `http://${host}:${adminPort}`;
+  logger.info('kp-emulator: started', {
+    regions: Object.fromEntries(Object.entries(regionInfo).map(([r, i]) => [r, i.url])),
+    adminUrl: emulator.adminUrl,
+  });
+  return emulator;
+}
+
+/**
+ * Admin routes (never under `/api/v2`, on their own server):
+ * GET /__emulator/state · POST /__emulator/clock/advance {ms} · GET /__emulator/clock ·
+ * POST /__emulator/faults {region, instanceId?, faults} · DELETE /__emulator/faults ·
+ * GET|PUT /__emulator/rules · POST /__emulator/reset · POST /__emulator/instances {region, instanceId?} ·
+ * GET /__emulator/events?action=&targetCrn=&correlationId=
+ */
+async function handleAdmin(
+  kp: KeyProtectEmulator,
+  req: IncomingMessage,
+  res: ServerResponse,
+  _ctx: { servers: Record<string, EmulatorRegion> },
+): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://x');
+  const method = req.method ?? 'GET';
+  const raw = (await readBody(req)).toString('utf8');
+  const body = (raw.trim() ? JSON.parse(raw) : {}) as Record<string, unknown>;
+  const p = url.pathname.replace(/\/+$/, '');
+  if (method === 'GET' && p === '/__emulator/state') {
+    return sendJson(res, 200, { accountId: kp.accountId, nowMs: kp.nowMs(), regions: kp.regions, rules: kp.rules() });
+  }
+  if (method === 'GET' && p === '/__emulator/clock')
+    return sendJson(res, 200, { nowMs: kp.nowMs(), now: new Date(kp.nowMs()).toISOString() });
+  if (method === 'POST' && p === '/__emulator/clock/advance') {
+    kp.advanceClock(Number(body.ms));
+    return sendJson(res, 200, { nowMs: kp.nowMs(), now: new Date(kp.nowMs()).toISOString() });
+  }
+  if (method === 'POST' && p === '/__emulator/faults') {
+    kp.setFaults(
+      { region: String(body.region), ...(typeof body.instanceId === 'string' ? { instanceId: body.instanceId } : {}) },
+      (body.faults ?? {}) as FaultSpec,
+    );
+    return sendJson(res, 204, undefined);
+  }
+  if (method === 'DELETE' && p === '/__emulator/faults') {
+    kp.clearFaults();
+    return sendJson(res, 204, undefined);
+  }
+  if (method === 'GET' && p === '/__emulator/rules') return sendJson(res, 200, kp.rules());
+  if (method === 'PUT' && p === '/__emulator/rules') {
+    kp.setRules(body as Partial<EmulatorRules>);
+    return sendJson(res, 200, kp.rules());
+  }
+  if (method === 'POST' && p === '/__emulator/reset') {
+    kp.reset();
+    return sendJson(res, 204, undefined);
+  }
+  if (method === 'POST' && p === '/__emulator/instances') {
+    const id = kp.createInstance(
+      String(body.region),
+      typeof body.instanceId === 'string' ? body.instanceId : undefined,
+    );
+    return sendJson(res, 201, { region: body.region, instanceId: id, url: kp.regions[String(body.region)]?.url });
+  }
+  if (method === 'GET' && p === '/__emulator/events') {
+    const q = url.searchParams;
+    return sendJson(res, 200, {
+      events: kp.events({
+        ...(q.get('action') ? { action: q.get('action')! } : {}),
+        ...(q.get('targetCrn') ? { targetCrn: q.get('targetCrn')! } : {}),
+        ...(q.get('correlationId') ? { correlationId: q.get('correlationId')! } : {}),
+      }),
+    });
+  }
+  sendJson(res, 404, { error: `no admin route ${method} ${p}` });
+}
