@@ -1,0 +1,61 @@
+import { AppError } from '../core/index.js';
+
+/** Largest page a client may ask for. */
+export const MAX_LIMIT = 200;
+export const DEFAULT_LIMIT = 50;
+/** Longest query value accepted (a cursor is at most 1024). */
+const MAX_QUERY_VALUE_CHARS = 1024;
+
+const invalid = (field: string, message: string, received?: string) =>
+  new AppError('VALIDATION_FAILED', message, {
+    details: received === undefined ? { field } : { field, received: received.slice(0, 80) },
+  });
+
+/** Refuses query parameters the route does not know (a typo would otherwise silently do nothing). */
+export function checkQueryNames(query: Record<string, string>, allowed: readonly string[]): void {
+  for (const [name, value] of Object.entries(query)) {
+    if (!allowed.includes(name)) {
+      throw invalid(
+        name.slice(0, 40),
+        allowed.length
+          ? `Unknown query parameter "${name.slice(0, 40)}"; this route accepts ${allowed.join(', ')}`
+          : `Unknown query parameter "${name.slice(0, 40)}"; this route takes none`,
+      );
+    }
+    if (value.length > MAX_QUERY_VALUE_CHARS) throw invalid(name, `Query parameter ${name} is too long`);
+  }
+}
+
+/** `limit`: an integer 1..200 (default 50). @throws {AppError} VALIDATION_FAILED */
+export function parseLimit(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_LIMIT;
+  if (!/^\d{1,4}$/.test(v) || Number(v) < 1 || Number(v) > MAX_LIMIT) {
+    throw invalid('limit', `limit must be an integer from 1 to ${MAX_LIMIT}`, v);
+  }
+  return Number(v);
+}
+
+/** A generation number in a path: a positive integer. @throws {AppError} VALIDATION_FAILED */
+export function parseGeneration(v: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(v)) throw invalid('n', 'The generation must be a positive integer', v);
+  return Number(v);
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/i;
+
+/** `since`/`until`: RFC 3339 date-time or epoch milliseconds. @throws {AppError} VALIDATION_FAILED */
+export function parseTime(field: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (/^\d{1,15}$/.test(v)) return Number(v);
+  if (RFC3339.test(v)) {
+    const t = Date.parse(v);
+    if (Number.isFinite(t) && t >= 0) return t;
+  }
+  throw invalid(field, `${field} must be an RFC 3339 date-time (2026-01-31T00:00:00Z) or epoch milliseconds`, v);
+}
+
+/** `format` of an export. @throws {AppError} VALIDATION_FAILED */
+export function parseFormat(v: string | undefined): 'jsonl' | 'csv' {
+  if (v === 'jsonl' || v === 'csv') return v;
+  throw invalid('format', 'format must be jsonl or csv', v);
+}

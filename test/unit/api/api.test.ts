@@ -1,0 +1,568 @@
+import { verify } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ApiHandler,
+  createApi,
+  recordsFromCsv,
+  recordsFromJsonl,
+  SESSION_COOKIE,
+} from '../../../src/api/index.js';
+import type { RotationService } from '../../../src/app/index.js';
+import { AppError, type HttpResponse, type LineageRecord, type Logger } from '../../../src/core/index.js';
+import { canonicalJson } from '../../../src/lineage/index.js';
+import { createFakeStores, makeChain, makeGroup, testCheckpointKeys } from './support/fakes.js';
+import { startTestIssuer } from './support/jwks.js';
+import { createOpenApiValidator } from './support/openapiValidator.js';
+
+const OPERATOR = 'iam-ServiceId-operator-1';
+const AUDITOR = 'IBMid-AUDITOR1';
+const OUTSIDER = 'iam-ServiceId-outsider';
+const NOW = Date.UTC(2026, 10, 29, 3);
+// biome-ignore lint/suspicious/noExplicitAny: parsed response bodies are checked field by field
+type Json = any;
+
+describe('createApi (over in-memory port fakes)', () => {
+  let issuer: Awaited<ReturnType<typeof startTestIssuer>>;
+  let api: ApiHandler;
+  let tokens: { operator: string; auditor: string; outsider: string };
+  const stores = createFakeStores();
+  const keys = testCheckpointKeys();
+  const logLines: string[] = [];
+  const rotateCalls: unknown[] = [];
+  const openapi = createOpenApiValidator();
+  let alphaChain: LineageRecord[];
+  let seq = 0;
+
+  const logger: Logger = {
+    debug: (m, f) => logLines.push(JSON.stringify({ m, ...f })),
+    info: (m, f) => logLines.push(JSON.stringify({ m, ...f })),
+    warn: (m, f) => logLines.push(JSON.stringify({ m, ...f })),
+    error: (m, f) => logLines.push(JSON.stringify({ m, ...f })),
+    child: () => logger,
+  };
+
+  const service = {
+    async rotateNow(groupId: string, opts: unknown) {
+      rotateCalls.push({ groupId, opts });
+      if (groupId === 'busy') throw new AppError('RUN_IN_PROGRESS', 'a run is in progress');
+      return { runId: 'run-0000-1111-2222' };
+    },
+    async getRun(runId: string) {
+      return (await stores.runs.get(runId as never)).value;
+    },
+  } as unknown as RotationService;
+
+  async function call(
+    method: string,
+    path: string,
+    opts: {
+      token?: string;
+      query?: Record<string, string>;
+      body?: string | Buffer;
+      headers?: Record<string, string>;
+    } = {},
+  ): Promise<HttpResponse & { text: string; json: () => Json }> {
+    const headers: Record<string, string> = { host: 'lockstep.test', ...(opts.headers ?? {}) };
+    if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+    const res = await api({
+      method,
+      path,
+      query: opts.query ?? {},
+      headers,
+      ...(opts.body !== undefined ? { body: Buffer.from(opts.body) } : {}),
+      requestId: `req-${++seq}`,
+    });
+    const text = typeof res.body === 'string' ? res.body : res.body.toString('utf8');
+    openapi.validate({ method, path, statusCode: res.statusCode, headers: res.headers, body: text });
+    return { ...res, text, json: () => JSON.parse(text) };
+  }
+
+  beforeAll(async () => {
+    issuer = await startTestIssuer();
+    tokens = {
+      operator: await issuer.sign(OPERATOR),
+      auditor: await issuer.sign(AUDITOR),
+      outsider: await issuer.sign(OUTSIDER),
+    };
+    const alpha = makeGroup('alpha', { name: 'Payments <root>', generation: 5 });
+    const beta = makeGroup('beta', { generation: 0 });
+    const gamma = makeGroup('gamma');
+    for (const g of [alpha, beta, gamma, makeGroup('busy')]) stores.data.groups.set(g.id, g);
+    alphaChain = makeChain(alpha, 5, { statuses: ['complete', 'complete', 'degraded', 'complete', 'complete'] });
+    stores.data.lineage.push(...alphaChain, ...makeChain(gamma, 2));
+    stores.data.checkpoints.push(keys.sign(alphaChain[3]!, NOW - 1000));
+    stores.data.runs.set('run-abcdefgh-1', {
+      id: 'run-abcdefgh-1',
+      groupId: 'alpha',
+      generation: 6,
+      kind: 'rotation',
+      status: 'running',
+      createdAtMs: NOW,
+      updatedAtMs: NOW,
+      escrow: { keyCrn: 'crn', ciphertext: 'ESCROW-CIPHERTEXT', aad: [], fingerprint: 'fp' },
+    } as never);
+    api = createApi({
+      stores,
+      service,
+      auth: {
+        jwksUrl: issuer.jwksUrl,
+        issuer: issuer.issuer,
+        roles: { [OPERATOR]: 'operator', [AUDITOR]: 'auditor' },
+      },
+      checkpointPublicKeys: { main: keys.pem },
+      clock: { nowMs: () => NOW },
+      logger,
+    });
+  });
+  afterAll(async () => {
+    await issuer?.close();
+  });
+
+  describe('authentication and roles', () => {
+    it('serves /openapi.json without a token', async () => {
+      const res = await call('GET', '/openapi.json');
+      expect(res.statusCode).toBe(200);
+      expect(res.json().openapi).toBe('3.1.0');
+    });
+
+    it('answers 401 with a Bearer challenge when no token is sent', async () => {
+      const res = await call('GET', '/v1/groups');
+      expect(res.statusCode).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer realm="lockstep"');
+      expect(res.json().error.code).toBe('UNAUTHENTICATED');
+    });
+
+    it.each([
+      { case: 'garbage', token: async () => 'not-a-jwt' },
+      { case: 'expired', token: () => issuer.sign(AUDITOR, { expiresIn: -120 }) },
+      { case: 'wrong issuer', token: () => issuer.sign(AUDITOR, { issuer: 'https://evil.example/identity' }) },
+      { case: 'signed by a key IAM does not publish', token: () => issuer.sign(AUDITOR, { foreignKey: true }) },
+      { case: 'unknown kid', token: () => issuer.sign(AUDITOR, { kid: 'k-unknown' }) },
+    ])('answers 401 for a $case token', async ({ token }) => {
+      const res = await call('GET', '/v1/groups', { token: await token() });
+      expect(res.statusCode).toBe(401);
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer realm="lockstep", error="invalid_token"/);
+      expect(res.json().error.message).not.toMatch(/eyJ/);
+    });
+
+    it('answers 401 for a malformed Authorization header', async () => {
+      const res = await call('GET', '/v1/groups', { headers: { authorization: 'Basic dXNlcjpwdw==' } });
+      expect(res.statusCode).toBe(401);
+    });
+
+    it('answers 403 for a valid token of an identity without a role', async () => {
+      const res = await call('GET', '/v1/groups', { token: tokens.outsider });
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error.code).toBe('FORBIDDEN');
+    });
+
+    it('lets auditors read but not act, and operators do both', async () => {
+      expect((await call('GET', '/v1/groups', { token: tokens.auditor })).statusCode).toBe(200);
+      expect((await call('GET', '/v1/groups', { token: tokens.operator })).statusCode).toBe(200);
+      const denied = await call('POST', '/v1/groups/alpha/rotations', { token: tokens.auditor });
+      expect(denied.statusCode).toBe(403);
+      expect((await call('GET', '/v1/runs/run-abcdefgh-1', { token: tokens.auditor })).statusCode).toBe(403);
+      expect(rotateCalls).toHaveLength(0);
+    });
+
+    it('checks the audience when one is configured', async () => {
+      const withAud = createApi({
+        stores,
+        auth: { jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, audience: 'lockstep', roles: { [AUDITOR]: 'auditor' } },
+        checkpointPublicKeys: {},
+        clock: { nowMs: () => NOW },
+        logger,
+      });
+      const req = (token: string) => ({
+        method: 'GET',
+        path: '/v1/groups',
+        query: {},
+        headers: { authorization: `Bearer ${token}` },
+        requestId: 'r',
+      });
+      expect((await withAud(req(tokens.auditor))).statusCode).toBe(401);
+      expect((await withAud(req(await issuer.sign(AUDITOR, { audience: 'lockstep' })))).statusCode).toBe(200);
+    });
+
+    it('never logs a token', () => {
+      const all = logLines.join('\n');
+      for (const t of Object.values(tokens)) expect(all).not.toContain(t.split('.')[2]);
+      expect(all).toContain('"route":"/v1/groups"');
+    });
+  });
+
+  describe('GET /v1/groups', () => {
+    it('pages with an opaque cursor', async () => {
+      const first = await call('GET', '/v1/groups', { token: tokens.auditor, query: { limit: '2' } });
+      expect(first.json().items.map((g: { id: string }) => g.id)).toEqual(['alpha', 'beta']);
+      const next = first.json().next as string;
+      const second = await call('GET', '/v1/groups', { token: tokens.auditor, query: { limit: '2', cursor: next } });
+      expect(second.json().items.map((g: { id: string }) => g.id)).toEqual(['busy', 'gamma']);
+      expect(second.json().next).toBeUndefined();
+    });
+
+    it('refuses a tampered cursor with 400 INVALID_CURSOR', async () => {
+      const first = await call('GET', '/v1/groups', { token: tokens.auditor, query: { limit: '1' } });
+      const next = first.json().next as string;
+      const [payload, sum] = next.split('.') as [string, string];
+      const forged = Buffer.from(JSON.stringify({ s: 'zzz', q: 'groups' })).toString('base64url');
+      for (const cursor of [`${payload}x.${sum}`, `${forged}.${sum}`, 'garbage', `${payload}.${'A'.repeat(16)}`]) {
+        const res = await call('GET', '/v1/groups', { token: tokens.auditor, query: { cursor } });
+        expect(res.statusCode).toBe(400);
+        expect(res.json().error.code).toBe('INVALID_CURSOR');
+      }
+    });
+
+    it.each(['0', '201', 'ten', '-1', '1.5'])('refuses limit=%s', async (limit) => {
+      const res = await call('GET', '/v1/groups', { token: tokens.auditor, query: { limit } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toMatchObject({ code: 'VALIDATION_FAILED', details: { field: 'limit' } });
+    });
+
+    it('refuses unknown query parameters', async () => {
+      const res = await call('GET', '/v1/groups', { token: tokens.auditor, query: { limt: '5' } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toContain('limt');
+    });
+  });
+
+  describe('GET /v1/groups/{groupId}', () => {
+    it('returns the group without store bookkeeping', async () => {
+      const res = await call('GET', '/v1/groups/alpha', { token: tokens.auditor });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ id: 'alpha', currentGeneration: 5, status: 'healthy' });
+      expect(res.json().members).toHaveLength(3);
+    });
+
+    it('answers 404 GROUP_NOT_FOUND for an unknown group and 400 for an invalid id', async () => {
+      const missing = await call('GET', '/v1/groups/nope', { token: tokens.auditor });
+      expect(missing.statusCode).toBe(404);
+      expect(missing.json().error.code).toBe('GROUP_NOT_FOUND');
+      const bad = await call('GET', '/v1/groups/Bad_Id', { token: tokens.auditor });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().error.details.field).toBe('groupId');
+    });
+  });
+
+  describe('GET /v1/groups/{groupId}/generations', () => {
+    it('lists newest first across pages', async () => {
+      const seen: number[] = [];
+      let cursor: string | undefined;
+      do {
+        const res = await call('GET', '/v1/groups/alpha/generations', {
+          token: tokens.auditor,
+          query: { limit: '2', ...(cursor ? { cursor } : {}) },
+        });
+        expect(res.statusCode).toBe(200);
+        seen.push(...res.json().items.map((r: LineageRecord) => r.generation));
+        cursor = res.json().next;
+      } while (cursor);
+      expect(seen).toEqual([5, 4, 3, 2, 1]);
+    });
+
+    it('filters by since/until (RFC 3339 or epoch ms)', async () => {
+      const since = new Date(alphaChain[1]!.finishedAtMs).toISOString();
+      const until = String(alphaChain[3]!.finishedAtMs);
+      const res = await call('GET', '/v1/groups/alpha/generations', { token: tokens.auditor, query: { since, until } });
+      expect(res.json().items.map((r: LineageRecord) => r.generation)).toEqual([4, 3, 2]);
+    });
+
+    it('refuses a cursor of another query', async () => {
+      const res = await call('GET', '/v1/groups/alpha/generations', { token: tokens.auditor, query: { limit: '1' } });
+      const other = await call('GET', '/v1/groups/gamma/generations', {
+        token: tokens.auditor,
+        query: { cursor: res.json().next },
+      });
+      expect(other.statusCode).toBe(400);
+      expect(other.json().error.code).toBe('INVALID_CURSOR');
+    });
+
+    it.each<{ case: string; query: Record<string, string> }>([
+      { case: 'bad since', query: { since: 'yesterday' } },
+      { case: 'since after until', query: { since: '2026-11-02T00:00:00Z', until: '2026-11-01T00:00:00Z' } },
+    ])('answers 400 for $case', async ({ query }) => {
+      const res = await call('GET', '/v1/groups/alpha/generations', { token: tokens.auditor, query });
+      expect(res.statusCode).toBe(400);
+    });
+
+    it('answers 404 for an unknown group', async () => {
+      expect((await call('GET', '/v1/groups/nope/generations', { token: tokens.auditor })).statusCode).toBe(404);
+    });
+  });
+
+  describe('GET /v1/groups/{groupId}/generations/{n}', () => {
+    it('returns the record exactly as chained', async () => {
+      const res = await call('GET', '/v1/groups/alpha/generations/3', { token: tokens.auditor });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual(JSON.parse(JSON.stringify(alphaChain[2])));
+    });
+
+    it.each(['0', 'abc', '-1', '1e3'])('answers 400 for n=%s', async (n) => {
+      const res = await call('GET', `/v1/groups/alpha/generations/${n}`, { token: tokens.auditor });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.details.field).toBe('n');
+    });
+
+    it('answers 404 GENERATION_NOT_FOUND past the head', async () => {
+      const res = await call('GET', '/v1/groups/alpha/generations/99', { token: tokens.auditor });
+      expect(res.statusCode).toBe(404);
+      expect(res.json().error.code).toBe('GENERATION_NOT_FOUND');
+    });
+  });
+
+  describe('GET /v1/versions/{keyVersionId}', () => {
+    it('maps any member version to its group, generation and member', async () => {
+      const member = alphaChain[1]!.members[2]!;
+      const res = await call('GET', `/v1/versions/${member.keyVersionId.toUpperCase()}`, { token: tokens.auditor });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ groupId: 'alpha', generation: 2, member: { crn: member.crn } });
+    });
+
+    it('answers 404 VERSION_NOT_FOUND and 400 for a non-UUID', async () => {
+      const missing = await call('GET', '/v1/versions/00000000-0000-4000-8000-000000000000', { token: tokens.auditor });
+      expect(missing.json().error.code).toBe('VERSION_NOT_FOUND');
+      expect((await call('GET', '/v1/versions/v1', { token: tokens.auditor })).statusCode).toBe(400);
+    });
+  });
+
+  describe('GET /v1/groups/{groupId}/proof', () => {
+    it('returns a proof an auditor can re-verify with the published key', async () => {
+      const res = await call('GET', '/v1/groups/alpha/proof', { token: tokens.auditor });
+      expect(res.statusCode).toBe(200);
+      const proof = res.json();
+      expect(proof.chain).toMatchObject({ ok: true, length: 5, headGeneration: 5, signedThroughGeneration: 4 });
+      expect(proof.head).toEqual({ generation: 5, hash: alphaChain[4]!.hash });
+      const { signature, ...signed } = proof.checkpoint;
+      const pub = proof.publicKeys.find((k: { keyId: string }) => k.keyId === signed.keyId);
+      expect(verify(null, Buffer.from(canonicalJson(signed)), pub.pem, Buffer.from(signature, 'base64'))).toBe(true);
+      expect(signed.headHash).toBe(alphaChain[3]!.hash);
+    });
+
+    it('locates a rewritten record', async () => {
+      const stored = stores.data.lineage.find((r) => r.groupId === 'alpha' && r.generation === 2)!;
+      const original = stored.fingerprint;
+      stored.fingerprint = 'fp1:forged';
+      try {
+        const proof = (await call('GET', '/v1/groups/alpha/proof', { token: tokens.auditor })).json();
+        expect(proof.chain.ok).toBe(false);
+        expect(proof.chain.firstBreak).toMatchObject({ generation: 2, kind: 'hash-mismatch' });
+      } finally {
+        stored.fingerprint = original;
+      }
+    });
+
+    it('reports an empty chain as ok with no head', async () => {
+      const proof = (await call('GET', '/v1/groups/beta/proof', { token: tokens.auditor })).json();
+      expect(proof).toMatchObject({ records: 0, head: null, checkpoint: null, chain: { ok: true } });
+    });
+  });
+
+  describe('GET /v1/export', () => {
+    it('exports JSONL and CSV that parse back into the same records', async () => {
+      const jsonl = await call('GET', '/v1/export', { token: tokens.auditor, query: { format: 'jsonl' } });
+      const csv = await call('GET', '/v1/export', { token: tokens.auditor, query: { format: 'csv' } });
+      expect(jsonl.headers['content-disposition']).toMatch(
+        /^attachment; filename="lockstep-lineage-2026-11-29\.jsonl"$/,
+      );
+      expect(csv.headers['content-type']).toMatch(/^text\/csv/);
+      const expected = JSON.parse(JSON.stringify(stores.data.lineage)).sort(
+        (a: LineageRecord, b: LineageRecord) => a.groupId.localeCompare(b.groupId) || a.generation - b.generation,
+      );
+      expect(recordsFromJsonl(jsonl.text)).toEqual(expected);
+      expect(recordsFromCsv(csv.text)).toEqual(expected);
+      expect(csv.text.split('\r\n').length - 2).toBe(7 * 3);
+      expect(jsonl.text + csv.text).not.toContain('ESCROW');
+    });
+
+    it('exports one group', async () => {
+      const res = await call('GET', '/v1/export', {
+        token: tokens.auditor,
+        query: { format: 'jsonl', groupId: 'gamma' },
+      });
+      expect(recordsFromJsonl(res.text).map((r) => r.groupId)).toEqual(['gamma', 'gamma']);
+      expect(res.headers['content-disposition']).toContain('lockstep-lineage-gamma-');
+    });
+
+    it.each([{ format: 'xml' }, {}])('answers 400 for format %o', async (query) => {
+      const res = await call('GET', '/v1/export', { token: tokens.auditor, query: query as Record<string, string> });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.details.field).toBe('format');
+    });
+
+    it('answers 404 for an unknown group', async () => {
+      const res = await call('GET', '/v1/export', { token: tokens.auditor, query: { format: 'csv', groupId: 'nope' } });
+      expect(res.statusCode).toBe(404);
+    });
+  });
+
+  describe('POST /v1/groups/{groupId}/rotations', () => {
+    it('accepts with 202, the run id and the operator as trigger', async () => {
+      const res = await call('POST', '/v1/groups/alpha/rotations', {
+        token: tokens.operator,
+        body: JSON.stringify({ reason: 'key compromise drill' }),
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(res.statusCode).toBe(202);
+      expect(res.json()).toEqual({
+        runId: 'run-0000-1111-2222',
+        groupId: 'alpha',
+        status: 'accepted',
+        links: { run: '/v1/runs/run-0000-1111-2222' },
+      });
+      expect(res.headers.location).toBe('/v1/runs/run-0000-1111-2222');
+      expect(rotateCalls.at(-1)).toEqual({
+        groupId: 'alpha',
+        opts: { trigger: { kind: 'operator', by: OPERATOR, reason: 'key compromise drill' } },
+      });
+    });
+
+    it('accepts an empty body', async () => {
+      const res = await call('POST', '/v1/groups/alpha/rotations', { token: tokens.operator });
+      expect(res.statusCode).toBe(202);
+    });
+
+    it.each([
+      { case: 'not JSON', ct: 'text/plain', body: 'x', status: 415 },
+      { case: 'malformed JSON', ct: 'application/json', body: '{', status: 400 },
+      { case: 'an array', ct: 'application/json', body: '[]', status: 400 },
+      { case: 'an unknown field', ct: 'application/json', body: '{"generation":9}', status: 400 },
+      { case: 'a formula reason', ct: 'application/json', body: '{"reason":"=HYPERLINK(1)"}', status: 400 },
+      { case: 'a non-boolean force', ct: 'application/json', body: '{"force":"yes"}', status: 400 },
+      { case: 'too large', ct: 'application/json', body: `{"reason":"${'a'.repeat(17_000)}"}`, status: 413 },
+    ])('refuses $case with $status and rotates nothing', async ({ ct, body, status }) => {
+      const before = rotateCalls.length;
+      const res = await call('POST', '/v1/groups/alpha/rotations', {
+        token: tokens.operator,
+        body,
+        headers: { 'content-type': ct },
+      });
+      expect(res.statusCode).toBe(status);
+      expect(rotateCalls.length).toBe(before);
+    });
+
+    it('answers 404 for an unknown group and 409 when a run is in progress', async () => {
+      expect((await call('POST', '/v1/groups/nope/rotations', { token: tokens.operator })).statusCode).toBe(404);
+      const busy = await call('POST', '/v1/groups/busy/rotations', { token: tokens.operator });
+      expect(busy.statusCode).toBe(409);
+      expect(busy.json().error.code).toBe('RUN_IN_PROGRESS');
+    });
+  });
+
+  describe('GET /v1/runs/{runId}', () => {
+    it('shows the run to operators without its escrow ciphertext', async () => {
+      const res = await call('GET', '/v1/runs/run-abcdefgh-1', { token: tokens.operator });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ id: 'run-abcdefgh-1', status: 'running' });
+      expect(res.text).not.toContain('ESCROW-CIPHERTEXT');
+    });
+
+    it('answers 404 RUN_NOT_FOUND and 400 for a malformed id', async () => {
+      const missing = await call('GET', '/v1/runs/run-00000000-x', { token: tokens.operator });
+      expect(missing.json().error.code).toBe('RUN_NOT_FOUND');
+      expect((await call('GET', '/v1/runs/nope', { token: tokens.operator })).statusCode).toBe(400);
+    });
+  });
+
+  describe('routing', () => {
+    it('answers 404 NOT_FOUND for an unknown path and 405 with Allow for a wrong method', async () => {
+      const missing = await call('GET', '/v2/everything', { token: tokens.auditor }).catch((e: Error) => e);
+      // undocumented paths cannot be validated against the document; check the raw handler instead
+      expect(missing).toBeInstanceOf(Error);
+      const raw = await api({ method: 'GET', path: '/v2/everything', query: {}, headers: {}, requestId: 'x' });
+      expect(raw.statusCode).toBe(404);
+      expect(JSON.parse(String(raw.body)).error.code).toBe('NOT_FOUND');
+      const wrong = await call('DELETE', '/v1/groups/alpha', { token: tokens.operator });
+      expect(wrong.statusCode).toBe(405);
+      expect(wrong.headers.allow).toBe('GET');
+    });
+
+    it('sets no-store, nosniff and the request id on every response', async () => {
+      const res = await call('GET', '/v1/groups', { token: tokens.auditor });
+      expect(res.headers).toMatchObject({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+      expect(res.headers['x-request-id']).toMatch(/^req-/);
+    });
+  });
+
+  describe('timeline page', () => {
+    const cookieOf = (res: HttpResponse) => (res.headers['set-cookie'] ?? '').split(';')[0] as string;
+    const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+    const formHeaders = { 'content-type': 'application/x-www-form-urlencoded' };
+
+    it('shows the login form without a session', async () => {
+      const res = await call('GET', '/ui');
+      expect(res.statusCode).toBe(401);
+      expect(res.text).toContain('name="token"');
+      expect(res.headers['content-security-policy']).toContain("default-src 'none'");
+    });
+
+    it('logs in with a token, renders the groups and the timeline, and escapes stored text', async () => {
+      const login = await call('POST', '/ui/login', {
+        body: form({ token: tokens.auditor }),
+        headers: { ...formHeaders, origin: 'http://lockstep.test' },
+      });
+      expect(login.statusCode).toBe(303);
+      expect(login.headers['set-cookie']).toMatch(/HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+      const cookie = cookieOf(login);
+      expect(cookie.startsWith(`${SESSION_COOKIE}=`)).toBe(true);
+
+      const home = await call('GET', '/ui', { headers: { cookie } });
+      expect(home.statusCode).toBe(200);
+      expect(home.text).toContain('Payments &lt;root&gt;');
+      expect(home.text).not.toContain('Payments <root>');
+
+      const page = await call('GET', '/ui/groups/alpha', { headers: { cookie } });
+      expect(page.statusCode).toBe(200);
+      expect(page.text.match(/data-testid="generation" /g)).toHaveLength(5);
+      expect(page.text).toContain('data-testid="chain-status">chain ok');
+      expect(page.text).toContain('checkpoint valid');
+      expect(page.text).toContain(alphaChain[2]!.members[1]!.keyVersionId);
+      expect(page.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+      expect(page.text).not.toContain('<script>');
+
+      const csv = await call('GET', '/ui/export', { headers: { cookie }, query: { format: 'csv', groupId: 'alpha' } });
+      expect(recordsFromCsv(csv.text)).toHaveLength(5);
+    });
+
+    it('refuses identities without a role, cross-site logins and bad tokens', async () => {
+      const outsider = await call('POST', '/ui/login', {
+        body: form({ token: tokens.outsider }),
+        headers: formHeaders,
+      });
+      expect(outsider.statusCode).toBe(403);
+      const crossSite = await call('POST', '/ui/login', {
+        body: form({ token: tokens.auditor }),
+        headers: { ...formHeaders, origin: 'https://evil.example' },
+      });
+      expect(crossSite.statusCode).toBe(403);
+      const bad = await call('POST', '/ui/login', { body: form({ token: 'x.y.z' }), headers: formHeaders });
+      expect(bad.statusCode).toBe(401);
+      expect(bad.text).toContain('data-testid="login-error"');
+      const notForm = await call('POST', '/ui/login', { body: '{}', headers: { 'content-type': 'application/json' } });
+      expect(notForm.statusCode).toBe(415);
+    });
+
+    it('ends an expired session with the login form and clears the cookie', async () => {
+      const expired = await issuer.sign(AUDITOR, { expiresIn: -120 });
+      const res = await call('GET', '/ui/groups/alpha', { headers: { cookie: `${SESSION_COOKIE}=${expired}` } });
+      expect(res.statusCode).toBe(401);
+      expect(res.text).toContain('Your session ended');
+      expect(res.headers['set-cookie']).toContain('Max-Age=0');
+    });
+
+    it('renders 404 and 400 as pages', async () => {
+      const cookie = `${SESSION_COOKIE}=${tokens.auditor}`;
+      expect((await call('GET', '/ui/groups/nope', { headers: { cookie } })).statusCode).toBe(404);
+      expect((await call('GET', '/ui/groups/Bad_Id', { headers: { cookie } })).statusCode).toBe(400);
+    });
+
+    it('logs out', async () => {
+      const res = await call('POST', '/ui/logout');
+      expect(res.statusCode).toBe(303);
+      expect(res.headers['set-cookie']).toMatch(/^lockstep_session=; .*Max-Age=0/);
+    });
+  });
+
+  it('validated every documented operation at least once', () => {
+    expect(openapi.unseen((k) => / (200|202|303)$/.test(k))).toEqual([]);
+  });
+});
