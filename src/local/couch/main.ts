@@ -1,0 +1,42 @@
+/**
+ * Standalone embedded CouchDB-compatible server:
+ *   npx tsx src/local/couch/main.ts [--port 5984] [--host 127.0.0.1] [--data-dir dir]
+ * Prints its URL; stops cleanly on SIGINT/SIGTERM.
+ */
+import { parseArgs } from 'node:util';
+import { startEmbeddedCouch } from './index.js';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '5984' },
+    host: { type: 'string', default: '127.0.0.1' },
+    'data-dir': { type: 'string' },
+  },
+});
+const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+  console.error(`--port must be an integer 0-65535, got ${values.port}`);
+  process.exit(2);
+}
+const couch = await startEmbeddedCouch({
+  host: values.host,
+  port,
+  ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+});
+console.log(`embedded CouchDB-compatible server listening on ${couch.url} (storage: ${couch.storage})`);
+console.log(couch.url);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    couch.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error('close failed', err);
+        process.exit(1);
+      },
+    );
+  });
+}
