@@ -23,7 +23,8 @@ const couch = await startEmbeddedCouch({
   port,
   ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
 });
-console.log(`embedded CouchDB-compatible server listening on ${couch.url} (storage: ${couch.storage})`);
+// The URL alone on stdout (scripts read it); the banner on stderr.
+console.error(`embedded CouchDB-compatible server listening on ${couch.url} (storage: ${couch.storage})`);
 console.log(couch.url);
 
 let stopping = false;
