@@ -12,6 +12,7 @@ import {
   type Group,
   type GroupId,
   hasCode,
+  isAppError,
   type KeyCrn,
   type KeyVersionId,
   type LineageRecord,
@@ -118,7 +119,7 @@ export function createRotationService(
     try {
       return await kp.getKey(m, opts());
     } catch (err) {
-      if (err instanceof AppError) return err;
+      if (isAppError(err)) return err;
       throw err;
     }
   }
@@ -461,11 +462,12 @@ export function createRotationService(
           for (const [i, info] of infos.entries()) {
             const m = group.members[i]!;
             if (info instanceof AppError) {
-              if (hasCode(info, 'KEY_NOT_FOUND', 'KEY_DELETED')) {
+              if (info.code === 'KEY_NOT_FOUND' || info.code === 'KEY_DELETED') {
                 throw new AppError('MEMBER_NOT_ACTIVE', `Member ${m.crn} (${m.region}) no longer exists`, {
                   details: { crn: m.crn },
                 });
               }
+              if (info.retryable) continue; // unreachable now: the run's plan step retries and degrades if it must
               throw info;
             }
             if (info.state !== 1 || info.deleted) {

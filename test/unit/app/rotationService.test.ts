@@ -1,0 +1,455 @@
+import { describe, expect, it } from 'vitest';
+import { AppError, type KeyId } from '../../../src/core/index.js';
+import type { RotationRun } from '../../../src/rotation/index.js';
+import { expectChain } from '../../support/assertions.js';
+import { kpError } from '../../support/fakeKeyProtect.js';
+import { createFakeGroup, type FakeWorld, fakeWorld, instanceOf } from '../../support/fakeWorld.js';
+import { leakedSecrets, SimulatedCrash } from '../../support/rotationHarness.js';
+
+const HOUR = 3_600_000;
+const op = { kind: 'operator' as const, by: 'tester' };
+
+/** Runs a run to its end, advancing the clock over waits; returns the final run. */
+async function drive(w: FakeWorld, runId: string, maxPasses = 50): Promise<RotationRun> {
+  for (let i = 0; i < maxPasses; i++) {
+    const res = await w.service.advanceRun(runId, { deadlineAtMs: w.clock.nowMs() + HOUR, holder: `w${i}` });
+    if (['completed', 'failed', 'diverged'].includes(res.status)) break;
+    w.clock.set(Math.max(w.clock.nowMs() + 1_000, res.nextAttemptAtMs ?? w.clock.nowMs() + 150_000));
+  }
+  return w.service.getRun(runId);
+}
+
+async function rotated(w: FakeWorld, groupId: string) {
+  w.clock.advance(HOUR + 1);
+  const { runId } = await w.service.rotateNow(groupId, { trigger: op });
+  return drive(w, runId);
+}
+
+/** Every member's newest version holds the same material, and each key has `versions` versions. */
+function expectLockstep(w: FakeWorld, keyIds: string[], versions: number) {
+  const handles = keyIds.map((k) => w.kp.handles(k));
+  for (const h of handles) expect(h).toHaveLength(versions);
+  for (let i = 0; i < versions; i++) expect(new Set(handles.map((h) => h[i])).size).toBe(1);
+}
+
+describe('rotation service (fake ports)', () => {
+  it.each([1, 2, 4])(
+    'creates a group and rotates it with %i duplicates: identical material, lineage chained',
+    async (dups) => {
+      // Arrange
+      const w = fakeWorld();
+      const group = await createFakeGroup(w, `happy-${dups}`, dups);
+      // Act
+      const run = await rotated(w, group.id);
+      // Assert
+      expect(run.status).toBe('completed');
+      expectLockstep(
+        w,
+        group.members.map((m) => m.keyId),
+        2,
+      );
+      const chain = await expectChain(w.stores, group, 2);
+      const g2 = chain[1]!;
+      expect(g2.fingerprint).toBe(run.fingerprint);
+      expect(g2.status).toBe('complete');
+      for (const m of group.members) {
+        const versions = await w.kp.listVersions(m);
+        expect(g2.members.find((x) => x.crn === m.crn)?.keyVersionId).toBe(versions[0]!.id);
+        expect(chain[0]!.members.find((x) => x.crn === m.crn)?.keyVersionId).toBe(versions[1]!.id);
+      }
+      expect(g2.verification.length).toBe(2 + dups); // verify + prove (primary→all, each duplicate→primary)
+      expect(JSON.stringify(g2)).not.toContain(run.escrow!.ciphertext);
+      const after = (await w.stores.groups.get(group.id)).value;
+      expect(after).toMatchObject({ status: 'healthy', currentGeneration: 2 });
+      expect(after.activeRunId).toBeUndefined();
+      expect(w.notes.map((n) => n.type)).toContain('com.ibm.lockstep.rotation.completed');
+      expect(leakedSecrets(w.log.lines.join('\n') + w.stores.dump(), w.random.secrets)).toEqual([]);
+    },
+  );
+
+  it('refuses a second rotation within the hour and a second claim while a run is open', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'refuse', 1);
+    await rotated(w, group.id);
+    w.clock.advance(600_000); // ten minutes after that rotation
+    await expect(w.service.rotateNow(group.id, { trigger: op })).rejects.toMatchObject({ code: 'ROTATION_TOO_SOON' });
+    w.clock.advance(HOUR);
+    await w.service.rotateNow(group.id, { trigger: op });
+    await expect(w.service.rotateNow(group.id, { trigger: op })).rejects.toMatchObject({ code: 'RUN_IN_PROGRESS' });
+    await expect(w.service.rotateNow('nope', { trigger: op })).rejects.toMatchObject({ code: 'GROUP_NOT_FOUND' });
+    await expect(w.service.rotateNow(group.id, { trigger: { kind: 'x', by: '' } as never })).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+  });
+
+  it('plan is a dry run that reports when each member may rotate', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'plan', 2);
+    const before = w.stores.dump();
+    const p = await w.service.plan(group.id);
+    expect(w.stores.dump()).toBe(before);
+    expect(p.nextGeneration).toBe(2);
+    expect(p.members).toHaveLength(3);
+    expect(p.canStartNow).toBe(true); // never-rotated keys: the first rotation is free
+    await rotated(w, group.id);
+    const p2 = await w.service.plan(group.id);
+    expect(p2.canStartNow).toBe(false);
+    expect(p2.earliestStartAtMs).toBe(w.clock.nowMs() - (w.clock.nowMs() - p2.members[0]!.lastRotateAtMs!) + HOUR);
+  });
+
+  it('a member that already holds the run material is never rotated twice (ambiguous rotate)', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'ambig', 2);
+    const dupKey = group.members[1]!.keyId;
+    let fired = false;
+    w.kp.fault = (o, ref) => {
+      if (o === 'rotate' && ref.keyId === dupKey && !fired) {
+        fired = true;
+        return { when: 'after', error: kpError('UPSTREAM_UNAVAILABLE', { ambiguous: true }) };
+      }
+      return undefined;
+    };
+    const run = await rotated(w, group.id);
+    expect(run.status).toBe('completed');
+    expectLockstep(
+      w,
+      group.members.map((m) => m.keyId),
+      2,
+    );
+    expect(w.kp.calls.filter((c) => c.op === 'rotate' && c.keyId === dupKey)).toHaveLength(1);
+  });
+
+  it('a token overwritten mid-run is retried once under the lease', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'nonce', 1);
+    let n = 0;
+    w.kp.fault = (o) =>
+      o === 'rotate' && n++ === 0 ? { when: 'before', error: kpError('IMPORT_TOKEN_NONCE_MISMATCH') } : undefined;
+    const run = await rotated(w, group.id);
+    expect(run.status).toBe('completed');
+    expectLockstep(
+      w,
+      group.members.map((m) => m.keyId),
+      2,
+    );
+  });
+
+  it('429 with Retry-After backs off for at least that long, then completes', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'throttle', 1);
+    let n = 0;
+    w.kp.fault = (o) =>
+      o === 'rotate' && n++ === 0
+        ? { when: 'before', error: kpError('UPSTREAM_RATE_LIMITED', { retryAfterMs: 900_000 }) }
+        : undefined;
+    w.clock.advance(HOUR + 1);
+    const { runId } = await w.service.rotateNow(group.id, { trigger: op });
+    const t0 = w.clock.nowMs();
+    const first = await w.service.advanceRun(runId, { deadlineAtMs: t0 + HOUR, holder: 'a' });
+    expect(first.status).toBe('degraded');
+    expect(first.nextAttemptAtMs).toBeGreaterThanOrEqual(t0 + 900_000);
+    expect((await w.service.getRun(runId)).members[1]!.lastError?.code).toBe('UPSTREAM_RATE_LIMITED');
+    const run = await drive(w, runId);
+    expect(run.status).toBe('completed');
+  });
+
+  it('a duplicate that cannot be staged blocks promotion; the deadline fails the run; resume reuses the material', async () => {
+    const w = fakeWorld({ runDeadlineMs: 2 * HOUR });
+    const group = await createFakeGroup(w, 'blocked', 2);
+    const down = group.members[2]!.instanceId;
+    const primaryKey = group.members[0]!.keyId;
+    w.kp.fault = (o, ref) =>
+      ref.instanceId === down && o === 'rotate'
+        ? { when: 'before', error: kpError('UPSTREAM_UNAVAILABLE', { ambiguous: false }) }
+        : undefined;
+    w.clock.advance(HOUR + 1);
+    const { runId } = await w.service.rotateNow(group.id, { trigger: op });
+    const run = await drive(w, runId);
+    expect(run.status).toBe('failed');
+    expect(run.statusReason).toMatch(/primary was NOT rotated/);
+    expect(run.statusReason).toContain(group.members[2]!.crn);
+    expect(w.kp.handles(primaryKey)).toHaveLength(1); // primary untouched
+    expect((await w.stores.groups.get(group.id)).value.status).toBe('failed');
+    expect(w.notes.map((n) => n.type)).toEqual(
+      expect.arrayContaining(['com.ibm.lockstep.rotation.degraded', 'com.ibm.lockstep.rotation.failed']),
+    );
+    await expect(w.service.rotateNow(group.id, { trigger: op })).rejects.toMatchObject({ code: 'RUN_IN_PROGRESS' });
+    // the region comes back; the operator resumes
+    w.kp.fault = () => undefined;
+    await w.service.resume(runId, { trigger: op });
+    const done = await drive(w, runId);
+    expect(done.status).toBe('completed');
+    expect(done.fingerprint).toBe(run.fingerprint);
+    expectLockstep(
+      w,
+      group.members.map((m) => m.keyId),
+      2,
+    );
+    await expectChain(w.stores, group, 2);
+  });
+
+  it('a foreign version found on a duplicate is noted, then the member is rotated when allowed', async () => {
+    const w = fakeWorld({ stageConcurrency: 1 });
+    const group = await createFakeGroup(w, 'foreign', 2);
+    w.clock.advance(HOUR + 1);
+    const { runId } = await w.service.rotateNow(group.id, { trigger: op });
+    // d1 is staged first (its material becomes the reference); someone rotates d2 out of band after the plan.
+    const d2 = group.members[2]!.keyId;
+    let lists = 0;
+    w.kp.fault = (o, ref) => {
+      if (o === 'listVersions' && ref.keyId === d2 && ++lists === 2) w.kp.foreignRotate(d2);
+      return undefined;
+    };
+    const run = await drive(w, runId);
+    expect(run.status).toBe('completed');
+    expect(run.notes.join('\n')).toContain('foreign version');
+    const record = await w.stores.lineage.get(group.id, 2);
+    expect(record.notes?.join('\n')).toContain('exists only on this member');
+    // d2: base, foreign, ours
+    expect(w.kp.handles(d2)).toHaveLength(3);
+    expect(w.kp.handles(d2)[0]).toBe(w.kp.handles(group.members[0]!.keyId)[0]);
+  });
+
+  it('an unprovable foreign version (nothing to compare with yet) is caught by verify: diverged, primary untouched', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'unproven', 2);
+    w.clock.advance(HOUR + 1);
+    const { runId } = await w.service.rotateNow(group.id, { trigger: op });
+    const [d1, d2] = [group.members[1]!.keyId, group.members[2]!.keyId];
+    let lists = 0;
+    w.kp.fault = (o, ref) => {
+      // both duplicates re-check in parallel before either is staged: d2's foreign version cannot be proven yet
+      if (o === 'listVersions' && ref.keyId === d2 && ++lists === 2) w.kp.foreignRotate(d2);
+      return undefined;
+    };
+    const run = await drive(w, runId);
+    expect(run.status).toBe('diverged');
+    expect(run.statusReason).toContain('primary was NOT rotated');
+    expect(w.kp.handles(group.members[0]!.keyId)).toHaveLength(1);
+    expect(w.kp.handles(d1)).toHaveLength(2);
+    expect(w.notes.map((n) => n.type)).toContain('com.ibm.lockstep.rotation.diverged');
+    const g = (await w.stores.groups.get(group.id)).value;
+    expect(g.status).toBe('diverged');
+    expect(g.activeRunId).toBeUndefined(); // free for a healing rotation
+  });
+
+  it('several runners on one group: exactly one rotation per generation', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'race', 2);
+    w.clock.advance(HOUR + 1);
+    const claims = await Promise.allSettled(
+      Array.from({ length: 5 }, () => w.service.rotateNow(group.id, { trigger: op })),
+    );
+    const won = claims.filter((c) => c.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const c of claims.filter((x) => x.status === 'rejected')) {
+      expect((c as PromiseRejectedResult).reason).toMatchObject({ code: 'RUN_IN_PROGRESS' });
+    }
+    const runId = (won[0] as PromiseFulfilledResult<{ runId: string }>).value.runId;
+    const results = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        w.service.advanceRun(runId, { deadlineAtMs: w.clock.nowMs() + HOUR, holder: `r${i}` }),
+      ),
+    );
+    expect(results.some((r) => r.status === 'completed')).toBe(true);
+    const run = await drive(w, runId);
+    expect(run.status).toBe('completed');
+    expectLockstep(
+      w,
+      group.members.map((m) => m.keyId),
+      2,
+    );
+    expect(w.kp.calls.filter((c) => c.op === 'rotate')).toHaveLength(3);
+  });
+
+  it('verify probes every generation on every member', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'verify', 2);
+    await rotated(w, group.id);
+    await rotated(w, group.id);
+    const v = await w.service.verify(group.id);
+    expect(v.ok).toBe(true);
+    expect(v.probes).toHaveLength(3 * 3);
+    w.kp.foreignRotate(group.members[1]!.keyId); // does not remove old generations
+    expect((await w.service.verify(group.id)).ok).toBe(true);
+  });
+
+  it('markForeignChange diverges the group and schedules a healing rotation after the hour', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'heal', 2);
+    w.clock.advance(2 * HOUR);
+    const victim = group.members[1]!;
+    w.kp.foreignRotate(victim.keyId);
+    const res = await w.service.markForeignChange(group.id, {
+      crn: victim.crn,
+      action: 'kms.secrets.rotate',
+      eventId: 'evt-1',
+      eventTimeMs: w.clock.nowMs(),
+      initiator: 'IBMid-someone',
+    });
+    expect(res.status).toBe('diverged');
+    expect(res.healRunId).toBeDefined();
+    const early = await w.service.advanceRun(res.healRunId!, { deadlineAtMs: w.clock.nowMs() + HOUR, holder: 'h' });
+    expect(early.nextAttemptAtMs).toBeGreaterThanOrEqual(w.clock.nowMs() + HOUR - 1);
+    const run = await drive(w, res.healRunId!);
+    expect(run.status).toBe('completed');
+    expect((await w.stores.groups.get(group.id)).value.status).toBe('healthy');
+    expect((await w.stores.lineage.get(group.id, 2)).notes?.join()).toContain('foreign');
+    expect(w.notes.map((n) => n.type)).toEqual(
+      expect.arrayContaining(['com.ibm.lockstep.group.diverged', 'com.ibm.lockstep.rotation.healed']),
+    );
+    expect(w.kp.handles(victim.keyId)).toHaveLength(3);
+  });
+
+  it('attachEvidence adds Activity Tracker evidence to the run member once', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'evidence', 1);
+    const run = await rotated(w, group.id);
+    const m = group.members[1]!;
+    const ev = {
+      eventId: 'e1',
+      action: 'kms.secrets.rotate',
+      eventTimeMs: w.clock.nowMs(),
+      initiator: 'lockstep',
+      outcome: 'success',
+    };
+    expect(await w.service.attachEvidence({ crn: m.crn }, ev)).toEqual({ runId: run.id });
+    await w.service.attachEvidence({ crn: m.crn, runId: run.id }, ev);
+    const after = await w.service.getRun(run.id);
+    expect(after.members.find((x) => x.crn === m.crn)!.evidence).toHaveLength(1);
+  });
+
+  it('adds a region by replaying every escrowed generation, one per allowed hour', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'region', 1);
+    await rotated(w, group.id);
+    await rotated(w, group.id);
+    const { runId } = await w.service.addRegion(group.id, {
+      region: 'eu-gb' as never,
+      instanceId: instanceOf(9),
+      trigger: op,
+    });
+    // generation 1 (create) and 2 (first rotation is free) now; 3 after an hour
+    const first = await w.service.catchUp(group.id, { deadlineAtMs: w.clock.nowMs() + HOUR, holder: 'c' });
+    expect(first).toEqual({ advanced: 2, pending: 1 });
+    w.clock.advance(HOUR + 1);
+    const second = await w.service.catchUp(group.id, { deadlineAtMs: w.clock.nowMs() + HOUR, holder: 'c' });
+    expect(second.pending).toBe(0);
+    const run = await w.service.getRun(runId);
+    expect(run.status).toBe('completed');
+    const g = (await w.stores.groups.get(group.id)).value;
+    expect(g.members).toHaveLength(3);
+    expectLockstep(
+      w,
+      g.members.map((m) => m.keyId),
+      3,
+    );
+    expect((await w.service.verify(group.id)).ok).toBe(true);
+  });
+
+  it('adopts existing identical keys (canary) and rotates from there', async () => {
+    const w = fakeWorld();
+    const material = Buffer.alloc(32, 7);
+    const a = w.kp.seedKey({ region: 'us-south', instanceId: instanceOf(0), material });
+    const b = w.kp.seedKey({ region: 'us-east', instanceId: instanceOf(1), material });
+    const c = w.kp.seedKey({ region: 'eu-de', instanceId: instanceOf(2), material: Buffer.alloc(32, 8) });
+    await expect(
+      w.service.adoptGroup({
+        id: 'bad',
+        name: 'x',
+        schedule: {},
+        primaryCrn: a.crn,
+        duplicateCrns: [c.crn],
+        trigger: op,
+      }),
+    ).rejects.toMatchObject({ code: 'MATERIAL_MISMATCH' });
+    const { group, lineage } = await w.service.adoptGroup({
+      id: 'adopted',
+      name: 'x',
+      schedule: {},
+      primaryCrn: a.crn,
+      duplicateCrns: [b.crn],
+      trigger: op,
+    });
+    expect(lineage.generation).toBe(1);
+    expect(lineage.verification.every((v) => v.ok)).toBe(true);
+    const run = await rotated(w, group.id);
+    expect(run.status).toBe('completed');
+    expectLockstep(w, [a.id, b.id], 2);
+    await expect(
+      w.service.addRegion(group.id, { region: 'eu-de' as never, instanceId: instanceOf(5), trigger: op }),
+    ).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+  });
+
+  it('rejects bad input with typed errors and changes nothing', async () => {
+    const w = fakeWorld();
+    const before = w.stores.dump();
+    await expect(
+      w.service.createGroup({
+        id: 'Bad Id',
+        name: 'x',
+        schedule: {},
+        primary: { region: 'us-south' as never, instanceId: instanceOf(0) },
+        duplicates: [],
+        trigger: op,
+      }),
+    ).rejects.toBeInstanceOf(AppError);
+    await expect(
+      w.service.createGroup({
+        id: 'dup-inst',
+        name: 'x',
+        schedule: {},
+        primary: { region: 'us-south' as never, instanceId: instanceOf(0) },
+        duplicates: [{ region: 'us-east' as never, instanceId: instanceOf(0) }],
+        trigger: op,
+      }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    await expect(w.service.getRun('run-nothing-here')).rejects.toMatchObject({ code: 'RUN_NOT_FOUND' });
+    expect(w.stores.dump()).toBe(before);
+  });
+});
+
+describe('crash injection at every persisted step (in-process)', () => {
+  it.each([1, 2, 4])('with %i duplicates: every crash point resumes to the same end state', async (dups) => {
+    const matrix: string[] = [];
+    for (let crashAt = 1; ; crashAt++) {
+      const w = fakeWorld();
+      const group = await createFakeGroup(w, `crash-${dups}`, dups);
+      w.clock.advance(HOUR + 1);
+      const { runId } = await w.service.rotateNow(group.id, { trigger: op });
+      let n = 0;
+      let crashedStep: string | undefined;
+      let fingerprintAtCrash: string | undefined;
+      const crashing = w.serviceWith((run, step) => {
+        if (++n === crashAt) {
+          crashedStep = `${step}/${run.status}`;
+          fingerprintAtCrash = run.fingerprint;
+          throw new SimulatedCrash(step);
+        }
+      });
+      const first = await crashing.advanceRun(runId, { deadlineAtMs: w.clock.nowMs() + HOUR, holder: 'doomed' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (!crashedStep) {
+        expect(first).toBeUndefined();
+        break; // crashAt is past the last persisted step
+      }
+      expect(first).toBeInstanceOf(SimulatedCrash);
+      w.clock.advance(150_000); // the crashed worker's leases expire
+      const run = await drive(w, runId);
+      expect(run.status, `crash after persist #${crashAt} (${crashedStep})`).toBe('completed');
+      if (fingerprintAtCrash) expect(run.fingerprint).toBe(fingerprintAtCrash);
+      expectLockstep(
+        w,
+        group.members.map((m) => m.keyId as KeyId),
+        2,
+      );
+      await expectChain(w.stores, group, 2);
+      matrix.push(`#${crashAt} ${crashedStep} → completed`);
+    }
+    expect(matrix.length).toBeGreaterThanOrEqual(7 + dups);
+  });
+});
