@@ -1,0 +1,127 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { recordsFromJsonl } from '../../api/index.js';
+import type { Checkpoint } from '../../core/index.js';
+import { type ChainReport, checkpointKeyId, checkpointKeyring, verifyChain } from '../../lineage/index.js';
+import type { CliContext } from '../context.js';
+import { ExitCode, usageError } from '../exitCodes.js';
+import { formatTime, short } from '../format.js';
+import { renderTable } from '../output.js';
+import { type ApiGroup, groupIdArg, readAll } from './read.js';
+
+interface ProofDoc {
+  groupId: string;
+  records: number;
+  head: { generation: number; hash: string } | null;
+  chain: ChainReport;
+  checkpoint: Checkpoint | null;
+  publicKeys: { keyId: string; pem: string }[];
+}
+
+interface GroupAudit {
+  groupId: string;
+  ok: boolean;
+  records: number;
+  headGeneration?: number;
+  headHash?: string;
+  checkpoint?: { generation: number; keyId: string; signedAtMs: number; status: string };
+  /** The server's own verdict, for comparison (the CLI does not rely on it). */
+  serverOk: boolean;
+  keySource: 'pinned' | 'published by the API';
+  breaks: { generation: number; kind: string; message: string }[];
+}
+
+/**
+ * `lockstep audit verify [group]`: downloads every lineage record (`/v1/export?format=jsonl`) and the latest signed
+ * checkpoint (`/v1/groups/{id}/proof`), then recomputes the hash chain and checks the signature locally with
+ * `verifyChain` — the server's verdict is shown but not trusted. Exit 3 when any chain or checkpoint is broken.
+ */
+export async function auditVerify(
+  ctx: CliContext,
+  groupId: string | undefined,
+  opts: { trustKey?: string[] } = {},
+): Promise<number> {
+  const pinned = (opts.trustKey ?? []).map((file) => {
+    try {
+      return readFileSync(resolve(ctx.io.cwd, file), 'utf8');
+    } catch {
+      throw usageError(`flag --trust-key: cannot read ${file}`, 'give the SPKI PEM file of the checkpoint public key');
+    }
+  });
+  const ids = groupId ? [groupIdArg(groupId)] : (await readAll<ApiGroup>(ctx, '/v1/groups', 10_000)).map((g) => g.id);
+  const results: GroupAudit[] = [];
+  for (const id of ids) {
+    ctx.out.progress(`verifying ${id}…`);
+    const proof = await ctx.api().get<ProofDoc>(`/v1/groups/${id}/proof`);
+    const records = recordsFromJsonl(await ctx.api().getText('/v1/export', { format: 'jsonl', groupId: id }));
+    let keyring: ReturnType<typeof checkpointKeyring>;
+    try {
+      keyring = checkpointKeyring(pinned.length ? pinned : proof.publicKeys.map((k) => k.pem));
+    } catch {
+      throw usageError('a checkpoint public key is not an Ed25519 SPKI PEM', 'check the files given with --trust-key');
+    }
+    const report = verifyChain(records, proof.checkpoint ? [proof.checkpoint] : [], keyring, { groupId: id });
+    const cp = report.checkpoints[0];
+    // a chain that has records but no checkpoint cannot prove nothing was removed at its end
+    const missingCheckpoint = records.length > 0 && !proof.checkpoint;
+    results.push({
+      groupId: id,
+      ok: report.ok && !missingCheckpoint,
+      records: report.length,
+      ...(report.headGeneration !== undefined ? { headGeneration: report.headGeneration } : {}),
+      ...(report.headHash ? { headHash: report.headHash } : {}),
+      ...(cp
+        ? { checkpoint: { generation: cp.generation, keyId: cp.keyId, signedAtMs: cp.signedAtMs, status: cp.status } }
+        : {}),
+      serverOk: proof.chain.ok,
+      keySource: pinned.length ? 'pinned' : 'published by the API',
+      breaks: [
+        ...report.breaks,
+        ...report.checkpoints
+          .filter((c) => c.status !== 'valid')
+          .map((c) => ({ generation: c.generation, kind: `checkpoint-${c.status}`, message: c.message })),
+        ...(missingCheckpoint
+          ? [
+              {
+                generation: report.headGeneration ?? 0,
+                kind: 'no-checkpoint',
+                message: 'no signed checkpoint covers this chain',
+              },
+            ]
+          : []),
+      ],
+    });
+  }
+  const ok = results.every((r) => r.ok);
+  ctx.out.result({ ok, groups: results }, () =>
+    [
+      results.length === 0
+        ? 'No groups to verify.'
+        : renderTable(results, [
+            { header: 'GROUP', value: (r) => r.groupId },
+            { header: 'RESULT', value: (r) => (r.ok ? ctx.out.green('intact') : ctx.out.red('BROKEN')) },
+            { header: 'RECORDS', value: (r) => r.records, align: 'right' },
+            {
+              header: 'HEAD',
+              value: (r) => (r.headGeneration ? `gen ${r.headGeneration} ${short(r.headHash, 12)}` : '-'),
+            },
+            {
+              header: 'CHECKPOINT',
+              value: (r) =>
+                r.checkpoint
+                  ? `gen ${r.checkpoint.generation} ${r.checkpoint.status} (${formatTime(r.checkpoint.signedAtMs)})`
+                  : '-',
+            },
+            { header: 'SERVER SAYS', value: (r) => (r.serverOk ? 'ok' : 'broken') },
+          ]),
+      ...results.flatMap((r) =>
+        r.breaks.map((b) => `  ${ctx.out.red('✗')} ${r.groupId} gen ${b.generation} ${b.kind}: ${b.message}`),
+      ),
+      '',
+      ctx.out.dim(
+        `Chains recomputed locally from /v1/export; checkpoint keys ${pinned.length ? `pinned (${pinned.map((p) => checkpointKeyId(p)).join(', ')})` : 'as published by the API — pin them with --trust-key <pem>'}.`,
+      ),
+    ].join('\n'),
+  );
+  return ok ? ExitCode.OK : ExitCode.VERIFY_FAILED;
+}

@@ -1,0 +1,52 @@
+import { isAppError } from '../core/index.js';
+
+/**
+ * Exit codes scripts can rely on (documented in docs/cli.md and `lockstep --help`).
+ * - 0 OK: the command did what was asked.
+ * - 1 FAILED: the operation failed (an upstream refused, a rotation failed, the stack is unreachable).
+ * - 2 USAGE: bad arguments, bad configuration or a bad groups file; nothing was changed.
+ * - 3 VERIFY_FAILED: a verification ran and found a problem (broken audit chain, members not in lockstep).
+ */
+export const ExitCode = { OK: 0, FAILED: 1, USAGE: 2, VERIFY_FAILED: 3 } as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An error raised by the CLI itself: carries its exit code and an optional hint saying what to do. */
+export class CliError extends Error {
+  readonly exitCode: ExitCode;
+  readonly hint?: string;
+  readonly details?: Readonly<Record<string, unknown>>;
+  constructor(exitCode: ExitCode, message: string, opts: { hint?: string; details?: Record<string, unknown> } = {}) {
+    super(message);
+    this.name = 'CliError';
+    this.exitCode = exitCode;
+    this.hint = opts.hint;
+    this.details = opts.details;
+  }
+}
+
+/** A usage or configuration error (exit 2). */
+export const usageError = (message: string, hint?: string, details?: Record<string, unknown>): CliError =>
+  new CliError(ExitCode.USAGE, message, { hint, details });
+
+/** A command that cannot run in this build: a clear error with exit 2, never a fake result. */
+export const notAvailable = (what: string, reason: string): CliError =>
+  new CliError(ExitCode.USAGE, `${what} is not available yet: ${reason}`);
+
+/** The exit code for any thrown value. */
+export function exitCodeFor(err: unknown): ExitCode {
+  if (err instanceof CliError) return err.exitCode;
+  if (isAppError(err)) {
+    switch (err.code) {
+      case 'VALIDATION_FAILED':
+      case 'CONFIG_INVALID':
+      case 'INVALID_CURSOR':
+        return ExitCode.USAGE;
+      case 'CHAIN_BROKEN':
+      case 'MATERIAL_MISMATCH':
+        return ExitCode.VERIFY_FAILED;
+      default:
+        return ExitCode.FAILED;
+    }
+  }
+  return ExitCode.FAILED;
+}
