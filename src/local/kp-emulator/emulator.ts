@@ -329,10 +329,29 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     return false;
   }
 
+  function makeRegionServer(region: string, sockets: Set<Socket>): Server {
+    const server = createServer((req, res) => {
+      handleApi(region, req, res).catch((err: unknown) => {
+        logger.error('kp-emulator: request failed', { error: (err as Error).message });
+        if (!res.headersSent) sendJson(res, 500, errorBody(500, 'INTERNAL_SERVER_ERR', 'Internal error', {}));
+      });
+    });
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    return server;
+  }
+
+  /** Ends a `refuse` outage: a fresh server on the same port (binding to an IP literal is synchronous). */
   function reopen(region: string) {
     const s = servers.get(region);
     if (!s?.refused) return;
     s.refused = false;
+    s.server = makeRegionServer(region, s.sockets);
+    s.server.on('error', (err) =>
+      logger.error('kp-emulator: could not reopen region server', { region, error: err.message }),
+    );
     s.server.listen(s.port, host);
   }
 
@@ -480,16 +499,7 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
   // ─────────── start region servers ───────────
   for (const region of opts.regions) {
     const sockets = new Set<Socket>();
-    const server = createServer((req, res) => {
-      handleApi(region, req, res).catch((err: unknown) => {
-        logger.error('kp-emulator: request failed', { error: (err as Error).message });
-        if (!res.headersSent) sendJson(res, 500, errorBody(500, 'INTERNAL_SERVER_ERR', 'Internal error', {}));
-      });
-    });
-    server.on('connection', (s: Socket) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
+    const server = makeRegionServer(region, sockets);
     const port = await listen(server, host, opts.ports?.[region] ?? 0);
     servers.set(region, { server, port, refused: false, sockets });
     regionInfo[region] = { region, url: `http://${host}:${port}`, instances: [] };

@@ -63,9 +63,22 @@ export async function kpError(p: Promise<unknown>): Promise<KpErrorShape> {
   try {
     await p;
   } catch (err) {
-    const e = err as { status?: number; result?: unknown; body?: string; headers?: Record<string, string> };
-    const body = (e.result ?? (e.body ? JSON.parse(e.body) : undefined)) as KpErrorShape['body'];
-    return { status: e.status ?? 0, code: body?.resources?.[0]?.reasons?.[0]?.code, body, headers: e.headers ?? {} };
+    const e = err as { status?: number; result?: unknown; body?: unknown; headers?: Record<string, string> };
+    let body = (e.result ?? e.body) as unknown;
+    if (body && typeof body === 'object' && Symbol.asyncIterator in body) {
+      // Some SDK methods (restoreKey) ask for a stream response; the error body is then a stream too.
+      const chunks: Buffer[] = [];
+      for await (const c of body as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
+      body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
+    } else if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body);
+      } catch {
+        body = undefined; // no response (connection errors)
+      }
+    }
+    const b = body as KpErrorShape['body'];
+    return { status: e.status ?? 0, code: b?.resources?.[0]?.reasons?.[0]?.code, body: b, headers: e.headers ?? {} };
   }
   throw new Error('expected the call to fail');
 }
