@@ -100,6 +100,12 @@ describe('judgeAttestation', () => {
       reason: /differ from the recorded canary/,
     },
     {
+      case: 'a non-hex hash of the same length',
+      results: (ids) => ids.map((id) => ({ id, plaintextSha256: 'é'.repeat(64) })),
+      status: 'mismatch',
+      reason: /differ/,
+    },
+    {
       case: 'a malformed hash',
       results: (ids) => ids.map((id) => ({ id, plaintextSha256: 'abc' })),
       status: 'mismatch',

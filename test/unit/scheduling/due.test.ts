@@ -440,6 +440,47 @@ describe('nextDueAtMs — properties', () => {
     );
   });
 
+  it('for crons: never before the next fire after the last rotation, inside the window unless the guard applies', () => {
+    const cronArb = fc.constantFrom('0 3 * * *', '30 2 * * *', '0 */6 * * *', '15 4 * * MON', '0 0 1 * *', '0 * * * *');
+    fc.assert(
+      fc.property(
+        cronArb,
+        fc.constantFrom(...zones),
+        fc.option(
+          fc.record({ start: hhmm, end: hhmm }).filter((w) => w.start !== w.end),
+          { nil: undefined },
+        ),
+        fc.option(fc.integer({ min: HOUR, max: 40 * DAY }), { nil: undefined }),
+        lastArb,
+        fc.integer({ min: 0, max: 40 * DAY }),
+        (cron, timeZone, window, maxAgeMs, last, sinceMs) => {
+          // Arrange
+          const schedule: Schedule = { cron, timeZone };
+          if (window) schedule.window = window;
+          if (maxAgeMs !== undefined) schedule.maxAgeMs = maxAgeMs;
+          const guard = maxAgeMs === undefined ? undefined : last + maxAgeMs;
+          const firstFire = nextDueAtMs(
+            { cron, timeZone },
+            { lastRotatedAtMs: last, createdAtMs: CREATED, nowMs: last },
+          ) as number;
+          // Act
+          const due = nextDueAtMs(schedule, {
+            lastRotatedAtMs: last,
+            createdAtMs: CREATED,
+            nowMs: last + sinceMs,
+          }) as number;
+          // Assert
+          expect(firstFire).toBeGreaterThan(last);
+          if (due !== guard) {
+            expect(due).toBeGreaterThanOrEqual(firstFire);
+            expect(isWithinWindow(schedule, due)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('is at or before now exactly when dueDecision says due', () => {
     fc.assert(
       fc.property(scheduleArb, lastArb, fc.integer({ min: 0, max: 60 * DAY }), (schedule, last, sinceMs) => {

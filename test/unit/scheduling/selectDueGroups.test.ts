@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Schedule } from '../../../src/core/index.js';
+import type { Group, Schedule } from '../../../src/core/index.js';
 import { type SchedulableGroup, selectDueGroups } from '../../../src/scheduling/index.js';
 
 const HOUR = 3_600_000;
@@ -83,8 +83,9 @@ describe('selectDueGroups', () => {
     expect(out.nextCheckAtMs).toBeUndefined();
   });
 
-  it('handles an empty fleet', () => {
-    expect(selectDueGroups([], NOW)).toEqual({ selected: [], deferred: [] });
+  it('handles an empty fleet and accepts domain Groups', () => {
+    const groups: Group[] = [];
+    expect(selectDueGroups(groups, NOW)).toEqual({ selected: [], deferred: [] });
   });
 
   it.each([
