@@ -55,7 +55,8 @@ h1{font-size:22px;margin:4px 0 2px}h2{font-size:17px;margin:26px 0 10px}h3{font-
 .exports a{margin-right:14px}
 table{border-collapse:collapse;width:100%;margin:6px 0}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;color:var(--muted);font-weight:600}
-.axis{position:relative;height:92px;margin:10px 8px 4px;border-bottom:2px solid #8c959f}
+.axis{position:relative;height:48px;margin:10px 8px 4px;border-bottom:2px solid #8c959f}
+.legend{font-size:12px;color:var(--muted)}.legend .badge{margin:0 4px 0 10px}
 .axis .tick{position:absolute;bottom:-22px;font-size:11px;color:var(--muted);transform:translateX(-50%);white-space:nowrap}
 .axis .tick.first{transform:none}.axis .tick.last{transform:translateX(-100%)}
 .marker{position:absolute;bottom:-9px;transform:translateX(-50%);text-align:center;text-decoration:none;color:#1f2328}
@@ -215,10 +216,10 @@ function axis(records: LineageRecord[], basePath: string, groupId: string): stri
     records.length === 1
       ? `<span class="tick" style="left:50%">${esc(fmtTime(min))}</span>`
       : `<span class="tick first" style="left:0">${esc(fmtTime(min))}</span><span class="tick last" style="left:100%">${esc(fmtTime(max))}</span>`;
-  return `<div class="axis" role="img" aria-label="Generations of ${esc(groupId)} on a time axis" data-base="${esc(basePath)}">${markers}${ticks}</div><div style="height:26px"></div>`;
+  return `<div class="axis" role="img" aria-label="Generations of ${esc(groupId)} on a time axis" data-base="${esc(basePath)}">${markers}${ticks}</div><div style="height:22px"></div>`;
 }
 
-function generationCard(r: LineageRecord, breaks: ChainBreak[]): string {
+function generationCard(r: LineageRecord, breaks: ChainBreak[], effectiveUntilMs: number | undefined): string {
   const members = r.members
     .map(
       (m) => `<tr data-testid="member-row"><td>${esc(m.role)}</td><td>${esc(m.region)}</td>
@@ -241,7 +242,8 @@ function generationCard(r: LineageRecord, breaks: ChainBreak[]): string {
 <div class="head"><h3>Generation ${esc(r.generation)}</h3>
 <span class="badge s-${esc(r.status)}" data-testid="generation-status">${esc(r.status)}</span>
 <span>fingerprint <span class="mono" data-testid="fingerprint">${esc(r.fingerprint)}</span></span>
-<span class="muted">${esc(fmtTime(r.startedAtMs))} → ${esc(fmtTime(r.finishedAtMs))}</span>
+<span data-testid="in-effect">in effect ${esc(fmtTime(r.finishedAtMs))} → ${effectiveUntilMs === undefined ? '<b>now (current)</b>' : esc(fmtTime(effectiveUntilMs))}</span>
+<span class="muted">run ${esc(fmtTime(r.startedAtMs))} → ${esc(fmtTime(r.finishedAtMs))}</span>
 <span class="muted">${esc(r.trigger.kind)} by <span class="mono">${esc(r.trigger.by)}</span>${r.trigger.reason ? ` — “${esc(r.trigger.reason)}”` : ''}</span></div>
 <div class="body">${alerts.join('')}
 <table><thead><tr><th>role</th><th>region</th><th>Key Protect version id</th><th>key</th><th>rotated</th><th>Activity Tracker evidence</th></tr></thead><tbody>${members}</tbody></table>
@@ -294,6 +296,11 @@ ${
     )
     .join('');
   const newestFirst = [...records].sort((a, b) => b.generation - a.generation);
+  // a generation protects new wraps from its recording until the next generation is recorded
+  const untilOf = (i: number) => (i === 0 ? undefined : newestFirst[i - 1]?.finishedAtMs);
+  const legend = `<p class="legend">status:${['complete', 'degraded', 'diverged', 'superseded']
+    .map((s) => `<span class="badge s-${s}">${s}</span>`)
+    .join('')}</p>`;
   return layout({
     title: group.name,
     basePath: opts.basePath,
@@ -306,8 +313,8 @@ ${group.statusReason ? ` · ${esc(group.statusReason)}` : ''}</p>
 ${group.description ? `<p class="muted">${esc(group.description)}</p>` : ''}
 <div class="integrity">${chainPanel}${cpPanel}</div>
 <p>${exportLinks(opts.basePath, group.id)} <span class="muted">· proof JSON: GET /v1/groups/${esc(group.id)}/proof</span></p>
-<h2>Timeline</h2>${axis(records, opts.basePath, group.id)}
+<h2>Timeline</h2>${axis(records, opts.basePath, group.id)}${records.length ? legend : ''}
 <h2>Members</h2><table><thead><tr><th>role</th><th>region</th><th>instance</th><th>key id</th></tr></thead><tbody>${membersNow}</tbody></table>
-<h2>Generations</h2>${newestFirst.map((r) => generationCard(r, breaksAt(r.generation))).join('\n') || '<p class="muted">None yet.</p>'}`,
+<h2>Generations</h2>${newestFirst.map((r, i) => generationCard(r, breaksAt(r.generation), untilOf(i))).join('\n') || '<p class="muted">None yet.</p>'}`,
   });
 }

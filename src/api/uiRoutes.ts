@@ -23,6 +23,8 @@ const HTML_HEADERS = {
   'content-security-policy':
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
+  // not `no-referrer`: with it browsers send `Origin: null` on the login form, which the same-origin check refuses
+  'referrer-policy': 'same-origin',
 };
 
 interface UiDeps {
