@@ -1036,12 +1036,11 @@ export class KpEngine {
       throw new KpError(410, 'KEY_DELETED_ERR', 'The key has been deleted', { what: 'Key has been deleted' });
     if (k.extractable)
       throw new KpError(400, 'KEY_ROOT_REQ_ERR', 'This action requires a root key; the key is a standard key');
-    if (state === 2 || (state === 3 && !allowDeactivated)) {
-      throw new KpError(
-        409,
-        'KEY_ACTION_INVALID_STATE_ERR',
-        `The key is in state ${state}: this action requires an active key`,
-      );
+    if (state === 3 && !allowDeactivated) {
+      throw new KpError(400, 'KEY_EXPIRED_ERR', 'The key has expired (state 3): it can no longer wrap');
+    }
+    if (state === 2) {
+      throw new KpError(409, 'KEY_ACTION_INVALID_STATE_ERR', 'The key is suspended (state 2): enable it first');
     }
     return k;
   }
@@ -1142,8 +1141,15 @@ export class KpEngine {
       throw new KpError(410, 'KEY_DELETED_ERR', 'The key has been deleted', { what: 'Key has been deleted' });
     if (k.extractable)
       throw new KpError(400, 'KEY_ROOT_REQ_ERR', 'Standard keys cannot be rotated: rotation requires a root key');
-    if (state === 2 || (state === 3 && !rules.rotateAllowedWhenDeactivated)) {
-      throw new KpError(409, 'KEY_ACTION_INVALID_STATE_ERR', `The key is in state ${state} and cannot be rotated`);
+    if (state === 2) {
+      throw new KpError(409, 'KEY_ACTION_INVALID_STATE_ERR', 'The key is suspended (state 2) and cannot be rotated');
+    }
+    if (state === 3 && !rules.rotateAllowedWhenDeactivated) {
+      throw new KpError(
+        400,
+        'KEY_EXPIRED_ERR',
+        'The key has expired (state 3) and cannot be rotated (rule rotateAllowedWhenDeactivated)',
+      );
     }
     const body = parseBody(c.body, false) ?? {};
     rejectUnknown(body, [

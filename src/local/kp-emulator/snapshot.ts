@@ -143,7 +143,13 @@ export async function loadSnapshot(
     key.fill(0);
     return deserialize(JSON.parse(plain.toString('utf8')));
   } catch (err) {
-    logger.warn('kp-emulator: snapshot could not be read; starting empty', { file, reason: (err as Error).message });
+    // Keep the unreadable file (wrong snapshotKey?) instead of overwriting it with a fresh state.
+    await rename(file, `${file}.unreadable`).catch(() => undefined);
+    logger.warn('kp-emulator: snapshot could not be read; moved aside, starting empty', {
+      file,
+      movedTo: `${file}.unreadable`,
+      reason: (err as Error).message,
+    });
     return undefined;
   }
 }
