@@ -35,6 +35,27 @@ export class Collection {
     }
   }
 
+  /**
+   * The winning revision plus the ids of conflicting revisions. A single CouchDB node answers a stale `_rev` with 409;
+   * a Cloudant cluster may instead accept two such writes on different nodes and keep the loser as a conflict.
+   */
+  async readWithConflicts<T>(id: string): Promise<{ doc: Envelope<T>; conflicts: string[] } | undefined> {
+    try {
+      const res = await this.client.getDocument({ db: this.db, docId: id, conflicts: true });
+      const doc = res.result as unknown as Envelope<T> & { _conflicts?: string[] };
+      const { _conflicts, ...rest } = doc;
+      return { doc: rest as Envelope<T>, conflicts: _conflicts ?? [] };
+    } catch (err) {
+      if (statusOf(err) === 404 && !isMissingDatabase(err)) return undefined;
+      throw toStoreError(err, `read ${id} from ${this.db}`);
+    }
+  }
+
+  /** Removes losing revisions (see readWithConflicts). Best effort: another reader may remove them first. */
+  async dropRevisions(id: string, revs: string[]): Promise<void> {
+    await Promise.allSettled(revs.map((rev) => this.client.deleteDocument({ db: this.db, docId: id, rev })));
+  }
+
   async exists(id: string): Promise<boolean> {
     try {
       await this.client.headDocument({ db: this.db, docId: id });

@@ -22,6 +22,7 @@ export type { StoreConfig } from './config.js';
 export { storeConfigFromEnv } from './config.js';
 export { MAX_DOCUMENT_BYTES } from './documents.js';
 export { isStoreConflict, StoreConflictError } from './errors.js';
+export { lineageDocId, toLineageDocument } from './lineage.js';
 export { DESIGN_DOCS, INDEXES, KINDS } from './setup.js';
 
 /** Default per-request timeout: a store call never hangs a function until its deadline. */

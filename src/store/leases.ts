@@ -80,12 +80,24 @@ export class CloudantLeaseRepository implements LeaseRepository {
       return undefined;
     }
     try {
-      const rev = await (next._rev === undefined ? this.col.create(next) : this.col.replace(next));
-      return toLease({ ...next, _rev: rev });
+      await (next._rev === undefined ? this.col.create(next) : this.col.replace(next));
     } catch (err) {
       if (isStoreConflict(err)) return undefined; // someone else got there first
       throw err;
     }
+    return this.confirm(id, next.writeId);
+  }
+
+  /**
+   * Reads the lease back. On one CouchDB node (and the embedded server) the write above already decided; on a
+   * Cloudant cluster two contenders can both be accepted on different nodes, and the cluster then picks one winning
+   * revision deterministically. Only the writer whose revision wins holds the lease; losing revisions are removed.
+   */
+  private async confirm(id: string, writeId: string): Promise<Lease | undefined> {
+    const read = await this.col.readWithConflicts<LeaseData>(id);
+    if (!read || read.doc.writeId !== writeId) return undefined;
+    if (read.conflicts.length) await this.col.dropRevisions(id, read.conflicts);
+    return toLease(read.doc);
   }
 
   async renew(lease: Lease, ttlMs: number, nowMs: number): Promise<Lease> {
