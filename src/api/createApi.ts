@@ -63,7 +63,7 @@ const MAX_PATH_CHARS = 2048;
  */
 export function createApi(deps: ApiDeps): ApiHandler {
   const authenticator = createAuthenticator(deps.auth);
-  const basePath = deps.publicBaseUrl ? new URL(deps.publicBaseUrl).pathname.replace(/\/+$/, '') : '';
+  const basePath = deps.publicBaseUrl === undefined ? '' : basePathOf(deps.publicBaseUrl);
   const openApi = JSON.stringify(buildOpenApiDocument(deps.publicBaseUrl ?? '/'));
   const { stores } = deps;
   const keys = loadTrustedKeys(deps.checkpointPublicKeys);
@@ -433,4 +433,14 @@ function hasControlCharacter(s: string): boolean {
     if (c < 0x20 || c === 0x7f) return true;
   }
   return false;
+}
+
+function basePathOf(publicBaseUrl: string): string {
+  try {
+    return new URL(publicBaseUrl).pathname.replace(/\/+$/, '');
+  } catch (err) {
+    throw new AppError('CONFIG_INVALID', 'publicBaseUrl must be an absolute URL such as https://lockstep.example', {
+      cause: err,
+    });
+  }
 }

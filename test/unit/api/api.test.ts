@@ -184,6 +184,13 @@ describe('createApi (over in-memory port fakes)', () => {
       expect((await withAud(req(await issuer.sign(AUDITOR, { audience: 'lockstep' })))).statusCode).toBe(200);
     });
 
+    it('caches the JWKS instead of fetching it per request', async () => {
+      const before = issuer.jwksRequests();
+      for (let i = 0; i < 5; i++) await call('GET', '/v1/groups', { token: tokens.auditor });
+      expect(issuer.jwksRequests()).toBe(before);
+      expect(before).toBeGreaterThan(0);
+    });
+
     it('never logs a token', () => {
       const all = logLines.join('\n');
       for (const t of Object.values(tokens)) expect(all).not.toContain(t.split('.')[2]);
@@ -560,6 +567,49 @@ describe('createApi (over in-memory port fakes)', () => {
       expect(res.statusCode).toBe(303);
       expect(res.headers['set-cookie']).toMatch(/^lockstep_session=; .*Max-Age=0/);
     });
+  });
+
+  it('prefixes links and the cookie path with the public base path, with Secure cookies on https', async () => {
+    const mounted = createApi({
+      stores,
+      service,
+      auth: { jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, roles: { [OPERATOR]: 'operator' } },
+      checkpointPublicKeys: {},
+      clock: { nowMs: () => NOW },
+      logger,
+      publicBaseUrl: 'https://lockstep.example/audit/',
+    });
+    const base = { query: {}, requestId: 'r' };
+    const accepted = await mounted({
+      ...base,
+      method: 'POST',
+      path: '/v1/groups/alpha/rotations',
+      headers: { authorization: `Bearer ${tokens.operator}` },
+    });
+    expect(accepted.headers.location).toBe('/audit/v1/runs/run-0000-1111-2222');
+    const login = await mounted({
+      ...base,
+      method: 'POST',
+      path: '/ui/login',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: Buffer.from(new URLSearchParams({ token: tokens.operator }).toString()),
+    });
+    expect(login.headers.location).toBe('/audit/ui');
+    expect(login.headers['set-cookie']).toMatch(/; Path=\/audit\/ui; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+    const doc = JSON.parse(
+      String((await mounted({ ...base, method: 'GET', path: '/openapi.json', headers: {} })).body),
+    );
+    expect(doc.servers).toEqual([{ url: 'https://lockstep.example/audit/' }]);
+    expect(() =>
+      createApi({
+        stores,
+        auth: { jwksUrl: issuer.jwksUrl, issuer: issuer.issuer, roles: {} },
+        checkpointPublicKeys: {},
+        clock: { nowMs: () => NOW },
+        logger,
+        publicBaseUrl: 'not a url',
+      }),
+    ).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 
   it('validated every documented operation at least once', () => {
