@@ -9,7 +9,7 @@ import type {
   KeyVersionInfo,
   UnwrapResult,
   WrapResult,
-} from '../app/ports.js';
+} from '../app/index.js';
 import type { Clock, InstanceId, KeyMaterial, Logger, Random, RegionId } from '../core/index.js';
 import { AppError, asInstanceId, asKeyId, isAppError, Sensitive, silentLogger } from '../core/index.js';
 import { guardAuthenticator, type KeyProtectAuthenticator } from './auth.js';

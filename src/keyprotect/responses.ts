@@ -1,4 +1,4 @@
-import type { KeyInfo, KeyStateCode, KeyVersionInfo, UnwrapResult, WrapResult } from '../app/ports.js';
+import type { KeyInfo, KeyStateCode, KeyVersionInfo, UnwrapResult, WrapResult } from '../app/index.js';
 import type { KeyCrn, KeyId, KeyVersionId } from '../core/index.js';
 import { AppError } from '../core/index.js';
 import type { CallContext } from './errors.js';

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/ports.js';
+import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/index.js';
 import type { RegionId } from '../../../src/core/index.js';
 import { type ClientStack, HOUR_MS, newMaterial, startClientStack } from './support.js';
 

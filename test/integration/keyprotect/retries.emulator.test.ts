@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/ports.js';
+import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/index.js';
 import type { RegionId } from '../../../src/core/index.js';
 import type { Sleep } from '../../../src/keyprotect/index.js';
 import { type ClientStack, newMaterial, startClientStack, type TapProxy } from './support.js';

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import KeyProtectV2 from '@ibm-cloud/ibm-key-protect/ibm-key-protect-api/v2.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/ports.js';
+import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/index.js';
 import type { RegionId } from '../../../src/core/index.js';
 import { authenticatorFromConfig } from '../../../src/keyprotect/index.js';
 import { type ClientStack, flipBase64, newMaterial, rewriteJson, startClientStack, type TapProxy } from './support.js';

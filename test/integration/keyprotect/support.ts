@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/ports.js';
-import { createJsonLogger, cryptoRandom, systemClock } from '../../../src/app/system.js';
+import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/index.js';
+import { createJsonLogger, cryptoRandom, systemClock } from '../../../src/app/index.js';
 import type { InstanceId, Logger, RegionId } from '../../../src/core/index.js';
 import { KeyMaterial } from '../../../src/core/index.js';
 import {
