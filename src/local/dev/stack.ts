@@ -1,0 +1,306 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { createRotationService, cryptoRandom, systemClock } from '../../app/index.js';
+import type { Logger } from '../../core/index.js';
+import { asGroupId, hasCode, isAppError, parseKeyCrn, Sensitive, silentLogger } from '../../core/index.js';
+import { authenticatorFromConfig, createKeyProtectClient } from '../../keyprotect/index.js';
+import { checkpointKeyPairFromSeed } from '../../lineage/index.js';
+import type { CloudantStores } from '../../store/index.js';
+import { createCloudantStores } from '../../store/index.js';
+import { type EmbeddedCouch, startEmbeddedCouch } from '../couch/index.js';
+import { type FunctionRunner, startFunctionRunner } from '../function-runner/index.js';
+import { type EmulatorStack, startEmulatorStack } from '../kp-emulator/index.js';
+import { devFunctionMains } from './functions.js';
+import { type RunView, watchRuns } from './progress.js';
+import { loadOrCreateState, saveState } from './state.js';
+
+/** The regions of the local stack. */
+export const DEV_REGIONS = ['us-south', 'us-east', 'eu-de'] as const;
+export const DEMO_GROUP_ID = 'demo';
+
+export interface DevStackOptions {
+  /** Store, emulator snapshot and dev state live here; reused on the next start unless `fresh`. */
+  dataDir: string;
+  fresh: boolean;
+  /** Where `dev.json` is written. */
+  devFile: string;
+  /** First port of a fixed range for IAM, the regions, the emulator admin and the store; 0 = random free ports. */
+  portBase: number;
+  /** Key Protect's one-rotation-per-hour rule, shortened for the demo (emulator rule and service config). */
+  rotationMinIntervalMs: number;
+  /** Create the demo group (primary us-south, duplicates us-east and eu-de). */
+  demo: boolean;
+  /** Rotation interval of the demo group. */
+  demoEveryMs: number;
+  /** Cron ticker period (the runner pings the rotate function). */
+  tickMs: number;
+  /** Progress lines (each rotation step as it happens, stack events). */
+  print: (line: string) => void;
+  logger?: Logger;
+}
+
+/** What `.lockstep/dev.json` holds (design.md "Surfaces"; extra fields only beside the fixed ones). */
+export interface DevJson {
+  iam: { url: string; apiKeys: { operator: string; auditor: string } };
+  keyProtect: Record<string, { url: string; instanceId: string }>;
+  cloudant: { url: string };
+  api: { url: string };
+  events: { url: string; tokenHeader: string; token: string };
+  groups: string[];
+  ui: { url: string };
+  escrow?: { crn: string };
+  rotationMinIntervalMs: number;
+  accountId: string;
+  kpAdminUrl: string;
+  functions: Record<string, string>;
+  dataDir: string;
+  pid: number;
+  startedAt: string;
+}
+
+export interface DevStack {
+  devJson: DevJson;
+  /** True when the data directory of an earlier start was reused. */
+  reused: boolean;
+  /** True when the demo group was created by this start. */
+  demoCreated: boolean;
+  /** Stops everything (ticker, functions, store, emulator, IAM) and removes dev.json. Idempotent. */
+  close(): Promise<void>;
+}
+
+const TOKEN_HEADER = 'x-lockstep-token';
+
+/**
+ * Starts the local stack: local IAM, the Key Protect emulator (us-south, us-east, eu-de), the embedded
+ * CouchDB-compatible store, the `rotate`/`events`/`api` functions behind the local Code Engine function runner with
+ * a cron ticker, and Activity Tracker events from the emulator to the events function; seeds an escrow key and the
+ * demo group; writes dev.json. Everything listens on 127.0.0.1.
+ */
+export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
+  const logger = opts.logger ?? silentLogger;
+  const dataDir = resolve(opts.dataDir);
+  if (opts.fresh) rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true });
+  const { state, reused } = loadOrCreateState(dataDir);
+  const closers: Array<() => Promise<void>> = [];
+  const close = async () => {
+    while (closers.length) {
+      const c = closers.pop()!;
+      try {
+        await c();
+      } catch (err) {
+        logger.warn('dev.close_failed', { error: err });
+      }
+    }
+  };
+  try {
+    const base = opts.portBase;
+    const port = (n: number) => (base ? base + n : 0);
+
+    // 1. IAM + Key Protect emulator (same identities, account and instances as last time; state from the snapshot)
+    const emu: EmulatorStack = await startEmulatorStack({
+      regions: [...DEV_REGIONS],
+      accountId: state.accountId,
+      iamOptions: { identities: state.identities, port: port(0) },
+      instanceIds: Object.fromEntries(Object.entries(state.instanceIds).map(([r, id]) => [r, [id]])),
+      instancesPerRegion: 1,
+      rules: { rotationMinIntervalMs: opts.rotationMinIntervalMs },
+      snapshotFile: join(dataDir, 'kp-emulator.snapshot'),
+      snapshotKey: state.snapshotKey,
+      prewarmTokenKeys: true,
+      tokenKeyPoolSize: 2,
+      ...(base ? { ports: Object.fromEntries(DEV_REGIONS.map((r, i) => [r, port(1 + i)])), adminPort: port(4) } : {}),
+      logger,
+    });
+    closers.push(async () => {
+      await emu.kp.saveSnapshot();
+      await emu.close();
+    });
+    for (const r of DEV_REGIONS) state.instanceIds[r] = emu.kp.regions[r]!.instances[0]!;
+    saveState(dataDir, state);
+    opts.print(`✓ local IAM ${emu.iam.url} and Key Protect emulator (${DEV_REGIONS.join(', ')})`);
+
+    // 2. the embedded store, on disk
+    const couch: EmbeddedCouch = await startEmbeddedCouch({ dataDir: join(dataDir, 'couch'), port: port(5) });
+    closers.push(() => couch.close());
+    const stores: CloudantStores = await createCloudantStores({ url: couch.url, logger });
+    await stores.ensureSetup();
+    opts.print(`✓ store ${couch.url} (${reused ? 'reusing' : 'new'} data in ${dataDir})`);
+
+    // 3. adapters and the rotation service, acting as lockstep's own service id
+    const lockstepId = state.identities.find((i) => i.name === 'lockstep')!;
+    const kp = createKeyProtectClient({
+      endpoints: Object.fromEntries(DEV_REGIONS.map((r) => [r, emu.kp.regions[r]!.url])),
+      authenticator: authenticatorFromConfig({
+        kind: 'iam',
+        apiKey: new Sensitive(lockstepId.apiKey),
+        iamUrl: emu.iam.url,
+      }),
+      random: cryptoRandom,
+      clock: systemClock,
+      logger,
+    });
+    const cp = checkpointKeyPairFromSeed(Buffer.from(state.checkpointSeed, 'hex'));
+    const service = createRotationService({
+      kp,
+      stores,
+      clock: systemClock,
+      random: cryptoRandom,
+      logger,
+      config: {
+        rotationMinIntervalMs: opts.rotationMinIntervalMs,
+        retryBaseMs: 5_000,
+        retryMaxMs: 60_000,
+        checkpointSigning: {
+          keyId: cp.keyId,
+          privateKey: cp.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+        },
+      },
+    });
+
+    // 4. the functions behind the local Code Engine runner, with the cron ticker
+    const idOf = (name: string) => state.identities.find((i) => i.name === name)!;
+    const mains = devFunctionMains({
+      stores,
+      service,
+      clock: systemClock,
+      random: cryptoRandom,
+      logger,
+      api: {
+        jwksUrl: emu.iam.jwksUrl,
+        issuer: emu.iam.issuer,
+        iamTokenUrl: `${emu.iam.url}/identity/token`,
+        roles: { [idOf('operator').iamId]: 'operator', [idOf('auditor').iamId]: 'auditor' },
+        checkpointPublicKeys: { [cp.keyId]: cp.publicKey.export({ format: 'pem', type: 'spki' }).toString() },
+      },
+      eventsTokens: [{ id: 'kp-emulator', secret: new Sensitive(state.eventsToken) }],
+      ownIamIds: [lockstepId.iamId],
+      tickBudgetMs: 120_000,
+    });
+    const tickSeconds = Math.max(1, Math.round(opts.tickMs / 1000));
+    const runner: FunctionRunner = await startFunctionRunner({
+      functions: [
+        {
+          name: 'rotate',
+          main: mains.rotate,
+          schedules: [
+            {
+              cron: tickSeconds < 60 ? `*/${tickSeconds} * * * * *` : `*/${Math.round(tickSeconds / 60)} * * * *`,
+              data: { source: 'cron' },
+            },
+          ],
+        },
+        { name: 'events', main: mains.events },
+        { name: 'api', main: mains.api },
+      ],
+      logger,
+    });
+    closers.push(() => runner.close());
+    emu.kp.setEventWebhook(runner.url('events'), { [TOKEN_HEADER]: state.eventsToken });
+    closers.push(async () => emu.kp.setEventWebhook(undefined));
+    opts.print(`✓ functions rotate, events, api on the local Code Engine runner; cron ping every ${tickSeconds}s`);
+
+    // 5. escrow key and demo group
+    let demoCreated = false;
+    if (!state.escrowCrn) {
+      const key = await kp.createGeneratedRootKey({
+        region: 'us-south' as never,
+        instanceId: state.instanceIds['us-south'] as never,
+        name: 'lockstep-escrow',
+        description: 'lockstep escrow key (local stack); only lockstep may use it',
+      });
+      state.escrowCrn = key.crn;
+      saveState(dataDir, state);
+      opts.print(`✓ escrow key ${key.id} in us-south`);
+    }
+    if (opts.demo && !(await stores.groups.find(asGroupId(DEMO_GROUP_ID)))) {
+      const escrow = parseKeyCrn(state.escrowCrn);
+      opts.print(`… creating demo group: one fresh material into us-south (primary), us-east and eu-de`);
+      try {
+        const { lineage } = await service.createGroup({
+          id: DEMO_GROUP_ID,
+          name: 'Demo group',
+          description: 'Seeded by lockstep dev: primary us-south, duplicates us-east and eu-de',
+          schedule: { intervalMs: opts.demoEveryMs },
+          primary: { region: 'us-south' as never, instanceId: state.instanceIds['us-south'] as never },
+          duplicates: (['us-east', 'eu-de'] as const).map((r) => ({
+            region: r as never,
+            instanceId: state.instanceIds[r] as never,
+          })),
+          escrow: { region: escrow.region, instanceId: escrow.instanceId, keyId: escrow.keyId, crn: escrow.crn },
+          trigger: { kind: 'operator', by: 'lockstep dev' },
+        });
+        demoCreated = true;
+        opts.print(`✓ demo group created: generation ${lineage.generation}, fingerprint ${lineage.fingerprint}`);
+      } catch (err) {
+        // a run that could not finish now (an emulator fault, the 1 h rule) continues on the next cron tick
+        if (hasCode(err, 'GROUP_EXISTS')) opts.print('✓ demo group already exists');
+        else if (isAppError(err) && err.retryable) {
+          opts.print(`! demo group not created yet: ${err.message}`);
+        } else throw err;
+      }
+    }
+    const groups: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await stores.groups.list({ limit: 100, ...(cursor ? { cursor } : {}) });
+      groups.push(...page.items.map((g) => g.id));
+      cursor = page.next;
+    } while (cursor);
+    state.groups = groups;
+    saveState(dataDir, state);
+
+    // 6. progress: every run of every group, as it happens
+    const stopWatch = watchRuns({
+      listRuns: async () => {
+        const all: RunView[] = [];
+        for (const g of (await stores.groups.list({ limit: 100 })).items) {
+          all.push(...((await stores.runs.listByGroup(g.id, 3)) as unknown as RunView[]));
+        }
+        return all;
+      },
+      print: opts.print,
+      onError: (err) => logger.warn('dev.watch_failed', { error: err }),
+    });
+    closers.push(stopWatch);
+
+    // 7. dev.json
+    const devJson: DevJson = {
+      iam: { url: emu.iam.url, apiKeys: { operator: idOf('operator').apiKey, auditor: idOf('auditor').apiKey } },
+      keyProtect: Object.fromEntries(
+        DEV_REGIONS.map((r) => [r, { url: emu.kp.regions[r]!.url, instanceId: state.instanceIds[r]! }]),
+      ),
+      cloudant: { url: couch.url },
+      api: { url: runner.url('api') },
+      events: { url: runner.url('events'), tokenHeader: TOKEN_HEADER, token: state.eventsToken },
+      groups,
+      ui: { url: `${runner.url('api')}/ui` },
+      escrow: { crn: state.escrowCrn },
+      rotationMinIntervalMs: opts.rotationMinIntervalMs,
+      accountId: state.accountId,
+      kpAdminUrl: emu.kp.adminUrl,
+      functions: { ...runner.urls },
+      dataDir,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+    };
+    const devFile = resolve(opts.devFile);
+    mkdirSync(dirname(devFile), { recursive: true });
+    writeFileSync(devFile, `${JSON.stringify(devJson, null, 2)}\n`, { mode: 0o600 });
+    closers.push(async () => rmSync(devFile, { force: true }));
+
+    let closed: Promise<void> | undefined;
+    return {
+      devJson,
+      reused,
+      demoCreated,
+      close: () => {
+        closed ??= close();
+        return closed;
+      },
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
