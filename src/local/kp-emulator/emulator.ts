@@ -10,7 +10,7 @@ import { silentLogger } from '../../core/index.js';
 import { createIamTokenVerifier, type IamTokenVerifier } from '../iam/index.js';
 import { errorBody, KpError, unauthorized } from './errors.js';
 import { buildEvent, WebhookSink } from './events.js';
-import { sharedRsaKeyPool } from './keyPool.js';
+import { type RsaKeyPool, sharedRsaKeyPool } from './keyPool.js';
 import { type Caller, type EventInfo, type InstanceState, KpEngine, newInstance } from './service.js';
 import { loadSnapshot, saveSnapshot } from './snapshot.js';
 import { type CadfEvent, DEFAULT_RULES, type EmulatorRegion, type EmulatorRules, type FaultSpec } from './types.js';
@@ -66,8 +66,13 @@ export interface StartKeyProtectEmulatorOptions {
   snapshotFile?: string;
   /** Passphrase the snapshot is encrypted with (scrypt → AES-256-GCM). */
   snapshotKey?: string;
-  /** Target size of the process-wide RSA-4096 pool (default 2). */
+  /** Target size of the process-wide RSA-4096 pool (default 2; 0 = generate on demand only). */
   tokenKeyPoolSize?: number;
+  /**
+   * Test speed-up: let one RSA-4096 pair serve up to N import tokens of emulators that set this (default 1 = a
+   * fresh pair per token). Nonces still differ per token, so overwritten-token checks keep working.
+   */
+  tokenKeyMaxUses?: number;
   /** Start filling the pool at start instead of at the first import token. */
   prewarmTokenKeys?: boolean;
   /** Initial emulator time (default: the wall clock). */
@@ -144,18 +149,15 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
   let offsetMs = initialOffsetMs;
   const nowMs = () => Date.now() + offsetMs;
   const pool = sharedRsaKeyPool();
-  if (opts.tokenKeyPoolSize !== undefined || opts.prewarmTokenKeys) {
-    if (opts.prewarmTokenKeys) pool.prewarm(opts.tokenKeyPoolSize);
-    else if (opts.tokenKeyPoolSize !== undefined && pool.generated > 0) pool.prewarm(opts.tokenKeyPoolSize);
-  }
+  if (opts.prewarmTokenKeys) pool.prewarm(opts.tokenKeyPoolSize);
   let poolSizeApplied = opts.prewarmTokenKeys === true;
-  const poolForEngine = {
+  const poolForEngine: RsaKeyPool = {
     take: () => {
       if (!poolSizeApplied) {
         poolSizeApplied = true;
         pool.prewarm(opts.tokenKeyPoolSize);
       }
-      return pool.take();
+      return pool.take(opts.tokenKeyMaxUses ?? 1);
     },
     prewarm: (n?: number) => pool.prewarm(n),
     get ready() {

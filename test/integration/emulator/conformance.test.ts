@@ -14,7 +14,7 @@ let url: string;
 let bearer: string;
 
 beforeAll(async () => {
-  stack = await startEmulatorStack({ regions: ['eu-de'], tokenKeyPoolSize: 1 });
+  stack = await startEmulatorStack({ regions: ['eu-de'], tokenKeyPoolSize: 0, tokenKeyMaxUses: 4 });
   url = stack.kp.regions['eu-de']!.url;
   inst = stack.kp.regions['eu-de']!.instances[0]!;
   sdk = sdkFor(stack.iam, url);
@@ -627,6 +627,27 @@ describe('successful shapes', () => {
       409,
       'IMPORT_TOKEN_EXPIRED_ERR',
     );
+  });
+});
+
+describe('tokenKeyMaxUses (test speed-up)', () => {
+  it('reuses the RSA pair for the next token but with a new nonce; the old nonce is stale', async () => {
+    await sdk.postImportToken({ bluemixInstance: inst, expiration: 600 });
+    const a = (await sdk.getImportToken({ bluemixInstance: inst })).result as { payload: string; nonce: string };
+    await sdk.postImportToken({ bluemixInstance: inst, expiration: 600 });
+    const b = (await sdk.getImportToken({ bluemixInstance: inst })).result as { payload: string; nonce: string };
+    expect(b.payload).toBe(a.payload);
+    expect(b.nonce).not.toBe(a.nonce);
+    await expectKpError(
+      sdk.createKey({ bluemixInstance: inst, body: keyBody({ name: 'stale', ...seal(a, randomBytes(32)) }) }),
+      400,
+      'INCORRECT_NONCE_ERR',
+    );
+    const ok = await sdk.createKey({
+      bluemixInstance: inst,
+      body: keyBody({ name: 'fresh', ...seal(b, randomBytes(32)) }),
+    });
+    expect(ok.status).toBe(201);
   });
 });
 

@@ -14,7 +14,7 @@ let eastId: string;
 let southId: string;
 
 beforeAll(async () => {
-  stack = await startEmulatorStack({ regions: ['us-east', 'us-south'], tokenKeyPoolSize: 2 });
+  stack = await startEmulatorStack({ regions: ['us-east', 'us-south'], tokenKeyPoolSize: 1 });
   east = sdkFor(stack.iam, stack.kp.regions['us-east']!.url);
   south = sdkFor(stack.iam, stack.kp.regions['us-south']!.url);
   eastId = stack.kp.regions['us-east']!.instances[0]!;

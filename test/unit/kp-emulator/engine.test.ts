@@ -10,11 +10,13 @@ import type { RsaKeyPool } from '../../../src/local/kp-emulator/keyPool.js';
 import { type EventInfo, type InstanceState, KpEngine, newInstance } from '../../../src/local/kp-emulator/service.js';
 import { DEFAULT_RULES, type EmulatorRules } from '../../../src/local/kp-emulator/types.js';
 
-const pair = (() => {
+// Two small pairs, alternating: consecutive tokens get different keys (like the real pool), every other one the same.
+const pairs = [0, 1].map(() => {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   return { publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), privateKey };
-})();
-const pool: RsaKeyPool = { take: async () => pair, prewarm() {}, ready: 1, generated: 1 };
+});
+let taken = 0;
+const pool: RsaKeyPool = { take: async () => pairs[taken++ % 2]!, prewarm() {}, ready: 2, generated: 2 };
 
 let now: number;
 let rules: EmulatorRules;
@@ -271,9 +273,11 @@ describe('secure import: §3.2 verification', () => {
     expect(await codeOf(call('GET', '/import_token'))).toBe('409 IMPORT_TOKEN_EXPIRED_ERR');
   });
 
-  it('a payload sealed for an overwritten token → INCORRECT_NONCE_ERR', async () => {
+  it('a payload sealed for an overwritten token → INCORRECT_NONCE_ERR (new key pair, or the same pair reused)', async () => {
     const t = await token();
     await call('POST', '/import_token', {});
+    expect(await codeOf(create(seal(t, randomBytes(32))))).toBe('400 INCORRECT_NONCE_ERR');
+    await call('POST', '/import_token', {}); // the third token has the first token's key pair again
     expect(await codeOf(create(seal(t, randomBytes(32))))).toBe('400 INCORRECT_NONCE_ERR');
   });
 
