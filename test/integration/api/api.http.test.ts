@@ -71,6 +71,11 @@ afterAll(async () => {
 const get = (path: string, token?: string) => http.request('GET', path, { token });
 
 describe('auth against the local IAM', () => {
+  it('serves the OpenAPI document without a token', async () => {
+    const res = await http.request('GET', '/openapi.json');
+    expect(res.json()).toEqual(http.doc);
+  });
+
   it('answers 401 without a token, with a bad one and with an expired one', async () => {
     const none = await get('/v1/groups');
     expect(none.status).toBe(401);
@@ -229,6 +234,19 @@ describe('transport', () => {
     expect(res.status).toBe(413);
   });
 
+  it('keeps a well-formed client request id and makes one otherwise', async () => {
+    const kept = await http.request('GET', '/v1/groups', {
+      token: tokens.auditor,
+      headers: { 'x-request-id': 'audit-42' },
+    });
+    expect(kept.headers['x-request-id']).toBe('audit-42');
+    const made = await http.request('GET', '/v1/groups', {
+      token: tokens.auditor,
+      headers: { 'x-request-id': 'bad id!' },
+    });
+    expect(made.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('answers 405 with Allow and 404 for unknown paths', async () => {
     const res = await http.request('PUT', '/v1/groups', { token: tokens.operator });
     expect(res.status).toBe(405);
@@ -244,13 +262,26 @@ describe('transport', () => {
     });
     expect(res.status).toBe(303);
     const cookie = (res.headers['set-cookie'] ?? '').split(';')[0] as string;
+    const home = await http.request('GET', '/ui', { headers: { cookie } });
+    expect(home.text.match(/data-testid="group-card"/g)).toHaveLength(3);
     const page = await http.request('GET', '/ui/groups/payments', { headers: { cookie } });
     expect(page.status).toBe(200);
     expect(page.text.match(/data-testid="generation" /g)).toHaveLength(6);
+    const jsonl = await http.request('GET', '/ui/export?format=jsonl&groupId=ledger', { headers: { cookie } });
+    expect(recordsFromJsonl(jsonl.text)).toEqual(JSON.parse(JSON.stringify(ledger)));
     const wrong = await http.request('POST', '/ui/login', {
       body: new URLSearchParams({ apikey: 'not-a-key' }).toString(),
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     expect(wrong.status).toBe(401);
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('was exercised by this file for every read route and page (rotations/runs: rotations.http.test.ts)', () => {
+    const unseen = http.validator.unseen(
+      (k) => / (200|303)$/.test(k) && !k.includes('/v1/runs/') && !k.startsWith('POST /ui/logout'),
+    );
+    expect(unseen).toEqual([]);
   });
 });
