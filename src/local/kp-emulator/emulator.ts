@@ -564,7 +564,7 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
       await webhook?.flush();
     },
     setEventWebhook(url, headers) {
-      webhook?.close();
+      void webhook?.drainAndClose(2000);
       webhook = url ? new WebhookSink({ url, ...(headers ? { headers } : {}), logger }) : undefined;
     },
     setFaults(target, f) {
@@ -605,8 +605,7 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
         await doSnapshot();
       }
       await snapshotWrite;
-      await webhook?.flush();
-      webhook?.close();
+      await webhook?.drainAndClose(2000);
       const closing = [...servers.values()].map(
         (s) =>
           new Promise<void>((resolve) => {

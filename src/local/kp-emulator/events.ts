@@ -137,6 +137,7 @@ export interface WebhookSinkOptions {
 export class WebhookSink {
   readonly #o: WebhookSinkOptions;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
   #closed = false;
   delivered = 0;
   failed = 0;
@@ -160,7 +161,7 @@ export class WebhookSink {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...(this.#o.headers ?? {}) },
           body: JSON.stringify(event),
-          signal: AbortSignal.timeout(5000),
+          signal: AbortSignal.any([AbortSignal.timeout(5000), this.#abort.signal]),
         });
         await res.arrayBuffer().catch(() => undefined);
         if (res.status < 300) {
@@ -179,7 +180,8 @@ export class WebhookSink {
         if (i === attempts)
           this.#o.logger.warn('kp-emulator: event webhook unreachable', { error: (err as Error).message });
       }
-      if (i < attempts && !this.#closed) {
+      if (this.#closed) break; // no retries once closed
+      if (i < attempts) {
         await new Promise((r) => setTimeout(r, delayMs));
         delayMs *= 2;
       }
@@ -191,7 +193,18 @@ export class WebhookSink {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
+  /** Stops retrying and aborts deliveries in flight. */
   close(): void {
     this.#closed = true;
+    this.#abort.abort();
+  }
+
+  /** Waits up to `maxMs` for deliveries in flight, then closes. */
+  async drainAndClose(maxMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise<void>((r) => (timer = setTimeout(r, maxMs)))]);
+    clearTimeout(timer);
+    this.close();
+    await this.flush();
   }
 }
