@@ -5,7 +5,7 @@
 import { CloudantV1 } from '@ibm-cloud/cloudant';
 import type { Authenticator } from 'ibm-cloud-sdk-core';
 import { NoAuthAuthenticator } from 'ibm-cloud-sdk-core';
-import type { Stores } from '../app/ports.js';
+import type { RunRecordBase, Stores } from '../app/ports.js';
 import type { GroupId, Logger } from '../core/index.js';
 import { silentLogger } from '../core/index.js';
 import { CloudantCheckpointRepository } from './checkpoints.js';
@@ -40,9 +40,10 @@ export interface CloudantStoresOptions {
   timeoutMs?: number;
 }
 
-export interface CloudantStores extends Stores {
+export interface CloudantStores<R extends RunRecordBase = RunRecordBase> extends Stores {
   groups: CloudantGroupRepository;
-  runs: CloudantRunRepository;
+  /** Typed with the saga's run record `R` (stored and returned unchanged). */
+  runs: CloudantRunRepository<R>;
   leases: CloudantLeaseRepository;
   events: CloudantProcessedEventRepository;
   lineage: CloudantLineageRepository;
@@ -65,7 +66,9 @@ export interface CloudantStores extends Stores {
  * const stores = await createCloudantStores({ ...storeConfigFromEnv(process.env), logger });
  * await stores.ensureSetup();
  */
-export async function createCloudantStores(opts: CloudantStoresOptions): Promise<CloudantStores> {
+export async function createCloudantStores<R extends RunRecordBase = RunRecordBase>(
+  opts: CloudantStoresOptions,
+): Promise<CloudantStores<R>> {
   const url = parseStoreUrl(opts.url).toString().replace(/\/$/, '');
   const logger = (opts.logger ?? silentLogger).child({ component: 'store' });
   const databases = databaseNames(opts.dbPrefix);
@@ -81,7 +84,7 @@ export async function createCloudantStores(opts: CloudantStoresOptions): Promise
   const lineage = new CloudantLineageRepository(col('lineage'), groupExists);
   return {
     groups: new CloudantGroupRepository(groupsCol),
-    runs: new CloudantRunRepository(col('runs'), groupExists),
+    runs: new CloudantRunRepository<R>(col('runs'), groupExists),
     leases: new CloudantLeaseRepository(col('leases')),
     events: new CloudantProcessedEventRepository(col('events')),
     lineage,

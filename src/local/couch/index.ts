@@ -18,9 +18,9 @@ import find from 'pouchdb-find';
 import { fastMapReduce } from './fastMapReduce.js';
 
 /** Cloudant's limit on one document (1 MB). */
-export const MAX_DOCUMENT_BYTES = 1_048_576;
+const MAX_DOCUMENT_BYTES = 1_048_576;
 /** Cloudant's limit on one request body (10 MB). */
-export const MAX_REQUEST_BYTES = 10_485_760;
+const MAX_REQUEST_BYTES = 10_485_760;
 /** Cloudant's default `_find` page size. */
 const DEFAULT_FIND_LIMIT = 25;
 
