@@ -44,7 +44,8 @@ export interface KeyProtectClientOptions {
   /**
    * `true` (default): create and rotate always go through secure import (import token + RSA-OAEP + AES-GCM nonce).
    * `'auto'`: secure import, falling back to a plain payload (TLS only) when the instance does not offer import
-   * tokens at all (POST /import_token answers 404, 405 or 501 without a Key Protect reason code).
+   * tokens at all (POST /import_token answers 404, 405 or 501 without an `IMPORT_TOKEN_*` reason code, as an
+   * instance without the feature would); the fallback is logged at warn.
    * `false`: plain payload; the material travels base64-encoded inside TLS only.
    */
   useImportToken?: boolean | 'auto';
@@ -437,8 +438,9 @@ function plainFields(material: KeyMaterial): { payload: string } {
   return { payload: material.use((bytes) => bytes.toString('base64')) };
 }
 
+/** POST /import_token answered as if the route did not exist (404/405/501, no IMPORT_TOKEN_* reason). */
 function tokenEndpointMissing(err: unknown): boolean {
-  if (!isAppError(err) || err.details.kpCode !== null) return false;
+  if (!isAppError(err) || String(err.details.kpCode ?? '').startsWith('IMPORT_TOKEN')) return false;
   return err.details.status === 404 || err.details.status === 405 || err.details.status === 501;
 }
 

@@ -2,14 +2,16 @@
  * The Key Protect client over real HTTP against the emulator and the local IAM (IamAuthenticator), through a
  * recording proxy: secure import, rotation, versions, wrap/unwrap, errors, authenticators, log hygiene.
  */
-import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import KeyProtectV2 from '@ibm-cloud/ibm-key-protect/ibm-key-protect-api/v2.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/index.js';
 import { cryptoRandom, systemClock } from '../../../src/app/index.js';
-import type { RegionId } from '../../../src/core/index.js';
+import type { KeyId, RegionId } from '../../../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../../../src/keyprotect/index.js';
 import { type ClientStack, newMaterial, startClientStack } from './support.js';
 
@@ -129,6 +131,123 @@ describe('Key Protect client ⇄ emulator', () => {
     const wrapped = await kp.wrap(ref, secret, ['group:g1', 'generation:1']);
     const back = await kp.unwrap(ref, wrapped.ciphertext, ['group:g1', 'generation:1']);
     expect(back.plaintext.equals(secret)).toBe(true);
+  });
+
+  it('accepts an import sealed by openssl pkeyutl (independent RSA-OAEP) that interoperates with ours', async () => {
+    // Prepare: an import token read straight through the IBM SDK, as any other client would
+    const sdk = new KeyProtectV2({
+      authenticator: authenticatorFromConfig({
+        kind: 'iam',
+        apiKey: stack.iam.apiKeyFor('lockstep'),
+        iamUrl: stack.iam.url,
+      }),
+      serviceUrl: stack.kp.regions[EAST]!.url,
+    });
+    const gen0 = newMaterial(secrets);
+    await sdk.postImportToken({ bluemixInstance: instance(EAST), expiration: 600 });
+    const token = (await sdk.getImportToken({ bluemixInstance: instance(EAST) })).result as {
+      payload: string;
+      nonce: string;
+    };
+    secrets.push(token.nonce);
+    const pubPath = join(crDir, 'token.pem');
+    writeFileSync(pubPath, Buffer.from(token.payload, 'base64'));
+    // Act: seal the material with openssl, the nonce with a node one-off, create through the SDK
+    const payload = execFileSync(
+      '/usr/bin/openssl',
+      [
+        'pkeyutl',
+        '-encrypt',
+        '-pubin',
+        '-inkey',
+        pubPath,
+        '-pkeyopt',
+        'rsa_padding_mode:oaep',
+        '-pkeyopt',
+        'rsa_oaep_md:sha256',
+        '-pkeyopt',
+        'rsa_mgf1_md:sha256',
+      ],
+      { input: gen0.raw },
+    );
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', gen0.raw, iv);
+    const encryptedNonce = Buffer.concat([
+      cipher.update(Buffer.from(token.nonce, 'base64')),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
+    const created = await sdk.createKey({
+      bluemixInstance: instance(EAST),
+      body: Buffer.from(
+        JSON.stringify({
+          metadata: { collectionType: 'application/vnd.ibm.kms.key+json', collectionTotal: 1 },
+          resources: [
+            {
+              type: 'application/vnd.ibm.kms.key+json',
+              name: 'sealed-by-openssl',
+              extractable: false,
+              payload: payload.toString('base64'),
+              encryptedNonce: encryptedNonce.toString('base64'),
+              iv: iv.toString('base64'),
+              encryptionAlgorithm: 'RSAES_OAEP_SHA_256',
+            },
+          ],
+        }),
+      ),
+    });
+    // Assess: the emulator accepted it, and our own sealed import of the same material is interchangeable with it
+    const opensslKey = (created.result as { resources: { id: KeyId }[] }).resources[0]!.id;
+    const ours = await kp.createImportedKey({
+      region: SOUTH,
+      instanceId: instance(SOUTH),
+      name: 'sealed-by-us',
+      material: gen0.material,
+    });
+    const dek = randomBytes(32);
+    const wrapped = await kp.wrap({ region: EAST, instanceId: instance(EAST), keyId: opensslKey }, dek, []);
+    expect((await kp.unwrap(refOf(SOUTH, ours), wrapped.ciphertext, [])).plaintext.equals(dek)).toBe(true);
+  });
+
+  it("useImportToken 'auto' uses secure import when offered and falls back to a plain payload only without it", async () => {
+    const proxy = proxies[SOUTH]!;
+    const auto = cs.client({ useImportToken: 'auto' });
+    const tokens = proxy.count('POST', /\/import_token$/);
+    await auto.createImportedKey({
+      region: SOUTH,
+      instanceId: instance(SOUTH),
+      name: 'auto-secure',
+      material: newMaterial(secrets).material,
+    });
+    expect(proxy.count('POST', /\/import_token$/) - tokens).toBe(1);
+    expect(proxy.exchanges.at(-1)!.requestBody).toContain('encryptedNonce');
+
+    // an instance without import tokens (the emulator always has them: the proxy answers 404 as such an instance would)
+    proxy.hooks.answer = ({ method, path }) =>
+      method === 'POST' && path === '/api/v2/import_token' ? { status: 404, body: Buffer.from('{}') } : undefined;
+    try {
+      const plain = newMaterial(secrets);
+      const key = await auto.createImportedKey({
+        region: SOUTH,
+        instanceId: instance(SOUTH),
+        name: 'auto-plain',
+        material: plain.material,
+      });
+      expect(key.imported).toBe(true);
+      expect(proxy.exchanges.at(-1)!.requestBody).toContain(plain.raw.toString('base64'));
+      expect(log.lines.some((l) => l.includes('"level":"warn"') && l.includes('import tokens not offered'))).toBe(true);
+      // the default (true) never downgrades
+      await expect(
+        kp.createImportedKey({
+          region: SOUTH,
+          instanceId: instance(SOUTH),
+          name: 'never-plain',
+          material: newMaterial(secrets).material,
+        }),
+      ).rejects.toMatchObject({ code: 'UPSTREAM_REJECTED', details: { status: 404, operation: 'postImportToken' } });
+    } finally {
+      proxy.hooks = {};
+    }
   });
 
   it('maps a missing key to KEY_NOT_FOUND and an unknown region to VALIDATION_FAILED', async () => {

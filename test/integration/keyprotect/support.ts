@@ -26,9 +26,16 @@ export interface Exchange {
 }
 
 export interface ProxyHooks {
+  /**
+   * Answers a request without forwarding it — only to simulate what the emulator does not model (e.g. an instance
+   * without import tokens).
+   */
+  answer?: (req: { method: string; path: string }) => { status: number; body: Buffer } | undefined;
   /** Rewrites a request body before it is forwarded. */
   onRequest?: (req: { method: string; path: string; body: Buffer }) => Buffer | undefined;
-  /** Runs once the upstream answered, before the client sees it; may return a rewritten body. */
+  /**
+   * Runs once the upstream answered, before the client sees it; may return a rewritten body.
+   */
   onResponse?: (
     req: { method: string; path: string },
     res: { status: number; body: Buffer },
@@ -67,6 +74,13 @@ export async function startTapProxy(target: string): Promise<TapProxy> {
       const path = req.url ?? '/';
       let body: Buffer = Buffer.concat(chunks);
       body = proxy.hooks.onRequest?.({ method, path, body }) ?? body;
+      const answer = proxy.hooks.answer?.({ method, path });
+      if (answer) {
+        exchanges.push({ method, path, status: answer.status, requestBody: body.toString('utf8'), responseBody: '' });
+        res.writeHead(answer.status, { 'content-type': 'application/json' });
+        res.end(answer.body);
+        return;
+      }
       const headers: IncomingHttpHeaders = { ...req.headers, host: upstream.host };
       delete headers['accept-encoding'];
       headers['content-length'] = String(body.length);
