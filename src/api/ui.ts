@@ -61,6 +61,7 @@ th{font-size:12px;color:var(--muted);font-weight:600}
 .axis .tick.first{transform:none}.axis .tick.last{transform:translateX(-100%)}
 .marker{position:absolute;bottom:-9px;transform:translateX(-50%);text-align:center;text-decoration:none;color:#1f2328}
 .marker .dot{display:block;width:16px;height:16px;border-radius:50%;border:2px solid #fff;box-shadow:0 0 0 1px #8c959f;margin:0 auto}
+.marker.broken .dot{box-shadow:0 0 0 3px var(--bad)}.marker.broken .lbl{color:var(--bad)}
 .marker .lbl{display:block;font-size:11px;font-weight:600;margin-bottom:3px}
 .gen{border:1px solid var(--line);border-radius:8px;margin:14px 0;overflow:hidden}
 .gen.broken{border-color:var(--bad);box-shadow:0 0 0 1px var(--bad)}
@@ -199,7 +200,7 @@ ${opts.more ? '<p class="muted">Only the first 100 groups are shown; use the API
   });
 }
 
-function axis(records: LineageRecord[], basePath: string, groupId: string): string {
+function axis(records: LineageRecord[], basePath: string, groupId: string, broken: Set<number>): string {
   if (!records.length) return '<p class="muted" data-testid="no-generations">No generations recorded yet.</p>';
   const times = records.map((r) => r.finishedAtMs);
   const min = Math.min(...times);
@@ -209,7 +210,7 @@ function axis(records: LineageRecord[], basePath: string, groupId: string): stri
   const markers = records
     .map(
       (r) =>
-        `<a class="marker" href="#g${esc(r.generation)}" style="left:${pos(r.finishedAtMs).toFixed(2)}%" title="generation ${esc(r.generation)} · ${esc(r.status)} · ${esc(fmtTime(r.finishedAtMs))}" data-testid="axis-marker"><span class="lbl">${esc(r.generation)}</span><span class="dot s-${esc(r.status)}"></span></a>`,
+        `<a class="marker${broken.has(r.generation) ? ' broken' : ''}" href="#g${esc(r.generation)}" style="left:${pos(r.finishedAtMs).toFixed(2)}%" title="generation ${esc(r.generation)} · ${esc(r.status)} · ${esc(fmtTime(r.finishedAtMs))}" data-testid="axis-marker"><span class="lbl">${esc(r.generation)}</span><span class="dot s-${esc(r.status)}"></span></a>`,
     )
     .join('');
   const ticks =
@@ -313,7 +314,7 @@ ${group.statusReason ? ` · ${esc(group.statusReason)}` : ''}</p>
 ${group.description ? `<p class="muted">${esc(group.description)}</p>` : ''}
 <div class="integrity">${chainPanel}${cpPanel}</div>
 <p>${exportLinks(opts.basePath, group.id)} <span class="muted">· proof JSON: GET /v1/groups/${esc(group.id)}/proof</span></p>
-<h2>Timeline</h2>${axis(records, opts.basePath, group.id)}${records.length ? legend : ''}
+<h2>Timeline</h2>${axis(records, opts.basePath, group.id, new Set(report.breaks.map((b) => b.generation)))}${records.length ? legend : ''}
 <h2>Members</h2><table><thead><tr><th>role</th><th>region</th><th>instance</th><th>key id</th></tr></thead><tbody>${membersNow}</tbody></table>
 <h2>Generations</h2>${newestFirst.map((r, i) => generationCard(r, breaksAt(r.generation), untilOf(i))).join('\n') || '<p class="muted">None yet.</p>'}`,
   });

@@ -34,7 +34,12 @@ beforeAll(async () => {
   const payments = makeGroup('payments', { name: 'Payments root keys', generation: 6 });
   payments.lastRotatedAtMs = Date.UTC(2026, 10, 6, 2, 1);
   await stores.groups.create(payments);
-  await stores.groups.create(makeGroup('reporting', { name: 'Reporting' }));
+  const ledger = makeGroup('ledger', { name: 'Ledger', generation: 3 });
+  await stores.groups.create(ledger);
+  const ledgerChain = makeChain(ledger, 3);
+  // generation 2 rewritten after it was hashed: the store accepts it (it links), the chain check must not
+  ledgerChain[1]!.fingerprint = 'fp1:rewritten';
+  for (const r of ledgerChain) await stores.lineage.append(r);
   const chain = makeChain(payments, 6, {
     statuses: ['superseded', 'complete', 'degraded', 'complete', 'diverged', 'complete'],
   });
@@ -96,6 +101,7 @@ describe('timeline page in Chromium', () => {
     await Promise.all([page.waitForURL(`${server.url}/ui`), page.click('button[type="submit"]')]);
     expect(await page.textContent('[data-testid="role"]')).toBe('auditor');
     expect(await page.locator('[data-testid="group-card"]').count()).toBe(2);
+    expect(await page.locator('[data-group="ledger"] [data-testid="chain-status"]').textContent()).toBe('chain broken');
 
     await Promise.all([page.waitForURL(/\/ui\/groups\/payments$/), page.click('text=Payments root keys')]);
     expect(await page.textContent('[data-testid="chain-status"]')).toBe('chain ok');
@@ -146,13 +152,23 @@ describe('timeline page in Chromium', () => {
     await context.close();
   });
 
-  it('logs in with the dev stack auditor API key', async () => {
-    const context = await browser.newContext();
+  it('logs in with the dev stack auditor API key and shows where a rewritten chain breaks', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     await page.goto(`${server.url}/ui`);
     await page.fill('input[name="apikey"]', iam.apiKeyFor('auditor'));
     await Promise.all([page.waitForURL(`${server.url}/ui`), page.click('button[type="submit"]')]);
     expect(await page.textContent('[data-testid="role"]')).toBe('auditor');
+    await Promise.all([page.waitForURL(/\/ui\/groups\/ledger$/), page.click('text=Ledger')]);
+    expect(await page.textContent('[data-testid="chain-status"]')).toBe('chain broken');
+    expect(await page.textContent('[data-testid="checkpoint-status"]')).toBe('no checkpoint');
+    const breaks = page.locator('[data-testid="chain-break"]');
+    expect(await breaks.count()).toBe(1);
+    expect(await page.locator('.marker.broken .lbl').allTextContents()).toEqual(['2']);
+    expect(await page.locator('[data-generation="2"] [data-testid="chain-break"]').textContent()).toMatch(
+      /^hash-mismatch: Generation 2 was edited after it was recorded/,
+    );
+    await page.screenshot({ path: 'test-results/timeline-broken.png', fullPage: true });
     await context.close();
   });
 });
