@@ -8,6 +8,7 @@ import type { Logger } from '../../core/index.js';
 import { decodeBase64, handleOf, oaepDecrypt, openNonce, parseWdek, sameBytes, unwrapDek, wrapDek } from './crypto.js';
 import { KpError } from './errors.js';
 import type { ImportTokenKeyPair, RsaKeyPool } from './keyPool.js';
+import { type ListableKey, queryKeys, type SearchQuery } from './listQuery.js';
 import type { EmulatorRules } from './types.js';
 
 // ───────────────────────────── state ─────────────────────────────
@@ -809,35 +810,44 @@ export class KpEngine {
     return { status: 200, body: envelope(KEY_COLLECTION, [j]) };
   }
 
-  #filteredKeys(c: KpCall): KeyRecord[] {
-    const q = c.query;
-    const stateRaw = q.get('state');
-    let states: number[] = [0, 1, 2, 3];
-    if (stateRaw !== null && stateRaw !== '') {
-      states = stateRaw.split(',').map((s) => Number(s.trim()));
-      if (states.some((s) => ![0, 1, 2, 3, 5].includes(s))) {
-        throw invalidQuery('state', "The query_param 'state' must be: a comma-separated list of 0, 1, 2, 3, 5");
-      }
-    }
-    const extractable = boolParam(q, 'extractable');
+  #filteredKeys(c: KpCall): { keys: KeyRecord[]; search?: SearchQuery } {
     const ring = c.headers['x-kms-key-ring'];
-    return [...c.instance.keys.values()]
-      .filter((k) => states.includes(this.stateOf(k)))
-      .filter((k) => extractable === undefined || k.extractable === extractable)
-      .filter((k) => !ring || k.keyRingId === ring)
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const byId = new Map<string, KeyRecord>();
+    const listable: ListableKey[] = [];
+    for (const k of c.instance.keys.values()) {
+      if (ring && k.keyRingId !== ring) continue;
+      byId.set(k.id, k);
+      listable.push({
+        id: k.id,
+        name: k.name,
+        aliases: k.aliases,
+        state: this.stateOf(k),
+        extractable: k.extractable,
+        imported: k.imported,
+        creationMs: k.createdMs,
+        lastUpdateMs: k.lastUpdateMs,
+        ...(k.lastRotateMs !== undefined ? { lastRotateMs: k.lastRotateMs } : {}),
+        ...(k.deletedMs !== undefined ? { deletionMs: k.deletedMs } : {}),
+        ...(k.expirationMs !== undefined ? { expirationMs: k.expirationMs } : {}),
+      });
+    }
+    const r = queryKeys(listable, c.query);
+    return { keys: r.keys.map((k) => byId.get(k.id)!), ...(r.search ? { search: r.search } : {}) };
   }
 
   #listKeys(c: KpCall): KpOutcome {
     const limit = intParam(c.query, 'limit', 200, 1, 5000);
     const offset = intParam(c.query, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
-    const all = this.#filteredKeys(c);
-    const page = all.slice(offset, offset + limit).map((k) => this.keyJson(c.instance, k));
-    return { status: 200, body: envelope(KEY_COLLECTION, page) };
+    const { keys, search } = this.#filteredKeys(c);
+    const page = keys.slice(offset, offset + limit).map((k) => this.keyJson(c.instance, k));
+    return {
+      status: 200,
+      body: envelope(KEY_COLLECTION, page, search ? { searchQuery: search, incompleteSearch: false } : {}),
+    };
   }
 
   #headKeys(c: KpCall): KpOutcome {
-    return { status: 200, headers: { 'key-total': String(this.#filteredKeys(c).length) } };
+    return { status: 200, headers: { 'key-total': String(this.#filteredKeys(c).keys.length) } };
   }
 
   #patchKey(c: KpCall, id: string, ev: EventInfo): KpOutcome {
