@@ -181,6 +181,42 @@ describe('wrap and unwrap across regions', () => {
     );
   });
 
+  it('duplicates rotated to the same new material: old and new WDEKs unwrap in both regions with local version ids', async () => {
+    // Arrange: generation 1 in both, a WDEK from each region under it
+    const m1 = randomBytes(32);
+    const m2 = randomBytes(32);
+    const a = await importKey(east, eastId, m1);
+    const b = await importKey(south, southId, m1);
+    const oldFromSouth = await wrap(south, southId, b.id, Buffer.from('dek-1'));
+    // Act: the duplicate first, then the primary (stage, promote)
+    await south.rotateKey({ bluemixInstance: southId, id: b.id, keyActionRotateBody: json({ payload: b64(m2) }) });
+    const newFromSouth = await wrap(south, southId, b.id, Buffer.from('dek-2'));
+    // the primary has not rotated yet: it cannot read generation 2
+    await expectKpError(
+      east.unwrapKey({
+        bluemixInstance: eastId,
+        id: a.id,
+        keyActionUnwrapBody: json({ ciphertext: newFromSouth.ciphertext }),
+      }),
+      422,
+      'UNPROCESSABLE_CIPHERTEXT_ERR',
+    );
+    await east.rotateKey({ bluemixInstance: eastId, id: a.id, keyActionRotateBody: json({ payload: b64(m2) }) });
+    // Assert
+    const eastLatest = (await versionsOf(east, eastId, a.id))[0]!.id;
+    const u1 = await unwrap(east, eastId, a.id, oldFromSouth.ciphertext);
+    expect(Buffer.from(u1.plaintext, 'base64').toString()).toBe('dek-1');
+    expect(u1.keyVersion.id).toBe(a.keyVersion.id);
+    expect(u1.rewrappedKeyVersion?.id).toBe(eastLatest);
+    const u2 = await unwrap(east, eastId, a.id, newFromSouth.ciphertext);
+    expect(Buffer.from(u2.plaintext, 'base64').toString()).toBe('dek-2');
+    expect(u2.keyVersion.id).toBe(eastLatest);
+    expect(u2.keyVersion.id).not.toBe(newFromSouth.keyVersion.id); // version ids are per instance
+    // the east rewrap of dek-1 is readable in the south
+    const back = await unwrap(south, southId, b.id, u1.ciphertext!);
+    expect(Buffer.from(back.plaintext, 'base64').toString()).toBe('dek-1');
+  });
+
   it('unwrap of an older version returns the plaintext plus a ciphertext rewrapped under the latest', async () => {
     const k = await importKey(east, eastId, randomBytes(24));
     const dek = randomBytes(32);
