@@ -80,10 +80,11 @@ export const ENV_VARS = {
   LOCKSTEP_API_URL: 'api.url',
   LOCKSTEP_IAM_URL: 'iam.url',
   LOCKSTEP_API_KEY: 'iam.apiKey (IBMCLOUD_API_KEY is the fallback)',
+  LOCKSTEP_CLOUDANT_URL: 'cloudant.url (CLOUDANT_URL is the fallback)',
   CLOUDANT_URL: 'cloudant.url',
   CLOUDANT_APIKEY: 'cloudant.apiKey',
-  LOCKSTEP_KP_ENDPOINTS: 'keyProtect.<region>.url as region=url,region=url',
-  LOCKSTEP_KP_INSTANCES: 'keyProtect.<region>.instanceId as region=guid,region=guid',
+  LOCKSTEP_KP_ENDPOINTS: 'keyProtect.<region>.url as region=url,region=url or {"region":"url"}',
+  LOCKSTEP_KP_INSTANCES: 'keyProtect.<region>.instanceId as region=guid,region=guid or {"region":"guid"}',
   LOCKSTEP_ESCROW_KEY: 'escrow.crn',
   LOCKSTEP_ROTATION_MIN_INTERVAL: 'rotationMinIntervalMs (e.g. 1h)',
 } as const;
@@ -142,6 +143,22 @@ function put(layer: Layer, key: string, value: unknown, source: string): void {
 }
 
 function pairs(text: string, source: string): Array<[string, string]> {
+  // the functions' form (serverless.yml): a JSON object {"<region>": "<value>"}
+  if (text.trim().startsWith('{')) {
+    let obj: unknown;
+    try {
+      obj = JSON.parse(text);
+    } catch {
+      throw usageError(
+        `bad value from ${source}: not valid JSON`,
+        'use {"us-south":"..."} or us-south=...,us-east=...',
+      );
+    }
+    if (!isRecord(obj) || Object.values(obj).some((v) => typeof v !== 'string')) {
+      throw usageError(`bad value from ${source}: expected a JSON object of strings by region`);
+    }
+    return Object.entries(obj as Record<string, string>);
+  }
   return text
     .split(',')
     .map((s) => s.trim())
@@ -177,7 +194,8 @@ function envLayer(env: Readonly<Record<string, string | undefined>>): Layer {
   if (env.LOCKSTEP_API_KEY) put(l, 'iam.apiKey', env.LOCKSTEP_API_KEY, 'env LOCKSTEP_API_KEY');
   else put(l, 'iam.apiKey', env.IBMCLOUD_API_KEY, 'env IBMCLOUD_API_KEY');
   put(l, 'api.url', env.LOCKSTEP_API_URL, 'env LOCKSTEP_API_URL');
-  put(l, 'cloudant.url', env.CLOUDANT_URL, 'env CLOUDANT_URL');
+  if (env.LOCKSTEP_CLOUDANT_URL) put(l, 'cloudant.url', env.LOCKSTEP_CLOUDANT_URL, 'env LOCKSTEP_CLOUDANT_URL');
+  else put(l, 'cloudant.url', env.CLOUDANT_URL, 'env CLOUDANT_URL');
   put(l, 'cloudant.apiKey', env.CLOUDANT_APIKEY, 'env CLOUDANT_APIKEY');
   put(l, 'escrow.crn', env.LOCKSTEP_ESCROW_KEY, 'env LOCKSTEP_ESCROW_KEY');
   put(l, 'rotationMinIntervalMs', env.LOCKSTEP_ROTATION_MIN_INTERVAL, 'env LOCKSTEP_ROTATION_MIN_INTERVAL');

@@ -1,5 +1,5 @@
 import type { RotationPlan, VerifyResult } from '../../app/index.js';
-import type { RotationRun } from '../../rotation/index.js';
+import { progressLines, type RunView } from '../../local/dev/index.js';
 import type { CliContext } from '../context.js';
 import { formatDuration } from '../duration.js';
 import { CliError, ExitCode } from '../exitCodes.js';
@@ -75,7 +75,7 @@ export async function verify(ctx: CliContext, groupId: string): Promise<number> 
   return r.ok ? ExitCode.OK : ExitCode.VERIFY_FAILED;
 }
 
-interface ApiRun extends Omit<RotationRun, 'escrow'> {}
+type ApiRun = RunView;
 
 /**
  * `lockstep rotate <group>`: asks the API to rotate now (`POST /v1/groups/{id}/rotations`, operator role), then
@@ -119,38 +119,12 @@ export async function followRun(ctx: CliContext, runId: string, timeoutMs: numbe
   const memberSeen = new Map<string, string>();
   for (;;) {
     const run = await ctx.api().get<ApiRun>(`/v1/runs/${runId}`);
-    for (const line of progressLines(run, seen, memberSeen)) ctx.out.progress(line);
+    for (const line of progressLines(run, seen, memberSeen)) ctx.out.progress(`  ${line}`);
     seen = run.transitions?.length ?? 0;
     if (run.status === 'completed' || run.status === 'failed' || run.status === 'diverged') return run;
     if (Date.now() >= until) return run;
     await Promise.race([new Promise((r) => setTimeout(r, 1000)), ctx.io.interrupted]);
   }
-}
-
-/** Human lines for what changed in a run since the last poll (shared with `lockstep dev`). */
-export function progressLines(run: ApiRun, seenTransitions: number, memberSeen: Map<string, string>): string[] {
-  const lines: string[] = [];
-  const t = (ms: number) => new Date(ms).toISOString().slice(11, 19);
-  for (const tr of (run.transitions ?? []).slice(seenTransitions)) {
-    lines.push(
-      `  ${t(tr.atMs)}  ${run.groupId} gen ${run.generation}  ${tr.from} → ${tr.to}${tr.note ? `  (${tr.note})` : ''}`,
-    );
-  }
-  for (const m of run.members ?? []) {
-    const state = `${m.progress}:${m.versionId ?? ''}:${m.lastError?.code ?? ''}`;
-    if (memberSeen.get(m.slot) === state) continue;
-    memberSeen.set(m.slot, state);
-    if (m.progress === 'staged') {
-      lines.push(
-        `            ${m.role} ${m.region} staged → version ${short(m.versionId)}${m.stagedVia === 'found' ? ' (found on re-check)' : ''}`,
-      );
-    } else if (m.progress === 'blocked') {
-      lines.push(
-        `            ${m.role} ${m.region} blocked: ${m.lastError?.code ?? ''} ${m.lastError?.message ?? ''}`.trimEnd(),
-      );
-    }
-  }
-  return lines;
 }
 
 function runSummary(ctx: CliContext, run: ApiRun): string {

@@ -226,3 +226,34 @@ describe('resolveConfig', () => {
     expect(e.hint).toMatch(/start the stack again/);
   });
 });
+
+describe('resolveConfig with the functions environment', () => {
+  it('accepts the JSON form of LOCKSTEP_KP_ENDPOINTS and LOCKSTEP_CLOUDANT_URL', () => {
+    const r = resolveConfig({
+      flags: {},
+      env: {
+        LOCKSTEP_KP_ENDPOINTS: '{"us-south":"http://kp:1"}',
+        LOCKSTEP_KP_INSTANCES: `{"us-south":"${G1}"}`,
+        LOCKSTEP_CLOUDANT_URL: 'http://couch:1',
+        CLOUDANT_URL: 'http://other:2',
+      },
+      cwd: '/w',
+      readFile: () => undefined,
+    });
+    expect(r.config.keyProtect['us-south']).toEqual({ url: 'http://kp:1', instanceId: G1 });
+    expect(r.config.cloudant.url).toBe('http://couch:1');
+    expect(r.sources['cloudant.url']).toBe('env LOCKSTEP_CLOUDANT_URL');
+  });
+
+  it('rejects broken JSON in a region list', () => {
+    const e = fail(() =>
+      resolveConfig({
+        flags: {},
+        env: { LOCKSTEP_KP_ENDPOINTS: '{"us-south":' },
+        cwd: '/w',
+        readFile: () => undefined,
+      }),
+    );
+    expect(e.message).toMatch(/bad value from env LOCKSTEP_KP_ENDPOINTS: not valid JSON/);
+  });
+});
