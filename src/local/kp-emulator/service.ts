@@ -939,9 +939,8 @@ export class KpEngine {
           throw invalidField('payload', 'The key material does not match the material of the deleted key');
         }
       }
-    } else if (k.imported && this.#importAccess(c.instance).enforce_token === true) {
-      // Restore without material is allowed since the release noted in §2.5; enforce_token does not change that.
     }
+    // Restore without material is allowed for every key since the release noted in §2.5 (enforce_token or not).
     k.state = k.stateBeforeDelete ?? 1;
     delete k.deletedMs;
     delete k.deletedBy;
