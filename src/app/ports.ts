@@ -182,6 +182,8 @@ export interface LeaseRepository {
 export interface ProcessedEventRepository {
   /** Records an event id; false if it was already recorded (a duplicate). */
   markProcessed(eventId: string, info: { source: string; receivedAtMs: number; groupId?: GroupId }): Promise<boolean>;
+  /** Optional: whether an event id was already recorded (lets the events handler skip known duplicates up front). */
+  isProcessed?(eventId: string): Promise<boolean>;
 }
 
 export interface LineageRepository {

@@ -1,0 +1,325 @@
+/**
+ * The scheduler tick (the `rotate` function's use case): resume unfinished runs (including region catch-up replays),
+ * start due groups, with bounded concurrency, a per-instance Key Protect request budget and a claim deadline before
+ * the function's own; whatever is left continues on the next tick. Concurrent ticks split the fleet through
+ * `tick:<groupId>` leases: a group claimed by one tick is deferred by the others.
+ *
+ * Timeline of one tick (deadline = invocation start + max execution time):
+ *
+ *   start ──claim/advance/claim/advance──▶ claimDeadline (deadline − stopClaimingMarginMs) ── finish in-flight ──▶ deadline
+ *                                         no new claims after here; in-flight work gets deadline − finishMarginMs
+ */
+import type { Clock, Group, Logger, RunId } from '../core/index.js';
+import { AppError, hasCode, isAppError } from '../core/index.js';
+import { dueDecision, selectDueGroups } from '../scheduling/index.js';
+import type { KeyProtectPort, Lease, LeaseRepository, RunRecordBase, Stores } from './ports.js';
+import type { AdvanceResult, RotationService } from './service.js';
+
+/** Tunables of one tick. */
+export interface TickConfig {
+  /** Groups worked on at the same time. */
+  concurrency: number;
+  /** Stop claiming new work this long before the deadline. */
+  stopClaimingMarginMs: number;
+  /** In-flight work must stop this long before the deadline (persist, release, answer). */
+  finishMarginMs: number;
+  /** Unfinished runs and due groups read per tick. */
+  maxRunsPerTick: number;
+  maxGroupsPerTick: number;
+  /** Key Protect requests one tick may plan per instance (estimate: `requestsPerMember` per member of a run). */
+  requestBudgetPerInstance: number;
+  requestsPerMember: number;
+}
+
+export const DEFAULT_TICK_CONFIG: TickConfig = {
+  concurrency: 4,
+  stopClaimingMarginMs: 20_000,
+  finishMarginMs: 5_000,
+  maxRunsPerTick: 50,
+  maxGroupsPerTick: 50,
+  requestBudgetPerInstance: 200,
+  requestsPerMember: 12,
+};
+
+export interface TickDeps {
+  service: Pick<RotationService, 'rotateNow' | 'advanceRun'>;
+  stores: Pick<Stores, 'groups' | 'runs' | 'leases'>;
+  clock: Clock;
+  logger: Logger;
+  config?: Partial<TickConfig>;
+}
+
+export interface TickOptions {
+  /** When the invocation will be aborted (from the Code Engine context). */
+  deadlineAtMs: number;
+  /** This worker's id (lease holder). */
+  holder: string;
+  /** The trigger's id (the cron event id), recorded on started runs. */
+  triggerId?: string;
+}
+
+/** Why a piece of work was left for a later tick. */
+export type DeferReason =
+  | 'deadline'
+  | 'rate-budget'
+  | 'claimed-by-another-tick'
+  | 'limit'
+  | 'run-in-progress'
+  | 'rotation-too-soon'
+  | 'member-not-active'
+  | 'waiting'
+  | 'error';
+
+export interface TickSummary {
+  holder: string;
+  startedAtMs: number;
+  finishedAtMs: number;
+  /** Unfinished runs advanced (rotation runs and region catch-up replays). */
+  resumed: number;
+  caughtUp: number;
+  /** New runs started for due groups. */
+  started: number;
+  completed: number;
+  degraded: number;
+  failed: number;
+  /** Groups not due any more whose next check time was moved (window closed, disabled…). */
+  rescheduled: number;
+  deferred: Array<{ groupId: string; runId?: string; reason: DeferReason; detail?: string }>;
+}
+
+type Task =
+  | { kind: 'resume'; groupId: string; runId: RunId; runKind: string }
+  | { kind: 'start'; group: Group; reason: string };
+
+/** Counts planned Key Protect requests per instance for one tick. */
+class RequestBudget {
+  readonly #used = new Map<string, number>();
+  constructor(readonly perInstance: number) {}
+  tryReserve(costs: Map<string, number>): boolean {
+    for (const [instance, cost] of costs) {
+      if ((this.#used.get(instance) ?? 0) + cost > this.perInstance && (this.#used.get(instance) ?? 0) > 0)
+        return false;
+    }
+    for (const [instance, cost] of costs) this.#used.set(instance, (this.#used.get(instance) ?? 0) + cost);
+    return true;
+  }
+}
+
+function costs(group: Group | undefined, perMember: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of group?.members ?? []) out.set(m.instanceId, (out.get(m.instanceId) ?? 0) + perMember);
+  return out;
+}
+
+/**
+ * Runs one scheduler tick and returns (and logs) its summary. Never throws for a single group's failure: that group
+ * is deferred with reason `error` and the tick goes on.
+ * @example
+ * const summary = await runTick({ service, stores, clock, logger }, { deadlineAtMs: ctx.deadlineAtMs, holder });
+ */
+export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSummary> {
+  const cfg: TickConfig = { ...DEFAULT_TICK_CONFIG, ...(deps.config ?? {}) };
+  if (!Number.isFinite(opts.deadlineAtMs) || !opts.holder) {
+    throw new AppError('VALIDATION_FAILED', 'runTick needs {deadlineAtMs: epoch ms, holder: worker id}');
+  }
+  const log = deps.logger.child({ tick: opts.holder });
+  const startedAtMs = deps.clock.nowMs();
+  const claimDeadlineMs = opts.deadlineAtMs - cfg.stopClaimingMarginMs;
+  const workDeadlineMs = opts.deadlineAtMs - cfg.finishMarginMs;
+  const summary: TickSummary = {
+    holder: opts.holder,
+    startedAtMs,
+    finishedAtMs: startedAtMs,
+    resumed: 0,
+    caughtUp: 0,
+    started: 0,
+    completed: 0,
+    degraded: 0,
+    failed: 0,
+    rescheduled: 0,
+    deferred: [],
+  };
+  const budget = new RequestBudget(cfg.requestBudgetPerInstance);
+  const groupCache = new Map<string, Group | undefined>();
+  const groupOf = async (id: string) => {
+    if (!groupCache.has(id)) groupCache.set(id, (await deps.stores.groups.find(id as Group['id']))?.value);
+    return groupCache.get(id);
+  };
+
+  // 1. Unfinished runs first: they hold material in escrow and keep groups out of lockstep until done.
+  const tasks: Task[] = [];
+  const unfinished: RunRecordBase[] = await deps.stores.runs.listUnfinished(startedAtMs, cfg.maxRunsPerTick);
+  const resumedGroups = new Set<string>();
+  for (const r of unfinished) {
+    tasks.push({ kind: 'resume', groupId: r.groupId, runId: r.id, runKind: r.kind });
+    resumedGroups.add(r.groupId);
+  }
+
+  // 2. Due groups, oldest overdue first; groups that are not due get their next check time fixed.
+  const candidates = await deps.stores.groups.findDue(startedAtMs, cfg.maxGroupsPerTick);
+  for (const g of candidates) groupCache.set(g.id, g);
+  const idle = candidates.filter((g) => !g.activeRunId && !resumedGroups.has(g.id));
+  const selection = selectDueGroups(idle, startedAtMs);
+  for (const { group, decision } of selection.selected) tasks.push({ kind: 'start', group, reason: decision.reason });
+  for (const g of idle) {
+    if (selection.selected.some((s) => s.group.id === g.id)) continue;
+    const d = dueDecision(g.schedule, g, startedAtMs);
+    if (d.nextCheckAtMs === g.nextDueAtMs) continue;
+    await deps.stores.groups.mutate(g.id, (cur) => {
+      const out: Group = { ...cur };
+      if (d.nextCheckAtMs === undefined) delete out.nextDueAtMs;
+      else out.nextDueAtMs = d.nextCheckAtMs;
+      return out;
+    });
+    summary.rescheduled += 1;
+  }
+
+  // 3. Work through the queue with bounded concurrency.
+  const defer = (groupId: string, reason: DeferReason, runId?: string, detail?: string) =>
+    summary.deferred.push({ groupId, reason, ...(runId ? { runId } : {}), ...(detail ? { detail } : {}) });
+  const tally = (r: AdvanceResult, groupId: string) => {
+    if (r.status === 'completed') summary.completed += 1;
+    else if (r.status === 'degraded') summary.degraded += 1;
+    else if (r.status === 'failed') summary.failed += 1;
+    else if (r.reason && /lease/.test(r.reason)) defer(groupId, 'claimed-by-another-tick', r.runId, r.reason);
+    else if (r.nextAttemptAtMs !== undefined) defer(groupId, 'waiting', r.runId, r.reason);
+  };
+
+  const work = async (task: Task) => {
+    const groupId = task.kind === 'resume' ? task.groupId : task.group.id;
+    const runId = task.kind === 'resume' ? task.runId : undefined;
+    if (deps.clock.nowMs() >= claimDeadlineMs) return defer(groupId, 'deadline', runId);
+    const group = task.kind === 'start' ? task.group : await groupOf(groupId);
+    if (!budget.tryReserve(costs(group, cfg.requestsPerMember))) return defer(groupId, 'rate-budget', runId);
+    const claim = await claimGroup(
+      deps.stores.leases,
+      groupId,
+      opts.holder,
+      opts.deadlineAtMs - deps.clock.nowMs(),
+      deps.clock,
+    );
+    if (!claim) return defer(groupId, 'claimed-by-another-tick', runId);
+    try {
+      if (task.kind === 'resume') {
+        const r = await deps.service.advanceRun(task.runId, { deadlineAtMs: workDeadlineMs, holder: opts.holder });
+        if (task.runKind === 'rotation' || task.runKind === 'create') summary.resumed += 1;
+        else summary.caughtUp += 1;
+        tally(r, groupId);
+      } else {
+        const { runId: newRun } = await deps.service.rotateNow(groupId, {
+          trigger: { kind: 'schedule', by: opts.triggerId ?? opts.holder, reason: task.reason },
+        });
+        summary.started += 1;
+        const r = await deps.service.advanceRun(newRun, { deadlineAtMs: workDeadlineMs, holder: opts.holder });
+        tally(r, groupId);
+      }
+    } catch (err) {
+      if (hasCode(err, 'RUN_IN_PROGRESS')) defer(groupId, 'run-in-progress', runId);
+      else if (hasCode(err, 'ROTATION_TOO_SOON')) defer(groupId, 'rotation-too-soon', runId, (err as AppError).message);
+      else if (hasCode(err, 'MEMBER_NOT_ACTIVE')) defer(groupId, 'member-not-active', runId, (err as AppError).message);
+      else {
+        defer(groupId, 'error', runId, isAppError(err) ? err.code : 'INTERNAL');
+        log.error('tick.group-failed', {
+          groupId,
+          ...(runId ? { runId } : {}),
+          code: isAppError(err) ? err.code : 'INTERNAL',
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    } finally {
+      await deps.stores.leases.release(claim).catch(() => undefined);
+    }
+  };
+
+  let next = 0;
+  const lanes = Array.from({ length: Math.max(1, Math.min(cfg.concurrency, tasks.length)) }, async () => {
+    while (next < tasks.length) {
+      const task = tasks[next++]!;
+      await work(task);
+    }
+  });
+  await Promise.all(lanes);
+  for (const { group } of selection.deferred) defer(group.id, 'limit');
+
+  summary.finishedAtMs = deps.clock.nowMs();
+  log.info('tick.summary', {
+    resumed: summary.resumed,
+    caughtUp: summary.caughtUp,
+    started: summary.started,
+    completed: summary.completed,
+    degraded: summary.degraded,
+    failed: summary.failed,
+    rescheduled: summary.rescheduled,
+    deferred: summary.deferred.length,
+    deferredReasons: [...new Set(summary.deferred.map((d) => d.reason))],
+    durationMs: summary.finishedAtMs - startedAtMs,
+  });
+  return summary;
+}
+
+async function claimGroup(
+  leases: LeaseRepository,
+  groupId: string,
+  holder: string,
+  ttlMs: number,
+  clock: Clock,
+): Promise<Lease | undefined> {
+  return leases.acquire(`tick:${groupId}`, holder, Math.max(1_000, ttlMs), clock.nowMs());
+}
+
+/**
+ * Wraps a Key Protect port so that calls to one instance never exceed `perSecond` (a token bucket per instance,
+ * waiting when empty). Protects each instance's API rate limit when many groups share it.
+ */
+export function withRequestRateBudget(
+  kp: KeyProtectPort,
+  opts: { perSecond: number; clock: Clock; sleep?: (ms: number) => Promise<void> },
+): KeyProtectPort {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const buckets = new Map<string, { tokens: number; atMs: number }>();
+  const take = async (instanceId: string, signal?: AbortSignal) => {
+    for (;;) {
+      const now = opts.clock.nowMs();
+      const b = buckets.get(instanceId) ?? { tokens: opts.perSecond, atMs: now };
+      b.tokens = Math.min(opts.perSecond, b.tokens + ((now - b.atMs) / 1000) * opts.perSecond);
+      b.atMs = now;
+      buckets.set(instanceId, b);
+      if (b.tokens >= 1) {
+        b.tokens -= 1;
+        return;
+      }
+      if (signal?.aborted) throw new AppError('DEADLINE_EXCEEDED', 'Request budget wait aborted');
+      await sleep(Math.ceil(((1 - b.tokens) / opts.perSecond) * 1000));
+    }
+  };
+  return {
+    getKey: async (ref, o) => {
+      await take(ref.instanceId, o?.signal);
+      return kp.getKey(ref, o);
+    },
+    listVersions: async (ref, o) => {
+      await take(ref.instanceId, o?.signal);
+      return kp.listVersions(ref, o);
+    },
+    createImportedKey: async (i, o) => {
+      await take(i.instanceId, o?.signal);
+      return kp.createImportedKey(i, o);
+    },
+    createGeneratedRootKey: async (i, o) => {
+      await take(i.instanceId, o?.signal);
+      return kp.createGeneratedRootKey(i, o);
+    },
+    rotateWithMaterial: async (ref, m, o) => {
+      await take(ref.instanceId, o?.signal);
+      return kp.rotateWithMaterial(ref, m, o);
+    },
+    wrap: async (ref, p, aad, o) => {
+      await take(ref.instanceId, o?.signal);
+      return kp.wrap(ref, p, aad, o);
+    },
+    unwrap: async (ref, c, aad, o) => {
+      await take(ref.instanceId, o?.signal);
+      return kp.unwrap(ref, c, aad, o);
+    },
+  };
+}

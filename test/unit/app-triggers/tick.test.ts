@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest';
+import { runTick, withRequestRateBudget } from '../../../src/app/tick.js';
+import type { Group, GroupId, Schedule } from '../../../src/core/index.js';
+import { createFakeGroup, type FakeWorld, fakeWorld } from '../../support/fakeWorld.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+async function setSchedule(w: FakeWorld, id: string, schedule: Schedule, extra: Partial<Group> = {}) {
+  await w.stores.groups.mutate(id as GroupId, (g) => ({ ...g, schedule, ...extra }));
+}
+
+function tickDeps(w: FakeWorld, config = {}) {
+  return { service: w.service, stores: w.stores, clock: w.clock, logger: w.log.logger, config };
+}
+
+const deadline = (w: FakeWorld, ms = 120_000) => w.clock.nowMs() + ms;
+
+describe('runTick', () => {
+  it('starts a due group and completes its rotation in one tick', async () => {
+    // Arrange: interval of 2 h, last rotation (creation) 3 h ago
+    const w = fakeWorld();
+    const g = await createFakeGroup(w, 'due-one', 2);
+    await setSchedule(w, g.id, { intervalMs: 2 * HOUR }, { nextDueAtMs: w.clock.nowMs() + 2 * HOUR });
+    w.clock.advance(3 * HOUR);
+    // Act
+    const s = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 'tick-a', triggerId: 'ping-1' });
+    // Assert
+    expect(s).toMatchObject({ started: 1, completed: 1, degraded: 0, failed: 0, resumed: 0 });
+    const after = (await w.stores.groups.get(g.id)).value;
+    expect(after.currentGeneration).toBe(2);
+    expect(after.status).toBe('healthy');
+    const runs = await w.stores.runs.listByGroup(g.id, 5);
+    expect((runs[0] as unknown as { trigger: { kind: string; by: string } }).trigger).toMatchObject({
+      kind: 'schedule',
+      by: 'ping-1',
+    });
+    expect(w.log.lines.some((l) => l.includes('tick.summary'))).toBe(true);
+  });
+
+  it('leaves groups that are not due alone', async () => {
+    const w = fakeWorld();
+    await createFakeGroup(w, 'not-due', 1);
+    w.clock.advance(HOUR);
+    const s = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 'tick-a' });
+    expect(s).toMatchObject({ started: 0, completed: 0, deferred: [] });
+  });
+
+  it('honours a cron in a time zone and a daily window, rescheduling to the next opening', async () => {
+    // Arrange: 03:00 Europe/Berlin daily (02:00 UTC in November), window 02:30–04:00 Berlin
+    const w = fakeWorld();
+    const g = await createFakeGroup(w, 'berlin', 1);
+    const created = w.clock.nowMs(); // 2026-11-01T08:00Z
+    await setSchedule(
+      w,
+      g.id,
+      { cron: '0 3 * * *', timeZone: 'Europe/Berlin', window: { start: '02:30', end: '04:00' } },
+      { nextDueAtMs: created },
+    );
+    // Act 1: 2026-11-02T01:45Z = 02:45 Berlin: inside the window, but the cron has not fired since creation
+    w.clock.set(Date.UTC(2026, 10, 2, 1, 45));
+    const early = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 't' });
+    // Assert 1: not started; next check moved to 03:00 Berlin = 02:00Z
+    expect(early.started).toBe(0);
+    expect(early.rescheduled).toBe(1);
+    expect((await w.stores.groups.get(g.id)).value.nextDueAtMs).toBe(Date.UTC(2026, 10, 2, 2, 0));
+    // Act 2: 02:10Z = 03:10 Berlin: due
+    w.clock.set(Date.UTC(2026, 10, 2, 2, 10));
+    const due = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 't' });
+    expect(due).toMatchObject({ started: 1, completed: 1 });
+  });
+
+  it('does not start a due group outside its window, and moves its next check to the opening', async () => {
+    const w = fakeWorld();
+    const g = await createFakeGroup(w, 'windowed', 1);
+    await setSchedule(
+      w,
+      g.id,
+      { intervalMs: HOUR, window: { start: '22:00', end: '23:00' } },
+      { nextDueAtMs: w.clock.nowMs() },
+    );
+    w.clock.advance(2 * HOUR); // 10:00Z, window closed
+    const s = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 't' });
+    expect(s.started).toBe(0);
+    expect((await w.stores.groups.get(g.id)).value.nextDueAtMs).toBe(Date.UTC(2026, 10, 1, 22, 0));
+  });
+
+  it('stops claiming work near the deadline and defers everything with reason "deadline"', async () => {
+    const w = fakeWorld();
+    const a = await createFakeGroup(w, 'late-a', 1);
+    const b = await createFakeGroup(w, 'late-b', 1);
+    for (const g of [a, b]) await setSchedule(w, g.id, { intervalMs: HOUR }, { nextDueAtMs: w.clock.nowMs() });
+    w.clock.advance(2 * HOUR);
+    // 15 s left, margin 20 s: nothing may be claimed
+    const s = await runTick(tickDeps(w), { deadlineAtMs: deadline(w, 15_000), holder: 't' });
+    expect(s.started).toBe(0);
+    expect(s.deferred.map((d) => d.reason)).toEqual(['deadline', 'deadline']);
+    expect((await w.stores.groups.get(a.id)).value.currentGeneration).toBe(1);
+  });
+
+  it('resumes an unfinished run left by a crashed worker', async () => {
+    const w = fakeWorld();
+    const g = await createFakeGroup(w, 'crashy', 2);
+    w.clock.advance(HOUR + 1000);
+    const crashing = w.serviceWith((_run, step) => {
+      if (step === 'stage') throw new Error('simulated crash');
+    });
+    const { runId } = await crashing.rotateNow(g.id, { trigger: { kind: 'operator', by: 't' } });
+    await expect(crashing.advanceRun(runId, { deadlineAtMs: deadline(w), holder: 'dead-worker' })).rejects.toThrow(
+      'simulated crash',
+    );
+    w.clock.advance(5 * 60_000); // the dead worker's group lease expires
+    const s = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 'tick-b' });
+    expect(s).toMatchObject({ resumed: 1, completed: 1, started: 0 });
+    expect((await w.service.getRun(runId)).status).toBe('completed');
+  });
+
+  it('defers groups over the per-instance request budget', async () => {
+    const w = fakeWorld();
+    const a = await createFakeGroup(w, 'budget-a', 1);
+    const b = await createFakeGroup(w, 'budget-b', 1); // same instances as a
+    for (const g of [a, b]) await setSchedule(w, g.id, { intervalMs: HOUR }, { nextDueAtMs: w.clock.nowMs() });
+    w.clock.advance(2 * HOUR);
+    const s = await runTick(tickDeps(w, { requestBudgetPerInstance: 12, requestsPerMember: 12, concurrency: 1 }), {
+      deadlineAtMs: deadline(w),
+      holder: 't',
+    });
+    expect(s.started).toBe(1);
+    expect(s.deferred).toEqual([expect.objectContaining({ reason: 'rate-budget' })]);
+  });
+
+  it('lets two concurrent ticks split the fleet: every due group is started exactly once', async () => {
+    // Arrange: four due groups
+    const w = fakeWorld();
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const g = await createFakeGroup(w, `fleet-${i}`, 1);
+      await setSchedule(w, g.id, { intervalMs: HOUR }, { nextDueAtMs: w.clock.nowMs() });
+      ids.push(g.id);
+    }
+    w.clock.advance(2 * HOUR);
+    // Act: two ticks at once
+    const [s1, s2] = await Promise.all([
+      runTick(tickDeps(w, { concurrency: 2 }), { deadlineAtMs: deadline(w), holder: 'tick-1' }),
+      runTick(tickDeps(w, { concurrency: 2 }), { deadlineAtMs: deadline(w), holder: 'tick-2' }),
+    ]);
+    // Assert
+    expect(s1.started + s2.started).toBe(4);
+    expect(s1.completed + s2.completed).toBe(4);
+    for (const id of ids) {
+      const runs = await w.stores.runs.listByGroup(id as GroupId, 10);
+      expect(runs.filter((r) => r.kind === 'rotation')).toHaveLength(1);
+      expect((await w.stores.groups.get(id as GroupId)).value.currentGeneration).toBe(2);
+    }
+    const skipped = [...s1.deferred, ...s2.deferred].map((d) => d.reason);
+    expect(skipped.every((r) => r === 'claimed-by-another-tick' || r === 'run-in-progress')).toBe(true);
+  });
+
+  it('rejects a tick without a deadline or holder', async () => {
+    const w = fakeWorld();
+    await expect(runTick(tickDeps(w), { deadlineAtMs: Number.NaN, holder: 't' })).rejects.toThrow(/deadlineAtMs/);
+  });
+});
+
+describe('withRequestRateBudget', () => {
+  it('spaces calls to one instance to the configured rate and leaves other instances alone', async () => {
+    const w = fakeWorld();
+    const g = await createFakeGroup(w, 'rate', 1);
+    const waits: number[] = [];
+    const kp = withRequestRateBudget(w.kp, {
+      perSecond: 2,
+      clock: w.clock,
+      sleep: async (ms) => {
+        waits.push(ms);
+        w.clock.advance(ms);
+      },
+    });
+    const [primary, dup] = g.members;
+    for (let i = 0; i < 4; i++) await kp.getKey(primary!);
+    await kp.getKey(dup!);
+    expect(waits).toEqual([500, 500]);
+  });
+});
