@@ -153,6 +153,14 @@ describe('reads (auditor and operator)', () => {
     expect(filtered.json().items.map((r: LineageRecord) => r.generation)).toEqual([4, 3]);
   });
 
+  it('pages generations through an index, not a scan', async () => {
+    const plan = (await stores.explainLineageList(payments[0]!.groupId)) as {
+      index?: { ddoc?: string | null; type?: string };
+    };
+    expect(plan.index?.type).toBe('json');
+    expect(plan.index?.ddoc).toBeTruthy();
+  });
+
   it('refuses a tampered cursor with 400 INVALID_CURSOR', async () => {
     const first = await get('/v1/groups/payments/generations?limit=1', tokens.auditor);
     const next: string = first.json().next;
