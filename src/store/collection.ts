@@ -58,10 +58,9 @@ export class Collection {
 
   async exists(id: string): Promise<boolean> {
     try {
-      await this.client.headDocument({ db: this.db, docId: id });
-      return true;
+      const res = await this.client.postAllDocs({ db: this.db, key: id, limit: 1 });
+      return res.result.rows.some((r) => r.id === id && !r.error && !r.value?.deleted);
     } catch (err) {
-      if (statusOf(err) === 404) return false;
       throw toStoreError(err, `check ${id} in ${this.db}`);
     }
   }

@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GroupId } from '../../../src/core/index.js';
 import { type EmbeddedCouch, startEmbeddedCouch } from '../../../src/local/couch/index.js';
 import { createCloudantStores } from '../../../src/store/index.js';
-import { makeChain, makeGroup } from './fixtures.js';
+import { makeChain, makeGroup, makeRun } from './fixtures.js';
+
+const makeRunFor = (groupId: string) => makeRun(groupId);
 
 const sdk = (url: string) =>
   new CloudantV1({
@@ -146,6 +148,19 @@ describe('embedded CouchDB-compatible server', () => {
       await disk.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('tells the caller to run ensureSetup when the databases do not exist', async () => {
+    const stores = await createCloudantStores({ url: couch.url, dbPrefix: 'never-set-up-' });
+    for (const call of [
+      () => stores.groups.find('any' as GroupId),
+      () => stores.runs.create(makeRunFor('any')),
+      () => stores.lineage.list('any' as GroupId, { limit: 5 }),
+    ]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      expect((err as Error).message).toContain('ensureSetup');
     }
   });
 
