@@ -180,6 +180,15 @@ function lowerKeys(v: unknown): unknown {
 
 type Json = Record<string, unknown>;
 
+/** decodeURIComponent that never throws (a malformed escape is kept as it is and then matches nothing). */
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 function parseBody(body: Buffer | undefined, required: boolean): Json | undefined {
   if (!body || body.length === 0 || body.toString('utf8').trim() === '') {
     if (required)
@@ -329,7 +338,7 @@ export class KpEngine {
       r('GET', /^\/keys\/([^/]+)\/registrations$/, 'kms.registrations.list', () => this.#emptyRegistrations()),
       r(
         'POST',
-        /^\/keys\/([^/]+)\/actions\/([A-Za-z]+)$/,
+        /^\/keys\/([^/]+)\/actions\/(wrap|unwrap|rewrap|rotate|disable|enable|setKeyForDeletion|unsetKeyForDeletion|sync|restore)$/,
         (c) => `kms.secrets.${(/\/actions\/([A-Za-z]+)$/.exec(c.path)?.[1] ?? 'default').toLowerCase()}`,
         (c, m, ev) => this.#action(c, m[1]!, m[2]!, ev),
       ),
@@ -346,10 +355,10 @@ export class KpEngine {
         },
       ),
       r('POST', /^\/keys\/([^/]+)\/aliases\/([^/]+)$/, 'kms.secrets-alias.create', (c, m, ev) =>
-        this.#createAlias(c, m[1]!, decodeURIComponent(m[2]!), ev),
+        this.#createAlias(c, m[1]!, safeDecode(m[2]!), ev),
       ),
       r('DELETE', /^\/keys\/([^/]+)\/aliases\/([^/]+)$/, 'kms.secrets-alias.delete', (c, m, ev) =>
-        this.#deleteAlias(c, m[1]!, decodeURIComponent(m[2]!), ev),
+        this.#deleteAlias(c, m[1]!, safeDecode(m[2]!), ev),
       ),
       r('PUT', /^\/keys\/([^/]+)\/policies$/, 'kms.policies.write', (c, m, ev) => this.#putKeyPolicy(c, m[1]!, ev)),
       r('GET', /^\/keys\/([^/]+)\/policies$/, 'kms.policies.read', (c, m, ev) => this.#getKeyPolicy(c, m[1]!, ev)),
@@ -362,12 +371,8 @@ export class KpEngine {
         body: envelope('application/vnd.ibm.kms.allowed_ip_metadata+json', [{ private_endpoint_port: 8888 }]),
       })),
       r('GET', /^\/key_rings$/, 'kms.key-rings.list', (c) => this.#listRings(c)),
-      r('POST', /^\/key_rings\/([^/]+)$/, 'kms.key-rings.create', (c, m) =>
-        this.#createRing(c, decodeURIComponent(m[1]!)),
-      ),
-      r('DELETE', /^\/key_rings\/([^/]+)$/, 'kms.key-rings.delete', (c, m) =>
-        this.#deleteRing(c, decodeURIComponent(m[1]!)),
-      ),
+      r('POST', /^\/key_rings\/([^/]+)$/, 'kms.key-rings.create', (c, m) => this.#createRing(c, safeDecode(m[1]!))),
+      r('DELETE', /^\/key_rings\/([^/]+)$/, 'kms.key-rings.delete', (c, m) => this.#deleteRing(c, safeDecode(m[1]!))),
     ];
   }
 
@@ -420,7 +425,7 @@ export class KpEngine {
   }
 
   #findKey(c: KpCall, idOrAlias: string, ev?: EventInfo): KeyRecord {
-    const id = decodeURIComponent(idOrAlias);
+    const id = safeDecode(idOrAlias);
     const inst = c.instance;
     const key = inst.keys.get(id.toLowerCase()) ?? inst.keys.get(inst.aliases.get(id) ?? '');
     if (!key) {

@@ -288,6 +288,20 @@ describe('secure import: §3.2 verification', () => {
   });
 });
 
+describe('routing', () => {
+  it.each([
+    ['GET', '/keys/%E0%A4%A', '404 KEY_NOT_FOUND_ERR'],
+    ['POST', '/keys/x/aliases/%E0%A4%A', '404 KEY_NOT_FOUND_ERR'],
+    ['GET', '/nope', '404 NOT_FOUND_ERR'],
+    ['PUT', '/keys', '405 METHOD_NOT_ALLOWED_ERR'],
+    ['POST', '/keys/x/actions/explode', '404 NOT_FOUND_ERR'],
+    ['POST', '/keys/x?action=explode', '400 INVALID_QUERY_PARAM_ERR'],
+  ])('%s %s → %s', async (method, path, expected) => {
+    const [p = '', q = ''] = path.split('?');
+    expect(await codeOf(call(method, p, undefined, q))).toBe(expected);
+  });
+});
+
 describe('dual authorization delete', () => {
   it('needs setKeyForDeletion by another identity within 7 days', async () => {
     const id = await create({});
