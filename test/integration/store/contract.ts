@@ -275,6 +275,34 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
         await expectCode(s.leases.assertHeld(crashed!, T0 + 30_001), 'LEASE_LOST');
       });
 
+      it('after a cluster accepted two writes (a conflicted lease), only the winning revision holds it', async () => {
+        // A Cloudant cluster can accept two writes of the same revision on different nodes and keep both as a
+        // conflict. Reproduce that state with a replicator-style write (new_edits: false), then contend.
+        const name = 'group:lease-cluster';
+        const first = await s.leases.acquire(name, 'node-a-writer', 60_000, T0);
+        expect(first?.fence).toBe(1);
+        const db = s.databases.leases;
+        const cur = (await s.client.getDocument({ db, docId: `lease:${name}` })).result as Record<string, unknown>;
+        const sibling = {
+          ...cur,
+          _rev: `1-${'f'.repeat(32)}`,
+          writeId: 'written-on-another-node',
+          data: { name, holder: 'node-b-writer', fence: 1, expiresAtMs: T0 + 10, acquiredAtMs: T0 },
+        };
+        await s.client.postBulkDocs({ db, bulkDocs: { docs: [sibling as never], newEdits: false } });
+        const conflicted = await s.client.getDocument({ db, docId: `lease:${name}`, conflicts: true });
+        expect(conflicted.result._conflicts).toHaveLength(1);
+
+        // The cluster's winner is node-b's revision (expired at T0+10): a third worker takes over from it, and the
+        // losing branch (node-a's lease) is removed, so node-a is fenced out.
+        const c = await s.leases.acquire(name, 'worker-c', 60_000, T0 + 20);
+        expect(c).toMatchObject({ holder: 'worker-c', fence: 2 });
+        const after = await s.client.getDocument({ db, docId: `lease:${name}`, conflicts: true });
+        expect(after.result._conflicts ?? []).toEqual([]);
+        await expectCode(s.leases.assertHeld(first!, T0 + 30), 'LEASE_LOST');
+        await s.leases.assertHeld(c!, T0 + 30);
+      });
+
       it('many concurrent contenders (separate clients, real HTTP): at most one holder at any moment', async () => {
         const contenders = await Promise.all(Array.from({ length: 10 }, () => otherClient()));
         const name = 'group:lease-race';
