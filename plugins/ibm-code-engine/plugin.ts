@@ -357,20 +357,20 @@ export function devStackEnv(serviceDir: string): Record<string, string> {
     iam?: { url?: string; apiKeys?: Record<string, string> };
     keyProtect?: Record<string, { url: string }>;
     cloudant?: { url?: string };
-    events?: { url?: string; hmacSecret?: string };
+    events?: { url?: string; token?: string };
     notifications?: { url?: string };
   };
   const env: Record<string, string> = {};
-  if (dev.cloudant?.url) env.LOCKSTEP_CLOUDANT_URL = dev.cloudant.url;
-  if (dev.iam?.url) env.LOCKSTEP_IAM_URL = dev.iam.url;
-  const apiKey = dev.iam?.apiKeys?.rotator ?? dev.iam?.apiKeys?.operator;
+  if (dev.cloudant?.url) env.CLOUDANT_URL = dev.cloudant.url;
+  if (dev.iam?.url) env.IAM_URL = dev.iam.url;
+  const apiKey = dev.iam?.apiKeys?.lockstep ?? dev.iam?.apiKeys?.operator;
   if (apiKey) env.LOCKSTEP_API_KEY = apiKey;
   if (dev.keyProtect) {
     env.LOCKSTEP_KP_ENDPOINTS = JSON.stringify(
       Object.fromEntries(Object.entries(dev.keyProtect).map(([r, v]) => [r, v.url])),
     );
   }
-  if (dev.events?.hmacSecret) env.LOCKSTEP_EVENTS_HMAC_SECRETS = `dev:${dev.events.hmacSecret}`;
+  if (dev.events?.token) env.LOCKSTEP_EVENTS_TOKENS = `dev:${dev.events.token}`;
   if (dev.notifications?.url) env.LOCKSTEP_NOTIFY_URL = dev.notifications.url;
   return env;
 }

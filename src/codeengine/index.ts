@@ -17,10 +17,13 @@ export {
   MAX_EXECUTION_TIME_LIMIT_MS,
   maxExecutionTimeMsFromEnv,
 } from './context.js';
+export type { CloudAuth, CommonConfig, Env, EventsAuthConfig } from './env.js';
+export { EnvReader, KP_REGIONS, readApiConfig, readCommonConfig, readEventsAuthConfig } from './env.js';
 export type { CeHandler, CeMainOptions } from './main.js';
 export { createCeMain, perContainer } from './main.js';
 export type { RequestRules } from './middlewares.js';
 export { authMiddleware, errorHandlerMiddleware, loggingMiddleware, validationMiddleware } from './middlewares.js';
+export { createEventNotificationsNotifier, createWebhookNotifier, LOCKSTEP_EVENT_SOURCE } from './notifier.js';
 export type { CeEvent, CeParams, CeResult, CronPing } from './params.js';
 export {
   CE_PING_TYPE,

@@ -4,7 +4,6 @@ import type { Group, GroupId, Schedule } from '../../../src/core/index.js';
 import { createFakeGroup, type FakeWorld, fakeWorld } from '../../support/fakeWorld.js';
 
 const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 
 async function setSchedule(w: FakeWorld, id: string, schedule: Schedule, extra: Partial<Group> = {}) {
   await w.stores.groups.mutate(id as GroupId, (g) => ({ ...g, schedule, ...extra }));

@@ -1,0 +1,35 @@
+/** `api` (HTTP): the audit and operator API (`/v1/*`, `/openapi.json`, `/ui`), IAM bearer tokens verified per route. */
+import { createApi } from '../src/api/index.js';
+import type { CeParams, CeResult } from '../src/codeengine/index.js';
+import { createCeMain, maxExecutionTimeMsFromEnv, perContainer, readApiConfig } from '../src/codeengine/index.js';
+import { buildCore, clock, functionLogger, random } from './shared.js';
+
+const FN = 'api';
+
+const handler = perContainer(async () => {
+  const d = await buildCore(FN, process.env, (r) => readApiConfig(r));
+  const iamUrl = d.config.iamUrl.replace(/\/$/, '');
+  return createApi({
+    stores: d.stores,
+    service: d.service,
+    auth: {
+      jwksUrl: `${iamUrl}/identity/keys`,
+      issuer: `${iamUrl}/identity`,
+      roles: d.extra.roles,
+      iamTokenUrl: `${iamUrl}/identity/token`,
+    },
+    checkpointPublicKeys: d.extra.checkpointPublicKeys,
+    clock,
+    logger: d.logger,
+    ...(d.extra.publicBaseUrl ? { publicBaseUrl: d.extra.publicBaseUrl } : {}),
+  });
+});
+
+export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
+  functionName: FN,
+  maxExecutionTimeMs: maxExecutionTimeMsFromEnv(process.env),
+  clock,
+  random,
+  logger: functionLogger(FN),
+  handler: async (event) => (await handler())(event.request),
+});

@@ -1,0 +1,67 @@
+/**
+ * `rotate` (cron): every ping runs one scheduler tick within the invocation's deadline. Also callable over HTTP
+ * (POST, IAM bearer token of an allowed identity) to run a tick now.
+ */
+import { runTick } from '../src/app/tick.js';
+import type { CeParams, CeResult } from '../src/codeengine/index.js';
+import {
+  createCeMain,
+  iamBearerAuthenticator,
+  maxExecutionTimeMsFromEnv,
+  perContainer,
+} from '../src/codeengine/index.js';
+import { jsonResponse } from '../src/core/index.js';
+import { buildCore, clock, functionLogger, random } from './shared.js';
+
+const FN = 'rotate';
+
+const deps = perContainer(() =>
+  buildCore(FN, process.env, (r) => ({
+    concurrency: r.int('LOCKSTEP_TICK_CONCURRENCY', 4, 1, 32),
+    stopClaimingMarginMs: r.int('LOCKSTEP_TICK_MARGIN_MS', 20_000, 0, 110_000),
+    requestBudgetPerInstance: r.int('LOCKSTEP_KP_BUDGET_PER_INSTANCE', 200, 1, 100_000),
+    operatorIamIds: r.list('LOCKSTEP_TICK_IAM_IDS'),
+  })),
+);
+
+const iamUrl = (process.env.IAM_URL ?? process.env.LOCKSTEP_IAM_URL ?? 'https://iam.cloud.ibm.com').replace(/\/$/, '');
+
+export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
+  functionName: FN,
+  maxExecutionTimeMs: maxExecutionTimeMsFromEnv(process.env),
+  clock,
+  random,
+  logger: functionLogger(FN),
+  auth: {
+    allowCron: true,
+    authenticators: [
+      iamBearerAuthenticator({
+        jwksUrl: `${iamUrl}/identity/keys`,
+        allowedIamIds: (process.env.LOCKSTEP_TICK_IAM_IDS ?? '').split(',').filter(Boolean),
+      }),
+    ],
+  },
+  rules: { methods: ['POST'] },
+  handler: async (event, context) => {
+    const d = await deps();
+    const summary = await runTick(
+      {
+        service: d.service,
+        stores: d.stores,
+        clock,
+        logger: context.logger,
+        config: {
+          concurrency: d.extra.concurrency,
+          stopClaimingMarginMs: d.extra.stopClaimingMarginMs,
+          requestBudgetPerInstance: d.extra.requestBudgetPerInstance,
+        },
+      },
+      {
+        deadlineAtMs: context.deadlineAtMs,
+        holder: `${FN}-${context.requestId}`,
+        triggerId: event.kind === 'cron' ? event.cron.id : context.requestId,
+      },
+    );
+    return jsonResponse(200, summary);
+  },
+});

@@ -1,0 +1,102 @@
+/**
+ * Wiring shared by the three composition roots: configuration from the environment, adapters (Cloudant stores,
+ * Key Protect client, notifier) and the rotation service, built once per container and reused across invocations.
+ */
+import type { Notifier, RotationService, Stores } from '../src/app/index.js';
+import { createJsonLogger, createRotationService, cryptoRandom, systemClock } from '../src/app/index.js';
+import type { CommonConfig, Env } from '../src/codeengine/index.js';
+import {
+  createEventNotificationsNotifier,
+  createWebhookNotifier,
+  EnvReader,
+  readCommonConfig,
+} from '../src/codeengine/index.js';
+import type { Group, Logger } from '../src/core/index.js';
+import { authenticatorFromConfig, createKeyProtectClient } from '../src/keyprotect/index.js';
+import { nextDueAtMs } from '../src/scheduling/index.js';
+import { createCloudantStores, storeConfigFromEnv } from '../src/store/index.js';
+
+export const clock = systemClock;
+export const random = cryptoRandom;
+
+export interface Core {
+  config: CommonConfig;
+  logger: Logger;
+  stores: Stores;
+  service: RotationService;
+}
+
+/** Logger for a function, at the configured level (before config is read: info). */
+export function functionLogger(fn: string, env: Env = process.env): Logger {
+  const level = env.LOCKSTEP_LOG_LEVEL;
+  return createJsonLogger({
+    level: level === 'debug' || level === 'warn' || level === 'error' ? level : 'info',
+    base: { function: fn },
+  });
+}
+
+/**
+ * Reads the configuration (plus `extra` readers, so every missing variable is reported at once) and builds the
+ * adapters. @throws {AppError} CONFIG_INVALID listing what is missing
+ */
+export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) => T): Promise<Core & { extra: T }> {
+  const r = new EnvReader(env);
+  const config = readCommonConfig(r);
+  const more = extra(r);
+  let storeConfig: ReturnType<typeof storeConfigFromEnv> | undefined;
+  try {
+    storeConfig = storeConfigFromEnv(env);
+  } catch (err) {
+    r.problems.push(err instanceof Error ? err.message : String(err));
+  }
+  r.done(fn);
+  const logger = functionLogger(fn, env);
+  const { auth: _auth, ...storeOpts } = storeConfig!;
+  const stores = await createCloudantStores({ ...storeOpts, logger });
+  const authenticator = authenticatorFromConfig(
+    config.auth.kind === 'iam'
+      ? { kind: 'iam', apiKey: config.auth.apiKey, iamUrl: config.iamUrl }
+      : { kind: 'container', profileName: config.auth.profileName, iamUrl: config.iamUrl },
+  );
+  const kp = createKeyProtectClient({ endpoints: config.kpEndpoints, authenticator, random, clock, logger });
+  let notifier: Notifier | undefined;
+  if (config.notify?.kind === 'webhook') {
+    notifier = createWebhookNotifier({
+      url: config.notify.url,
+      clock,
+      random,
+      ...(config.notify.signingSecret ? { signingSecret: config.notify.signingSecret } : {}),
+    });
+  } else if (config.notify?.kind === 'event-notifications') {
+    notifier = createEventNotificationsNotifier({
+      url: config.notify.url,
+      sourceId: config.notify.sourceId ?? '',
+      clock,
+      random,
+      authorization: async () => {
+        const req: { headers: Record<string, string> } = { headers: {} };
+        await authenticator.authenticate(req);
+        return req.headers.Authorization ?? '';
+      },
+    });
+  }
+  const service = createRotationService({
+    kp,
+    stores,
+    clock,
+    random,
+    logger,
+    ...(notifier ? { notifier } : {}),
+    config: {
+      ...(config.rotationMinIntervalMs ? { rotationMinIntervalMs: config.rotationMinIntervalMs } : {}),
+      ...(config.checkpointSigning ? { checkpointSigning: config.checkpointSigning } : {}),
+    },
+    nextDueAtMs: (group: Group, completedAtMs: number) =>
+      nextDueAtMs(group.schedule, {
+        lastRotatedAtMs: completedAtMs,
+        createdAtMs: group.createdAtMs,
+        nowMs: completedAtMs,
+      }),
+  });
+  return { config, logger, stores, service, extra: more };
+}
