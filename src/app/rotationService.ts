@@ -24,6 +24,7 @@ import {
 import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
 import { newRun, type RotationRun, RunKind, reopenRun, slotOf } from '../rotation/index.js';
 import { probeEvidence, runCanary } from './canary.js';
+import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun, advanceReplay } from './replay.js';
 import { advance, type RunnerContext, runsOf } from './runner.js';
@@ -124,6 +125,20 @@ export function createRotationService(
     }
   }
 
+  /** Serialises secure imports per instance (one import token per instance, last writer wins). */
+  async function acquireTokenLease(region: string, instanceId: string, holder: string) {
+    const name = `token:${region}:${instanceId}`;
+    for (let i = 0; i < 40; i++) {
+      const l = await stores.leases.acquire(name, holder, config.tokenLeaseTtlMs, now());
+      if (l) return l;
+      await new Promise((r) => setTimeout(r, 50 + i * 25));
+    }
+    throw new AppError('LEASE_HELD', `The import token of instance ${instanceId} (${region}) is in use; try again`, {
+      retryable: true,
+      details: { lease: name },
+    });
+  }
+
   async function getGroup(groupId: string) {
     return stores.groups.get(asGroupId(groupId));
   }
@@ -164,28 +179,78 @@ export function createRotationService(
           details: { field: 'duplicates' },
         });
       }
-      if (await stores.groups.find(groupId)) {
-        throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
-      }
       const runId = asRunId(
         `run-${groupId}-create`.length >= 12 ? `run-${groupId}-create` : `run-${groupId}-create-g1`,
       );
-      let existing: RotationRun | undefined;
-      try {
-        existing = (await runs.get(runId)).value;
-      } catch (err) {
-        if (!hasCode(err, 'RUN_NOT_FOUND')) throw err;
+      const found = await stores.groups.find(groupId);
+      // A group at generation 0 whose active run is its create run: the keys exist, proving/recording is left.
+      const resuming = found && found.value.currentGeneration === 0 && found.value.activeRunId === runId;
+      if (found && !resuming) {
+        throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
       }
-      if (!existing) {
+      if (!resuming) {
         const escrowKey = input.escrow ?? (await createEscrowKey(groupId, placements[0]!));
+        const escrow = await generateAndEscrow(kp, random, escrowKey, groupId, 1, opts());
+        // Unwrapping the escrow to create the keys proves the escrow round trip before any key exists. Duplicates
+        // first, the primary last; every secure import under its instance's import-token lease.
+        const created = await withEscrowedMaterial(kp, escrowKey, escrow, async (material) => {
+          const out = new Map<string, KeyInfo>();
+          const order = [...placements.slice(1), placements[0]!];
+          for (const p of order) {
+            const lease = await acquireTokenLease(p.region, p.instanceId, `create-${groupId}`);
+            try {
+              out.set(
+                slotOf(p),
+                await kp.createImportedKey(
+                  {
+                    region: p.region,
+                    instanceId: p.instanceId,
+                    name: `${config.keyNamePrefix}-${groupId}-${p.role}-${p.region}`,
+                    description: `lockstep group ${groupId} (${p.role})`,
+                    material,
+                  },
+                  opts(),
+                ),
+              );
+            } finally {
+              await stores.leases.release(lease).catch(() => undefined);
+            }
+          }
+          return out;
+        });
         const nowMs = now();
-        const run = newRun({
+        const members: Member[] = placements.map((p) => {
+          const k = created.get(slotOf(p))!;
+          return { role: p.role, region: p.region, instanceId: p.instanceId, keyId: k.id, crn: k.crn };
+        });
+        try {
+          await stores.groups.create({
+            id: groupId,
+            name: input.name,
+            ...(input.description ? { description: input.description } : {}),
+            members,
+            escrow: escrowKey,
+            schedule: input.schedule ?? {},
+            status: 'rotating',
+            statusReason: `being created by run ${runId}`,
+            currentGeneration: 0,
+            activeRunId: runId,
+            createdAtMs: nowMs,
+            updatedAtMs: nowMs,
+          });
+        } catch (err) {
+          if (hasCode(err, 'GROUP_EXISTS', 'STORE_CONFLICT')) {
+            throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
+          }
+          throw err;
+        }
+        const base = newRun({
           id: runId,
           groupId,
           generation: 1,
           kind: RunKind.CREATE,
           trigger,
-          members: placements,
+          members,
           escrowKey,
           groupSpec: {
             name: input.name,
@@ -195,17 +260,26 @@ export function createRotationService(
           nowMs,
           deadlineAtMs: nowMs + config.runDeadlineMs,
         });
-        try {
-          await runs.create(run);
-        } catch (err) {
-          if (hasCode(err, 'STORE_CONFLICT')) {
-            throw new AppError('GROUP_EXISTS', `Group ${groupId} is being created by another request`, {
-              details: { groupId, runId },
-            });
-          }
-          throw err;
-        }
-        log.info('group creation started', { groupId, runId });
+        // The keys exist and hold the escrowed material: the run continues at verify (then prove, record, release).
+        const run: RotationRun = {
+          ...base,
+          step: 'verify',
+          status: 'running',
+          fingerprint: escrow.fingerprint,
+          escrow,
+          members: base.members.map((m) => {
+            const k = created.get(m.slot)!;
+            return {
+              ...m,
+              progress: 'staged',
+              versionId: k.currentVersionId,
+              rotatedAtMs: k.creationAtMs,
+              stagedVia: 'create',
+            };
+          }),
+        };
+        await runs.create(run);
+        log.info('group keys created', { groupId, runId, members: members.length, fingerprint: escrow.fingerprint });
       }
       const res = await advance(ctx, runId, { deadlineAtMs: now() + 10 * 60_000, holder: `create-${random.uuid()}` });
       if (res.status !== 'completed') {
@@ -318,6 +392,23 @@ export function createRotationService(
         rotatedAtMs: infos[i]!.lastRotateAtMs ?? infos[i]!.creationAtMs,
         stagedVia: 'found',
       }));
+      const lastRotated = Math.max(...infos.map((i) => i.lastRotateAtMs ?? i.creationAtMs));
+      const group: Group = {
+        id: groupId,
+        name: input.name,
+        ...(input.description ? { description: input.description } : {}),
+        members,
+        escrow,
+        schedule: input.schedule ?? {},
+        status: 'rotating',
+        statusReason: `being adopted by run ${runId}`,
+        currentGeneration: 0,
+        lastRotatedAtMs: lastRotated,
+        activeRunId: runId,
+        createdAtMs: nowMs,
+        updatedAtMs: nowMs,
+      };
+      await stores.groups.create(group);
       await runs.create(run);
       const record = buildLineageRecord({
         groupId,
@@ -356,23 +447,14 @@ export function createRotationService(
           ),
         );
       }
-      const lastRotated = Math.max(...infos.map((i) => i.lastRotateAtMs ?? i.creationAtMs));
-      const group: Group = {
-        id: groupId,
-        name: input.name,
-        ...(input.description ? { description: input.description } : {}),
-        members,
-        escrow,
-        schedule: input.schedule ?? {},
-        status: 'healthy',
-        currentGeneration: 1,
-        lastRotatedAtMs: lastRotated,
-        createdAtMs: nowMs,
-        updatedAtMs: nowMs,
-      };
-      const due = ctx.nextDueAtMs(group, lastRotated);
-      if (due !== undefined) group.nextDueAtMs = due;
-      const saved = await stores.groups.create(group);
+      const saved = await stores.groups.mutate(groupId, (g) => {
+        const out: Group = { ...g, status: 'healthy', currentGeneration: 1, updatedAtMs: now() };
+        delete out.statusReason;
+        delete out.activeRunId;
+        const due = ctx.nextDueAtMs(out, lastRotated);
+        if (due !== undefined) out.nextDueAtMs = due;
+        return out;
+      });
       log.info('group adopted', { groupId, members: members.length });
       return { group: saved.value, lineage: record };
     },

@@ -115,6 +115,9 @@ async function bounded<T>(items: T[], limit: number, fn: (item: T) => Promise<vo
   if (firstError) throw firstError.err;
 }
 
+/** Upper bound of commands one worker executes in one pass (a healthy run needs about 10 + members). */
+const MAX_COMMANDS_PER_PASS = 500;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -162,7 +165,8 @@ export async function advance(
     },
   );
   try {
-    for (;;) {
+    // A pass that keeps executing without finishing or waiting is a bug: stop rather than spin (the tick retries).
+    for (let commands = 0; commands < MAX_COMMANDS_PER_PASS; commands++) {
       const nowMs = ctx.clock.nowMs();
       const d = decide(cur.value, nowMs);
       if (d.kind === 'finished') return result(cur.value, cur.value.statusReason);
@@ -178,6 +182,8 @@ export async function advance(
       await worker.execute(d.command);
       if (state.stopped) return result(cur.value, state.stopped);
     }
+    log.error('run made no progress within one pass; stopping', { step: cur.value.step });
+    return result(cur.value, `no progress after ${MAX_COMMANDS_PER_PASS} commands`);
   } catch (err) {
     if (err instanceof Stopped) return result(cur.value, err.why);
     if (hasCode(err, 'LEASE_LOST')) {
@@ -420,10 +426,7 @@ class Worker {
       return;
     }
     try {
-      const outcomes =
-        this.run.kind === RunKind.CREATE
-          ? await this.createOne(slot, material, log)
-          : await this.rotateOne(slot, material, log);
+      const outcomes = await this.rotateOne(slot, material, log);
       for (const o of outcomes) await this.persist(o);
     } catch (err) {
       if (err instanceof Stopped || this.state.crashed) throw err;
@@ -575,87 +578,6 @@ class Worker {
     return 'unproven';
   }
 
-  /** Creates a member key with the run's material (generation 1). An alias makes a re-run find it instead. */
-  private async createOne(slot: string, material: KeyMaterial, log: Logger): Promise<Outcome[]> {
-    const kp = this.ctx.kp;
-    const m = this.member(slot);
-    const run = this.run;
-    const name = `${this.ctx.config.keyNamePrefix}-${run.groupId}-${m.role}-${m.region}`;
-    const alias = `${this.ctx.config.keyNamePrefix}-${run.groupId}`;
-    const existing = await this.findByAlias(m, alias);
-    if (existing) {
-      log.info('member key already exists (alias); not creating again', { keyId: existing.id });
-      return [
-        {
-          type: 'MemberStaged',
-          slot,
-          versionId: existing.currentVersionId,
-          rotatedAtMs: existing.creationAtMs,
-          via: 'found',
-          keyId: existing.id,
-          crn: existing.crn,
-        },
-      ];
-    }
-    const correlationId = this.ctx.random.uuid();
-    this.alive();
-    log.info('creating member key', { kpCorrelationId: correlationId });
-    try {
-      const key = await kp.createImportedKey(
-        {
-          region: m.region,
-          instanceId: m.instanceId,
-          name,
-          aliases: [alias],
-          material,
-          description: `lockstep group ${run.groupId}`,
-        },
-        { correlationId },
-      );
-      return [
-        {
-          type: 'MemberStaged',
-          slot,
-          versionId: key.currentVersionId,
-          rotatedAtMs: key.creationAtMs,
-          via: 'create',
-          keyId: key.id,
-          crn: key.crn,
-        },
-      ];
-    } catch (err) {
-      if (isAmbiguous(err)) {
-        const again = await this.findByAlias(m, alias);
-        if (again) {
-          return [
-            {
-              type: 'MemberStaged',
-              slot,
-              versionId: again.currentVersionId,
-              rotatedAtMs: again.creationAtMs,
-              via: 'found',
-              keyId: again.id,
-              crn: again.crn,
-            },
-          ];
-        }
-      }
-      throw err;
-    }
-  }
-
-  private async findByAlias(m: RunMember, alias: string) {
-    try {
-      return await this.ctx.kp.getKey(
-        { region: m.region, instanceId: m.instanceId, keyId: alias as KeyId },
-        this.callOpts(),
-      );
-    } catch (err) {
-      if (hasCode(err, 'KEY_NOT_FOUND', 'VALIDATION_FAILED', 'KEY_DELETED')) return undefined;
-      throw err;
-    }
-  }
-
   // ───────────── prove, record, release ─────────────
 
   private async prove(primarySlot: string, dupSlots: string[]): Promise<void> {
@@ -747,14 +669,10 @@ class Worker {
     const nowMs = this.now();
     const diverged = run.status === 'diverged';
     if (run.kind === RunKind.CREATE) {
-      const spec = run.groupSpec;
-      if (!spec) throw new Error('create run without group spec');
-      const found = await this.ctx.stores.groups.find(run.groupId);
-      if (!found) {
-        const group: Group = {
-          id: run.groupId,
-          name: spec.name,
-          ...(spec.description ? { description: spec.description } : {}),
+      await this.ctx.stores.groups.mutate(run.groupId, (g) => {
+        if (g.currentGeneration >= run.generation) return g; // already released
+        const next: Group = {
+          ...g,
           members: run.members.map((m) => ({
             role: m.role,
             region: m.region,
@@ -762,21 +680,18 @@ class Worker {
             keyId: m.keyId as KeyId,
             crn: m.crn as KeyCrn,
           })),
-          escrow: run.escrowKey,
-          schedule: spec.schedule,
           status: diverged ? 'diverged' : 'healthy',
-          ...(diverged && run.statusReason ? { statusReason: run.statusReason } : {}),
           currentGeneration: run.generation,
           lastRotatedAtMs: nowMs,
-          createdAtMs: run.createdAtMs,
           updatedAtMs: nowMs,
         };
-        const due = this.ctx.nextDueAtMs(group, nowMs);
-        if (due !== undefined) group.nextDueAtMs = due;
-        await this.ctx.stores.groups.create(group).catch((err) => {
-          if (!hasCode(err, 'GROUP_EXISTS')) throw err;
-        });
-      }
+        if (diverged && run.statusReason) next.statusReason = run.statusReason;
+        else delete next.statusReason;
+        if (g.activeRunId === run.id) delete next.activeRunId;
+        const due = this.ctx.nextDueAtMs(next, nowMs);
+        if (due !== undefined) next.nextDueAtMs = due;
+        return next;
+      });
     } else {
       await this.ctx.stores.groups.mutate(run.groupId, (g) => {
         const next: Group = {
@@ -800,12 +715,7 @@ class Worker {
   }
 
   private async onStatusChange(before: RotationRun, next: RotationRun): Promise<void> {
-    if (next.kind !== RunKind.ROTATION) {
-      if (next.status !== before.status && ['failed', 'diverged', 'degraded'].includes(next.status)) {
-        await this.notify(next.status, next);
-      }
-      return;
-    }
+    if (next.kind !== RunKind.ROTATION && next.kind !== RunKind.CREATE) return;
     const terminalDiverged = next.status === 'diverged' && next.step !== Step.RECORD && next.step !== Step.RELEASE;
     if (next.status === before.status && !terminalDiverged) return;
     const nowMs = this.now();

@@ -58,8 +58,23 @@ function isTerminal(run: RotationRun): boolean {
   return run.status === 'diverged' && run.step !== Step.RECORD && run.step !== Step.RELEASE;
 }
 
+/**
+ * Moves a run past steps whose goal already holds (every duplicate staged → verify; no duplicates → promote; primary
+ * staged → prove). Used by both {@link decide} and {@link applyOutcome}, so the step an outcome is applied to is the
+ * step whose command produced it.
+ */
+export function normalizeStep(run: RotationRun): Step {
+  let step = run.step;
+  if (step === Step.STAGE && duplicatesOf(run).every((m) => m.progress === MemberProgress.STAGED)) step = Step.VERIFY;
+  if (step === Step.VERIFY && duplicatesOf(run).length === 0) step = Step.PROMOTE;
+  if (step === Step.PROMOTE && primaryOf(run).progress === MemberProgress.STAGED) step = Step.PROVE;
+  return step;
+}
+
 /** What to do next for `run` at `nowMs`. */
-export function decide(run: RotationRun, nowMs: number): Decision {
+export function decide(input: RotationRun, nowMs: number): Decision {
+  const step = normalizeStep(input);
+  const run = step === input.step ? input : { ...input, step };
   if (isTerminal(run)) {
     return {
       kind: 'finished',
@@ -93,7 +108,6 @@ export function decide(run: RotationRun, nowMs: number): Decision {
       return command({ type: 'GenerateMaterial', generation: run.generation });
     case Step.STAGE: {
       const open = duplicatesOf(run).filter((m) => m.progress !== MemberProgress.STAGED);
-      if (open.length === 0) return decide({ ...run, step: Step.VERIFY }, nowMs);
       const ready = open.filter((m) => (m.notBeforeMs ?? 0) <= nowMs);
       if (ready.length === 0) {
         const until = Math.min(...open.map((m) => m.notBeforeMs ?? nowMs));
@@ -103,7 +117,6 @@ export function decide(run: RotationRun, nowMs: number): Decision {
     }
     case Step.VERIFY: {
       const dups = duplicatesOf(run);
-      if (dups.length === 0) return decide({ ...run, step: Step.PROMOTE }, nowMs);
       const [first, ...rest] = dups as [RunMember, ...RunMember[]];
       return command({ type: 'VerifyDuplicates', wrapAt: first.slot, unwrapAt: rest.map((m) => m.slot) });
     }
@@ -113,7 +126,6 @@ export function decide(run: RotationRun, nowMs: number): Decision {
       if (duplicatesOf(run).some((m) => m.progress !== MemberProgress.STAGED)) {
         return command({ type: 'GiveUp', reason: 'internal: promote reached with unstaged duplicates' });
       }
-      if (p.progress === MemberProgress.STAGED) return decide({ ...run, step: Step.PROVE }, nowMs);
       if ((p.notBeforeMs ?? 0) > nowMs) return wait(p.notBeforeMs!, run.statusReason ?? 'waiting to promote');
       return command({ type: 'PromotePrimary', slot: p.slot });
     }
@@ -163,6 +175,7 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
   const run: RotationRun = structuredClone(prev);
   run.updatedAtMs = nowMs;
   const fromStep = run.step;
+  run.step = normalizeStep(run);
   const fromStatus = run.status;
 
   switch (outcome.type) {

@@ -9,6 +9,7 @@ export {
   duplicatesOf,
   type NewRunInput,
   newRun,
+  normalizeStep,
   primaryOf,
   primaryPromoted,
   reopenRun,
