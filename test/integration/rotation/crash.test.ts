@@ -1,0 +1,142 @@
+/**
+ * Crash injection over HTTP: the runner is killed after each persisted step (in-process hook), and once as a real
+ * child process killed with SIGKILL mid-stage. Resuming (another worker, after the dead one's leases expire)
+ * completes with the same fingerprint, exactly one new version per member, and no lost material.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Group } from '../../../src/core/index.js';
+import { expectChain } from '../../support/assertions.js';
+import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
+import { leakedSecrets, SimulatedCrash } from '../../support/rotationHarness.js';
+
+const HOUR = 3_600_000;
+const LEASE_EXPIRY_MS = 150_000;
+const op = { kind: 'operator' as const, by: 'crash-test' };
+let s: LocalStack;
+let group: Group;
+let generation = 1;
+const matrix: string[] = [];
+
+beforeAll(async () => {
+  s = await startLocalStack({ regions: ['us-south', 'us-east', 'eu-de'], instancesPerRegion: 1 });
+  group = await createStackGroup(s, 'crashy', 2);
+});
+afterAll(async () => {
+  // The crash matrix, for the report.
+  process.stderr.write(`crash matrix:\n${matrix.join('\n')}\n`);
+  await s?.close();
+});
+
+async function expectLockstep(gens: number): Promise<void> {
+  for (const m of group.members) expect(await s.kp.listVersions(m)).toHaveLength(gens);
+  await expectChain(s.stores, group, gens);
+  const v = await s.service().verify(group.id);
+  expect(v.ok).toBe(true);
+}
+
+describe('crash injection over HTTP', () => {
+  // Persists for 1 primary + 2 duplicates: #1 plan→generate, #2 escrowed→stage, #3 first duplicate staged,
+  // #4 second staged→verify, #5 verified→promote, #6 primary→prove, #7 proved→record, #8 recorded→release,
+  // #9 released→done. One rotation per crash point, an hour apart, on the same group.
+  it.each([1, 2, 3, 4, 5, 6, 7, 8, 9])(
+    'killed after persist #%i, another worker resumes to the same end state',
+    async (crashAt) => {
+      s.clock.advance(HOUR + 1_000);
+      const { runId } = await s.service().rotateNow(group.id, { trigger: op });
+      generation += 1;
+      let n = 0;
+      let crashed: { step: string; fingerprint?: string } | undefined;
+      const doomed = s.service({
+        afterPersist: (run, step) => {
+          if (++n === crashAt) {
+            crashed = { step: `${step}/${run.status}`, ...(run.fingerprint ? { fingerprint: run.fingerprint } : {}) };
+            throw new SimulatedCrash(step);
+          }
+        },
+      });
+      const err = await doomed.advanceRun(runId, { deadlineAtMs: s.clock.nowMs() + HOUR, holder: 'doomed' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(SimulatedCrash);
+      s.clock.advance(LEASE_EXPIRY_MS);
+      const run = await driveRun(s, s.service(), runId);
+      expect(run.status).toBe('completed');
+      if (crashed?.fingerprint) expect(run.fingerprint).toBe(crashed.fingerprint);
+      await expectLockstep(generation);
+      matrix.push(`persist #${crashAt} (${crashed?.step}) → resumed: completed, fingerprint kept, 1 version/member`);
+    },
+  );
+
+  it('a real child process SIGKILLed mid-stage: resuming completes with the same material', async () => {
+    s.clock.advance(HOUR + 1_000);
+    const { runId } = await s.service().rotateNow(group.id, { trigger: op });
+    generation += 1;
+    // This process plans and escrows (so the material is one this test knows), then "dies" before staging.
+    const planner = s.service({
+      afterPersist: (run) => {
+        if (run.step === 'stage') throw new SimulatedCrash('stage');
+      },
+    });
+    await planner.advanceRun(runId, { deadlineAtMs: s.clock.nowMs() + HOUR, holder: 'planner' }).catch(() => undefined);
+    s.clock.advance(LEASE_EXPIRY_MS);
+    const child: ChildProcess = spawn(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('../../support/rotationChild.ts', import.meta.url))],
+      {
+        env: {
+          ...process.env,
+          LOCKSTEP_KP_ENDPOINTS: JSON.stringify(
+            Object.fromEntries(s.regions.map((r) => [r, s.stack.kp.regions[r]!.url])),
+          ),
+          LOCKSTEP_IAM_URL: s.stack.iam.url,
+          LOCKSTEP_API_KEY: s.stack.iam.apiKeyFor('lockstep'),
+          LOCKSTEP_ADMIN_URL: s.stack.kp.adminUrl,
+          LOCKSTEP_COUCH_URL: s.couch.url,
+          LOCKSTEP_DB_PREFIX: s.stores.databases.groups.replace(/groups$/, ''),
+          LOCKSTEP_RUN_ID: runId,
+          LOCKSTEP_HANG_AT_STEP: 'stage',
+          LOCKSTEP_HANG_AFTER: '1',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    let errText = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      errText += d.toString();
+    });
+    const deadline = Date.now() + 120_000;
+    while (!/HANGING|FINISHED|FAILED/.test(out) && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(out, errText.slice(-2_000)).toContain('HANGING stage');
+    const before = await s.service().getRun(runId);
+    const stagedBefore = before.members.filter((m) => m.progress === 'staged').length;
+    expect(stagedBefore).toBeGreaterThanOrEqual(1);
+    child.kill('SIGKILL');
+    const [code, signal] = await once(child, 'exit');
+    expect(code === null && signal === 'SIGKILL').toBe(true);
+    s.clock.advance(LEASE_EXPIRY_MS);
+    const run = await driveRun(s, s.service(), runId);
+    expect(run.status).toBe('completed');
+    expect(run.fingerprint).toBe(before.fingerprint);
+    await expectLockstep(generation);
+    expect(leakedSecrets(errText + out, s.random.secrets)).toEqual([]);
+    matrix.push(`SIGKILL child at stage (${stagedBefore} duplicate(s) staged) → resumed: completed, fingerprint kept`);
+  });
+
+  it('no key material in any log line or stored document of these runs', async () => {
+    const docs: string[] = [];
+    for (const db of Object.values(s.stores.databases)) {
+      docs.push(JSON.stringify((await s.stores.client.postAllDocs({ db, includeDocs: true })).result));
+    }
+    expect(leakedSecrets([...s.log.lines, ...docs].join('\n'), s.random.secrets)).toEqual([]);
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * A rotation worker in a child process (for SIGKILL crash tests). Connects to an already running emulator + store
+ * (URLs from the environment), advances one run, and when the run has been persisted at step `LOCKSTEP_HANG_AT_STEP`
+ * (after `LOCKSTEP_HANG_AFTER` persists at least) prints `HANGING <step>` and stops making progress until killed.
+ *
+ * Env: LOCKSTEP_KP_ENDPOINTS (JSON region→url), LOCKSTEP_IAM_URL, LOCKSTEP_API_KEY, LOCKSTEP_ADMIN_URL,
+ * LOCKSTEP_COUCH_URL, LOCKSTEP_DB_PREFIX, LOCKSTEP_RUN_ID, LOCKSTEP_HANG_AT_STEP, LOCKSTEP_HANG_AFTER.
+ */
+import { createRotationService } from '../../src/app/rotationService.js';
+import { createJsonLogger, cryptoRandom } from '../../src/app/system.js';
+import type { Clock } from '../../src/core/index.js';
+import { authenticatorFromConfig, createKeyProtectClient } from '../../src/keyprotect/index.js';
+import { createCloudantStores } from '../../src/store/index.js';
+
+const env = (k: string): string => {
+  const v = process.env[k];
+  if (!v) throw new Error(`missing ${k}`);
+  return v;
+};
+
+async function main(): Promise<void> {
+  const res = await fetch(`${env('LOCKSTEP_ADMIN_URL')}/__emulator/clock`);
+  const { nowMs } = (await res.json()) as { nowMs: number };
+  const offset = nowMs - Date.now();
+  const clock: Clock = { nowMs: () => Date.now() + offset };
+  const logger = createJsonLogger({ level: 'info', write: (l) => process.stderr.write(`${l}\n`) });
+  const kp = createKeyProtectClient({
+    endpoints: JSON.parse(env('LOCKSTEP_KP_ENDPOINTS')) as Record<string, string>,
+    authenticator: authenticatorFromConfig({
+      kind: 'iam',
+      apiKey: env('LOCKSTEP_API_KEY'),
+      iamUrl: env('LOCKSTEP_IAM_URL'),
+    }),
+    random: cryptoRandom,
+    clock,
+    timeoutMs: 60_000,
+  });
+  const stores = await createCloudantStores({ url: env('LOCKSTEP_COUCH_URL'), dbPrefix: env('LOCKSTEP_DB_PREFIX') });
+  const hangAt = env('LOCKSTEP_HANG_AT_STEP');
+  const hangAfter = Number(process.env.LOCKSTEP_HANG_AFTER ?? '1');
+  let persists = 0;
+  const service = createRotationService({
+    kp,
+    stores,
+    clock,
+    random: cryptoRandom,
+    logger,
+    afterPersist: async (run) => {
+      persists += 1;
+      if (run.step === hangAt && persists >= hangAfter) {
+        process.stdout.write(`HANGING ${run.step}\n`);
+        await new Promise(() => undefined); // until SIGKILL
+      }
+    },
+  });
+  await service.advanceRun(env('LOCKSTEP_RUN_ID'), {
+    deadlineAtMs: clock.nowMs() + 600_000,
+    holder: `child-${process.pid}`,
+  });
+  process.stdout.write('FINISHED\n');
+}
+
+main().catch((err: unknown) => {
+  process.stdout.write(`FAILED ${err instanceof Error ? err.message : 'unknown'}\n`);
+  process.exit(1);
+});
