@@ -38,6 +38,8 @@ export interface DevOptions {
   demoEveryMs: number;
   /** How often the cron ticker pings the rotate function. */
   tickMs: number;
+  /** How the demo group is seeded (create: the service creates the keys; adopt: import, then adopt). */
+  demoSeed: 'create' | 'adopt';
 }
 
 export interface GroupCreateOptions {
@@ -183,6 +185,14 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
     )
     .option('--demo-every <duration>', 'rotation interval of the demo group', duration('--demo-every'), 180_000)
     .option('--tick <duration>', 'cron ticker period', duration('--tick'), 10_000)
+    .addOption(
+      new Option(
+        '--demo-seed <mode>',
+        'create: the service creates the demo keys; adopt: import one material, then adopt',
+      )
+        .choices(['create', 'adopt'])
+        .default('adopt'),
+    )
     .action(
       act((c, opts: Record<string, unknown>) =>
         handlers.dev(c, {
@@ -193,6 +203,7 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
           rotationMinIntervalMs: opts.rotationMinInterval as number,
           demoEveryMs: opts.demoEvery as number,
           tickMs: opts.tick as number,
+          demoSeed: opts.demoSeed === 'adopt' ? 'adopt' : 'create',
         }),
       ),
     );

@@ -32,9 +32,10 @@ export async function dev(ctx: CliContext, opts: DevOptions): Promise<number> {
     demo: opts.demo,
     demoEveryMs: opts.demoEveryMs,
     tickMs: opts.tickMs,
+    demoSeed: opts.demoSeed,
     print: (line) => say(line.startsWith('✓') ? `${out.green('✓')}${line.slice(1)}` : line),
     ...(logLevel === 'debug' || logLevel === 'info' || logLevel === 'warn' || logLevel === 'error'
-      ? { logger: createJsonLogger({ level: logLevel }) }
+      ? { logger: createJsonLogger({ level: logLevel }), functionLogLevel: logLevel }
       : {}),
   });
   const j = stack.devJson;

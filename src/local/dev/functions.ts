@@ -1,140 +1,78 @@
 /**
- * The three functions as the local runner serves them. Composition here mirrors `functions/*.ts` (config → adapters
- * → use cases → `createCeMain`) for the local stack, with the adapters the dev stack already built.
+ * The three functions of `functions/*.ts` (the same composition roots Code Engine runs), configured through the
+ * environment variables they read in Code Engine, for the local runner to serve.
  */
-import { createApi } from '../../api/index.js';
-import { handleActivityEvents, parseActivityPayload } from '../../app/events.js';
-import type { RotationService, Stores } from '../../app/index.js';
-import type { CeParams, SharedSecret } from '../../codeengine/index.js';
-import { createCeMain, staticTokenAuthenticator } from '../../codeengine/index.js';
-import type { Clock, Logger, Random } from '../../core/index.js';
-import { AppError, hasCode, jsonResponse } from '../../core/index.js';
+import type { CeParams, CeResult } from '../../codeengine/index.js';
+import { mediaTypeOf } from '../../codeengine/index.js';
 
-export interface DevFunctionDeps {
-  stores: Stores;
-  service: RotationService;
-  clock: Clock;
-  random: Random;
-  logger: Logger;
-  api: {
-    jwksUrl: string;
-    issuer: string;
-    iamTokenUrl: string;
-    roles: Record<string, 'operator' | 'auditor'>;
-    checkpointPublicKeys: Record<string, string>;
+/** What the functions need to reach the local stand-ins. */
+export interface DevFunctionConfig {
+  iamUrl: string;
+  cloudantUrl: string;
+  kpEndpoints: Record<string, string>;
+  /** API key of lockstep's own service id (Key Protect and the store act as it). */
+  lockstepApiKey: string;
+  lockstepIamId: string;
+  roles: Record<string, 'operator' | 'auditor'>;
+  checkpoint: { keyId: string; privateKeyPem: string; publicKeyPem: string };
+  eventsToken: string;
+  rotationMinIntervalMs: number;
+  maxExecutionSeconds: number;
+  logLevel: string;
+}
+
+export type CeMainFn = (params: CeParams) => Promise<CeResult>;
+
+/** The environment the functions read (names as in serverless.yml and src/codeengine/env.ts). */
+export function functionEnv(c: DevFunctionConfig): Record<string, string> {
+  return {
+    IAM_URL: c.iamUrl,
+    LOCKSTEP_IAM_URL: c.iamUrl,
+    CLOUDANT_URL: c.cloudantUrl,
+    LOCKSTEP_API_KEY: c.lockstepApiKey,
+    LOCKSTEP_KP_ENDPOINTS: JSON.stringify(c.kpEndpoints),
+    LOCKSTEP_OWN_IAM_IDS: c.lockstepIamId,
+    LOCKSTEP_API_ROLES: Object.entries(c.roles)
+      .map(([id, role]) => `${id}=${role}`)
+      .join(','),
+    LOCKSTEP_CHECKPOINT_KEY: c.checkpoint.privateKeyPem,
+    LOCKSTEP_CHECKPOINT_KEY_ID: c.checkpoint.keyId,
+    LOCKSTEP_CHECKPOINT_PUBLIC_KEYS: JSON.stringify({ [c.checkpoint.keyId]: c.checkpoint.publicKeyPem }),
+    LOCKSTEP_EVENTS_TOKENS: `kp-emulator:${c.eventsToken}`,
+    LOCKSTEP_ROTATION_MIN_INTERVAL_MS: String(c.rotationMinIntervalMs),
+    LOCKSTEP_MAX_EXECUTION_SECONDS: String(c.maxExecutionSeconds),
+    LOCKSTEP_LOG_LEVEL: c.logLevel,
   };
-  eventsTokens: SharedSecret[];
-  /** IAM ids lockstep acts as (its own Key Protect calls). */
-  ownIamIds: string[];
-  /** Budget of one cron tick. */
-  tickBudgetMs: number;
 }
 
-export type CeMainFn = (params: CeParams) => Promise<unknown>;
-
-/** Builds `rotate` (cron), `events` (HTTP, token-authenticated) and `api` (HTTP, IAM bearer) mains. */
-export function devFunctionMains(d: DevFunctionDeps): { rotate: CeMainFn; events: CeMainFn; api: CeMainFn } {
-  const api = createApi({
-    stores: d.stores,
-    service: d.service,
-    auth: { jwksUrl: d.api.jwksUrl, issuer: d.api.issuer, roles: d.api.roles, iamTokenUrl: d.api.iamTokenUrl },
-    checkpointPublicKeys: d.api.checkpointPublicKeys,
-    clock: d.clock,
-    logger: d.logger.child({ function: 'api' }),
-  });
-  const apiMain = createCeMain({
-    functionName: 'api',
-    maxExecutionTimeMs: 60_000,
-    clock: d.clock,
-    random: d.random,
-    logger: d.logger.child({ function: 'api' }),
-    handler: (event) => api(event.request),
-  });
-
-  const eventsMain = createCeMain({
-    functionName: 'events',
-    maxExecutionTimeMs: 30_000,
-    clock: d.clock,
-    random: d.random,
-    logger: d.logger.child({ function: 'events' }),
-    auth: { authenticators: [staticTokenAuthenticator({ tokens: d.eventsTokens })] },
-    handler: async (event) => {
-      let body: unknown;
-      try {
-        body = JSON.parse((event.request.body ?? Buffer.alloc(0)).toString('utf8'));
-      } catch {
-        throw new AppError(
-          'VALIDATION_FAILED',
-          'events: the body must be JSON (a CADF event, a batch or an Event Notifications envelope)',
-        );
-      }
-      const { source, events } = parseActivityPayload(body);
-      const summary = await handleActivityEvents(
-        {
-          service: d.service,
-          stores: d.stores,
-          clock: d.clock,
-          logger: d.logger.child({ function: 'events' }),
-          ownIamIds: d.ownIamIds,
-        },
-        events,
-        { source },
-      );
-      return jsonResponse(200, summary);
-    },
-  });
-
-  let ticking = false;
-  const rotateMain = createCeMain({
-    functionName: 'rotate',
-    maxExecutionTimeMs: d.tickBudgetMs,
-    clock: d.clock,
-    random: d.random,
-    logger: d.logger.child({ function: 'rotate' }),
-    handler: async (event) => {
-      // one tick at a time in this container; the next ping continues what is left
-      if (ticking) return jsonResponse(202, { skipped: 'a tick is already running' });
-      ticking = true;
-      try {
-        return jsonResponse(200, await tick(d, event.kind === 'cron' ? `cron:${event.request.requestId}` : 'http'));
-      } finally {
-        ticking = false;
-      }
-    },
-  });
-  return { rotate: rotateMain, events: eventsMain, api: apiMain };
+/**
+ * Sets the functions' environment in this process and loads `functions/rotate.ts`, `events.ts` and `api.ts` (they
+ * read part of it at import time, so this must run before anything imports them).
+ */
+export async function loadFunctionMains(
+  c: DevFunctionConfig,
+): Promise<{ rotate: CeMainFn; events: CeMainFn; api: CeMainFn }> {
+  Object.assign(process.env, functionEnv(c));
+  const [rotate, events, api] = await Promise.all([
+    import('../../../functions/rotate.js'),
+    import('../../../functions/events.js'),
+    import('../../../functions/api.js'),
+  ]);
+  return { rotate: rotate.main, events: events.main, api: withTextExport(api.main) };
 }
 
-/** One scheduler tick: resume unfinished runs, then start due groups, within the tick budget. */
-async function tick(d: DevFunctionDeps, by: string): Promise<Record<string, unknown>> {
-  const started = d.clock.nowMs();
-  const deadlineAtMs = started + d.tickBudgetMs - 5_000;
-  const holder = `rotate-${d.random.uuid()}`;
-  const resumed: string[] = [];
-  const startedRuns: string[] = [];
-  const skipped: Record<string, string> = {};
-  for (const run of await d.stores.runs.listUnfinished(d.clock.nowMs(), 10)) {
-    if (d.clock.nowMs() >= deadlineAtMs) break;
-    try {
-      await d.service.advanceRun(run.id, { deadlineAtMs, holder });
-      resumed.push(run.id);
-    } catch (err) {
-      if (!hasCode(err, 'LEASE_HELD', 'RUN_IN_PROGRESS'))
-        d.logger.warn('tick.resume_failed', { runId: run.id, error: err });
+/**
+ * The API returns its JSONL export as a string with a non-text media type; Code Engine (and the local runner)
+ * read such a body as base64, so encode it here, as `toCeResult` does for Buffer bodies.
+ */
+function withTextExport(main: CeMainFn): CeMainFn {
+  return async (params) => {
+    const res = await main(params);
+    const headers = (res.headers ?? {}) as Record<string, string>;
+    const type = mediaTypeOf(headers['content-type'] ?? headers['Content-Type']);
+    if (type === 'application/x-ndjson' && typeof res.body === 'string' && /^\s*[{[]/.test(res.body)) {
+      return { ...res, body: Buffer.from(res.body, 'utf8').toString('base64') };
     }
-  }
-  for (const group of await d.stores.groups.findDue(d.clock.nowMs(), 10)) {
-    if (d.clock.nowMs() >= deadlineAtMs) break;
-    if (group.activeRunId) continue;
-    try {
-      const { runId } = await d.service.rotateNow(group.id, { trigger: { kind: 'schedule', by } });
-      startedRuns.push(runId);
-      await d.service.advanceRun(runId, { deadlineAtMs, holder });
-    } catch (err) {
-      if (hasCode(err, 'ROTATION_TOO_SOON', 'RUN_IN_PROGRESS', 'LEASE_HELD', 'MEMBER_NOT_ACTIVE')) {
-        skipped[group.id] = (err as AppError).code;
-      } else d.logger.warn('tick.start_failed', { groupId: group.id, error: err });
-    }
-  }
-  return { resumed, started: startedRuns, skipped, tookMs: d.clock.nowMs() - started };
+    return res;
+  };
 }

@@ -1,8 +1,9 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import type { AdoptGroupInput, KeyProtectPort, RotationService } from '../../app/index.js';
 import { createRotationService, cryptoRandom, systemClock } from '../../app/index.js';
-import type { Logger } from '../../core/index.js';
-import { asGroupId, hasCode, isAppError, parseKeyCrn, Sensitive, silentLogger } from '../../core/index.js';
+import type { InstanceId, Logger, RegionId } from '../../core/index.js';
+import { asGroupId, hasCode, isAppError, KeyMaterial, parseKeyCrn, Sensitive, silentLogger } from '../../core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../../keyprotect/index.js';
 import { checkpointKeyPairFromSeed } from '../../lineage/index.js';
 import type { CloudantStores } from '../../store/index.js';
@@ -10,7 +11,7 @@ import { createCloudantStores } from '../../store/index.js';
 import { type EmbeddedCouch, startEmbeddedCouch } from '../couch/index.js';
 import { type FunctionRunner, startFunctionRunner } from '../function-runner/index.js';
 import { type EmulatorStack, startEmulatorStack } from '../kp-emulator/index.js';
-import { devFunctionMains } from './functions.js';
+import { loadFunctionMains } from './functions.js';
 import { type RunView, watchRuns } from './progress.js';
 import { loadOrCreateState, saveState } from './state.js';
 
@@ -34,6 +35,15 @@ export interface DevStackOptions {
   demoEveryMs: number;
   /** Cron ticker period (the runner pings the rotate function). */
   tickMs: number;
+  /**
+   * How the demo group is seeded: `create` (the service creates the keys, generation 1 escrowed) or `adopt` (the dev
+   * stack imports one material into three new keys and the service adopts them, verified by canary).
+   */
+  demoSeed?: 'create' | 'adopt';
+  /** Log level of the functions' JSON logs on stderr (default error). */
+  functionLogLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** How long start-up waits for the demo group before going on without it (default 45 s). */
+  demoTimeoutMs?: number;
   /** Progress lines (each rotation step as it happens, stack events). */
   print: (line: string) => void;
   logger?: Logger;
@@ -160,22 +170,22 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
 
     // 4. the functions behind the local Code Engine runner, with the cron ticker
     const idOf = (name: string) => state.identities.find((i) => i.name === name)!;
-    const mains = devFunctionMains({
-      stores,
-      service,
-      clock: systemClock,
-      random: cryptoRandom,
-      logger,
-      api: {
-        jwksUrl: emu.iam.jwksUrl,
-        issuer: emu.iam.issuer,
-        iamTokenUrl: `${emu.iam.url}/identity/token`,
-        roles: { [idOf('operator').iamId]: 'operator', [idOf('auditor').iamId]: 'auditor' },
-        checkpointPublicKeys: { [cp.keyId]: cp.publicKey.export({ format: 'pem', type: 'spki' }).toString() },
+    const mains = await loadFunctionMains({
+      iamUrl: emu.iam.url,
+      cloudantUrl: couch.url,
+      kpEndpoints: Object.fromEntries(DEV_REGIONS.map((r) => [r, emu.kp.regions[r]!.url])),
+      lockstepApiKey: lockstepId.apiKey,
+      lockstepIamId: lockstepId.iamId,
+      roles: { [idOf('operator').iamId]: 'operator', [idOf('auditor').iamId]: 'auditor' },
+      checkpoint: {
+        keyId: cp.keyId,
+        privateKeyPem: cp.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+        publicKeyPem: cp.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
       },
-      eventsTokens: [{ id: 'kp-emulator', secret: new Sensitive(state.eventsToken) }],
-      ownIamIds: [lockstepId.iamId],
-      tickBudgetMs: 120_000,
+      eventsToken: state.eventsToken,
+      rotationMinIntervalMs: opts.rotationMinIntervalMs,
+      maxExecutionSeconds: 120,
+      logLevel: opts.functionLogLevel ?? 'error',
     });
     const tickSeconds = Math.max(1, Math.round(opts.tickMs / 1000));
     const runner: FunctionRunner = await startFunctionRunner({
@@ -216,28 +226,50 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     if (opts.demo && !(await stores.groups.find(asGroupId(DEMO_GROUP_ID)))) {
       const escrow = parseKeyCrn(state.escrowCrn);
       opts.print(`… creating demo group: one fresh material into us-south (primary), us-east and eu-de`);
-      try {
-        const { lineage } = await service.createGroup({
-          id: DEMO_GROUP_ID,
-          name: 'Demo group',
-          description: 'Seeded by lockstep dev: primary us-south, duplicates us-east and eu-de',
-          schedule: { intervalMs: opts.demoEveryMs },
-          primary: { region: 'us-south' as never, instanceId: state.instanceIds['us-south'] as never },
-          duplicates: (['us-east', 'eu-de'] as const).map((r) => ({
-            region: r as never,
-            instanceId: state.instanceIds[r] as never,
-          })),
-          escrow: { region: escrow.region, instanceId: escrow.instanceId, keyId: escrow.keyId, crn: escrow.crn },
-          trigger: { kind: 'operator', by: 'lockstep dev' },
-        });
-        demoCreated = true;
-        opts.print(`✓ demo group created: generation ${lineage.generation}, fingerprint ${lineage.fingerprint}`);
-      } catch (err) {
+      const placements = {
+        primary: { region: 'us-south' as RegionId, instanceId: state.instanceIds['us-south'] as InstanceId },
+        duplicates: (['us-east', 'eu-de'] as const).map((r) => ({
+          region: r as RegionId,
+          instanceId: state.instanceIds[r] as InstanceId,
+        })),
+      };
+      const common = {
+        id: DEMO_GROUP_ID,
+        name: 'Demo group',
+        description: 'Seeded by lockstep dev: primary us-south, duplicates us-east and eu-de',
+        schedule: { intervalMs: opts.demoEveryMs },
+        escrow: { region: escrow.region, instanceId: escrow.instanceId, keyId: escrow.keyId, crn: escrow.crn },
+        trigger: { kind: 'operator' as const, by: 'lockstep dev' },
+      };
+      const creating =
+        (opts.demoSeed ?? 'adopt') === 'create'
+          ? service.createGroup({ ...common, ...placements })
+          : adoptFreshKeys(kp, service, common, placements);
+      const report = (err: unknown) => {
         // a run that could not finish now (an emulator fault, the 1 h rule) continues on the next cron tick
         if (hasCode(err, 'GROUP_EXISTS')) opts.print('✓ demo group already exists');
-        else if (isAppError(err) && err.retryable) {
-          opts.print(`! demo group not created yet: ${err.message}`);
-        } else throw err;
+        else if (isAppError(err)) opts.print(`! demo group not created yet: ${err.message}`);
+        else logger.error('dev.demo_failed', { error: err });
+      };
+      // the stack is ready within a minute even if creation is slow: it then finishes in the background
+      const outcome = await Promise.race([
+        creating.then(
+          (r) => ({ done: true as const, lineage: r.lineage }),
+          (err: unknown) => ({ done: false as const, err }),
+        ),
+        new Promise<{ done: false; err?: undefined }>((r) =>
+          setTimeout(() => r({ done: false }), opts.demoTimeoutMs ?? 45_000).unref(),
+        ),
+      ]);
+      if (outcome.done) {
+        demoCreated = true;
+        opts.print(
+          `✓ demo group created: generation ${outcome.lineage.generation}, fingerprint ${outcome.lineage.fingerprint}`,
+        );
+      } else if (outcome.err !== undefined) report(outcome.err);
+      else {
+        opts.print('… demo group is still being created; it continues in the background');
+        creating.then((r) => opts.print(`✓ demo group created: generation ${r.lineage.generation}`), report);
       }
     }
     const groups: string[] = [];
@@ -302,5 +334,36 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/** Imports one fresh material into a new key per placement (duplicates first), then lets the service adopt them. */
+async function adoptFreshKeys(
+  kp: KeyProtectPort,
+  service: RotationService,
+  common: Omit<AdoptGroupInput, 'primaryCrn' | 'duplicateCrns'>,
+  placements: {
+    primary: { region: RegionId; instanceId: InstanceId };
+    duplicates: { region: RegionId; instanceId: InstanceId }[];
+  },
+) {
+  const bytes = cryptoRandom.bytes(32);
+  const material = KeyMaterial.fromBytes(bytes);
+  bytes.fill(0);
+  try {
+    const crns: string[] = [];
+    for (const p of [...placements.duplicates, placements.primary]) {
+      const key = await kp.createImportedKey({
+        ...p,
+        name: `lockstep-${common.id}-${p === placements.primary ? 'primary' : 'duplicate'}-${p.region}`,
+        description: `lockstep group ${common.id}`,
+        material,
+      });
+      crns.push(key.crn);
+    }
+    const primaryCrn = crns.pop()!;
+    return await service.adoptGroup({ ...common, primaryCrn, duplicateCrns: crns });
+  } finally {
+    material.zero();
   }
 }
