@@ -4,6 +4,7 @@
  */
 import type { Notifier, RotationService, Stores } from '../src/app/index.js';
 import { createJsonLogger, createRotationService, cryptoRandom, systemClock } from '../src/app/index.js';
+import { withRequestRateBudget } from '../src/app/tick.js';
 import type { CommonConfig, Env } from '../src/codeengine/index.js';
 import {
   createEventNotificationsNotifier,
@@ -43,6 +44,7 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
   const r = new EnvReader(env);
   const config = readCommonConfig(r);
   const more = extra(r);
+  const kpPerSecond = r.int('LOCKSTEP_KP_REQUESTS_PER_SECOND', 10, 1, 1_000);
   let storeConfig: ReturnType<typeof storeConfigFromEnv> | undefined;
   try {
     storeConfig = storeConfigFromEnv(env);
@@ -58,7 +60,11 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
       ? { kind: 'iam', apiKey: config.auth.apiKey, iamUrl: config.iamUrl }
       : { kind: 'container', profileName: config.auth.profileName, iamUrl: config.iamUrl },
   );
-  const kp = createKeyProtectClient({ endpoints: config.kpEndpoints, authenticator, random, clock, logger });
+  // Per-instance request-rate budget: every Key Protect call waits for a token of its instance's bucket.
+  const kp = withRequestRateBudget(
+    createKeyProtectClient({ endpoints: config.kpEndpoints, authenticator, random, clock, logger }),
+    { perSecond: kpPerSecond, clock },
+  );
   let notifier: Notifier | undefined;
   if (config.notify?.kind === 'webhook') {
     notifier = createWebhookNotifier({
