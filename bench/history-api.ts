@@ -23,8 +23,9 @@ const { values } = parseArgs({
     big: { type: 'string', default: '10000' },
     'per-group': { type: 'string', default: '100' },
     samples: { type: 'string', default: '200' },
-    'export-samples': { type: 'string', default: '10' },
-    'full-export-samples': { type: 'string', default: '2' },
+    'export-samples': { type: 'string', default: '3' },
+    'full-export-samples': { type: 'string', default: '1' },
+    'timeout-s': { type: 'string', default: '60' },
   },
 });
 const RECORDS = Number(values.records);
@@ -35,6 +36,8 @@ const EXPORT_SAMPLES = Number(values['export-samples']);
 const FULL_EXPORT_SAMPLES = Number(values['full-export-samples']);
 const BIG_GROUP = 'bench-big';
 const TARGET_P95_MS = 50;
+/** A request slower than this is recorded as a timeout (the export can be very slow at full scale). */
+const REQUEST_TIMEOUT_MS = Number(values['timeout-s']) * 1000;
 
 interface Measure {
   name: string;
@@ -81,7 +84,10 @@ async function main(): Promise<void> {
       const token = ((await tokenRes.json()) as { access_token: string }).access_token;
       const get = async (path: string): Promise<{ ms: number; bytes: number; body: string }> => {
         const t = performance.now();
-        const res = await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+        const res = await fetch(`${server.url}${path}`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
         const body = await res.text();
         const ms = performance.now() - t;
         if (res.status !== 200) throw new Error(`GET ${path} → ${res.status}: ${body.slice(0, 300)}`);
@@ -91,15 +97,23 @@ async function main(): Promise<void> {
         name: string,
         n: number,
         path: (i: number) => string,
-        note: string,
+        noteIn: string,
         target = true,
       ): Promise<Measure> => {
+        let note = noteIn;
         const samples: number[] = [];
         let bytes = 0;
         for (let i = 0; i < n; i++) {
-          const r = await get(path(i));
-          samples.push(r.ms);
-          bytes = r.bytes;
+          try {
+            const r = await get(path(i));
+            samples.push(r.ms);
+            bytes = r.bytes;
+          } catch (err) {
+            if ((err as Error).name !== 'TimeoutError') throw err;
+            samples.push(Number.POSITIVE_INFINITY);
+            note = `${note}; **timed out after ${REQUEST_TIMEOUT_MS / 1000} s**`;
+            break; // one timeout is enough to know
+          }
         }
         const m = { name, samples, bytes, note, target };
         measures.push(m);

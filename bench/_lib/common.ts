@@ -51,7 +51,8 @@ export function summarize(xs: number[]): Summary {
   return { n: xs.length, median: m, min, max, spread: m > 0 ? (max - min) / m : 0 };
 }
 
-export const fmtMs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+export const fmtMs = (ms: number) =>
+  !Number.isFinite(ms) ? 'timeout' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
 export const fmtRatio = (r: number) => `${r.toFixed(2)}×`;
 export const fmtSummaryMs = (s: Summary) => `${fmtMs(s.median)} (${fmtMs(s.min)}–${fmtMs(s.max)}, n=${s.n})`;
 export const fmtKb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
