@@ -26,8 +26,10 @@ export async function plan(ctx: CliContext, groupId: string): Promise<number> {
             : `${ctx.out.yellow('no')} — earliest ${formatTime(p.earliestStartAtMs)} (in ${formatDuration(Math.max(0, p.earliestStartAtMs - now))})`,
         ],
         ['active run', p.activeRunId],
-        ['steps', p.steps.join(' → ')],
       ]),
+      '',
+      'steps:',
+      ...p.steps.map((x, i) => `  ${i + 1}. ${x}`),
       '',
       renderTable(p.members, [
         { header: 'ROLE', value: (m) => m.role },
