@@ -32,7 +32,7 @@ import { createBenchGroup, startBenchStack } from './_lib/stack.js';
 
 const { values } = parseArgs({
   options: {
-    groups: { type: 'string', default: '60' },
+    groups: { type: 'string', default: '40' },
     instances: { type: 'string', default: '1' },
     rate: { type: 'string', default: '10' },
     burst: { type: 'string', default: '10' },

@@ -329,7 +329,7 @@ async function report(reps: Rep[], cachedPairs: number): Promise<void> {
     'bound to 12). RTT is the median of a single GET; a step that waits for the slowest of several parallel calls pays',
     `up to the jitter (${JITTER} ms) more, so a perfect implementation would measure slightly above 1.0×.`,
     '',
-    'Dependent round trips of the implementation, by step (runner.ts / rotationService.ts as committed):',
+    'Dependent round trips of the implementation, by step (src/app/runner.ts and rotationService.ts at the commit measured):',
     '',
     mdTable(
       ['step', ...DUPS.map((d) => `1 + ${d}`)],

@@ -2,6 +2,7 @@
  * Helpers shared by the benchmark scenarios: statistics, result files, instrumentation of the ports and of outgoing
  * HTTP, memory readings, and the RSA key cache that keeps the emulator's key generation off the measured path.
  */
+import { execFileSync } from 'node:child_process';
 import { generateKeyPair as generateKeyPairCb, type KeyObject } from 'node:crypto';
 import { subscribe } from 'node:diagnostics_channel';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -73,11 +74,27 @@ export async function writeResult(name: string, markdown: string, json: unknown)
   console.log(markdown);
 }
 
+/** The commit measured, and whether product files had uncommitted changes (others work in this tree). */
+export function gitLine(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: benchDir, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'functions'], {
+      cwd: benchDir,
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter(Boolean).length;
+    return `commit ${head}${dirty ? ` + ${dirty} uncommitted file(s) in src/ and functions/` : ''}`;
+  } catch {
+    return 'commit unknown';
+  }
+}
+
 export function machineLine(): string {
   const load = loadavg()
     .map((x) => x.toFixed(1))
     .join(' / ');
-  return `${new Date().toISOString()}, Node ${process.version}, ${cpus().length} cores, load average ${load} (1/5/15 min)`;
+  return `${new Date().toISOString()}, ${gitLine()}, Node ${process.version}, ${cpus().length} cores, load average ${load} (1/5/15 min)`;
 }
 
 const require = createRequire(import.meta.url);
