@@ -38,7 +38,10 @@ export interface LocalStack {
     afterPersist?: (run: RotationRun, step: string) => void | Promise<void>;
     logger?: Logger;
     config?: Partial<RotationConfig>;
+    kp?: KeyProtectPort;
   }): RotationService;
+  /** A Key Protect client over this stack with other endpoints (e.g. through a proxy) or a shorter timeout. */
+  kpClient(opts?: { endpoints?: Record<string, string>; timeoutMs?: number }): KeyProtectPort;
   close(): Promise<void>;
 }
 
@@ -69,19 +72,21 @@ export async function startLocalStack(opts: StartLocalStackOptions = {}): Promis
   const clock: StackClock = { nowMs: () => stack.kp.nowMs(), advance: (ms) => stack.kp.advanceClock(ms) };
   const random = recordingRandom();
   const log = capturingLogger();
-  const kp = createKeyProtectClient({
-    endpoints: Object.fromEntries(regions.map((r) => [r, stack.kp.regions[r]!.url])),
-    authenticator: authenticatorFromConfig({
-      kind: 'iam',
-      apiKey: stack.iam.apiKeyFor('lockstep'),
-      iamUrl: stack.iam.url,
-    }),
-    random,
-    clock,
-    logger: log.logger.child({ component: 'kp' }),
-    retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100, maxRetryAfterMs: 200 },
-    timeoutMs: 60_000,
-  });
+  const kpClient = (o: { endpoints?: Record<string, string>; timeoutMs?: number } = {}) =>
+    createKeyProtectClient({
+      endpoints: o.endpoints ?? Object.fromEntries(regions.map((r) => [r, stack.kp.regions[r]!.url])),
+      authenticator: authenticatorFromConfig({
+        kind: 'iam',
+        apiKey: stack.iam.apiKeyFor('lockstep'),
+        iamUrl: stack.iam.url,
+      }),
+      random,
+      clock,
+      logger: log.logger.child({ component: 'kp' }),
+      retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100, maxRetryAfterMs: 200 },
+      timeoutMs: o.timeoutMs ?? 60_000,
+    });
+  const kp = kpClient();
   const notes: LocalStack['notes'] = [];
   const notifier: Notifier = {
     async publish(e) {
@@ -94,6 +99,7 @@ export async function startLocalStack(opts: StartLocalStackOptions = {}): Promis
     couch: couch as EmbeddedCouch,
     stores,
     kp,
+    kpClient,
     clock,
     random,
     log,
@@ -103,7 +109,7 @@ export async function startLocalStack(opts: StartLocalStackOptions = {}): Promis
     instance: (region, i = 0) => stack.kp.regions[region]!.instances[i] as InstanceId,
     service: (o = {}) =>
       createRotationService({
-        kp,
+        kp: o.kp ?? kp,
         stores,
         clock,
         random,
