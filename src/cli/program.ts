@@ -191,7 +191,7 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
         'create: the service creates the demo keys; adopt: import one material, then adopt',
       )
         .choices(['create', 'adopt'])
-        .default('adopt'),
+        .default('create'),
     )
     .action(
       act((c, opts: Record<string, unknown>) =>

@@ -242,7 +242,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
         trigger: { kind: 'operator' as const, by: 'lockstep dev' },
       };
       const creating =
-        (opts.demoSeed ?? 'adopt') === 'create'
+        (opts.demoSeed ?? 'create') === 'create'
           ? service.createGroup({ ...common, ...placements })
           : adoptFreshKeys(kp, service, common, placements);
       const report = (err: unknown) => {
@@ -281,6 +281,12 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     } while (cursor);
     state.groups = groups;
     saveState(dataDir, state);
+    if (!demoCreated && reused) {
+      for (const id of groups) {
+        const g = (await stores.groups.find(asGroupId(id)))?.value;
+        if (g) opts.print(`✓ group ${g.id}: ${g.status}, generation ${g.currentGeneration} (kept from the last start)`);
+      }
+    }
 
     // 6. progress: every run of every group, as it happens
     const stopWatch = watchRuns({
