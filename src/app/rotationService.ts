@@ -23,6 +23,7 @@ import {
 } from '../core/index.js';
 import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
 import { newRun, type RotationRun, RunKind, reopenRun, slotOf } from '../rotation/index.js';
+import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
 import { probeEvidence, runCanary } from './canary.js';
 import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
 import type { KeyInfo } from './ports.js';
@@ -51,11 +52,17 @@ const STATE_NAMES: Record<number, MemberPlan['state']> = {
   5: 'destroyed',
 };
 
-/** Default next-due rule until the scheduler recomputes it: interval schedules only. */
+/** When the group is next due after a generation completed (scheduling module: cron/interval, window, max age). */
 function defaultNextDue(group: Group, completedAtMs: number): number | undefined {
-  if (group.schedule.enabled === false) return undefined;
-  if (group.schedule.intervalMs !== undefined) return completedAtMs + group.schedule.intervalMs;
-  return group.nextDueAtMs;
+  try {
+    return scheduleNextDueAtMs(group.schedule, {
+      lastRotatedAtMs: completedAtMs,
+      createdAtMs: group.createdAtMs,
+      nowMs: completedAtMs,
+    });
+  } catch {
+    return undefined; // a malformed schedule is reported by the scheduler, not by a finishing rotation
+  }
 }
 
 function validateTrigger(t: Trigger | undefined): Trigger {
