@@ -123,6 +123,19 @@ async function updateGroup(rt: Runtime, spec: GroupSpec): Promise<Group> {
   ).value;
 }
 
+/** Sets `nextDueAtMs` when the create/adopt path left it unset, so the scheduler picks the group up. */
+async function ensureScheduled(rt: Runtime, id: Group['id']): Promise<void> {
+  await rt.stores.groups.mutate(id, (g) => {
+    if (g.nextDueAtMs !== undefined) return g;
+    const due = nextDueAtMs(g.schedule, {
+      createdAtMs: g.createdAtMs,
+      ...(g.lastRotatedAtMs ? { lastRotatedAtMs: g.lastRotatedAtMs } : {}),
+      nowMs: Date.now(),
+    });
+    return due === undefined ? g : { ...g, nextDueAtMs: due };
+  });
+}
+
 async function execute(ctx: CliContext, rt: Runtime, a: Action): Promise<Record<string, unknown>> {
   const { spec } = a;
   const escrowCrn = spec.escrow ?? rt.config.escrow?.crn;
@@ -144,6 +157,7 @@ async function execute(ctx: CliContext, rt: Runtime, a: Action): Promise<Record<
           : {}),
         trigger: trigger('group apply: create'),
       });
+      await ensureScheduled(rt, group.id);
       return { group: group.id, action: 'created', generation: lineage.generation, fingerprint: lineage.fingerprint };
     }
     case 'adopt': {
@@ -162,6 +176,7 @@ async function execute(ctx: CliContext, rt: Runtime, a: Action): Promise<Record<
           : {}),
         trigger: trigger('group apply: adopt'),
       });
+      await ensureScheduled(rt, group.id);
       return { group: group.id, action: 'adopted', generation: lineage.generation, fingerprint: lineage.fingerprint };
     }
     case 'update': {

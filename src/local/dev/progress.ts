@@ -12,9 +12,10 @@ const short = (id: string | undefined) => (id ? id.slice(0, 8) : '-');
  */
 export function progressLines(run: RunView, seenTransitions: number, memberSeen: Map<string, string>): string[] {
   const lines: string[] = [];
+  const kind = run.kind && run.kind !== 'rotation' ? ` [${run.kind}]` : '';
   for (const tr of (run.transitions ?? []).slice(seenTransitions)) {
     lines.push(
-      `${hhmmss(tr.atMs)}  ${run.groupId} gen ${run.generation}  ${tr.from} → ${tr.to}${tr.note ? `  (${tr.note})` : ''}`,
+      `${hhmmss(tr.atMs)}  ${run.groupId} gen ${run.generation}${kind}  ${tr.from} → ${tr.to}${tr.note ? `  (${tr.note})` : ''}`,
     );
   }
   for (const m of run.members ?? []) {
@@ -57,7 +58,7 @@ export function watchRuns(opts: {
       if (run.status === 'completed' || run.status === 'failed' || run.status === 'diverged') {
         finished.add(run.id);
         opts.print(
-          `${hhmmss(run.finishedAtMs ?? run.updatedAtMs)}  ${run.groupId} gen ${run.generation}  ${run.status.toUpperCase()}${run.fingerprint ? `  fingerprint ${run.fingerprint}` : ''}${run.statusReason ? `  — ${run.statusReason}` : ''}`,
+          `${hhmmss(run.finishedAtMs ?? run.updatedAtMs)}  ${run.groupId} gen ${run.generation}${run.kind && run.kind !== 'rotation' ? ` [${run.kind}]` : ''}  ${run.status.toUpperCase()}${run.fingerprint ? `  fingerprint ${run.fingerprint}` : ''}${run.statusReason ? `  — ${run.statusReason}` : ''}`,
         );
       }
     }

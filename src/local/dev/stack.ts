@@ -6,6 +6,7 @@ import type { InstanceId, Logger, RegionId } from '../../core/index.js';
 import { asGroupId, hasCode, isAppError, KeyMaterial, parseKeyCrn, Sensitive, silentLogger } from '../../core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../../keyprotect/index.js';
 import { checkpointKeyPairFromSeed } from '../../lineage/index.js';
+import { nextDueAtMs } from '../../scheduling/index.js';
 import type { CloudantStores } from '../../store/index.js';
 import { createCloudantStores } from '../../store/index.js';
 import { type EmbeddedCouch, startEmbeddedCouch } from '../couch/index.js';
@@ -281,6 +282,18 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     } while (cursor);
     state.groups = groups;
     saveState(dataDir, state);
+    // the scheduler only looks at groups with a next due time; set it where creation left it unset
+    for (const id of groups) {
+      await stores.groups.mutate(asGroupId(id), (g) => {
+        if (g.nextDueAtMs !== undefined || g.currentGeneration === 0) return g;
+        const due = nextDueAtMs(g.schedule, {
+          createdAtMs: g.createdAtMs,
+          ...(g.lastRotatedAtMs ? { lastRotatedAtMs: g.lastRotatedAtMs } : {}),
+          nowMs: Date.now(),
+        });
+        return due === undefined ? g : { ...g, nextDueAtMs: due };
+      });
+    }
     if (!demoCreated && reused) {
       for (const id of groups) {
         const g = (await stores.groups.find(asGroupId(id)))?.value;
