@@ -156,6 +156,10 @@ describe('lockstep dev (e2e)', () => {
     expect(generations.map((g) => g.generation)).toEqual([2, 1]);
     expect(generations.every((g) => g.status === 'complete' && g.members.length === 3)).toBe(true);
 
+    const verify = await cli('--json', 'verify', 'demo');
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(json(verify)).toMatchObject({ groupId: 'demo', ok: true });
+
     const audit = await cli('--json', 'audit', 'verify', 'demo');
     expect(audit.code, audit.stderr).toBe(0);
     expect(json(audit)).toMatchObject({ ok: true, groups: [{ groupId: 'demo', ok: true, records: 2 }] });
