@@ -90,6 +90,43 @@ export function toRunError(err: unknown, nowMs: number): RunError {
   return { code: 'INTERNAL', message: 'unexpected error (see worker log)', retryable: true, atMs: nowMs };
 }
 
+/** Run state without the Activity Tracker evidence and timestamps that the events function may add concurrently. */
+function sagaState(run: RotationRun): unknown {
+  return { ...run, updatedAtMs: 0, members: run.members.map((m) => ({ ...m, evidence: [] })) };
+}
+
+/** JSON with object keys sorted, so that documents built locally and read back from the store compare equal. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}
+
+/** True when `current` differs from `base` only by evidence appended to members. */
+function onlyEvidenceAdded(base: RotationRun, current: RotationRun): boolean {
+  if (stableJson(sagaState(base)) !== stableJson(sagaState(current))) return false;
+  return base.members.every((m, i) => {
+    const known = new Set(current.members[i]?.evidence.map((e) => e.eventId));
+    return m.evidence.every((e) => known.has(e.eventId));
+  });
+}
+
+/** `next` with every evidence item of `current` that it lacks. */
+function withEvidenceOf(next: RotationRun, current: RotationRun): RotationRun {
+  return {
+    ...next,
+    members: next.members.map((m) => {
+      const extra = current.members.find((c) => c.slot === m.slot)?.evidence ?? [];
+      const have = new Set(m.evidence.map((e) => e.eventId));
+      return { ...m, evidence: [...m.evidence, ...extra.filter((e) => !have.has(e.eventId))] };
+    }),
+  };
+}
+
 const isAmbiguous = (err: unknown): boolean =>
   isAppError(err) &&
   (err.details.ambiguous === true || (err.code === 'UPSTREAM_UNAVAILABLE' && err.details.ambiguous !== false));
@@ -271,15 +308,28 @@ class Worker {
     return p;
   }
 
+  /**
+   * Saves with the revision this worker read. The events function may append Activity Tracker evidence to the same
+   * document at any time; such a write is merged and the save retried. Any other concurrent change means another
+   * worker owns the run now, and this one stops.
+   */
   private async save(next: RotationRun): Promise<Versioned<RotationRun>> {
-    try {
-      return await runsOf(this.ctx.stores).save(next, this.get().rev);
-    } catch (err) {
-      if (hasCode(err, 'STORE_CONFLICT')) {
-        this.state.stopped = 'the run was changed by another worker; stopping';
-        throw new Stopped(this.state.stopped);
+    const runs = runsOf(this.ctx.stores);
+    let base = this.get();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await runs.save(next, base.rev);
+      } catch (err) {
+        if (!hasCode(err, 'STORE_CONFLICT')) throw err;
+        const current = attempt < 5 ? await runs.get(next.id) : undefined;
+        if (!current || !onlyEvidenceAdded(base.value, current.value)) {
+          this.state.stopped = 'the run was changed by another worker; stopping';
+          throw new Stopped(this.state.stopped);
+        }
+        next = withEvidenceOf(next, current.value);
+        base = current;
+        this.set(current);
       }
-      throw err;
     }
   }
 
