@@ -736,10 +736,15 @@ export function createRotationService(
         const group = await service.findGroupByMember(crn);
         if (!group) return {};
         const candidates = await runs.listByGroup(group.id, 5);
-        // The newest run whose member was rotated at or before the event (events arrive late).
+        // The newest run that rotated this member within a minute of the event, or the group's active run if it has
+        // not recorded this member's rotation yet (the event can arrive before the runner saves the outcome).
         const match = candidates.find((r) =>
           r.members.some(
-            (m) => m.crn === crn && m.rotatedAtMs !== undefined && m.rotatedAtMs <= evidence.eventTimeMs + 60_000,
+            (m) =>
+              m.crn === crn &&
+              (m.rotatedAtMs !== undefined
+                ? Math.abs(m.rotatedAtMs - evidence.eventTimeMs) <= 60_000
+                : r.id === group.activeRunId),
           ),
         );
         runId = match?.id ?? group.activeRunId;

@@ -44,4 +44,30 @@ describe('runner and the events function writing the same run', () => {
     const history = JSON.stringify(run);
     expect(history).not.toContain('"via":"found"');
   });
+
+  it('attributes an early event to the active run, not to an older run of the same member', async () => {
+    // Arrange: generation 2 is claimed but has not rotated the primary yet
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'evidence-attribution', 1);
+    const primary = group.members.find((m) => m.role === 'primary')!;
+    w.clock.advance(HOUR + 1);
+    const { runId } = await w.service.rotateNow(group.id, { trigger: { kind: 'operator', by: 'test' } });
+
+    // Act: the primary's rotate event arrives before the runner has recorded that rotation
+    const res = await w.service.attachEvidence(
+      { crn: primary.crn },
+      {
+        eventId: 'evt-early',
+        action: 'kms.secrets.rotate',
+        eventTimeMs: w.clock.nowMs(),
+        initiator: 'iam-lockstep',
+        outcome: 'success',
+      },
+    );
+
+    // Assert
+    expect(res).toEqual({ runId });
+    const run = await w.service.getRun(runId);
+    expect(run.members.find((m) => m.crn === primary.crn)?.evidence.map((e) => e.eventId)).toEqual(['evt-early']);
+  });
 });
