@@ -196,10 +196,12 @@ export function toCeResult(response: HttpResponse): CeResult {
     }
     return { statusCode, headers, body: text };
   }
-  if (Buffer.isBuffer(body)) {
-    return { statusCode, headers, body: isTextMediaType(mediaType) ? body.toString('utf8') : body.toString('base64') };
+  // Code Engine reads the body of any non-text, non-JSON type as base64, whether we hold it as bytes or a string
+  // (e.g. the API's `application/x-ndjson` export).
+  if (isTextMediaType(mediaType)) {
+    return { statusCode, headers, body: Buffer.isBuffer(body) ? body.toString('utf8') : body };
   }
-  return { statusCode, headers, body };
+  return { statusCode, headers, body: (Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8')).toString('base64') };
 }
 
 /**

@@ -3,7 +3,6 @@
  * environment variables they read in Code Engine, for the local runner to serve.
  */
 import type { CeParams, CeResult } from '../../codeengine/index.js';
-import { mediaTypeOf } from '../../codeengine/index.js';
 
 /** What the functions need to reach the local stand-ins. */
 export interface DevFunctionConfig {
@@ -58,21 +57,5 @@ export async function loadFunctionMains(
     import('../../../functions/events.js'),
     import('../../../functions/api.js'),
   ]);
-  return { rotate: rotate.main, events: events.main, api: withTextExport(api.main) };
-}
-
-/**
- * The API returns its JSONL export as a string with a non-text media type; Code Engine (and the local runner)
- * read such a body as base64, so encode it here, as `toCeResult` does for Buffer bodies.
- */
-function withTextExport(main: CeMainFn): CeMainFn {
-  return async (params) => {
-    const res = await main(params);
-    const headers = (res.headers ?? {}) as Record<string, string>;
-    const type = mediaTypeOf(headers['content-type'] ?? headers['Content-Type']);
-    if (type === 'application/x-ndjson' && typeof res.body === 'string' && /^\s*[{[]/.test(res.body)) {
-      return { ...res, body: Buffer.from(res.body, 'utf8').toString('base64') };
-    }
-    return res;
-  };
+  return { rotate: rotate.main, events: events.main, api: api.main };
 }

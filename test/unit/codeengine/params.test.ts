@@ -171,6 +171,12 @@ describe('toCeResult', () => {
     const none = toCeResult({ statusCode: 204, headers: {}, body: '' });
     expect(none.headers['Content-Type']).toBe('text/plain; charset=utf-8');
   });
+  it('base64-encodes a string body of a non-text type (the JSONL export), so it round-trips', () => {
+    const jsonl = '{"generation":1}\n{"generation":2}\n';
+    const r = toCeResult({ statusCode: 200, headers: { 'content-type': 'application/x-ndjson' }, body: jsonl });
+    expect(r.body).toBe(Buffer.from(jsonl).toString('base64'));
+    expect(fromCeResult(r).body.toString('utf8')).toBe(jsonl);
+  });
   it('never returns a status outside 200-599', () => {
     expect(toCeResult({ statusCode: 100, headers: {}, body: '' }).statusCode).toBe(500);
   });
