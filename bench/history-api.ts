@@ -273,10 +273,11 @@ async function main(): Promise<void> {
             `${m.name}: ${Math.round((Number(/\((\d+) records/.exec(m.name)?.[1] ?? 0) / Math.min(...m.samples)) * 1000)} records/s`,
         )
         .join('; ') +
-      '. In development runs the 10 000-record group export took 3.2× as long as a 5 000-record one (40 s vs 12 s),' +
-      ' i.e. worse than linear: each key-range page (`generation ≥ last`) appears to cost more the further it is' +
-      ' into the group; check the `_explain` of the stream query (`lineage.exportAll` → `streamGroup`) on the embedded' +
-      ' store, and the API assembles the whole body in memory (one Code Engine response) so memory grows with it.',
+      '. The full export walks the groups one by one (a `_find` for the next group id ≥ the last, then key-range pages' +
+      ' of that group), so it costs one extra query per group and, with ~900 groups of 100 records, did not answer within the' +
+      ' timeout; the API also assembles the whole body in memory (one Code Engine response), so memory grows with it.' +
+      ' An export cursor (`?cursor=`, a page of groups per call) or a single key-range walk of the [groupId, generation]' +
+      ' index would bound both.',
     '',
     '## Index use',
     '',
