@@ -718,47 +718,35 @@ class Worker {
     const run = this.run;
     const nowMs = this.now();
     const diverged = run.status === 'diverged';
-    if (run.kind === RunKind.CREATE) {
-      await this.ctx.stores.groups.mutate(run.groupId, (g) => {
-        if (g.currentGeneration >= run.generation) return g; // already released
-        const next: Group = {
-          ...g,
-          members: run.members.map((m) => ({
-            role: m.role,
-            region: m.region,
-            instanceId: m.instanceId,
-            keyId: m.keyId as KeyId,
-            crn: m.crn as KeyCrn,
-          })),
-          status: diverged ? 'diverged' : 'healthy',
-          currentGeneration: run.generation,
-          lastRotatedAtMs: nowMs,
-          updatedAtMs: nowMs,
-        };
-        if (diverged && run.statusReason) next.statusReason = run.statusReason;
-        else delete next.statusReason;
-        if (g.activeRunId === run.id) delete next.activeRunId;
-        const due = this.ctx.nextDueAtMs(next, nowMs);
-        if (due !== undefined) next.nextDueAtMs = due;
-        return next;
-      });
-    } else {
-      await this.ctx.stores.groups.mutate(run.groupId, (g) => {
-        const next: Group = {
-          ...g,
-          currentGeneration: Math.max(g.currentGeneration, run.generation),
-          lastRotatedAtMs: nowMs,
-          status: diverged ? 'diverged' : 'healthy',
-          updatedAtMs: nowMs,
-        };
-        if (diverged && run.statusReason) next.statusReason = run.statusReason;
-        else delete next.statusReason;
-        if (g.activeRunId === run.id) delete next.activeRunId;
-        const due = this.ctx.nextDueAtMs(next, nowMs);
-        if (due !== undefined) next.nextDueAtMs = due;
-        return next;
-      });
-    }
+    const isCreate = run.kind === RunKind.CREATE;
+    await this.ctx.stores.groups.mutate(run.groupId, (g) => {
+      if (isCreate && g.currentGeneration >= run.generation) return g; // already released
+      const next: Group = {
+        ...g,
+        // a create run is where the group's members come from
+        ...(isCreate
+          ? {
+              members: run.members.map((m) => ({
+                role: m.role,
+                region: m.region,
+                instanceId: m.instanceId,
+                keyId: m.keyId as KeyId,
+                crn: m.crn as KeyCrn,
+              })),
+            }
+          : {}),
+        status: diverged ? 'diverged' : 'healthy',
+        currentGeneration: isCreate ? run.generation : Math.max(g.currentGeneration, run.generation),
+        lastRotatedAtMs: nowMs,
+        updatedAtMs: nowMs,
+      };
+      if (diverged && run.statusReason) next.statusReason = run.statusReason;
+      else delete next.statusReason;
+      if (g.activeRunId === run.id) delete next.activeRunId;
+      const due = this.ctx.nextDueAtMs(next, nowMs);
+      if (due !== undefined) next.nextDueAtMs = due;
+      return next;
+    });
     const healed = run.trigger.kind === 'event' || run.notes.some((n) => n.includes('foreign version'));
     await this.notify(diverged ? 'diverged' : 'completed', run);
     if (healed && !diverged) await this.notify('healed', run);

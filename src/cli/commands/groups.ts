@@ -15,6 +15,7 @@ import {
   parseGroupsFile,
 } from '../groupsFile.js';
 import { renderTable } from '../output.js';
+import type { GroupCreateOptions } from '../program.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { followRun } from './operator.js';
 import { groupIdArg } from './read.js';
@@ -281,22 +282,7 @@ async function applySpecs(ctx: CliContext, specs: GroupSpec[], dryRun: boolean):
 }
 
 /** `lockstep group create <id> --primary r --duplicate r …`: the same validation as a groups file, for one group. */
-export async function groupCreate(
-  ctx: CliContext,
-  id: string,
-  o: {
-    primary: string;
-    duplicate: string[];
-    every?: string;
-    cron?: string;
-    window?: string;
-    timeZone?: string;
-    maxAge?: string;
-    name?: string;
-    description?: string;
-    dryRun: boolean;
-  },
-): Promise<number> {
+export async function groupCreate(ctx: CliContext, id: string, o: GroupCreateOptions): Promise<number> {
   const doc = {
     groups: [
       {
