@@ -46,21 +46,28 @@ export async function runCanary(
       problems.push(`${wrapAt.crn} wrapped with version ${wrapped.keyVersionId}, expected ${wrapAt.expectedVersionId}`);
     }
     const targets = unwrapAt.length > 0 ? unwrapAt : [wrapAt];
-    for (const t of targets) {
-      try {
-        const out = await kp.unwrap(t.ref, wrapped.ciphertext, aad, opts);
-        const same = sha256(out.plaintext) === plaintextSha256;
-        out.plaintext.fill(0);
-        reportedVersions[t.crn] = out.keyVersionId;
-        if (!same) problems.push(`${t.crn} unwrapped a different DEK`);
-        if (t.expectedVersionId && out.keyVersionId !== t.expectedVersionId) {
-          problems.push(`${t.crn} reported version ${out.keyVersionId}, expected ${t.expectedVersionId}`);
-        }
-      } catch (err) {
-        if (!hasCode(err, 'MATERIAL_MISMATCH')) throw err;
-        problems.push(`${t.crn} cannot unwrap (does not hold the material)`);
+    // Independent round trips: unwrap everywhere at once, then judge in target order (deterministic evidence).
+    const results = await Promise.allSettled(targets.map((t) => kp.unwrap(t.ref, wrapped.ciphertext, aad, opts)));
+    let failure: unknown;
+    results.forEach((r, i) => {
+      const t = targets[i] as CanaryParty;
+      if (r.status === 'rejected') {
+        if (hasCode(r.reason, 'MATERIAL_MISMATCH'))
+          problems.push(`${t.crn} cannot unwrap (does not hold the material)`);
+        else failure ??= r.reason;
+        return;
       }
-    }
+      const out = r.value;
+      const same = sha256(out.plaintext) === plaintextSha256;
+      out.plaintext.fill(0);
+      reportedVersions[t.crn] = out.keyVersionId;
+      if (!same) problems.push(`${t.crn} unwrapped a different DEK`);
+      if (t.expectedVersionId && out.keyVersionId !== t.expectedVersionId) {
+        problems.push(`${t.crn} reported version ${out.keyVersionId}, expected ${t.expectedVersionId}`);
+      }
+    });
+    // Any error other than "does not hold the material" fails the step (it is retried), after every DEK is zeroed.
+    if (failure !== undefined) throw failure;
     return {
       evidence: {
         wrappedAt: wrapAt.crn,

@@ -636,13 +636,15 @@ class Worker {
     const aad = this.canaryAad();
     const p = this.party(primarySlot);
     const dups = dupSlots.map((s) => this.party(s));
-    const forward = await runCanary(this.ctx.kp, this.ctx.random, () => this.now(), p, dups, aad, this.callOpts());
-    evidence.push(forward.evidence);
-    problems.push(...forward.problems);
-    for (const d of dups) {
-      const back = await runCanary(this.ctx.kp, this.ctx.random, () => this.now(), d, [p], aad, this.callOpts());
-      evidence.push(back.evidence);
-      problems.push(...back.problems);
+    // The forward canary (primary → every duplicate) and each reverse one (duplicate → primary) are independent:
+    // run them together; evidence keeps the order forward, then duplicates in slot order.
+    const canary = (from: CanaryParty, to: CanaryParty[]) =>
+      runCanary(this.ctx.kp, this.ctx.random, () => this.now(), from, to, aad, this.callOpts());
+    const settled = await Promise.allSettled([canary(p, dups), ...dups.map((d) => canary(d, [p]))]);
+    for (const r of settled) {
+      if (r.status === 'rejected') throw r.reason;
+      evidence.push(r.value.evidence);
+      problems.push(...r.value.problems);
     }
     await this.persist(
       problems.length === 0
