@@ -8,15 +8,14 @@
  * Writes bench/results/store-history.md and prints it. Not part of `npm test`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { GroupId, KeyVersionId, LineageRecord, RunId } from '../src/core/index.js';
-import { formatKeyCrn } from '../src/core/index.js';
+import type { GroupId, KeyVersionId } from '../src/core/index.js';
 import { createCloudantStores, toLineageDocument } from '../src/store/index.js';
+import { lineageRecord } from './_lib/lineageData.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -38,68 +37,7 @@ const PAGE = 50;
 const BATCH = 1_000;
 const BIG_GROUP = 'bench-big' as GroupId;
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const uuidFrom = (s: string) => {
-  const h = sha(s);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
-};
-const T0 = 1_700_000_000_000;
-const REGIONS = ['us-south', 'us-east', 'eu-de'] as const;
-
-function record(groupId: string, generation: number, prevHash: string): LineageRecord {
-  const members = REGIONS.map((region, i) => {
-    const instanceId = uuidFrom(`${groupId}/inst/${region}`);
-    const keyId = uuidFrom(`${groupId}/key/${region}`);
-    return {
-      role: i === 0 ? ('primary' as const) : ('duplicate' as const),
-      region: region as never,
-      instanceId: instanceId as never,
-      keyId: keyId as never,
-      crn: formatKeyCrn({
-        region: region as never,
-        accountId: 'bench',
-        instanceId: instanceId as never,
-        keyId: keyId as never,
-      }),
-      keyVersionId: uuidFrom(`${groupId}/${generation}/${region}`) as KeyVersionId,
-      rotatedAtMs: T0 + generation * 3_600_000 + i * 1000,
-      evidence: [
-        {
-          eventId: `evt-${sha(`${groupId}${generation}${i}`).slice(0, 16)}`,
-          action: 'kms.secrets.rotate',
-          eventTimeMs: T0 + generation * 3_600_000 + i * 1000 + 200,
-          initiator: 'iam-ServiceId-lockstep',
-          outcome: 'success',
-        },
-      ],
-    };
-  });
-  const body = {
-    groupId: groupId as GroupId,
-    generation,
-    fingerprint: `fp1:${sha(`fp${groupId}${generation}`).slice(0, 32)}`,
-    trigger: { kind: 'schedule' as const, by: 'cron' },
-    runId: `run-${sha(`${groupId}-${generation}`).slice(0, 20)}` as RunId,
-    startedAtMs: T0 + generation * 3_600_000,
-    finishedAtMs: T0 + generation * 3_600_000 + 5_000,
-    members,
-    verification: [
-      {
-        wrappedAt: members[0]!.crn,
-        unwrappedAt: [members[1]!.crn, members[2]!.crn],
-        ciphertext: Buffer.from(sha(`ct${groupId}${generation}`)).toString('base64'),
-        plaintextSha256: sha(`pt${groupId}${generation}`),
-        aad: [groupId, String(generation)],
-        reportedVersions: Object.fromEntries(members.map((m) => [m.crn, m.keyVersionId])),
-        ok: true,
-        atMs: T0 + generation * 3_600_000 + 4_000,
-      },
-    ],
-    status: 'complete' as const,
-    prevHash,
-  };
-  return { ...body, hash: sha(JSON.stringify(body)) };
-}
+const record = lineageRecord;
 
 /** (groupId, generation) of every record: the big group, then groups of PER_GROUP. */
 function* plan(): Generator<[string, number]> {
