@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build, type Metafile } from 'esbuild';
+import { BUNDLE_OPTIONS } from '../plugins/ibm-code-engine/build.js';
 import { toCeParams } from '../src/codeengine/index.js';
 import { startEmulatorStack } from '../src/local/kp-emulator/index.js';
 import { createCloudantStores } from '../src/store/index.js';
@@ -92,17 +93,10 @@ async function main(): Promise<void> {
     for (const fn of FUNCTIONS) {
       const outfile = join(work, fn, 'main.js');
       const result = await build({
+        ...BUNDLE_OPTIONS,
+        external: [...BUNDLE_OPTIONS.external],
         entryPoints: [join(root, 'functions', `${fn}.ts`)],
         outfile,
-        bundle: true,
-        platform: 'node',
-        format: 'cjs',
-        target: 'node20',
-        minify: true,
-        metafile: true,
-        legalComments: 'none',
-        logLevel: 'silent',
-        external: ['pg-native', 'encoding', 'bufferutil', 'utf-8-validate', 'supports-color'],
       });
       const bytes = Object.values(result.metafile.outputs).reduce((a, o) => a + o.bytes, 0);
       bundles.push({ fn, bytes, file: outfile, sizes: attribute(result.metafile) });

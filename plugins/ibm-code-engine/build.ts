@@ -55,6 +55,20 @@ function topContributors(meta: Metafile, limit = 6): Array<{ name: string; bytes
  * node20 syntax, minified, everything inlined (no node_modules at runtime), `main` exported. Writes a
  * `package.json` next to it (what a Code Engine code bundle needs) and the esbuild metafile.
  */
+/** esbuild options of every function bundle (also used by bench/cold-start.ts, so it measures what deploys). */
+export const BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  minify: true,
+  metafile: true,
+  legalComments: 'none',
+  logLevel: 'silent',
+  // Optional native/peer modules some SDKs probe for; absent at runtime is fine.
+  external: ['pg-native', 'encoding', 'bufferutil', 'utf-8-validate', 'supports-color'],
+} as const;
+
 export async function bundleFunction(opts: {
   serviceDir: string;
   outDir: string;
@@ -66,18 +80,10 @@ export async function bundleFunction(opts: {
   mkdirSync(dir, { recursive: true });
   const outFile = path.join(dir, 'main.js');
   const result = await build({
+    ...BUNDLE_OPTIONS,
+    external: [...BUNDLE_OPTIONS.external],
     entryPoints: [entry],
     outfile: outFile,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    minify: true,
-    metafile: true,
-    legalComments: 'none',
-    logLevel: 'silent',
-    // Optional native/peer modules some SDKs probe for; absent at runtime is fine.
-    external: ['pg-native', 'encoding', 'bufferutil', 'utf-8-validate', 'supports-color'],
   });
   const { readFileSync } = await import('node:fs');
   const code = readFileSync(outFile);
