@@ -62,6 +62,9 @@ export async function startLocalStack(opts: StartLocalStackOptions = {}): Promis
     instancesPerRegion: opts.instancesPerRegion ?? 2,
     prewarmTokenKeys: true,
     tokenKeyPoolSize: 3,
+    // One RSA-4096 pair serves up to 4 import tokens (each with its own nonce, so stale-token checks are unchanged):
+    // generating a pair costs 2–13 s of CPU here, and a rotation of three members needs three tokens.
+    tokenKeyMaxUses: 4,
   });
   const couch = opts.couchUrl ? undefined : await startEmbeddedCouch();
   const stores = await createCloudantStores({

@@ -130,7 +130,7 @@ describe('crash injection over HTTP', () => {
     await expectLockstep(generation);
     expect(leakedSecrets(errText + out, s.random.secrets)).toEqual([]);
     matrix.push(`SIGKILL child at stage (${stagedBefore} duplicate(s) staged) → resumed: completed, fingerprint kept`);
-  });
+  }, 240_000); // the child may wait up to 120 s to reach the stage on a loaded machine, then the run is resumed
 
   it('no key material in any log line or stored document of these runs', async () => {
     const docs: string[] = [];
