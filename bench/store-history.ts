@@ -7,15 +7,15 @@
  * The server runs in a child process (src/local/couch/main.ts), so its peak RSS (VmHWM) is measured on its own.
  * Writes bench/results/store-history.md and prints it. Not part of `npm test`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { GroupId, KeyVersionId } from '../src/core/index.js';
 import { createCloudantStores, toLineageDocument } from '../src/store/index.js';
-import { lineageRecord } from './_lib/lineageData.js';
+import { memoryOf } from './_lib/common.js';
+import { lineageRecord, startCouchChild } from './_lib/lineageData.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -61,32 +61,9 @@ async function time<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [r, performance.now() - t];
 }
 
-async function startServer(dataDir?: string): Promise<{ url: string; child: ChildProcess }> {
-  const args = ['--import', 'tsx', join(here, '..', 'src', 'local', 'couch', 'main.ts'), '--port', '0'];
-  if (dataDir) args.push('--data-dir', dataDir);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((ok, fail) => {
-    let out = '';
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /^(http:\/\/\S+)$/m.exec(out);
-      if (m) ok(m[1]!);
-    });
-    child.once('exit', (code) => fail(new Error(`server exited with ${code}`)));
-  });
-  return { url, child };
-}
-
-/** Peak and current RSS of a process, from /proc (MB). */
-async function memoryOf(pid: number): Promise<{ peakMb: number; rssMb: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN);
-  return { peakMb: kb('VmHWM') / 1024, rssMb: kb('VmRSS') / 1024 };
-}
-
 async function main(): Promise<void> {
   const dataDir = STORAGE === 'leveldb' ? await mkdtemp(join(tmpdir(), 'lockstep-bench-')) : undefined;
-  const { url, child } = await startServer(dataDir);
+  const { url, child, stop } = await startCouchChild(dataDir);
   const rows: string[][] = [];
   const add = (what: string, value: string, note = '') => {
     rows.push([what, value, note]);
@@ -243,9 +220,7 @@ async function main(): Promise<void> {
     await writeFile(values.out, md);
     console.log(md);
   } finally {
-    const exited = new Promise((ok) => child.once('exit', ok));
-    child.kill('SIGTERM');
-    await exited;
+    await stop();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   }
 }
