@@ -15,6 +15,7 @@ import { type EmulatorStack, startEmulatorStack } from '../../src/local/kp-emula
 import type { RotationRun } from '../../src/rotation/index.js';
 import { type CloudantStores, createCloudantStores } from '../../src/store/index.js';
 import { type CapturedLogger, capturingLogger, type RecordingRandom, recordingRandom } from './rotationHarness.js';
+import { testTokenKeyPairs } from './tokenKeys.js';
 
 export interface StackClock extends Clock {
   advance(ms: number): void;
@@ -60,11 +61,9 @@ export async function startLocalStack(opts: StartLocalStackOptions = {}): Promis
   const stack = await startEmulatorStack({
     regions,
     instancesPerRegion: opts.instancesPerRegion ?? 2,
-    prewarmTokenKeys: true,
-    tokenKeyPoolSize: 3,
-    // One RSA-4096 pair serves up to 4 import tokens (each with its own nonce, so stale-token checks are unchanged):
-    // generating a pair costs 2–13 s of CPU here, and a rotation of three members needs three tokens.
-    tokenKeyMaxUses: 4,
+    // RSA-4096 pairs made once per test run (each token still has its own nonce, so stale-token checks are
+    // unchanged): generating a pair costs 2–13 s of CPU here, and a rotation of three members needs three tokens.
+    tokenKeyPairs: testTokenKeyPairs(),
   });
   const couch = opts.couchUrl ? undefined : await startEmbeddedCouch();
   const stores = await createCloudantStores({

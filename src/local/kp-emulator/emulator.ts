@@ -10,7 +10,7 @@ import { silentLogger } from '../../core/index.js';
 import { createIamTokenVerifier, type IamTokenVerifier } from '../iam/index.js';
 import { errorBody, KpError, unauthorized } from './errors.js';
 import { buildEvent, WebhookSink } from './events.js';
-import { type RsaKeyPool, sharedRsaKeyPool } from './keyPool.js';
+import { fixedRsaKeyPool, type ImportTokenKeyPair, type RsaKeyPool, sharedRsaKeyPool } from './keyPool.js';
 import { type Caller, type EventInfo, type InstanceState, KpEngine, newInstance } from './service.js';
 import { loadSnapshot, saveSnapshot } from './snapshot.js';
 import { type CadfEvent, DEFAULT_RULES, type EmulatorRegion, type EmulatorRules, type FaultSpec } from './types.js';
@@ -73,6 +73,11 @@ export interface StartKeyProtectEmulatorOptions {
    * fresh pair per token). Nonces still differ per token, so overwritten-token checks keep working.
    */
   tokenKeyMaxUses?: number;
+  /**
+   * Use these RSA-4096 pairs (round-robin) for import tokens instead of generating: tests and benchmarks that run
+   * many emulators. Overrides the pool options above.
+   */
+  tokenKeyPairs?: readonly ImportTokenKeyPair[];
   /** Start filling the pool at start instead of at the first import token. */
   prewarmTokenKeys?: boolean;
   /** Initial emulator time (default: the wall clock). */
@@ -148,7 +153,7 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
   const initialOffsetMs = opts.startTimeMs !== undefined ? opts.startTimeMs - Date.now() : 0;
   let offsetMs = initialOffsetMs;
   const nowMs = () => Date.now() + offsetMs;
-  const pool = sharedRsaKeyPool();
+  const pool = opts.tokenKeyPairs ? fixedRsaKeyPool(opts.tokenKeyPairs) : sharedRsaKeyPool();
   if (opts.prewarmTokenKeys) pool.prewarm(opts.tokenKeyPoolSize);
   let poolSizeApplied = opts.prewarmTokenKeys === true;
   const poolForEngine: RsaKeyPool = {

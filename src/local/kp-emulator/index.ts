@@ -8,7 +8,7 @@ import { type KeyProtectEmulator, type StartKeyProtectEmulatorOptions, startKeyP
 export type { KeyProtectEmulator, StartKeyProtectEmulatorOptions } from './emulator.js';
 export { startKeyProtectEmulator } from './emulator.js';
 export type { ImportTokenKeyPair, RsaKeyPool } from './keyPool.js';
-export { sharedRsaKeyPool } from './keyPool.js';
+export { exportKeyPairs, fixedRsaKeyPool, generateKeyPairs, importKeyPairs, sharedRsaKeyPool } from './keyPool.js';
 export type { CadfEvent, EmulatorRegion, EmulatorRules, FaultSpec } from './types.js';
 export { DEFAULT_RULES } from './types.js';
 

@@ -5,7 +5,7 @@
  * time: the first `take()` (or `prewarm()`) starts a background filler that generates pairs one at a time with the
  * async `crypto.generateKeyPair` (so at most one core is busy) until `targetSize` pairs wait; every `take()` refills.
  */
-import { generateKeyPair, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, type KeyObject } from 'node:crypto';
 
 export interface ImportTokenKeyPair {
   /** PEM `PUBLIC KEY` (SPKI). */
@@ -100,6 +100,46 @@ class Pool implements RsaKeyPool {
       },
     );
   }
+}
+
+/**
+ * A pool over pairs made earlier (tests and benchmarks share a few pairs across many emulators so that no request
+ * waits on RSA-4096 generation). Hands them out round-robin; every import token still gets its own nonce. Never
+ * use it where a fresh pair per token matters (the real service generates one per token).
+ */
+export function fixedRsaKeyPool(pairs: readonly ImportTokenKeyPair[]): RsaKeyPool {
+  if (pairs.length === 0) throw new Error('fixedRsaKeyPool needs at least one key pair');
+  let next = 0;
+  return {
+    take: () => Promise.resolve(pairs[next++ % pairs.length]!),
+    prewarm: () => undefined,
+    get ready() {
+      return pairs.length;
+    },
+    generated: 0,
+  };
+}
+
+/** Serializes pairs to PEM (e.g. to hand them to another process or cache them on disk). */
+export function exportKeyPairs(
+  pairs: readonly ImportTokenKeyPair[],
+): Array<{ publicKeyPem: string; privateKeyPem: string }> {
+  return pairs.map((p) => ({
+    publicKeyPem: p.publicKeyPem,
+    privateKeyPem: p.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  }));
+}
+
+/** The inverse of `exportKeyPairs`. */
+export function importKeyPairs(
+  pems: ReadonlyArray<{ publicKeyPem: string; privateKeyPem: string }>,
+): ImportTokenKeyPair[] {
+  return pems.map((p) => ({ publicKeyPem: p.publicKeyPem, privateKey: createPrivateKey(p.privateKeyPem) }));
+}
+
+/** Generates `n` pairs now (concurrently on libuv's thread pool). */
+export function generateKeyPairs(n: number): Promise<ImportTokenKeyPair[]> {
+  return Promise.all(Array.from({ length: n }, () => generateOne()));
 }
 
 let shared: Pool | undefined;

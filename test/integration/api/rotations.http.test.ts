@@ -30,6 +30,7 @@ import { buildLineageRecord } from '../../../src/lineage/index.js';
 import { type EmbeddedCouch, startEmbeddedCouch } from '../../../src/local/couch/index.js';
 import { type EmulatorStack, startEmulatorStack } from '../../../src/local/kp-emulator/index.js';
 import { type CloudantStores, createCloudantStores } from '../../../src/store/index.js';
+import { testTokenKeyPairs } from '../../support/tokenKeys.js';
 import { createHttpClient } from './support.js';
 
 const REGIONS = ['us-south', 'us-east'] as RegionId[];
@@ -104,7 +105,7 @@ async function seedGroup(id: string, clock: Clock): Promise<Group> {
 
 beforeAll(async () => {
   [stack, couch] = await Promise.all([
-    startEmulatorStack({ regions: REGIONS, prewarmTokenKeys: true, tokenKeyPoolSize: 2 }),
+    startEmulatorStack({ regions: REGIONS, tokenKeyPairs: testTokenKeyPairs() }),
     startEmbeddedCouch(),
   ]);
   stores = await createCloudantStores({ url: couch.url });

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EmulatorStack, startEmulatorStack } from '../../../src/local/kp-emulator/index.js';
+import { testTokenKeyPairs } from '../../support/tokenKeys.js';
 import { b64, expectKpError, json, keyBody, type Sdk, sdkFor, seal } from './helpers.js';
 
 let stack: EmulatorStack;
@@ -14,7 +15,7 @@ let eastId: string;
 let southId: string;
 
 beforeAll(async () => {
-  stack = await startEmulatorStack({ regions: ['us-east', 'us-south'], tokenKeyPoolSize: 1 });
+  stack = await startEmulatorStack({ regions: ['us-east', 'us-south'], tokenKeyPairs: testTokenKeyPairs() });
   east = sdkFor(stack.iam, stack.kp.regions['us-east']!.url);
   south = sdkFor(stack.iam, stack.kp.regions['us-south']!.url);
   eastId = stack.kp.regions['us-east']!.instances[0]!;

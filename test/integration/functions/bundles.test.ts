@@ -25,6 +25,7 @@ import type { EmulatorStack } from '../../../src/local/kp-emulator/index.js';
 import { startEmulatorStack } from '../../../src/local/kp-emulator/index.js';
 import type { CloudantStores } from '../../../src/store/index.js';
 import { createCloudantStores } from '../../../src/store/index.js';
+import { testTokenKeyPairs } from '../../support/tokenKeys.js';
 
 const repo = path.resolve(__dirname, '../../..');
 const REGIONS = ['us-south', 'us-east'];
@@ -80,7 +81,7 @@ beforeAll(async () => {
       bundleFunction({ serviceDir: repo, outDir: out, fnKey: fn, handler: `functions/${fn}.main` }),
     ),
   );
-  stack = await startEmulatorStack({ regions: REGIONS, instancesPerRegion: 1, prewarmTokenKeys: true });
+  stack = await startEmulatorStack({ regions: REGIONS, instancesPerRegion: 1, tokenKeyPairs: testTokenKeyPairs() });
   couch = await startEmbeddedCouch();
   const dbPrefix = `b${randomBytes(3).toString('hex')}-`;
   stores = await createCloudantStores({ url: couch.url, dbPrefix });

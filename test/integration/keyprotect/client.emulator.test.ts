@@ -30,7 +30,7 @@ describe('Key Protect client ⇄ emulator', () => {
   const refOf = (region: RegionId, key: KeyInfo): KeyRef => cs.refOf(region, key);
 
   beforeAll(async () => {
-    cs = await startClientStack([SOUTH, EAST], { tokenKeys: 2 });
+    cs = await startClientStack([SOUTH, EAST]);
     ({ stack, proxies, kp, log } = cs);
     crDir = mkdtempSync(join(tmpdir(), 'lockstep-cr-'));
   });

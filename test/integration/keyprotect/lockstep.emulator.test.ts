@@ -21,7 +21,7 @@ describe('identical material across regions', () => {
   const refOf = (region: RegionId, key: KeyInfo): KeyRef => cs.refOf(region, key);
 
   beforeAll(async () => {
-    cs = await startClientStack([SOUTH, EAST], { tokenKeys: 3 });
+    cs = await startClientStack([SOUTH, EAST]);
     ({ stack, kp } = cs);
   });
 

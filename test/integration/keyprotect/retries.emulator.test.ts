@@ -35,7 +35,7 @@ describe('retry policy against injected faults', () => {
     kp.createImportedKey({ region: SOUTH, instanceId: cs.instance(SOUTH), name, material: newMaterial().material });
 
   beforeAll(async () => {
-    cs = await startClientStack([SOUTH], { tokenKeys: 1 });
+    cs = await startClientStack([SOUTH]);
     proxy = cs.proxies[SOUTH]!;
     kp = cs.client({ useImportToken: false, sleep: recordingSleep });
   });

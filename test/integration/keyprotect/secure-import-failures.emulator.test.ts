@@ -23,7 +23,7 @@ describe('secure import failures', () => {
   let ref: KeyRef;
 
   beforeAll(async () => {
-    cs = await startClientStack([SOUTH], { tokenKeys: 3 });
+    cs = await startClientStack([SOUTH]);
     kp = cs.kp;
     proxy = cs.proxies[SOUTH]!;
     // created without a token (saves an RSA-4096 token key); every rotation below uses secure import

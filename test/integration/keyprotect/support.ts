@@ -16,6 +16,7 @@ import {
   type KeyProtectClientOptions,
 } from '../../../src/keyprotect/index.js';
 import { type EmulatorStack, startEmulatorStack } from '../../../src/local/kp-emulator/index.js';
+import { testTokenKeyPairs } from '../../support/tokenKeys.js';
 
 export interface Exchange {
   method: string;
@@ -165,9 +166,9 @@ export interface ClientStack {
  */
 export async function startClientStack(
   regions: RegionId[],
-  opts: { tokenKeys?: number; client?: Partial<KeyProtectClientOptions> } = {},
+  opts: { client?: Partial<KeyProtectClientOptions> } = {},
 ): Promise<ClientStack> {
-  const stack = await startEmulatorStack({ regions, prewarmTokenKeys: true, tokenKeyPoolSize: opts.tokenKeys ?? 2 });
+  const stack = await startEmulatorStack({ regions, tokenKeyPairs: testTokenKeyPairs() });
   const proxies: Record<string, TapProxy> = {};
   for (const region of regions) proxies[region] = await startTapProxy(stack.kp.regions[region]!.url);
   const log = collectingLogger();
