@@ -47,6 +47,58 @@ export async function generateAndEscrow(
   }
 }
 
+/** Escrowed material being unwrapped: `material` settles when the unwrap returns; `close()` zeroes it. */
+export interface OpenedMaterial {
+  readonly material: Promise<KeyMaterial>;
+  /** Zeroes the material (now, or as soon as the unwrap returns); it cannot be used afterwards. */
+  close(): void;
+}
+
+/**
+ * Starts unwrapping an escrowed material and checks its fingerprint, without waiting: callers overlap the unwrap
+ * with round trips that do not need the material (import tokens, re-checks). Always `close()` it.
+ * `material` rejects with MATERIAL_MISMATCH when the unwrapped material does not have the recorded fingerprint.
+ */
+export function openEscrowedMaterial(
+  kp: KeyProtectPort,
+  escrow: EscrowKeyRef,
+  record: EscrowedMaterialRecord,
+  opts?: CallOptions,
+): OpenedMaterial {
+  let closed = false;
+  let held: KeyMaterial | undefined;
+  const material = (async () => {
+    const out = await kp.unwrap(escrowRef(escrow), record.ciphertext, record.aad, opts);
+    let m: KeyMaterial;
+    try {
+      m = KeyMaterial.fromBytes(out.plaintext);
+    } finally {
+      out.plaintext.fill(0);
+    }
+    if (closed || fingerprintOf(m) !== record.fingerprint) {
+      m.zero();
+      if (closed) throw new Error('escrowed material was closed before its unwrap returned');
+      throw new AppError(
+        'MATERIAL_MISMATCH',
+        'Escrowed material does not match the fingerprint recorded with the run',
+        {
+          details: { expected: record.fingerprint },
+        },
+      );
+    }
+    held = m;
+    return m;
+  })();
+  material.catch(() => undefined); // observed here; every user awaits it and sees the rejection
+  return {
+    material,
+    close() {
+      closed = true;
+      held?.zero();
+    },
+  };
+}
+
 /**
  * Unwraps an escrowed material, checks its fingerprint, runs `fn` with it and zeroes it whatever happens.
  * @throws {AppError} MATERIAL_MISMATCH when the unwrapped material does not have the recorded fingerprint
@@ -58,25 +110,10 @@ export async function withEscrowedMaterial<T>(
   fn: (material: KeyMaterial) => Promise<T>,
   opts?: CallOptions,
 ): Promise<T> {
-  const out = await kp.unwrap(escrowRef(escrow), record.ciphertext, record.aad, opts);
-  let material: KeyMaterial;
+  const opened = openEscrowedMaterial(kp, escrow, record, opts);
   try {
-    material = KeyMaterial.fromBytes(out.plaintext);
+    return await fn(await opened.material);
   } finally {
-    out.plaintext.fill(0);
-  }
-  try {
-    if (fingerprintOf(material) !== record.fingerprint) {
-      throw new AppError(
-        'MATERIAL_MISMATCH',
-        'Escrowed material does not match the fingerprint recorded with the run',
-        {
-          details: { expected: record.fingerprint },
-        },
-      );
-    }
-    return await fn(material);
-  } finally {
-    material.zero();
+    opened.close();
   }
 }

@@ -49,6 +49,16 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `rotateWithMaterial`. */
+export interface RotateOptions extends CallOptions {
+  /**
+   * Lets the caller overlap its own checks with the secure-import round trips: the adapter creates and fetches the
+   * import token first, then awaits `proceed`; `false` (or a rejection) abandons before anything is sent to the key
+   * (the unused token just expires). Without it the rotate goes ahead.
+   */
+  proceed?: Promise<boolean>;
+}
+
 export interface CreateImportedKeyInput {
   region: RegionId;
   instanceId: InstanceId;
@@ -87,7 +97,11 @@ export interface KeyProtectPort {
     input: { region: RegionId; instanceId: InstanceId; name: string; description?: string; aliases?: string[] },
     opts?: CallOptions,
   ): Promise<KeyInfo>;
-  rotateWithMaterial(ref: KeyRef, material: KeyMaterial, opts?: CallOptions): Promise<void>;
+  /**
+   * Secure import of `material` as the key's new version. `material` may still be on its way (e.g. an escrow
+   * unwrap): it is awaited only when the import token is in hand. Resolves `false` when `opts.proceed` said no.
+   */
+  rotateWithMaterial(ref: KeyRef, material: KeyMaterial | Promise<KeyMaterial>, opts?: RotateOptions): Promise<boolean>;
   wrap(ref: KeyRef, plaintext: Buffer, aad: string[], opts?: CallOptions): Promise<WrapResult>;
   unwrap(ref: KeyRef, ciphertext: string, aad: string[], opts?: CallOptions): Promise<UnwrapResult>;
 }

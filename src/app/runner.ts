@@ -40,7 +40,7 @@ import {
   Step,
 } from '../rotation/index.js';
 import { type CanaryParty, probeEvidence, runCanary } from './canary.js';
-import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
+import { generateAndEscrow, openEscrowedMaterial } from './escrow.js';
 import type { KeyProtectPort, KeyRef, Lease, Notifier, RunRepository, Stores, Versioned } from './ports.js';
 import type { AdvanceResult, RotationConfig, RotationServiceDeps } from './service.js';
 
@@ -356,8 +356,11 @@ class Worker {
           return;
         }
         case 'StageMembers':
+          // One secure import at a time per instance (its import token is shared); instances in parallel.
           await this.withMaterial(async (material) => {
-            await bounded(c.slots, this.ctx.config.stageConcurrency, (slot) => this.stageOne(slot, material, log));
+            await bounded(this.byInstance(c.slots), this.ctx.config.stageConcurrency, async (slots) => {
+              for (const slot of slots) await this.stageOne(slot, material, log);
+            });
           });
           return;
         case 'PromotePrimary':
@@ -418,10 +421,31 @@ class Worker {
     return { ref: refOf(m), crn: m.crn as KeyCrn, ...(m.versionId ? { expectedVersionId: m.versionId } : {}) };
   }
 
-  private async withMaterial(fn: (m: KeyMaterial) => Promise<void>): Promise<void> {
+  /**
+   * Runs `fn` with the run's material while its escrow unwrap is still in flight (members overlap their import
+   * token and re-check with it); zeroes it afterwards. An escrow that cannot be opened fails the step, not a member.
+   */
+  private async withMaterial(fn: (m: Promise<KeyMaterial>) => Promise<void>): Promise<void> {
     const run = this.run;
     if (!run.escrow) throw new Error('run has no escrowed material');
-    await withEscrowedMaterial(this.ctx.kp, run.escrowKey, run.escrow, fn, this.callOpts());
+    const opened = openEscrowedMaterial(this.ctx.kp, run.escrowKey, run.escrow, this.callOpts());
+    try {
+      await fn(opened.material);
+      await opened.material;
+    } finally {
+      opened.close();
+    }
+  }
+
+  /** Slots grouped by Key Protect instance (region + instance id), in their original order. */
+  private byInstance(slots: string[]): string[][] {
+    const groups = new Map<string, string[]>();
+    for (const slot of slots) {
+      const m = this.member(slot);
+      const k = `${m.region}:${m.instanceId}`;
+      groups.set(k, [...(groups.get(k) ?? []), slot]);
+    }
+    return [...groups.values()];
   }
 
   private async readMembers(slots: string[]): Promise<Outcome> {
@@ -454,7 +478,7 @@ class Worker {
 
   // ───────────── staging one member (duplicate, or the primary at promote) ─────────────
 
-  private async stageOne(slot: string, material: KeyMaterial, parent: Logger): Promise<void> {
+  private async stageOne(slot: string, material: Promise<KeyMaterial>, parent: Logger): Promise<void> {
     this.alive();
     const m = this.member(slot);
     const log = parent.child({ crn: m.crn ?? slot, region: m.region, role: m.role });
@@ -480,6 +504,11 @@ class Worker {
       for (const o of outcomes) await this.persist(o);
     } catch (err) {
       if (err instanceof Stopped || this.state.crashed) throw err;
+      const escrowFailure = await material.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (escrowFailure !== undefined) throw escrowFailure; // the step fails (see withMaterial), not this member
       const e = toRunError(err, this.now());
       log.warn('member step failed', { code: e.code, correlationId: e.correlationId });
       await this.persist({ type: 'StepFailed', step: this.run.step, slot, error: e });
@@ -509,74 +538,100 @@ class Worker {
   }
 
   /**
-   * Re-check, then rotate: list versions first; a version newer than the snapshot is either this run's material
-   * (done, never rotated twice) or foreign (noted; then rotated). After an ambiguous failure or a 409
-   * KEY_ROTATION_NOT_PERMITTED, list again: a new version means the rotate was applied.
+   * Re-check, then rotate: the member's versions are listed while the import token is fetched (and the escrow
+   * unwrapped), and the rotate is sent only when the re-check allows it. A version newer than the snapshot is either
+   * this run's material (done, never rotated twice) or foreign (noted; then rotated). After an ambiguous failure or a
+   * 409 KEY_ROTATION_NOT_PERMITTED, list again: a new version means the rotate was applied.
    */
-  private async rotateOne(slot: string, material: KeyMaterial, log: Logger): Promise<Outcome[]> {
+  private async rotateOne(slot: string, material: Promise<KeyMaterial>, log: Logger): Promise<Outcome[]> {
     const kp = this.ctx.kp;
     const m = this.member(slot);
     const ref = refOf(m);
     const out: Outcome[] = [];
-    let baseline = m.snapshotVersionId;
-    const versions = await kp.listVersions(ref, this.callOpts());
-    const newest = versions[0];
-    if (newest && newest.id !== baseline) {
+    const recheck = (async (): Promise<{ done?: Outcome; foreign?: Outcome; baseline: string | undefined }> => {
+      const versions = await kp.listVersions(ref, this.callOpts());
+      const newest = versions[0];
+      if (!newest || newest.id === m.snapshotVersionId) return { baseline: m.snapshotVersionId };
       const verdict = await this.attribute(m, newest.id);
       if (verdict !== 'foreign') {
         log.info('member already holds a new version; not rotating again', { versionId: newest.id, verdict });
-        return [{ type: 'MemberStaged', slot, versionId: newest.id, rotatedAtMs: newest.createdAtMs, via: 'found' }];
+        return {
+          done: { type: 'MemberStaged', slot, versionId: newest.id, rotatedAtMs: newest.createdAtMs, via: 'found' },
+          baseline: newest.id,
+        };
       }
       log.warn('foreign version on member', { versionId: newest.id });
-      out.push({ type: 'ForeignVersionFound', slot, versionId: newest.id, versionCount: versions.length });
-      baseline = newest.id;
-    }
+      return {
+        foreign: { type: 'ForeignVersionFound', slot, versionId: newest.id, versionCount: versions.length },
+        baseline: newest.id,
+      };
+    })();
+    recheck.catch(() => undefined); // awaited below in every path
     const correlationId = this.ctx.random.uuid();
     this.alive();
     log.info('rotating member', { kpCorrelationId: correlationId });
+    let rotateError: { err: unknown } | undefined;
+    try {
+      await kp.rotateWithMaterial(ref, material, {
+        correlationId,
+        proceed: recheck.then(
+          (r) => r.done === undefined && !this.state.stopped,
+          () => false,
+        ),
+      });
+    } catch (err) {
+      rotateError = { err };
+    }
+    const checked = await recheck;
+    if (checked.done) return [checked.done];
+    if (checked.foreign) out.push(checked.foreign);
+    const baseline = checked.baseline;
+    this.alive();
     let tokenRetried = false;
-    for (;;) {
-      try {
-        await kp.rotateWithMaterial(ref, material, { correlationId });
-        break;
-      } catch (err) {
-        if (hasCode(err, 'IMPORT_TOKEN_NONCE_MISMATCH', 'IMPORT_TOKEN_EXPIRED') && !tokenRetried) {
-          // The token was overwritten between our get and our rotate (someone outside lockstep's lease): the
-          // rotate was rejected, so it is safe to run the whole secure-import sequence once more.
-          tokenRetried = true;
-          log.warn('import token overwritten; retrying the secure import once', { kpCorrelationId: correlationId });
-          continue;
+    while (rotateError) {
+      const err = rotateError.err;
+      rotateError = undefined;
+      if (hasCode(err, 'IMPORT_TOKEN_NONCE_MISMATCH', 'IMPORT_TOKEN_EXPIRED') && !tokenRetried) {
+        // The token was overwritten between our get and our rotate (someone outside lockstep's lease): the
+        // rotate was rejected, so it is safe to run the whole secure-import sequence once more.
+        tokenRetried = true;
+        log.warn('import token overwritten; retrying the secure import once', { kpCorrelationId: correlationId });
+        try {
+          await kp.rotateWithMaterial(ref, material, { correlationId });
+        } catch (again) {
+          rotateError = { err: again };
         }
-        if (isAmbiguous(err) || hasCode(err, 'ROTATION_TOO_SOON')) {
-          const after = await kp.listVersions(ref, this.callOpts());
-          if (after[0] && after[0].id !== baseline) {
-            log.info('rotate was applied despite the error', { versionId: after[0].id, code: (err as AppError).code });
-            out.push({
-              type: 'MemberStaged',
-              slot,
-              versionId: after[0].id,
-              rotatedAtMs: after[0].createdAtMs,
-              via: 'found',
-            });
-            return out;
-          }
-        }
-        if (hasCode(err, 'ROTATION_TOO_SOON')) {
-          const key = await kp.getKey(ref, this.callOpts());
-          const wait = Math.max(
-            0,
-            (key.lastRotateAtMs ?? this.now()) + this.ctx.config.rotationMinIntervalMs - this.now(),
-          );
+        continue;
+      }
+      if (isAmbiguous(err) || hasCode(err, 'ROTATION_TOO_SOON')) {
+        const after = await kp.listVersions(ref, this.callOpts());
+        if (after[0] && after[0].id !== baseline) {
+          log.info('rotate was applied despite the error', { versionId: after[0].id, code: (err as AppError).code });
           out.push({
-            type: 'StepFailed',
-            step: this.run.step,
+            type: 'MemberStaged',
             slot,
-            error: { ...toRunError(err, this.now()), retryAfterMs: wait },
+            versionId: after[0].id,
+            rotatedAtMs: after[0].createdAtMs,
+            via: 'found',
           });
           return out;
         }
-        throw err;
       }
+      if (hasCode(err, 'ROTATION_TOO_SOON')) {
+        const key = await kp.getKey(ref, this.callOpts());
+        const wait = Math.max(
+          0,
+          (key.lastRotateAtMs ?? this.now()) + this.ctx.config.rotationMinIntervalMs - this.now(),
+        );
+        out.push({
+          type: 'StepFailed',
+          step: this.run.step,
+          slot,
+          error: { ...toRunError(err, this.now()), retryAfterMs: wait },
+        });
+        return out;
+      }
+      throw err;
     }
     const after = await kp.listVersions(ref, this.callOpts());
     const v = after[0];

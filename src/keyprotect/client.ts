@@ -188,14 +188,29 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     });
   }
 
-  /** The body fields that carry the material: sealed for an import token, or plain base64. */
+  /**
+   * The body fields that carry the material: sealed for an import token, or plain base64. The token is created and
+   * fetched before `material` and `proceed` are awaited, so a caller can overlap them with those round trips;
+   * `undefined` when `proceed` said no.
+   */
   async function materialFields(
     sc: Scope,
     region: string,
     instanceId: InstanceId,
-    material: KeyMaterial,
-  ): Promise<SecureImportWireFields | { payload: string }> {
-    if (useImportToken === false) return plainFields(material);
+    materialIn: KeyMaterial | Promise<KeyMaterial>,
+    proceedIn?: Promise<boolean>,
+  ): Promise<SecureImportWireFields | { payload: string } | undefined> {
+    const material = Promise.resolve(materialIn);
+    const proceed = proceedIn ?? Promise.resolve(true);
+    // Observed now, awaited later: a rejection that arrives while the token calls are in flight is not unhandled.
+    material.catch(() => undefined);
+    proceed.catch(() => undefined);
+    const ready = async (): Promise<KeyMaterial | undefined> =>
+      (await proceed.catch(() => false)) ? await material : undefined;
+    if (useImportToken === false) {
+      const m = await ready();
+      return m && plainFields(m);
+    }
     try {
       await send(sc, region, KpOperation.POST_IMPORT_TOKEN, (svc) =>
         svc.postImportToken({
@@ -208,7 +223,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     } catch (err) {
       if (useImportToken === 'auto' && tokenEndpointMissing(err)) {
         sc.log.warn('import tokens not offered by this instance; sending plain payload over TLS', { region });
-        return plainFields(material);
+        const m = await ready();
+        return m && plainFields(m);
       }
       throw err;
     }
@@ -220,8 +236,10 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     if (typeof payload !== 'string' || typeof nonce !== 'string') {
       throw unusableToken(ctx, 'missing_fields');
     }
+    const m = await ready();
+    if (!m) return undefined;
     try {
-      return toWireFields(sealForImport({ token: { payload, nonce: new Sensitive(nonce) }, material, random }));
+      return toWireFields(sealForImport({ token: { payload, nonce: new Sensitive(nonce) }, material: m, random }));
     } catch (err) {
       if (isAppError(err) && err.code === 'VALIDATION_FAILED') {
         throw unusableToken(ctx, String(err.details.reason ?? 'invalid'), err);
@@ -320,6 +338,7 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       const sc = scope(callOpts, { region: input.region, instanceId, call: 'createImportedKey' });
       serviceFor(input.region);
       const fields = await materialFields(sc, input.region, instanceId, input.material);
+      if (!fields) throw new Error('unreachable: createImportedKey has no proceed gate');
       return createKey(sc, input.region, instanceId, { ...descriptive, ...fields });
     },
 
@@ -339,7 +358,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
         call: 'rotateWithMaterial',
       });
       serviceFor(ref.region);
-      const fields = await materialFields(sc, ref.region, ref.instanceId, material);
+      const fields = await materialFields(sc, ref.region, ref.instanceId, material, callOpts?.proceed);
+      if (!fields) return false;
       const body = Buffer.from(JSON.stringify(fields));
       try {
         await send(sc, ref.region, KpOperation.ROTATE, (svc) =>
@@ -353,6 +373,7 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       } finally {
         body.fill(0);
       }
+      return true;
     },
 
     async wrap(ref, plaintext, aad, callOpts): Promise<WrapResult> {

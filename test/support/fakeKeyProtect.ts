@@ -12,6 +12,7 @@ import type {
   KeyProtectPort,
   KeyRef,
   KeyVersionInfo,
+  RotateOptions,
   UnwrapResult,
   WrapResult,
 } from '../../src/app/ports.js';
@@ -232,9 +233,14 @@ export class FakeKeyProtect implements KeyProtectPort {
     });
   }
 
-  async rotateWithMaterial(ref: KeyRef, material: KeyMaterial, _opts?: CallOptions): Promise<void> {
-    const bytes = material.use((b) => Buffer.from(b));
-    return this.guard('rotate', ref, () => {
+  async rotateWithMaterial(
+    ref: KeyRef,
+    materialIn: KeyMaterial | Promise<KeyMaterial>,
+    opts?: RotateOptions,
+  ): Promise<boolean> {
+    if (opts?.proceed && !(await opts.proceed.catch(() => false))) return false;
+    const bytes = (await materialIn).use((b) => Buffer.from(b));
+    await this.guard('rotate', ref, () => {
       const k = this.key(ref);
       if (k.state !== 1) throw kpError('MEMBER_NOT_ACTIVE');
       const now = this.clock.nowMs();
@@ -244,6 +250,7 @@ export class FakeKeyProtect implements KeyProtectPort {
       k.versions.unshift({ id: randomUUID() as KeyVersionId, createdAtMs: now, material: bytes });
       k.lastRotateAtMs = now;
     });
+    return true;
   }
 
   async wrap(ref: KeyRef, plaintext: Buffer, aad: string[], _opts?: CallOptions): Promise<WrapResult> {

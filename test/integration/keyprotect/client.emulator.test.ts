@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import KeyProtectV2 from '@ibm-cloud/ibm-key-protect/ibm-key-protect-api/v2.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/index.js';
 import { cryptoRandom, systemClock } from '../../../src/app/index.js';
-import type { KeyId, RegionId } from '../../../src/core/index.js';
+import { AppError, type KeyId, type RegionId } from '../../../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../../../src/keyprotect/index.js';
 import { type ClientStack, newMaterial, startClientStack } from './support.js';
 
@@ -38,6 +38,41 @@ describe('Key Protect client ⇄ emulator', () => {
   afterAll(async () => {
     await cs?.close();
     if (crDir) rmSync(crDir, { recursive: true, force: true });
+  });
+
+  it('fetches the import token before awaiting the caller: proceed=false or failed material sends no rotate', async () => {
+    // Prepare
+    const key = await kp.createImportedKey({
+      region: SOUTH,
+      instanceId: instance(SOUTH),
+      name: 'overlap-crk',
+      material: newMaterial(secrets).material,
+    });
+    const ref = refOf(SOUTH, key);
+    const proxy = proxies[SOUTH]!;
+    const tokenGets = () => proxy.count('GET', /\/import_token$/);
+    const rotates = () => proxy.count('POST', new RegExp(`/keys/${key.id}/actions/rotate`));
+    const [gets0, rotates0] = [tokenGets(), rotates()];
+    let release!: (go: boolean) => void;
+    const proceed = new Promise<boolean>((r) => {
+      release = r;
+    });
+
+    // Act: the token round trips go out while `proceed` is still pending; then the caller says no
+    const pending = kp.rotateWithMaterial(ref, newMaterial(secrets).material, { proceed });
+    await vi.waitFor(() => expect(tokenGets()).toBe(gets0 + 1));
+    release(false);
+
+    // Assess
+    expect(await pending).toBe(false);
+    expect(rotates()).toBe(rotates0);
+    expect(await kp.listVersions(ref)).toHaveLength(1);
+
+    // Act + assess: material that never arrives (a failed escrow unwrap) fails the call without a rotate
+    const failed = Promise.reject(new AppError('MATERIAL_MISMATCH', 'test: escrow does not match'));
+    await expect(kp.rotateWithMaterial(ref, failed)).rejects.toMatchObject({ code: 'MATERIAL_MISMATCH' });
+    expect(rotates()).toBe(rotates0);
+    expect(await kp.listVersions(ref)).toHaveLength(1);
   });
 
   it('creates an imported key through secure import, rotates it with material, and reads it back', async () => {

@@ -16,8 +16,9 @@ describe('runner and the events function writing the same run', () => {
     const { runId } = await w.service.rotateNow(group.id, { trigger: { kind: 'operator', by: 'test' } });
     const rotate = w.kp.rotateWithMaterial.bind(w.kp);
     let attached = 0;
-    w.kp.rotateWithMaterial = async (ref: KeyRef, material: KeyMaterial, opts) => {
-      await rotate(ref, material, opts);
+    w.kp.rotateWithMaterial = async (ref: KeyRef, material: KeyMaterial | Promise<KeyMaterial>, opts) => {
+      const rotated = await rotate(ref, material, opts);
+      if (!rotated) return false;
       const crn = group.members.find((m) => m.keyId === ref.keyId)!.crn;
       await w.service.attachEvidence(
         { crn, runId },
@@ -29,6 +30,7 @@ describe('runner and the events function writing the same run', () => {
           outcome: 'success',
         },
       );
+      return true;
     };
 
     // Act: one advance, no clock movement
