@@ -104,7 +104,8 @@ describe(`DR-unreadable window (${reliabilityLevel()})`, () => {
         `${Math.round(median(windowsMs))} ms, max ${Math.round(Math.max(...windowsMs))} ms)`;
       const lockstepLine =
         `lockstep: ${ls.unwrapFailures + ls.mismatches}/${ls.unwraps} unwraps failed, ${ls.wrapFailures}/` +
-        `${ls.wraps + ls.wrapFailures} wraps failed`;
+        `${ls.wraps + ls.wrapFailures} wraps failed (${ls.olderVersionUnwraps} unwraps served by a duplicate staged ` +
+        `ahead of the primary)`;
       const setup =
         `${rotations} rotations, ${dups} duplicate(s), emulator latency ${LATENCY.latencyMs}+U(0,${LATENCY.latencyJitterMs}) ms/call, ` +
         `workload 2 loops wrap@primary→unwrap@every duplicate`;
@@ -140,6 +141,8 @@ describe(`DR-unreadable window (${reliabilityLevel()})`, () => {
       expect(lsStatuses).toEqual(Array(rotations).fill('completed'));
       expect(ls.unwraps).toBeGreaterThan(0);
       expect(ls.wrappedVersions.length).toBeGreaterThanOrEqual(rotations + 1);
+      // …including while duplicates held the new material and the primary still wrapped under the old one
+      expect(ls.olderVersionUnwraps).toBeGreaterThan(0);
       expect(nv.wrappedVersions.length).toBeGreaterThanOrEqual(rotations + 1);
       // ── the naive script opens the window and the workload sees it: failures, all DR unwraps at duplicates ──
       expect(nv.failures, 'the workload did not detect the naive window').toBeGreaterThan(0);

@@ -41,6 +41,11 @@ export interface DrWorkloadStats {
   unwrapFailures: number;
   /** Unwraps that answered with the wrong plaintext. */
   mismatches: number;
+  /**
+   * Successful unwraps answered from a duplicate's older version (Key Protect then also rewraps): the DEK was wrapped
+   * at the primary under material the duplicate had already superseded — i.e. while duplicates were staged ahead.
+   */
+  olderVersionUnwraps: number;
   /** wrapFailures + unwrapFailures + mismatches. */
   failures: number;
   /** Every failure, in the order seen. */
@@ -110,7 +115,7 @@ export function startDrWorkload(opts: DrWorkloadOptions): DrWorkload {
   if (!primary || duplicates.length === 0) throw new Error('the DR workload needs a primary and a duplicate');
   const aad = opts.aad ?? ['dr-workload', opts.group.id];
   const startedMs = performance.now();
-  const counts = { wraps: 0, unwraps: 0, wrapFailures: 0, unwrapFailures: 0, mismatches: 0 };
+  const counts = { wraps: 0, unwraps: 0, wrapFailures: 0, unwrapFailures: 0, mismatches: 0, olderVersionUnwraps: 0 };
   const failureLog: DrFailure[] = [];
   const versions = new Set<string>();
   const waiters: Array<{ afterMs: number; resolve: () => void }> = [];
@@ -148,6 +153,7 @@ export function startDrWorkload(opts: DrWorkloadOptions): DrWorkload {
             const res = await kp.unwrap(refOf(d), wrapped.ciphertext, aad);
             const same = res.plaintext.equals(dek);
             res.plaintext.fill(0);
+            if (same && res.rewrappedKeyVersionId) counts.olderVersionUnwraps++;
             if (!same) {
               counts.mismatches++;
               fail({ ...where, wrappedVersionId: wrapped.keyVersionId, reason: 'PLAINTEXT_MISMATCH' });
