@@ -35,7 +35,13 @@ function authenticators(): Authenticator[] {
     out.push(hmacAuthenticator({ secrets: cfg.hmacSecrets, windowSeconds: cfg.windowSeconds }));
   if (cfg.tokens.length) out.push(staticTokenAuthenticator({ tokens: cfg.tokens }));
   if (cfg.iamIds.length)
-    out.push(iamBearerAuthenticator({ jwksUrl: `${iamUrl}/identity/keys`, allowedIamIds: cfg.iamIds }));
+    out.push(
+      iamBearerAuthenticator({
+        jwksUrl: `${iamUrl}/identity/keys`,
+        issuer: `${iamUrl}/identity`,
+        allowedIamIds: cfg.iamIds,
+      }),
+    );
   return out;
 }
 

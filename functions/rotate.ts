@@ -37,6 +37,7 @@ export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
     authenticators: [
       iamBearerAuthenticator({
         jwksUrl: `${iamUrl}/identity/keys`,
+        issuer: `${iamUrl}/identity`,
         allowedIamIds: (process.env.LOCKSTEP_TICK_IAM_IDS ?? '').split(',').filter(Boolean),
       }),
     ],

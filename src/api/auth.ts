@@ -94,6 +94,11 @@ export function createAuthenticator(config: ApiAuthConfig): Authenticator {
       } catch (err) {
         throw translateJoseError(err);
       }
+      // IAM access tokens carry no audience; a token naming one was issued for another relying party (e.g. an OIDC
+      // ID token of another client) and must not be accepted here unless this API is that audience.
+      if (config.audience === undefined && payload.aud !== undefined) {
+        throw new AppError('UNAUTHENTICATED', 'The token was issued for another audience; send an IAM access token');
+      }
       const iamId = typeof payload.iam_id === 'string' ? payload.iam_id : payload.sub;
       if (typeof iamId !== 'string' || iamId === '') {
         throw new AppError('UNAUTHENTICATED', 'The token names no identity (no iam_id or sub claim)');

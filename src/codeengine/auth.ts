@@ -83,7 +83,8 @@ export function staticTokenAuthenticator(opts: { tokens: SharedSecret[] }): Auth
 }
 
 /**
- * IAM bearer authenticator: verifies an RS256 JWT against the IAM JWKS (`<iamUrl>/identity/keys`), and accepts
+ * IAM bearer authenticator: verifies an RS256 JWT against the IAM JWKS (`<iamUrl>/identity/keys`) and its issuer
+ * (`<iamUrl>/identity`; pass it), refuses tokens that name an audience (IAM access tokens have none), and accepts
  * only the listed IAM ids (service ids or trusted profiles) when `allowedIamIds` is non-empty.
  */
 export function iamBearerAuthenticator(opts: {
@@ -102,6 +103,8 @@ export function iamBearerAuthenticator(opts: {
         currentDate: new Date(nowMs),
         ...(opts.issuer ? { issuer: opts.issuer } : {}),
       });
+      // IAM access tokens carry no audience: one that names an audience was issued for another relying party.
+      if (payload.aud !== undefined) return undefined;
       const subject = String(payload.iam_id ?? payload.sub ?? '');
       if (!subject) return undefined;
       if (opts.allowedIamIds?.length && !opts.allowedIamIds.includes(subject)) return undefined;
