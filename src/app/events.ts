@@ -257,14 +257,17 @@ async function handleOne(
   if (!(MEMBER_ACTIONS as readonly string[]).includes(ev.action))
     return { ...base, outcome: 'ignored', reason: 'action-not-relevant' };
   if (ev.outcome !== 'success') return { ...base, outcome: 'ignored', reason: 'action-failed' };
-  let crn: string;
+  let target: ReturnType<typeof parseKeyCrn>;
   try {
-    crn = parseKeyCrn(ev.targetCrn).crn;
+    target = parseKeyCrn(ev.targetCrn);
   } catch {
     return { ...base, outcome: 'ignored', reason: 'not-a-key-crn' };
   }
-  const group = await groupOf(crn);
-  if (!group) return { ...base, outcome: 'ignored', reason: 'unmanaged-key' };
+  const group = await groupOf(target.crn);
+  // The lookup matches instance and key ids; a CRN naming them under another account or region is not the member's
+  // (a forged or mistaken CRN) and changes nothing. From here on the member's own CRN is used.
+  const crn = group?.members.find((m) => sameKey(m.crn, target))?.crn;
+  if (!group || !crn) return { ...base, outcome: 'ignored', reason: 'unmanaged-key' };
 
   const ownRunId = await ownRun(deps, ev, group);
   if (ownRunId !== undefined) {
@@ -294,6 +297,21 @@ async function handleOne(
     reason: `group ${status}`,
     ...(healRunId ? { runId: healRunId } : {}),
   };
+}
+
+/** True when `memberCrn` names the same key as `target`: region, account, instance and key (GUIDs in any case). */
+function sameKey(memberCrn: string, target: ReturnType<typeof parseKeyCrn>): boolean {
+  try {
+    const m = parseKeyCrn(memberCrn);
+    return (
+      m.region.toLowerCase() === target.region.toLowerCase() &&
+      m.accountId.toLowerCase() === target.accountId.toLowerCase() &&
+      m.instanceId === target.instanceId &&
+      m.keyId === target.keyId
+    );
+  } catch {
+    return false;
+  }
 }
 
 /**
