@@ -52,6 +52,8 @@ export type CeEvent =
   | { kind: 'cron'; request: HttpRequest; unfolded: Record<string, unknown>; cron: CronPing };
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** A request id taken from the caller (`X-Request-Id`, or `Ce-Id` of a cron ping); anything else gets a new one. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 const CORE_CE_HEADERS = new Set(['ce-id', 'ce-source', 'ce-specversion', 'ce-time', 'ce-type', 'ce-subject']);
 
 /** Media type without parameters, lower case (`application/json; charset=utf-8` → `application/json`). */
@@ -149,7 +151,10 @@ export function fromCeParams(params: CeParams, fallbackRequestId: string): CeEve
     query: parseQuery(rawQuery),
     headers,
     ...(body ? { body } : {}),
-    requestId: headers['x-request-id'] || (isPing && headers['ce-id']) || fallbackRequestId,
+    // echoed in the `x-request-id` response header and logs: only a well-formed id is kept (no CR/LF injection)
+    requestId:
+      [headers['x-request-id'], isPing ? headers['ce-id'] : undefined].find((v) => v && REQUEST_ID.test(v)) ??
+      fallbackRequestId,
   };
   if (!isPing) return { kind: 'http', request, unfolded };
   const extensions: Record<string, string> = {};
