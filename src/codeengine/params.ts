@@ -244,7 +244,9 @@ export function toCeParams(input: {
   params.__ce_path = input.path?.startsWith('/') ? input.path : '/';
   params.__ce_query = rawQuery;
   if (input.body && input.body.length > 0) {
-    const encoded = isTextMediaType(mediaType) ? input.body.toString('utf8') : input.body.toString('base64');
+    // a body without a type travels as text, as `decodeCeBody` reads it (else its bytes change on the way)
+    const asText = isTextMediaType(mediaType) || mediaType === '';
+    const encoded = asText ? input.body.toString('utf8') : input.body.toString('base64');
     const field = headers['Ce-Type'] === CE_PING_TYPE ? (input.cronBodyField ?? '__ce_body') : '__ce_body';
     params[field] = encoded;
   }
