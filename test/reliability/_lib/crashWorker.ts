@@ -1,0 +1,133 @@
+/**
+ * A rotation worker in a child process for the crash matrix (test/reliability/crash-matrix.test.ts). Unlike
+ * test/support/rotationChild.ts it hangs after the k-th persisted step (whatever step that is), and it starts
+ * before it is given work, so that the test can spawn the next worker while the current one runs:
+ *
+ * 1. connects to the running emulator + store (URLs from the environment), prints `READY`;
+ * 2. reads one JSON line on stdin: `{"runId": "...", "hangAfter": k}`;
+ * 3. takes the emulator clock, advances the run with its own service (real randomness), and right after persist
+ *    #k prints `HANGING <k> <step> <status>` and makes no further progress until it is killed (SIGKILL). If the
+ *    run stops before persist #k it prints `FINISHED <persists> <status> <step>` and exits.
+ *
+ * Every random byte string of ≥ 16 bytes it generates (the material, canary DEKs) is written as hex to file
+ * descriptor 3 when the parent opened one — a test-only side channel, so that the parent can search the worker's
+ * stdout/stderr for them. Logs (JSON lines, debug level) go to stderr.
+ *
+ * Env: LOCKSTEP_KP_ENDPOINTS (JSON region→url), LOCKSTEP_IAM_URL, LOCKSTEP_API_KEY, LOCKSTEP_ADMIN_URL,
+ * LOCKSTEP_COUCH_URL, LOCKSTEP_DB_PREFIX, LOCKSTEP_ROTATION_CONFIG (JSON, optional: Partial<RotationConfig>).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { fstatSync, writeSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { createJsonLogger, createRotationService, type RotationConfig } from '../../../src/app/index.js';
+import { asGroupId, asInstanceId, asKeyId, asRegionId, type Clock, type Random } from '../../../src/core/index.js';
+import { authenticatorFromConfig, createKeyProtectClient } from '../../../src/keyprotect/index.js';
+import { createCloudantStores } from '../../../src/store/index.js';
+
+export interface CrashWorkerCommand {
+  runId: string;
+  /** Hang right after this persisted step (1-based count of `afterPersist` calls). */
+  hangAfter: number;
+}
+
+const env = (k: string): string => {
+  const v = process.env[k];
+  if (!v) throw new Error(`missing ${k}`);
+  return v;
+};
+
+function hasFd3(): boolean {
+  try {
+    fstatSync(3);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main(): Promise<void> {
+  const side = hasFd3();
+  const random: Random = {
+    bytes(n) {
+      const b = randomBytes(n);
+      if (side && n >= 16) writeSync(3, `${b.toString('hex')}\n`);
+      return b;
+    },
+    uuid: () => randomUUID(),
+  };
+  // The emulator clock is the service clock; its offset is taken when the work arrives (the parent may have
+  // advanced it while this worker waited).
+  let offset = 0;
+  const clock: Clock = { nowMs: () => Date.now() + offset };
+  const logger = createJsonLogger({ level: 'debug', clock, write: (l) => process.stderr.write(`${l}\n`) });
+  const kp = createKeyProtectClient({
+    endpoints: JSON.parse(env('LOCKSTEP_KP_ENDPOINTS')) as Record<string, string>,
+    authenticator: authenticatorFromConfig({
+      kind: 'iam',
+      apiKey: env('LOCKSTEP_API_KEY'),
+      iamUrl: env('LOCKSTEP_IAM_URL'),
+    }),
+    random,
+    clock,
+    logger: logger.child({ component: 'kp' }),
+    retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100, maxRetryAfterMs: 200 },
+    timeoutMs: 60_000,
+  });
+  const stores = await createCloudantStores({
+    url: env('LOCKSTEP_COUCH_URL'),
+    dbPrefix: env('LOCKSTEP_DB_PREFIX'),
+    logger,
+  });
+  const config = JSON.parse(process.env.LOCKSTEP_ROTATION_CONFIG ?? '{}') as Partial<RotationConfig>;
+  // Warm-up while no work is assigned (the parent starts workers ahead): the IAM token, the SDKs' request paths
+  // and the store client. Both reads miss (404) and change nothing.
+  const [region] = Object.keys(JSON.parse(env('LOCKSTEP_KP_ENDPOINTS')) as Record<string, string>);
+  await Promise.allSettled([
+    kp.listVersions({
+      region: asRegionId(region),
+      instanceId: asInstanceId(randomUUID()),
+      keyId: asKeyId(randomUUID()),
+    }),
+    stores.groups.find(asGroupId('crash-worker-warm-up')),
+  ]);
+  process.stdout.write('READY\n');
+
+  const lines = createInterface({ input: process.stdin });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    lines.once('close', () => reject(new Error('stdin closed before a command arrived')));
+  });
+  lines.close();
+  const cmd = JSON.parse(first) as CrashWorkerCommand;
+  const res = await fetch(`${env('LOCKSTEP_ADMIN_URL')}/__emulator/clock`);
+  offset = ((await res.json()) as { nowMs: number }).nowMs - Date.now();
+
+  let persists = 0;
+  const service = createRotationService({
+    kp,
+    stores,
+    clock,
+    random,
+    logger,
+    config,
+    afterPersist: async (run) => {
+      persists += 1;
+      if (persists === cmd.hangAfter) {
+        process.stdout.write(`HANGING ${persists} ${run.step} ${run.status}\n`);
+        // Until SIGKILL: a timer keeps the process alive (a bare pending promise would let it exit).
+        await new Promise(() => setInterval(() => undefined, 60_000));
+      }
+    },
+  });
+  const out = await service.advanceRun(cmd.runId, {
+    deadlineAtMs: clock.nowMs() + 3_600_000,
+    holder: `crash-worker-${process.pid}`,
+  });
+  process.stdout.write(`FINISHED ${persists} ${out.status} ${out.step}\n`);
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  process.stdout.write(`FAILED ${err instanceof Error ? err.message : 'unknown'}\n`);
+  process.exit(1);
+});
