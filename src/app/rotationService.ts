@@ -22,13 +22,21 @@ import {
   type Trigger,
 } from '../core/index.js';
 import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
-import { newRun, type RotationRun, RunKind, reopenRun, slotOf } from '../rotation/index.js';
+import {
+  applyOutcome,
+  type MemberReading,
+  newRun,
+  type RotationRun,
+  RunKind,
+  reopenRun,
+  slotOf,
+} from '../rotation/index.js';
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
 import { probeEvidence, runCanary } from './canary.js';
 import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun, advanceReplay } from './replay.js';
-import { advance, type RunnerContext, runsOf } from './runner.js';
+import { advance, type RunnerContext, readMemberState, runsOf } from './runner.js';
 import {
   type AddRegionInput,
   type AdoptGroupInput,
@@ -546,20 +554,31 @@ export function createRotationService(
         }
         const nowMs = now();
         let notBeforeMs: number | undefined;
+        // The plan step's reading, taken now: refuses what cannot rotate with a clear error, and (when every member
+        // answered) becomes the run's plan, so the run starts at generate without reading the members again.
+        let readings: MemberReading[] | undefined;
         if (!o.force) {
-          const infos = await Promise.all(group.members.map((m) => readMember(m)));
-          for (const [i, info] of infos.entries()) {
+          const results = await Promise.all(
+            group.members.map((m) =>
+              readMemberState(kp, m, slotOf(m), opts()).catch((err: unknown) =>
+                isAppError(err) ? err : Promise.reject(err),
+              ),
+            ),
+          );
+          readings = [];
+          for (const [i, info] of results.entries()) {
             const m = group.members[i]!;
             if (info instanceof AppError) {
-              if (info.code === 'KEY_NOT_FOUND' || info.code === 'KEY_DELETED') {
-                throw new AppError('MEMBER_NOT_ACTIVE', `Member ${m.crn} (${m.region}) no longer exists`, {
-                  details: { crn: m.crn },
-                });
-              }
-              if (info.retryable) continue; // unreachable now: the run's plan step retries and degrades if it must
-              throw info;
+              if (!info.retryable) throw info;
+              readings = undefined; // the run's plan step reads again, retries and degrades if it must
+              continue;
             }
-            if (info.state !== 1 || info.deleted) {
+            if (info.deleted) {
+              throw new AppError('MEMBER_NOT_ACTIVE', `Member ${m.crn} (${m.region}) no longer exists`, {
+                details: { crn: m.crn },
+              });
+            }
+            if (info.state !== 1) {
               throw new AppError(
                 'MEMBER_NOT_ACTIVE',
                 `Member ${m.crn} (${m.region}) is not active (state ${info.state})`,
@@ -576,6 +595,7 @@ export function createRotationService(
                 { details: { crn: m.crn, earliestAtMs: at } },
               );
             }
+            readings?.push(info);
           }
         }
         const generation = group.currentGeneration + 1;
@@ -594,7 +614,7 @@ export function createRotationService(
           if (hasCode(err, 'STORE_CONFLICT')) continue; // someone changed the group: re-check
           throw err;
         }
-        const run = newRun({
+        const fresh = newRun({
           id: runId,
           groupId: group.id,
           generation,
@@ -606,6 +626,9 @@ export function createRotationService(
           deadlineAtMs: nowMs + config.runDeadlineMs,
           ...(notBeforeMs !== undefined ? { notBeforeMs } : {}),
         });
+        const run = readings
+          ? applyOutcome(fresh, { type: 'MembersRead', readings, atClaim: true }, nowMs, config)
+          : fresh;
         await runs.create(run);
         log.info('rotation claimed', { groupId: group.id, runId, generation, trigger: trigger.kind });
         return { runId };

@@ -31,6 +31,7 @@ import {
   decide,
   duplicatesOf,
   MemberProgress,
+  type MemberReading,
   type Outcome,
   primaryOf,
   type RotationRun,
@@ -41,7 +42,16 @@ import {
 } from '../rotation/index.js';
 import { type CanaryParty, probeEvidence, runCanary } from './canary.js';
 import { generateAndEscrow, openEscrowedMaterial } from './escrow.js';
-import type { KeyProtectPort, KeyRef, Lease, Notifier, RunRepository, Stores, Versioned } from './ports.js';
+import type {
+  CallOptions,
+  KeyProtectPort,
+  KeyRef,
+  Lease,
+  Notifier,
+  RunRepository,
+  Stores,
+  Versioned,
+} from './ports.js';
 import type { AdvanceResult, RotationConfig, RotationServiceDeps } from './service.js';
 
 /** Everything the runner needs (built once by the service). */
@@ -150,6 +160,34 @@ async function bounded<T>(items: T[], limit: number, fn: (item: T) => Promise<vo
   });
   await Promise.all(workers);
   if (firstError) throw firstError.err;
+}
+
+/**
+ * The plan step's reading of one member: state, newest version, version count, last rotation (key and versions in
+ * parallel: one round trip). A deleted or missing key reads as deleted.
+ */
+export async function readMemberState(
+  kp: KeyProtectPort,
+  ref: KeyRef,
+  slot: string,
+  opts?: CallOptions,
+): Promise<MemberReading> {
+  try {
+    const [key, versions] = await Promise.all([kp.getKey(ref, opts), kp.listVersions(ref, opts)]);
+    return {
+      slot,
+      state: key.state,
+      deleted: key.deleted,
+      currentVersionId: (versions[0]?.id ?? key.currentVersionId) as KeyVersionId,
+      versionCount: versions.length,
+      ...(key.lastRotateAtMs !== undefined ? { lastRotateAtMs: key.lastRotateAtMs } : {}),
+    };
+  } catch (err) {
+    if (hasCode(err, 'KEY_NOT_FOUND', 'KEY_DELETED')) {
+      return { slot, state: 5, deleted: true, currentVersionId: '' as KeyVersionId, versionCount: 0 };
+    }
+    throw err;
+  }
 }
 
 /** Upper bound of commands one worker executes in one pass (a healthy run needs about 10 + members). */
@@ -450,28 +488,7 @@ class Worker {
 
   private async readMembers(slots: string[]): Promise<Outcome> {
     const readings = await Promise.all(
-      slots.map(async (slot) => {
-        const m = this.member(slot);
-        try {
-          const [key, versions] = await Promise.all([
-            this.ctx.kp.getKey(refOf(m), this.callOpts()),
-            this.ctx.kp.listVersions(refOf(m), this.callOpts()),
-          ]);
-          return {
-            slot,
-            state: key.state,
-            deleted: key.deleted,
-            currentVersionId: (versions[0]?.id ?? key.currentVersionId) as KeyVersionId,
-            versionCount: versions.length,
-            ...(key.lastRotateAtMs !== undefined ? { lastRotateAtMs: key.lastRotateAtMs } : {}),
-          };
-        } catch (err) {
-          if (hasCode(err, 'KEY_NOT_FOUND', 'KEY_DELETED')) {
-            return { slot, state: 5, deleted: true, currentVersionId: '' as KeyVersionId, versionCount: 0 };
-          }
-          throw err;
-        }
-      }),
+      slots.map((slot) => readMemberState(this.ctx.kp, refOf(this.member(slot)), slot, this.callOpts())),
     );
     return { type: 'MembersRead', readings };
   }

@@ -180,7 +180,7 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
 
   switch (outcome.type) {
     case 'MembersRead':
-      onMembersRead(run, outcome.readings, nowMs, cfg);
+      onMembersRead(run, outcome.readings, nowMs, cfg, outcome.atClaim === true);
       break;
     case 'MaterialEscrowed':
       run.fingerprint = outcome.fingerprint;
@@ -282,7 +282,13 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
   return run;
 }
 
-function onMembersRead(run: RotationRun, readings: MemberReading[], nowMs: number, cfg: DeciderConfig): void {
+function onMembersRead(
+  run: RotationRun,
+  readings: MemberReading[],
+  nowMs: number,
+  cfg: DeciderConfig,
+  atClaim: boolean,
+): void {
   const problems: string[] = [];
   let earliest = 0;
   for (const r of readings) {
@@ -315,7 +321,7 @@ function onMembersRead(run: RotationRun, readings: MemberReading[], nowMs: numbe
     m.snapshotLastRotateAtMs = r.lastRotateAtMs;
   }
   run.step = Step.GENERATE;
-  run.status = 'running';
+  run.status = atClaim ? 'pending' : 'running';
   run.statusReason = undefined;
   run.attempt = 0;
   run.nextAttemptAtMs = undefined;

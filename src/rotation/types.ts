@@ -185,7 +185,8 @@ export interface MemberReading {
 }
 
 export type Outcome =
-  | { type: 'MembersRead'; readings: MemberReading[] }
+  /** `atClaim`: read by whoever claimed the run, before any worker runs it (the run stays `pending`). */
+  | { type: 'MembersRead'; readings: MemberReading[]; atClaim?: boolean }
   | { type: 'MaterialEscrowed'; fingerprint: string; escrow: NonNullable<RotationRun['escrow']> }
   | {
       type: 'MemberStaged';

@@ -150,6 +150,15 @@ describe('decide', () => {
     expect(decide(r, T0)).toMatchObject({ command: { type: 'PromotePrimary' } });
   });
 
+  it('a plan read at claim time moves the run to generate but leaves it pending until a worker runs it', () => {
+    const r0 = run();
+    const claimed = applyOutcome(r0, { ...readings(r0), atClaim: true } as Outcome, T0, cfg);
+    expect(claimed).toMatchObject({ step: Step.GENERATE, status: 'pending' });
+    expect(claimed.members.map((m) => m.snapshotVersionId)).toEqual(r0.members.map((_, i) => `v0-${i}`));
+    expect(decide(claimed, T0)).toMatchObject({ command: { type: 'GenerateMaterial' } });
+    expect(applyOutcome(r0, readings(r0), T0, cfg).status).toBe('running');
+  });
+
   it('plans around the one-rotation-per-hour rule', () => {
     const r0 = run();
     const r = applyOutcome(r0, readings(r0, { lastRotateAtMs: T0 - 600_000 }), T0, cfg);
