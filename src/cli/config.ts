@@ -234,7 +234,8 @@ function fileLayer(text: string, file: string): Layer {
   const root = doc.value ?? {};
   if (!isRecord(root)) throw usageError(`${at([])}: expected a mapping of settings`);
   for (const [k, v] of Object.entries(root)) {
-    const shape = FILE_SHAPE[k];
+    // own keys only: `constructor`, `toString`… are unknown settings, not Object.prototype members
+    const shape = Object.hasOwn(FILE_SHAPE, k) ? FILE_SHAPE[k] : undefined;
     if (!shape) {
       throw usageError(
         `${at([k])}: unknown setting "${k}"`,
