@@ -18,7 +18,15 @@ export function parseLocatedYaml(text: string): LocatedYaml {
     const msg = e.message.split('\n')[0] ?? e.message;
     return p ? `line ${p.line}, column ${p.col}: ${msg}` : msg;
   });
-  const value = syntaxErrors.length ? undefined : doc.toJS({ maxAliasCount: 50 });
+  let value: unknown;
+  if (!syntaxErrors.length) {
+    try {
+      value = doc.toJS({ maxAliasCount: 50 });
+    } catch (err) {
+      // an alias bomb (yaml refuses to expand it) is a defect of the file like a syntax error
+      syntaxErrors.push(`too many aliases (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
   return {
     value,
     syntaxErrors,
