@@ -98,9 +98,21 @@ const defaultRead = (p: string): string | undefined => (existsSync(p) ? readFile
  * @throws {CliError} exit code 2 on a bad value, an unreadable file or an unknown config-file key
  */
 export function resolveConfig(input: ResolveConfigInput): ResolvedConfig {
-  const read = input.readFile ?? defaultRead;
   const { flags, env, cwd } = input;
   const show = (p: string) => (isAbsolute(p) ? relative(cwd, p) || p : p);
+  const readFile = input.readFile ?? defaultRead;
+  // a path that exists but cannot be read (a directory, no permission) is a usage error like a missing file
+  const read = (p: string): string | undefined => {
+    try {
+      return readFile(p);
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      throw usageError(
+        `cannot read ${show(p)}${typeof code === 'string' ? ` (${code})` : ''}`,
+        'point --config / --dev-file (or LOCKSTEP_CONFIG / LOCKSTEP_DEV_FILE) at a readable file',
+      );
+    }
+  };
 
   // config file: an explicit path must exist; the default one is optional
   const explicitConfig = flags.config ?? env.LOCKSTEP_CONFIG;
