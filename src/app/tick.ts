@@ -268,28 +268,34 @@ async function claimGroup(
 }
 
 /**
- * Wraps a Key Protect port so that calls to one instance never exceed `perSecond` (a token bucket per instance,
- * waiting when empty). Protects each instance's API rate limit when many groups share it.
+ * Wraps a Key Protect port so that requests to one instance never exceed `perSecond` (a token bucket per instance,
+ * waiting when empty). Protects each instance's API rate limit when many groups share it. Counts HTTP requests, not
+ * calls: a secure import (`rotateWithMaterial`, `createImportedKey`) is three (POST and GET import token, then the
+ * rotate or create).
  */
+/** HTTP requests of one secure import: POST /import_token, GET /import_token, then the rotate or create. */
+const SECURE_IMPORT_REQUESTS = 3;
+
 export function withRequestRateBudget(
   kp: KeyProtectPort,
   opts: { perSecond: number; clock: Clock; sleep?: (ms: number) => Promise<void> },
 ): KeyProtectPort {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const buckets = new Map<string, { tokens: number; atMs: number }>();
-  const take = async (instanceId: string, signal?: AbortSignal) => {
+  const take = async (instanceId: string, signal?: AbortSignal, requests = 1) => {
+    const n = Math.min(requests, opts.perSecond);
     for (;;) {
       const now = opts.clock.nowMs();
       const b = buckets.get(instanceId) ?? { tokens: opts.perSecond, atMs: now };
       b.tokens = Math.min(opts.perSecond, b.tokens + ((now - b.atMs) / 1000) * opts.perSecond);
       b.atMs = now;
       buckets.set(instanceId, b);
-      if (b.tokens >= 1) {
-        b.tokens -= 1;
+      if (b.tokens >= n) {
+        b.tokens -= n;
         return;
       }
       if (signal?.aborted) throw new AppError('DEADLINE_EXCEEDED', 'Request budget wait aborted');
-      await sleep(Math.ceil(((1 - b.tokens) / opts.perSecond) * 1000));
+      await sleep(Math.ceil(((n - b.tokens) / opts.perSecond) * 1000));
     }
   };
   return {
@@ -302,7 +308,7 @@ export function withRequestRateBudget(
       return kp.listVersions(ref, o);
     },
     createImportedKey: async (i, o) => {
-      await take(i.instanceId, o?.signal);
+      await take(i.instanceId, o?.signal, SECURE_IMPORT_REQUESTS);
       return kp.createImportedKey(i, o);
     },
     createGeneratedRootKey: async (i, o) => {
@@ -310,7 +316,7 @@ export function withRequestRateBudget(
       return kp.createGeneratedRootKey(i, o);
     },
     rotateWithMaterial: async (ref, m, o) => {
-      await take(ref.instanceId, o?.signal);
+      await take(ref.instanceId, o?.signal, SECURE_IMPORT_REQUESTS);
       return kp.rotateWithMaterial(ref, m, o);
     },
     wrap: async (ref, p, aad, o) => {

@@ -47,10 +47,18 @@ export function duplicatesOf(run: RotationRun): RunMember[] {
 }
 
 /** Exponential backoff for the n-th attempt (n ≥ 1), capped; an upstream Retry-After wins when longer. */
-export function backoffMs(attempt: number, cfg: DeciderConfig, retryAfterMs?: number): number {
-  const exp = Math.min(cfg.retryMaxMs, cfg.retryBaseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
+/**
+ * Wait before attempt `attempt + 1`: exponential from `retryBaseMs`, never shorter than the server's Retry-After.
+ * A failure caused by the rate limit (`throttled`: Key Protect answered 429) starts from its Retry-After (at least
+ * 1 s) instead: the service said when it will answer again, and the generic backoff would idle the run far longer.
+ */
+export function backoffMs(attempt: number, cfg: DeciderConfig, retryAfterMs?: number, throttled = false): number {
+  const base = throttled ? Math.min(cfg.retryBaseMs, Math.max(1_000, retryAfterMs ?? 0)) : cfg.retryBaseMs;
+  const exp = Math.min(cfg.retryMaxMs, base * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
   return Math.max(exp, retryAfterMs ?? 0);
 }
+
+const THROTTLED = 'UPSTREAM_RATE_LIMITED';
 
 function isTerminal(run: RotationRun): boolean {
   if (run.status === 'completed' || run.status === 'failed') return true;
@@ -344,7 +352,7 @@ function onStepFailed(
     const until =
       error.code === 'ROTATION_TOO_SOON' && error.retryAfterMs !== undefined
         ? nowMs + error.retryAfterMs
-        : nowMs + backoffMs(m.attempts, cfg, error.retryAfterMs);
+        : nowMs + backoffMs(m.attempts, cfg, error.retryAfterMs, error.code === THROTTLED);
     m.notBeforeMs = until;
     run.status = 'degraded';
     run.statusReason =
@@ -357,7 +365,7 @@ function onStepFailed(
     return;
   }
   run.attempt += 1;
-  run.nextAttemptAtMs = nowMs + backoffMs(run.attempt, cfg, error.retryAfterMs);
+  run.nextAttemptAtMs = nowMs + backoffMs(run.attempt, cfg, error.retryAfterMs, error.code === THROTTLED);
   run.statusReason = `Step ${step} failed (attempt ${run.attempt}): ${error.code} ${error.message}`;
   if (run.status !== 'diverged') run.status = run.attempt >= 2 || !error.retryable ? 'degraded' : 'running';
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { runTick, withRequestRateBudget } from '../../../src/app/tick.js';
 import type { Group, GroupId, Schedule } from '../../../src/core/index.js';
+import { KeyMaterial } from '../../../src/core/index.js';
 import { createFakeGroup, type FakeWorld, fakeWorld } from '../../support/fakeWorld.js';
 
 const HOUR = 3_600_000;
@@ -178,5 +179,25 @@ describe('withRequestRateBudget', () => {
     for (let i = 0; i < 4; i++) await kp.getKey(primary!);
     await kp.getKey(dup!);
     expect(waits).toEqual([500, 500]);
+  });
+
+  it('counts a secure import as its three requests (import token POST + GET, then the rotate)', async () => {
+    const w = fakeWorld();
+    const g = await createFakeGroup(w, 'rate-import', 1);
+    const waits: number[] = [];
+    const kp = withRequestRateBudget(w.kp, {
+      perSecond: 4,
+      clock: w.clock,
+      sleep: async (ms) => {
+        waits.push(ms);
+        w.clock.advance(ms);
+      },
+    });
+    const primary = g.members[0]!;
+    w.clock.advance(2 * 3_600_000); // past Key Protect's one-rotation-per-hour rule
+    await kp.getKey(primary); // 3 of 4 tokens left
+    await kp.rotateWithMaterial(primary, KeyMaterial.fromBytes(Buffer.alloc(32, 7))); // needs 3: no wait
+    await kp.getKey(primary); // 0 left: waits 1/4 s
+    expect(waits).toEqual([250]);
   });
 });

@@ -218,6 +218,33 @@ describe('decide', () => {
     expect(backoffMs(30, cfg)).toBe(60_000);
   });
 
+  it('a rate-limited failure (429) backs off from its Retry-After, not from the generic base', () => {
+    const slow = { ...cfg, retryBaseMs: 30_000 };
+    expect(backoffMs(1, slow, 2_000, true)).toBe(2_000);
+    expect(backoffMs(2, slow, 2_000, true)).toBe(4_000);
+    expect(backoffMs(1, slow, undefined, true)).toBe(1_000);
+    expect(backoffMs(1, slow, 2_000)).toBe(30_000);
+    const r0 = run();
+    const planned = applyOutcome(r0, readings(r0), T0, slow);
+    const failed = applyOutcome(
+      planned,
+      {
+        type: 'StepFailed',
+        step: Step.GENERATE,
+        error: {
+          code: 'UPSTREAM_RATE_LIMITED',
+          message: 'Too many requests',
+          retryable: true,
+          retryAfterMs: 1_000,
+          atMs: T0,
+        },
+      },
+      T0,
+      slow,
+    );
+    expect(failed.nextAttemptAtMs).toBe(T0 + 1_000);
+  });
+
   it('ROTATION_TOO_SOON on a member waits exactly until Key Protect allows it', () => {
     let r = at(Step.STAGE, 1);
     const d = r.members[1]!;
