@@ -123,11 +123,6 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
       retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100, maxRetryAfterMs: 200 },
       timeoutMs: 30_000,
     });
-    const config: Partial<RotationConfig> = {
-      retryBaseMs: 60_000,
-      retryMaxMs: 600_000,
-      rotationMinIntervalMs: MIN_ROTATION_INTERVAL_MS,
-    };
     const iamId = (name: string) => {
       const i = emu.iam.identities.find((x) => x.name === name);
       if (!i) throw new Error(`no identity ${name}`);
@@ -138,6 +133,13 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
     const checkpointSeed = randomBytes(32);
     const cp = checkpointKeyPairFromSeed(checkpointSeed);
     const checkpointPrivatePem = cp.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    // the workers sign checkpoints with the key the API publishes
+    const config: Partial<RotationConfig> = {
+      retryBaseMs: 60_000,
+      retryMaxMs: 600_000,
+      rotationMinIntervalMs: MIN_ROTATION_INTERVAL_MS,
+      checkpointSigning: { keyId: cp.keyId, privateKey: checkpointPrivatePem },
+    };
     const eventsHmacSecret = randomBytes(32).toString('base64url');
     const eventsToken = randomBytes(24).toString('base64url');
     const devConfig = {
