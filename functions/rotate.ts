@@ -25,6 +25,9 @@ const deps = perContainer(() =>
 );
 
 const iamUrl = (process.env.IAM_URL ?? process.env.LOCKSTEP_IAM_URL ?? 'https://iam.cloud.ibm.com').replace(/\/$/, '');
+// Only the listed identities may trigger a tick over HTTP; with none listed, only cron pings run it (an empty list
+// must not mean "any IAM identity": the IAM key set signs tokens of every IBM Cloud account).
+const tickIamIds = (process.env.LOCKSTEP_TICK_IAM_IDS ?? '').split(',').filter(Boolean);
 
 export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
   functionName: FN,
@@ -34,13 +37,15 @@ export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
   logger: functionLogger(FN),
   auth: {
     allowCron: true,
-    authenticators: [
-      iamBearerAuthenticator({
-        jwksUrl: `${iamUrl}/identity/keys`,
-        issuer: `${iamUrl}/identity`,
-        allowedIamIds: (process.env.LOCKSTEP_TICK_IAM_IDS ?? '').split(',').filter(Boolean),
-      }),
-    ],
+    authenticators: tickIamIds.length
+      ? [
+          iamBearerAuthenticator({
+            jwksUrl: `${iamUrl}/identity/keys`,
+            issuer: `${iamUrl}/identity`,
+            allowedIamIds: tickIamIds,
+          }),
+        ]
+      : [],
   },
   rules: { methods: ['POST'] },
   handler: async (event, context) => {

@@ -283,4 +283,14 @@ describe('secrets and access: no secret in any log, document or response', () =>
     });
     expect(result.violations, result.examples?.join('\n')).toBe(0);
   }, 180_000);
+  it('the rotate function, with no LOCKSTEP_TICK_IAM_IDS (this stack), refuses every IAM token over HTTP', async () => {
+    expect(s.env.LOCKSTEP_TICK_IAM_IDS).toBeUndefined();
+    const answers: number[] = [];
+    for (const name of ['operator', 'auditor', 'outsider', 'lockstep']) {
+      const t = await s.emu.iam.issueToken(name);
+      const res = await fetch(s.runner.url('rotate'), { method: 'POST', headers: { authorization: `Bearer ${t}` } });
+      answers.push(res.status);
+    }
+    expect(answers).toEqual([401, 401, 401, 401]);
+  }, 60_000);
 });
