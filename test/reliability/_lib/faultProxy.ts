@@ -13,6 +13,7 @@ export interface ProxiedRequest {
   method: string;
   path: string;
   headers: Record<string, string>;
+  body: Buffer;
 }
 
 export interface FaultProxy {
@@ -72,7 +73,12 @@ export async function startFaultProxy(
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers))
           if (typeof v === 'string' && !HOP_BY_HOP.has(k)) headers[k] = v;
-        const r: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers };
+        const r: ProxiedRequest = {
+          method: req.method ?? 'GET',
+          path: req.url ?? '/',
+          headers,
+          body: Buffer.concat(chunks),
+        };
         const action = await decide(r);
         stats[action] += 1;
         if (action === '503') {
@@ -84,7 +90,7 @@ export async function startFaultProxy(
           req.socket.destroy();
           return;
         }
-        const out = await forward(target, r, Buffer.concat(chunks));
+        const out = await forward(target, r, r.body);
         statuses[out.status] = (statuses[out.status] ?? 0) + 1;
         if (action === 'reset-after-forward') {
           req.socket.destroy(); // applied upstream; the client never learns the outcome
