@@ -137,7 +137,8 @@ let s: LocalStack;
 let launcher: CrashLauncher;
 let spare: CrashWorker | undefined;
 const readyMs: number[] = [];
-let tsxReadyMs: number | undefined;
+/** Start (spawn → READY) of one worker alone, esbuild bundle vs tsx, measured back to back at full/soak. */
+let startAlone: { bundle: number; tsx: number } | undefined;
 
 /** A started worker (the spare started during the previous case) and a new spare for the next one. */
 function takeWorker(): CrashWorker {
@@ -153,10 +154,14 @@ beforeAll(async () => {
     bundledLauncher(),
   ]);
   if (level !== 'bounded') {
-    // For the report: the same worker started through tsx (compiled at start) instead of the esbuild bundle.
-    const w = spawnCrashWorker(tsxLauncher(), s, config);
-    tsxReadyMs = await w.ready;
-    await w.kill();
+    // For the report: how long one worker takes to start, bundled vs through tsx (compiled at start).
+    const start = async (l: CrashLauncher) => {
+      const w = spawnCrashWorker(l, s, config);
+      const ms = await w.ready;
+      await w.kill();
+      return ms;
+    };
+    startAlone = { bundle: await start(launcher), tsx: await start(tsxLauncher()) };
   }
   spare = spawnCrashWorker(launcher, s, config);
 }, 180_000);
@@ -283,6 +288,8 @@ interface MatrixResult {
   convergeMs: number[];
   /** Wall ms from handing the run to a (started) worker to its HANGING marker. */
   childMs: number[];
+  /** Resumes in which a member's rotation was found (sent by the dead worker, not persisted by it). */
+  foundInFlight: number;
   kinds: string[];
   stepsSeen: Set<string>;
 }
@@ -315,7 +322,14 @@ async function crashMatrix(d: number, t: Tally): Promise<MatrixResult> {
   );
   await checkGroup(group, generation, probes, t, `d=${d} first pass`);
 
-  const result: MatrixResult = { kills: 0, convergeMs: [], childMs: [], kinds, stepsSeen: new Set() };
+  const result: MatrixResult = {
+    kills: 0,
+    convergeMs: [],
+    childMs: [],
+    foundInFlight: 0,
+    kinds,
+    stepsSeen: new Set(),
+  };
   for (let round = 0; round < ROUNDS; round++) {
     for (const k of killPoints(d, kinds)) {
       const label = `d=${d} round ${round + 1} kill after persist #${k} (${kinds[k - 1]})`;
@@ -346,6 +360,8 @@ async function crashMatrix(d: number, t: Tally): Promise<MatrixResult> {
         continue; // the group is stuck: the later checks would only repeat this one
       }
       result.convergeMs.push(converge);
+      const foundNow = run!.members.filter((m) => m.stagedVia === 'found').length;
+      if (foundNow > (before.members.filter((m) => m.stagedVia === 'found').length)) result.foundInFlight += 1;
       if (before.fingerprint) {
         t.check(run!.fingerprint === before.fingerprint, () => `${label}: fingerprint changed on resume`);
         t.check(
@@ -414,8 +430,10 @@ describe('crash matrix: SIGKILL after every persisted step, resumed by another w
           `cross-unwrap of every generation at every member pair, escrow unwraps to the fingerprint, verifyChain + ` +
           `signed head, no material in worker output, logs or documents); converge = wall ms from resume start to ` +
           `completed; worker from run handed over to hang: median ${Math.round(median(r.childMs))} ms; ` +
-          `worker start (esbuild bundle) median ${Math.round(median(readyMs))} ms` +
-          `${tsxReadyMs !== undefined ? ` vs tsx ${tsxReadyMs} ms` : ''}; ${((Date.now() - started) / 1000).toFixed(1)} s wall`,
+          `resumes that found a member rotated but not recorded by the dead worker: ${r.foundInFlight}; ` +
+          `worker start (esbuild bundle, overlapping the previous case) median ${Math.round(median(readyMs))} ms` +
+          `${startAlone ? ` (alone: bundle ${startAlone.bundle} ms vs tsx ${startAlone.tsx} ms)` : ''}; ` +
+          `${((Date.now() - started) / 1000).toFixed(1)} s wall`,
         ...(t.examples.length ? { examples: t.examples } : {}),
       });
       expect(res.violations, res.examples?.join('\n')).toBe(0);
