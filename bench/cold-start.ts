@@ -94,6 +94,7 @@ async function main(): Promise<void> {
       const outfile = join(work, fn, 'main.js');
       const result = await build({
         ...BUNDLE_OPTIONS,
+        plugins: [...BUNDLE_OPTIONS.plugins],
         external: [...BUNDLE_OPTIONS.external],
         entryPoints: [join(root, 'functions', `${fn}.ts`)],
         outfile,

@@ -2,7 +2,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { build, type Metafile } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+import { build, type Metafile, type Plugin } from 'esbuild';
 import { INLINE_LIMIT_BYTES, parseHandler } from './config.js';
 
 export interface BundleReport {
@@ -55,8 +56,24 @@ function topContributors(meta: Metafile, limit = 6): Array<{ name: string; bytes
  * node20 syntax, minified, everything inlined (no node_modules at runtime), `main` exported. Writes a
  * `package.json` next to it (what a Code Engine code bundle needs) and the esbuild metafile.
  */
+/**
+ * Swaps `mime-db` (the full IANA media-type table, 133 KB) for a few entries: the IBM SDKs load it via
+ * `mime-types` only to name the content type of uploaded files, which lockstep never sends. Cuts parse time at
+ * every cold start. (`psl`, 157 KB, is kept: tough-cookie uses it to refuse cookies set for a public suffix.)
+ */
+const smallMimeDb: Plugin = {
+  name: 'lockstep-small-mime-db',
+  setup(b) {
+    // __dirname when the plugin runs compiled to CommonJS (index.cjs, under serverless); import.meta otherwise
+    const here = typeof __dirname === 'string' ? __dirname : path.dirname(fileURLToPath(import.meta.url));
+    const shim = path.join(here, 'shims', 'mime-db.cjs');
+    b.onResolve({ filter: /^mime-db$/ }, () => ({ path: shim }));
+  },
+};
+
 /** esbuild options of every function bundle (also used by bench/cold-start.ts, so it measures what deploys). */
 export const BUNDLE_OPTIONS = {
+  plugins: [smallMimeDb],
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -81,6 +98,7 @@ export async function bundleFunction(opts: {
   const outFile = path.join(dir, 'main.js');
   const result = await build({
     ...BUNDLE_OPTIONS,
+    plugins: [...BUNDLE_OPTIONS.plugins],
     external: [...BUNDLE_OPTIONS.external],
     entryPoints: [entry],
     outfile: outFile,
