@@ -24,9 +24,19 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * Shortens the quoted values a message echoes (`"<value>" is not a URL`): a huge or garbage value is shown by its
+ * first characters and its length, so the message stays readable.
+ */
+export function clipQuoted(message: string, max = 80): string {
+  return message.replace(/"([^"]*)"/g, (all, v: string) =>
+    v.length > max ? `"${v.slice(0, max - 20)}…" (${v.length} characters)` : all,
+  );
+}
+
 /** A usage or configuration error (exit 2). */
 export const usageError = (message: string, hint?: string, details?: Record<string, unknown>): CliError =>
-  new CliError(ExitCode.USAGE, message, { hint, details });
+  new CliError(ExitCode.USAGE, clipQuoted(message), { hint, details });
 
 /** A command that cannot run in this build: a clear error with exit 2, never a fake result. */
 export const notAvailable = (what: string, reason: string): CliError =>

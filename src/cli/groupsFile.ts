@@ -2,6 +2,7 @@ import { Cron } from 'croner';
 import type { GroupId, InstanceId, KeyCrn, KeyId, RegionId, Schedule } from '../core/index.js';
 import { asGroupId, asInstanceId, asKeyId, asRegionId, parseKeyCrn } from '../core/index.js';
 import { formatDuration, parseDuration } from './duration.js';
+import { clipQuoted } from './exitCodes.js';
 import { formatPath, parseLocatedYaml } from './yamlDoc.js';
 
 /** One member as written in a groups file. `keyId` absent means "lockstep creates the key". */
@@ -86,7 +87,7 @@ export function parseGroupsFile(text: string, opts: GroupsFileOptions = {}): Gro
   }
   const issue = (severity: GroupsFileIssue['severity'], path: Path, message: string) => {
     const pos = doc.locate(path);
-    issues.push({ severity, path: formatPath(path), line: pos?.line, col: pos?.col, message });
+    issues.push({ severity, path: formatPath(path), line: pos?.line, col: pos?.col, message: clipQuoted(message) });
   };
   const error = (path: Path, message: string) => issue('error', path, message);
   const warn = (path: Path, message: string) => issue('warning', path, message);
