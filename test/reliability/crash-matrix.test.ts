@@ -361,7 +361,7 @@ async function crashMatrix(d: number, t: Tally): Promise<MatrixResult> {
       }
       result.convergeMs.push(converge);
       const foundNow = run!.members.filter((m) => m.stagedVia === 'found').length;
-      if (foundNow > (before.members.filter((m) => m.stagedVia === 'found').length)) result.foundInFlight += 1;
+      if (foundNow > before.members.filter((m) => m.stagedVia === 'found').length) result.foundInFlight += 1;
       if (before.fingerprint) {
         t.check(run!.fingerprint === before.fingerprint, () => `${label}: fingerprint changed on resume`);
         t.check(
