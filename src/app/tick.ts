@@ -158,7 +158,15 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
   // 2. Due groups, oldest overdue first; groups that are not due get their next check time fixed.
   const candidates = await deps.stores.groups.findDue(startedAtMs, cfg.maxGroupsPerTick);
   for (const g of candidates) groupCache.set(g.id, g);
-  const idle = candidates.filter((g) => !g.activeRunId && !resumedGroups.has(g.id));
+  const idle: Group[] = [];
+  for (const g of candidates) {
+    if (resumedGroups.has(g.id)) continue;
+    if (!g.activeRunId) idle.push(g);
+    else if (await strandedClaim(deps, g, startedAtMs)) {
+      const { activeRunId: _stranded, ...free } = g;
+      idle.push(free);
+    }
+  }
   const selection = selectDueGroups(idle, startedAtMs);
   for (const { group, decision } of selection.selected) tasks.push({ kind: 'start', group, reason: decision.reason });
   for (const g of idle) {
@@ -255,6 +263,31 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     durationMs: summary.finishedAtMs - startedAtMs,
   });
   return summary;
+}
+
+/** How long a claim may point at a run that does not exist before a tick treats the group as idle again. */
+const STRANDED_CLAIM_GRACE_MS = 60_000;
+
+/**
+ * A claim whose run document was never written (the store failed between the two writes of rotateNow, or the
+ * claim's answer was lost): the group names an active run that does not exist. After a grace period (so an
+ * in-flight claim is not raced), the group is idle again and rotateNow re-claims it.
+ */
+async function strandedClaim(deps: TickDeps, g: Group, nowMs: number): Promise<boolean> {
+  if (!g.activeRunId || g.updatedAtMs > nowMs - STRANDED_CLAIM_GRACE_MS) return false;
+  try {
+    await deps.stores.runs.get(g.activeRunId);
+    return false;
+  } catch (err) {
+    if (hasCode(err, 'RUN_NOT_FOUND')) {
+      deps.logger.warn('group claims a run that was never written; claiming it again', {
+        groupId: g.id,
+        runId: g.activeRunId,
+      });
+      return true;
+    }
+    throw err;
+  }
 }
 
 async function claimGroup(

@@ -38,6 +38,31 @@ describe('runTick', () => {
     expect(w.log.lines.some((l) => l.includes('tick.summary'))).toBe(true);
   });
 
+  it('re-claims a due group whose claim names a run that was never written (after a grace period)', async () => {
+    // Arrange: the store failed between rotateNow's claim (group.activeRunId) and its run document
+    const w = fakeWorld();
+    const g = await createFakeGroup(w, 'stranded', 1);
+    await setSchedule(w, g.id, { intervalMs: 2 * HOUR }, { nextDueAtMs: w.clock.nowMs() + 2 * HOUR });
+    w.clock.advance(3 * HOUR);
+    await w.stores.groups.mutate(g.id, (cur) => ({
+      ...cur,
+      status: 'rotating',
+      activeRunId: 'run-stranded-g2-00000000' as Group['activeRunId'],
+      updatedAtMs: w.clock.nowMs(),
+    }));
+    // Act 1: within the grace period the claim may still be in flight: left alone
+    const early = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 'tick-a' });
+    expect(early).toMatchObject({ started: 0, completed: 0 });
+    // Act 2: a minute later the group is idle again and rotates
+    w.clock.advance(61_000);
+    const later = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 'tick-b' });
+    // Assert
+    expect(later).toMatchObject({ started: 1, completed: 1 });
+    const after = (await w.stores.groups.get(g.id)).value;
+    expect(after).toMatchObject({ currentGeneration: 2, status: 'healthy' });
+    expect(after.activeRunId).toBeUndefined();
+  });
+
   it('leaves groups that are not due alone', async () => {
     const w = fakeWorld();
     await createFakeGroup(w, 'not-due', 1);
