@@ -5,10 +5,12 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
  * milliseconds. Returns undefined when the text is not a duration.
  */
 export function parseDuration(text: unknown): number | undefined {
-  if (typeof text === 'number') return Number.isFinite(text) && text >= 0 ? text : undefined;
+  if (typeof text === 'number') return Number.isSafeInteger(Math.round(text)) && text >= 0 ? text : undefined;
   if (typeof text !== 'string') return undefined;
   const s = text.trim();
-  if (/^\d+$/.test(s)) return Number(s);
+  // beyond 2^53 ms (285 000 years) a duration is a typo, and Infinity would be stored as null
+  const safe = (ms: number) => (Number.isSafeInteger(ms) ? ms : undefined);
+  if (/^\d+$/.test(s)) return safe(Number(s));
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/gy;
   let total = 0;
   let pos = 0;
@@ -16,7 +18,7 @@ export function parseDuration(text: unknown): number | undefined {
     total += Number(m[1]) * UNIT_MS[m[2]!]!;
     pos = re.lastIndex;
   }
-  return pos === s.length && pos > 0 ? Math.round(total) : undefined;
+  return pos === s.length && pos > 0 ? safe(Math.round(total)) : undefined;
 }
 
 /** Formats milliseconds as a short duration (`2h 5m`, `45s`, `3d 4h`). */
