@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/cli.js';
-import { signBody, TOKEN_HEADER } from '../../src/codeengine/index.js';
+import { EnvReader, readCommonConfig, signBody, TOKEN_HEADER } from '../../src/codeengine/index.js';
 import { fingerprintOf, KeyMaterial } from '../../src/core/index.js';
 import { encodingsOf, SimulatedCrash } from '../support/rotationHarness.js';
 import { createGroupOn, driveToEnd, type FunctionStack, startFunctionStack } from './_lib/accessStack.js';
@@ -293,4 +293,24 @@ describe('secrets and access: no secret in any log, document or response', () =>
     }
     expect(answers).toEqual([401, 401, 401, 401]);
   }, 60_000);
+  it('the functions refuse to start with the IBM SDK HTTP traces on (they would print key material)', () => {
+    // With NODE_DEBUG=axios this flow's scan finds every material, canary DEK and nonce in the SDK's request and
+    // response traces (its redaction does not cover `plaintext` or `nonce`), so the configuration check refuses it.
+    const problems = (extra: Record<string, string | undefined>) => {
+      const r = new EnvReader({ ...s.env, ...extra });
+      readCommonConfig(r);
+      return r.problems.filter((p) => p.includes('SDK HTTP traces'));
+    };
+    for (const on of [
+      { NODE_DEBUG: 'axios' },
+      { DEBUG: '*' },
+      { DEBUG: 'ibm-cloud-sdk-core:*' },
+      { DEBUG: 'x,ibm-*' },
+    ]) {
+      expect(problems(on), JSON.stringify(on)).toHaveLength(1);
+    }
+    for (const off of [{}, { DEBUG: '*,-ibm-cloud-sdk-core:*' }, { DEBUG: 'lockstep:*' }, { NODE_DEBUG: 'http' }]) {
+      expect(problems(off), JSON.stringify(off)).toHaveLength(0);
+    }
+  });
 });
