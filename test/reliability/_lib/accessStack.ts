@@ -43,6 +43,8 @@ export interface FunctionStack {
   log: CapturedLogger;
   /** JSON lines the functions wrote on stderr (captured, not printed). */
   functionLogs: string[];
+  /** Every other line written on stderr meanwhile (printed and kept, so scans see them too). */
+  otherStderr: string[];
   /** The IAM signing key (JWKS key `kid`): signs tokens with valid signatures and chosen claims. */
   signingKey: IamSigningKey;
   runner: FunctionRunner;
@@ -89,6 +91,7 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
   });
   const closers: Array<() => Promise<void>> = [() => emu.close()];
   const functionLogs: string[] = [];
+  const otherStderr: string[] = [];
   const realWrite = process.stderr.write.bind(process.stderr);
   let envKeys: string[] = [];
   const close = async () => {
@@ -176,6 +179,7 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
       pending = lines.pop() ?? '';
       const other: string[] = [];
       for (const l of lines) (l.startsWith('{') ? functionLogs : other).push(l);
+      otherStderr.push(...other);
       if (other.length) return (realWrite as (c: string, ...r: unknown[]) => boolean)(`${other.join('\n')}\n`, ...rest);
       const cb = rest.find((x) => typeof x === 'function') as (() => void) | undefined;
       cb?.();
@@ -201,6 +205,7 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
       random,
       log,
       functionLogs,
+      otherStderr,
       signingKey,
       runner,
       eventsHmacSecret,
