@@ -1,5 +1,5 @@
 import type { RotationService, Stores } from '../app/index.js';
-import type { Clock, GroupId, HttpRequest, HttpResponse, Logger, Trigger } from '../core/index.js';
+import type { Clock, GroupId, HttpRequest, HttpResponse, LineageRecord, Logger, Trigger } from '../core/index.js';
 import { AppError, asGroupId, asKeyVersionId, asRunId, hasCode, jsonResponse } from '../core/index.js';
 import {
   type ApiAuthConfig,
@@ -10,10 +10,25 @@ import {
   requirePermission,
 } from './auth.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import { csvHeader, type ExportFormat, toCsvRows, toJsonlLine } from './export.js';
+import {
+  csvHeader,
+  decodeExportPosition,
+  type ExportBody,
+  encodeExportPosition,
+  exportPage,
+  toCsvRows,
+  toJsonlLine,
+} from './export.js';
 import { toErrorResponse } from './httpStatus.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { checkQueryNames, parseFormat, parseGeneration, parseLimit, parseTime } from './params.js';
+import {
+  checkQueryNames,
+  DEFAULT_EXPORT_LIMIT,
+  parseFormat,
+  parseGeneration,
+  parseLimit,
+  parseTime,
+} from './params.js';
 import { buildProof, loadTrustedKeys } from './proof.js';
 import { createUiRoutes } from './uiRoutes.js';
 import { groupView, lineageView, runView } from './views.js';
@@ -78,25 +93,41 @@ export function createApi(deps: ApiDeps): ApiHandler {
     return found.value;
   };
 
-  const exportBody = async (format: ExportFormat, groupId?: GroupId) => {
+  const exportBody: ExportBody = async (format, groupId, page) => {
     if (groupId !== undefined) await requireGroup(groupId);
+    const limit = page.limit ?? DEFAULT_EXPORT_LIMIT;
+    const scope = `export:${format}:${groupId ?? '*'}`;
+    const after = page.cursor === undefined ? undefined : decodeExportPosition(decodeCursor(page.cursor, scope));
     // Code Engine functions answer with one body, so the export is assembled from the store's stream (key-range
-    // pages) into chunks here rather than streamed to the client.
-    const chunks: string[] = [format === 'csv' ? csvHeader() : ''];
-    for await (const record of stores.lineage.exportAll(groupId)) {
+    // pages) into chunks, at most `limit` records per response; the rest follows the `next` link (a cursor).
+    const chunks: string[] = [format === 'csv' && !after ? csvHeader() : ''];
+    let count = 0;
+    let last: LineageRecord | undefined;
+    let more = false;
+    for await (const record of stores.lineage.exportAll(groupId, after)) {
+      if (count === limit) {
+        more = true;
+        break;
+      }
       chunks.push(format === 'csv' ? toCsvRows(record) : toJsonlLine(record));
+      count += 1;
+      last = record;
     }
     const stamp = new Date(deps.clock.nowMs()).toISOString().slice(0, 10);
-    const name = `lockstep-lineage${groupId ? `-${groupId}` : ''}-${stamp}.${format}`;
-    return {
-      statusCode: 200,
-      headers: {
-        'content-type':
-          format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson; charset=utf-8',
-        'content-disposition': `attachment; filename="${name}"`,
-      },
-      body: chunks.join(''),
-    } satisfies HttpResponse;
+    const name = `lockstep-lineage${groupId ? `-${groupId}` : ''}-${stamp}${after ? '-continued' : ''}.${format}`;
+    const headers: Record<string, string> = {
+      'content-type':
+        format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson; charset=utf-8',
+      'content-disposition': `attachment; filename="${name}"`,
+      'x-lockstep-records': String(count),
+    };
+    if (more && last) {
+      const cursor = encodeCursor(encodeExportPosition(last), scope);
+      const q = new URLSearchParams({ format, ...(groupId ? { groupId } : {}), limit: String(limit), cursor });
+      headers['x-lockstep-next-cursor'] = cursor;
+      headers.link = `<${basePath}${page.path}?${q.toString()}>; rel="next"`;
+    }
+    return { statusCode: 200, headers, body: chunks.join('') } satisfies HttpResponse;
   };
 
   const apiRoutes: Route[] = [
@@ -209,11 +240,11 @@ export function createApi(deps: ApiDeps): ApiHandler {
       method: 'GET',
       path: '/v1/export',
       access: 'read',
-      query: ['format', 'groupId'],
+      query: ['format', 'groupId', 'limit', 'cursor'],
       async handle({ req }) {
         const format = parseFormat(req.query.format);
         const groupId = req.query.groupId === undefined ? undefined : asGroupId(req.query.groupId);
-        return exportBody(format, groupId);
+        return exportBody(format, groupId, exportPage('/v1/export', req.query));
       },
     },
     {

@@ -1,5 +1,7 @@
-import type { LineageMember, LineageRecord } from '../core/index.js';
+import type { ExportPosition } from '../app/index.js';
+import type { GroupId, HttpResponse, LineageMember, LineageRecord } from '../core/index.js';
 import { AppError } from '../core/index.js';
+import { parseExportLimit } from './params.js';
 import { lineageView } from './views.js';
 
 /** Export formats of `GET /v1/export`. */
@@ -67,6 +69,41 @@ export const CSV_COLUMN_DOCS: Record<(typeof CSV_COLUMNS)[number], string> = {
   verificationJson: 'Canary evidence of the generation (JSON array, repeated on each member row)',
   notesJson: 'Notes of the generation (JSON array; empty when absent)',
 };
+
+/** The position after `record` in the export order, for a cursor (`<generation>:<groupId>`). */
+export function encodeExportPosition(record: Pick<LineageRecord, 'groupId' | 'generation'>): string {
+  return `${record.generation}:${record.groupId}`;
+}
+
+/** @throws {AppError} INVALID_CURSOR */
+export function decodeExportPosition(s: string): ExportPosition {
+  const m = /^(\d{1,9}):([a-z0-9][a-z0-9-]{0,62})$/.exec(s);
+  if (!m) {
+    throw new AppError('INVALID_CURSOR', 'The cursor is not valid (content); start again without a cursor', {
+      details: { field: 'cursor' },
+    });
+  }
+  return { generation: Number(m[1]), groupId: m[2] as GroupId };
+}
+
+/** Builds one page of the lineage export (`/v1/export`, `/ui/export`): `path` is the route the next link names. */
+export type ExportBody = (
+  format: ExportFormat,
+  groupId: GroupId | undefined,
+  page: { limit?: number; cursor?: string; path: string },
+) => Promise<HttpResponse>;
+
+/** The paging parameters of an export request. @throws {AppError} VALIDATION_FAILED */
+export function exportPage(
+  path: string,
+  query: Record<string, string>,
+): { limit?: number; cursor?: string; path: string } {
+  return {
+    path,
+    ...(query.limit !== undefined ? { limit: parseExportLimit(query.limit) } : {}),
+    ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
+  };
+}
 
 /** One JSONL line: the canonical record and `\n`. */
 export function toJsonlLine(record: LineageRecord): string {

@@ -548,6 +548,9 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           summary: 'Every lineage record (all groups or one), as JSON lines or CSV',
           description: [
             'Records in (groupId, generation) order. JSONL: one canonical record (as in `LineageRecord`) per line.',
+            'At most `limit` records per response (a Code Engine function answers with one body): when more follow,',
+            'the `Link` header (rel="next") and `X-Lockstep-Next-Cursor` give the next page; the CSV header row is',
+            'only on the first page. Concatenating the pages gives the whole export.',
             'CSV (RFC 4180, CRLF, header row): one row per member per generation; columns:',
             ...CSV_COLUMNS.map((c) => `- \`${c}\`: ${CSV_COLUMN_DOCS[c]}`),
           ].join('\n'),
@@ -560,11 +563,29 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
               schema: { type: 'string', enum: ['jsonl', 'csv'] },
             },
             { ...p.groupId, in: 'query', required: false, description: 'Only this group' },
+            {
+              name: 'limit',
+              in: 'query',
+              schema: { type: 'integer', minimum: 1, maximum: 10_000, default: 5_000 },
+              description: 'Records per response',
+            },
+            {
+              ...p.cursor,
+              description: 'From the previous response’s `X-Lockstep-Next-Cursor`; same format and group',
+            },
           ],
           responses: {
             '200': {
-              description: 'The export (attachment)',
-              headers: { 'Content-Disposition': { schema: { type: 'string' } } },
+              description: 'The export (attachment), one page',
+              headers: {
+                'Content-Disposition': { schema: { type: 'string' } },
+                'X-Lockstep-Records': { schema: { type: 'integer' }, description: 'Records in this response' },
+                'X-Lockstep-Next-Cursor': {
+                  schema: { type: 'string' },
+                  description: 'Present when more records follow: pass it as `cursor`',
+                },
+                Link: { schema: { type: 'string' }, description: 'rel="next": the URL of the next page' },
+              },
               content: {
                 'application/x-ndjson': { schema: { type: 'string' } },
                 'text/csv': { schema: { type: 'string' } },

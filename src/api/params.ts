@@ -54,6 +54,18 @@ export function parseTime(field: string, v: string | undefined): number | undefi
   throw invalid(field, `${field} must be an RFC 3339 date-time (2026-01-31T00:00:00Z) or epoch milliseconds`, v);
 }
 
+/** Records per export response by default, and at most (one Code Engine response carries one page). */
+export const DEFAULT_EXPORT_LIMIT = 5_000;
+export const MAX_EXPORT_LIMIT = 10_000;
+
+/** `limit` of an export: an integer 1..10000 (default 5000). @throws {AppError} VALIDATION_FAILED */
+export function parseExportLimit(v: string): number {
+  if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > MAX_EXPORT_LIMIT) {
+    throw invalid('limit', `limit must be an integer from 1 to ${MAX_EXPORT_LIMIT}`, v);
+  }
+  return Number(v);
+}
+
 /** `format` of an export. @throws {AppError} VALIDATION_FAILED */
 export function parseFormat(v: string | undefined): 'jsonl' | 'csv' {
   if (v === 'jsonl' || v === 'csv') return v;

@@ -7,7 +7,7 @@ import type { Stores } from '../app/index.js';
 import type { Clock, Group, GroupId, HttpRequest, HttpResponse, Logger } from '../core/index.js';
 import { AppError, asGroupId } from '../core/index.js';
 import { type ApiAuthConfig, type Authenticator, exchangeApiKey, type Principal, requirePermission } from './auth.js';
-import type { ExportFormat } from './export.js';
+import { type ExportBody, exportPage } from './export.js';
 import { toErrorResponse } from './httpStatus.js';
 import { parseFormat } from './params.js';
 import { buildProof, type TrustedCheckpointKeys } from './proof.js';
@@ -36,7 +36,7 @@ interface UiDeps {
   logger: Logger;
   publicBaseUrl?: string;
   basePath: string;
-  exportBody(format: ExportFormat, groupId?: GroupId): Promise<HttpResponse>;
+  exportBody: ExportBody;
   requireGroup(groupId: GroupId): Promise<Group>;
 }
 
@@ -186,11 +186,11 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
       method: 'GET',
       path: '/ui/export',
       access: 'page',
-      query: ['format', 'groupId'],
+      query: ['format', 'groupId', 'limit', 'cursor'],
       handle: page(async (req) => {
         const format = parseFormat(req.query.format);
         const groupId = req.query.groupId === undefined ? undefined : asGroupId(req.query.groupId);
-        return deps.exportBody(format, groupId);
+        return deps.exportBody(format, groupId, exportPage('/ui/export', req.query));
       }),
     },
     {

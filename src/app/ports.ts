@@ -213,10 +213,19 @@ export interface LineageRepository {
   ): Promise<Page<LineageRecord>>;
   /** The record holding a member's Key Protect version. */
   findByKeyVersion(keyVersionId: KeyVersionId): Promise<LineageRecord | undefined>;
-  /** Every record in (groupId, generation) order; one group or all. */
-  exportAll(groupId?: GroupId): AsyncIterable<LineageRecord>;
+  /**
+   * Every record in (groupId, generation) order; one group or all. With `after`, only the records that follow that
+   * position (an export resumed page by page).
+   */
+  exportAll(groupId?: GroupId, after?: ExportPosition): AsyncIterable<LineageRecord>;
   /** Whole chain of one group, oldest first. */
   chain(groupId: GroupId): Promise<LineageRecord[]>;
+}
+
+/** A position in the (groupId, generation) order of the lineage. */
+export interface ExportPosition {
+  groupId: GroupId;
+  generation: number;
 }
 
 export interface CheckpointRepository {

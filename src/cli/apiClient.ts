@@ -7,7 +7,15 @@ import { CliError, ExitCode, usageError } from './exitCodes.js';
 export interface ApiClient {
   readonly baseUrl: string;
   get<T>(path: string, query?: Record<string, string | number | undefined>): Promise<T>;
-  getText(path: string, query?: Record<string, string | number | undefined>): Promise<string>;
+  /**
+   * A text body; a paged one (the export: `X-Lockstep-Next-Cursor`) is followed page by page and concatenated.
+   * `onPage` reports progress (records so far).
+   */
+  getText(
+    path: string,
+    query?: Record<string, string | number | undefined>,
+    onPage?: (recordsSoFar: number) => void,
+  ): Promise<string>;
   post<T>(path: string, body: unknown): Promise<T>;
 }
 
@@ -79,8 +87,19 @@ export function createApiClient(config: CliConfig, fetchImpl: typeof fetch = fet
     async get<T>(path: string, query?: Record<string, string | number | undefined>): Promise<T> {
       return (await (await request('GET', path, { query })).json()) as T;
     },
-    async getText(path: string, query?: Record<string, string | number | undefined>): Promise<string> {
-      return (await request('GET', path, { query, accept: '*/*' })).text();
+    async getText(path, query, onPage) {
+      const parts: string[] = [];
+      let records = 0;
+      let cursor: string | undefined;
+      for (let page = 0; page < 100_000; page++) {
+        const res = await request('GET', path, { query: { ...query, cursor }, accept: '*/*' });
+        parts.push(await res.text());
+        records += Number(res.headers.get('x-lockstep-records') ?? 0);
+        cursor = res.headers.get('x-lockstep-next-cursor') ?? undefined;
+        if (!cursor) break;
+        onPage?.(records);
+      }
+      return parts.join('');
     },
     async post<T>(path: string, body: unknown): Promise<T> {
       return (await (await request('POST', path, { body })).json()) as T;

@@ -1,4 +1,4 @@
-import type { LineageRepository, Page } from '../app/ports.js';
+import type { ExportPosition, LineageRepository, Page } from '../app/ports.js';
 import type { GroupId, KeyVersionId, LineageRecord } from '../core/index.js';
 import { AppError, asGroupId, asKeyVersionId, asRunId, LineageStatus } from '../core/index.js';
 import type { Collection } from './collection.js';
@@ -205,12 +205,18 @@ export class CloudantLineageRepository implements LineageRepository {
     return undefined;
   }
 
-  async *exportAll(groupId?: GroupId): AsyncIterable<LineageRecord> {
+  async *exportAll(groupId?: GroupId, after?: ExportPosition): AsyncIterable<LineageRecord> {
     if (groupId !== undefined) {
-      yield* this.streamGroup(asGroupId(groupId));
+      const g = asGroupId(groupId);
+      if (after && after.groupId !== g) return;
+      yield* this.streamGroup(g, after ? after.generation + 1 : 0);
       return;
     }
     let from = '';
+    if (after) {
+      yield* this.streamGroup(asGroupId(after.groupId), after.generation + 1);
+      from = `${after.groupId}-`;
+    }
     for (;;) {
       // Next group id ≥ `from`. Group ids use [a-z0-9-] and end alphanumeric, so `<id>-` sorts after <id> and before
       // every longer id it prefixes: an inclusive bound that skips exactly the group just done.
@@ -228,8 +234,8 @@ export class CloudantLineageRepository implements LineageRepository {
     }
   }
 
-  private async *streamGroup(groupId: GroupId): AsyncIterable<LineageRecord> {
-    let from = 0;
+  private async *streamGroup(groupId: GroupId, fromGeneration = 0): AsyncIterable<LineageRecord> {
+    let from = fromGeneration;
     for (;;) {
       const docs = await this.col.find<LineageRecord>({
         selector: { groupId, generation: { $gte: from } },

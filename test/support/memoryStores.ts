@@ -164,8 +164,16 @@ export function createMemoryStores(): MemoryStores {
     async findByKeyVersion(keyVersionId) {
       return lineage.values().find((r) => r.members.some((m) => m.keyVersionId === keyVersionId));
     },
-    async *exportAll(groupId) {
-      for (const r of lineage.values().filter((x) => !groupId || x.groupId === groupId)) yield r;
+    async *exportAll(groupId, after) {
+      const all = lineage
+        .values()
+        .filter((x) => !groupId || x.groupId === groupId)
+        .filter(
+          (x) =>
+            !after || x.groupId > after.groupId || (x.groupId === after.groupId && x.generation > after.generation),
+        )
+        .sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : a.generation - b.generation));
+      for (const r of all) yield r;
     },
     async chain(groupId) {
       return chain(groupId);

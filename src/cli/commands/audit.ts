@@ -53,7 +53,13 @@ export async function auditVerify(
   for (const id of ids) {
     ctx.out.progress(`verifying ${id}…`);
     const proof = await ctx.api().get<ProofDoc>(`/v1/groups/${id}/proof`);
-    const records = recordsFromJsonl(await ctx.api().getText('/v1/export', { format: 'jsonl', groupId: id }));
+    const records = recordsFromJsonl(
+      await ctx
+        .api()
+        .getText('/v1/export', { format: 'jsonl', groupId: id }, (n) =>
+          ctx.out.progress(`verifying ${id}: ${n} records…`),
+        ),
+    );
     let keyring: ReturnType<typeof checkpointKeyring>;
     try {
       keyring = checkpointKeyring(pinned.length ? pinned : proof.publicKeys.map((k) => k.pem));

@@ -463,6 +463,28 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
         expect(one.map((r) => r.generation)).toEqual([1, 2]);
         expect(await s.lineage.chain('lin-a' as GroupId)).toEqual(chain);
       });
+
+      it('resumes an export after any position: the rest of the order, across group boundaries', async () => {
+        const all: LineageRecord[] = [];
+        for await (const r of s.lineage.exportAll()) all.push(r);
+        const key = (r: LineageRecord) => `${r.groupId}/${r.generation}`;
+        for (const i of [0, 22, 23, 24, all.length - 2, all.length - 1]) {
+          const at = all[i]!;
+          const rest: string[] = [];
+          for await (const r of s.lineage.exportAll(undefined, { groupId: at.groupId, generation: at.generation })) {
+            rest.push(key(r));
+          }
+          expect(rest, `after ${key(at)}`).toEqual(all.slice(i + 1).map(key));
+        }
+        const tail: number[] = [];
+        for await (const r of s.lineage.exportAll('lin-a' as GroupId, {
+          groupId: 'lin-a' as GroupId,
+          generation: 20,
+        })) {
+          tail.push(r.generation);
+        }
+        expect(tail).toEqual([21, 22, 23]);
+      });
     });
 
     describe('checkpoints', () => {

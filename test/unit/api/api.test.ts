@@ -400,6 +400,50 @@ describe('createApi (over in-memory port fakes)', () => {
       const res = await call('GET', '/v1/export', { token: tokens.auditor, query: { format: 'csv', groupId: 'nope' } });
       expect(res.statusCode).toBe(404);
     });
+
+    it.each(['jsonl', 'csv'] as const)(
+      'pages a %s export by limit; the pages concatenate to the whole export',
+      async (format) => {
+        // Arrange: the whole export in one response
+        const whole = await call('GET', '/v1/export', { token: tokens.auditor, query: { format } });
+        expect(whole.headers['x-lockstep-next-cursor']).toBeUndefined();
+        // Act: pages of 3 records, following the cursor
+        const pages: Array<{ text: string; headers: Record<string, string> }> = [];
+        let cursor: string | undefined;
+        do {
+          const res = await call('GET', '/v1/export', {
+            token: tokens.auditor,
+            query: { format, limit: '3', ...(cursor ? { cursor } : {}) },
+          });
+          expect(res.statusCode).toBe(200);
+          pages.push(res);
+          cursor = res.headers['x-lockstep-next-cursor'];
+          if (cursor)
+            expect(res.headers.link).toBe(`</v1/export?format=${format}&limit=3&cursor=${cursor}>; rel="next"`);
+        } while (cursor && pages.length < 10);
+        // Assert: 7 records → pages of 3, 3, 1; the same bytes as the one-response export
+        expect(pages.map((p) => p.headers['x-lockstep-records'])).toEqual(['3', '3', '1']);
+        expect(pages.map((p) => p.text).join('')).toBe(whole.text);
+      },
+    );
+
+    it('refuses a cursor of another export query, an edited cursor and a limit out of range (400)', async () => {
+      const first = await call('GET', '/v1/export', { token: tokens.auditor, query: { format: 'jsonl', limit: '2' } });
+      const cursor = first.headers['x-lockstep-next-cursor']!;
+      const asCsv = await call('GET', '/v1/export', { token: tokens.auditor, query: { format: 'csv', cursor } });
+      expect(asCsv.statusCode).toBe(400);
+      expect(asCsv.json().error.code).toBe('INVALID_CURSOR');
+      const edited = await call('GET', '/v1/export', {
+        token: tokens.auditor,
+        query: { format: 'jsonl', cursor: `x${cursor.slice(1)}` },
+      });
+      expect(edited.json().error.code).toBe('INVALID_CURSOR');
+      for (const limit of ['0', '10001', 'ten']) {
+        const res = await call('GET', '/v1/export', { token: tokens.auditor, query: { format: 'jsonl', limit } });
+        expect(res.statusCode).toBe(400);
+        expect(res.json().error.details.field).toBe('limit');
+      }
+    });
   });
 
   describe('POST /v1/groups/{groupId}/rotations', () => {

@@ -98,10 +98,14 @@ export function createFakeStores(): Stores & {
       async findByKeyVersion(v) {
         return lineage.find((r) => r.members.some((m) => m.keyVersionId === v));
       },
-      async *exportAll(g) {
+      async *exportAll(g, after) {
         const all = [...lineage]
           .filter((r) => g === undefined || r.groupId === g)
-          .sort((a, b) => a.groupId.localeCompare(b.groupId) || a.generation - b.generation);
+          .filter(
+            (r) =>
+              !after || r.groupId > after.groupId || (r.groupId === after.groupId && r.generation > after.generation),
+          )
+          .sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : a.generation - b.generation));
         yield* all;
       },
       async chain(g) {
