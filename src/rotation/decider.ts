@@ -346,6 +346,15 @@ function onStepFailed(
   if (slot !== undefined) {
     const m = memberBySlot(run, slot);
     if (m.progress === MemberProgress.STAGED) return; // a late failure report for a member already proved staged
+    if (error.code === 'LEASE_HELD') {
+      // Another worker is using the instance's import token: the member waits its turn. That is queueing, not a
+      // failure (nothing was sent to Key Protect), so no attempt is counted and the run is not degraded.
+      m.notBeforeMs = nowMs + (error.retryAfterMs ?? cfg.retryBaseMs);
+      run.nextAttemptAtMs = Math.min(
+        ...run.members.filter((x) => x.notBeforeMs !== undefined).map((x) => x.notBeforeMs!),
+      );
+      return;
+    }
     m.attempts += 1;
     m.progress = MemberProgress.BLOCKED;
     m.lastError = error;

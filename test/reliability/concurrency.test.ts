@@ -13,9 +13,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RotationService } from '../../src/app/index.js';
-import type { Group, InstanceId, RegionId } from '../../src/core/index.js';
+import type { Group, GroupId, InstanceId, KeyCrn, KeyId, RegionId, RunId } from '../../src/core/index.js';
 import { checkpointKeyring, verifyChain } from '../../src/lineage/index.js';
-import type { RotationRun } from '../../src/rotation/index.js';
+import {
+  applyOutcome,
+  type DeciderConfig,
+  decide,
+  MemberProgress,
+  newRun,
+  type RotationRun,
+  RunKind,
+  Step,
+} from '../../src/rotation/index.js';
 import { type LocalStack, startLocalStack } from '../support/localStack.js';
 import { leakedSecrets } from '../support/rotationHarness.js';
 import {
@@ -45,36 +54,6 @@ let children: ConcChild[] = [];
 const groups: Group[] = [];
 let setupNotes = '';
 
-beforeAll(async () => {
-  const t0 = Date.now();
-  [bundle, s] = await Promise.all([
-    bundleConcChild(),
-    startLocalStack({ regions: ['us-south', 'us-east', 'eu-de'], instancesPerRegion: INSTANCES_PER_REGION }),
-  ]);
-  service = s.service();
-  const tStack = Date.now();
-  // The children load while the groups are created (they start ticking on GO).
-  children = spawnConcChildren(s, bundle.file, PROCESSES);
-  // Groups created CREATE_BATCH at a time (creation takes the same import-token leases).
-  const ids = Array.from({ length: GROUPS }, (_, i) => `conc-${i + 1}`);
-  for (let i = 0; i < ids.length; i += CREATE_BATCH) {
-    const batch = ids.slice(i, i + CREATE_BATCH);
-    groups.push(...(await Promise.all(batch.map((id, j) => createGroup(id, (i + j) % INSTANCES_PER_REGION)))));
-  }
-  const tGroups = Date.now();
-  await goConcChildren(children);
-  setupNotes =
-    `bundle ${bundle.buildMs} ms, stack ${tStack - t0} ms, ${GROUPS} groups created in ${tGroups - tStack} ms, ` +
-    `children ready ${children.map((c) => c.readyMs ?? -1).join('/')} ms after spawn`;
-}, 180_000);
-
-afterAll(async () => {
-  await stopConcChildren(children, 5_000);
-  for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-  bundle?.dispose();
-  await s?.close();
-});
-
 async function createGroup(id: string, instanceIndex: number): Promise<Group> {
   const at = (region: string) => ({
     region: region as RegionId,
@@ -98,6 +77,36 @@ async function unfinishedRuns(): Promise<RotationRun[]> {
 }
 
 describe('concurrency: five orchestrator processes on one fleet', () => {
+  beforeAll(async () => {
+    const t0 = Date.now();
+    [bundle, s] = await Promise.all([
+      bundleConcChild(),
+      startLocalStack({ regions: ['us-south', 'us-east', 'eu-de'], instancesPerRegion: INSTANCES_PER_REGION }),
+    ]);
+    service = s.service();
+    const tStack = Date.now();
+    // The children load while the groups are created (they start ticking on GO).
+    children = spawnConcChildren(s, bundle.file, PROCESSES);
+    // Groups created CREATE_BATCH at a time (creation takes the same import-token leases).
+    const ids = Array.from({ length: GROUPS }, (_, i) => `conc-${i + 1}`);
+    for (let i = 0; i < ids.length; i += CREATE_BATCH) {
+      const batch = ids.slice(i, i + CREATE_BATCH);
+      groups.push(...(await Promise.all(batch.map((id, j) => createGroup(id, (i + j) % INSTANCES_PER_REGION)))));
+    }
+    const tGroups = Date.now();
+    await goConcChildren(children);
+    setupNotes =
+      `bundle ${bundle.buildMs} ms, stack ${tStack - t0} ms, ${GROUPS} groups created in ${tGroups - tStack} ms, ` +
+      `children ready ${children.map((c) => c.readyMs ?? -1).join('/')} ms after spawn`;
+  }, 180_000);
+
+  afterAll(async () => {
+    await stopConcChildren(children, 5_000);
+    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+    bundle?.dispose();
+    await s?.close();
+  });
+
   it(
     'each generation exactly once per group, zero import-token/nonce conflicts surfaced',
     async () => {
@@ -296,4 +305,82 @@ describe('concurrency: five orchestrator processes on one fleet', () => {
     },
     scale({ bounded: 240_000, full: 900_000, soak: 3_600_000 }),
   );
+});
+
+// Found by this scenario at 18 groups on one instance per region: a member whose import-token lease stayed busy
+// past the runner's wait was persisted as a failure — run and group "degraded", a notification sent, "LEASE_HELD the
+// import token … is in use by another worker" shown to operators — though nothing had failed: it was queueing.
+describe('a busy import token is queueing, not a failure', () => {
+  const cfg: DeciderConfig = { rotationMinIntervalMs: HOUR, retryBaseMs: 30_000, retryMaxMs: 600_000 };
+  const T0 = 1_800_000_000_000;
+  const busy = (slot: string, step: RotationRun['step']) =>
+    ({
+      type: 'StepFailed',
+      step,
+      slot,
+      error: {
+        code: 'LEASE_HELD',
+        message: 'the import token of instance i-1 (us-east) is in use by another worker',
+        retryable: true,
+        retryAfterMs: 30_000,
+        atMs: T0,
+      },
+    }) as const;
+  const at = (step: RotationRun['step']): RotationRun => {
+    const m = (role: 'primary' | 'duplicate', region: string, i: number) => ({
+      role,
+      region: region as RegionId,
+      instanceId: `i-${i}` as InstanceId,
+      keyId: `k-${i}` as KeyId,
+      crn: `crn-${i}` as KeyCrn,
+    });
+    const run = newRun({
+      id: 'run-queue-g2-aaaa' as RunId,
+      groupId: 'queue' as GroupId,
+      generation: 2,
+      kind: RunKind.ROTATION,
+      trigger: { kind: 'schedule', by: 'cron' },
+      members: [m('primary', 'us-south', 0), m('duplicate', 'us-east', 1), m('duplicate', 'eu-de', 2)],
+      escrowKey: {
+        region: 'us-south' as RegionId,
+        instanceId: 'e' as InstanceId,
+        keyId: 'ek' as KeyId,
+        crn: 'ec' as KeyCrn,
+      },
+      nowMs: T0,
+      deadlineAtMs: T0 + 24 * HOUR,
+    });
+    const staged = (x: RotationRun['members'][number]) =>
+      step === Step.PROMOTE && x.role === 'duplicate'
+        ? { ...x, progress: MemberProgress.STAGED, versionId: `v-${x.slot}` as never }
+        : x;
+    return { ...run, step, status: 'running', fingerprint: 'fp', members: run.members.map(staged) };
+  };
+
+  it('a duplicate waiting for the token keeps the run running, counts no attempt and is staged after the wait', () => {
+    const run = at(Step.STAGE);
+    const dup = run.members.find((x) => x.region === 'us-east')!;
+    const after = applyOutcome(run, busy(dup.slot, Step.STAGE), T0, cfg);
+    expect(after.status).toBe('running');
+    expect(after.statusReason).toBeUndefined();
+    const m = after.members.find((x) => x.slot === dup.slot)!;
+    expect(m).toMatchObject({ progress: MemberProgress.PENDING, attempts: 0 });
+    expect(m.lastError).toBeUndefined();
+    // The other duplicate goes on now; this one after the wait.
+    expect(decide(after, T0 + 1)).toMatchObject({ kind: 'command', command: { type: 'StageMembers' } });
+    expect((decide(after, T0 + 1) as { command: { slots: string[] } }).command.slots).not.toContain(dup.slot);
+    const later = decide(after, T0 + 30_000) as { kind: string; command: { type: string; slots: string[] } };
+    expect(later.command.type).toBe('StageMembers');
+    expect(later.command.slots).toContain(dup.slot);
+  });
+
+  it('a primary waiting for the token keeps the run running and is promoted after the wait', () => {
+    const run = at(Step.PROMOTE);
+    const p = run.members.find((x) => x.role === 'primary')!;
+    const after = applyOutcome(run, busy(p.slot, Step.PROMOTE), T0, cfg);
+    expect(after.status).toBe('running');
+    expect(after.members.find((x) => x.slot === p.slot)).toMatchObject({ progress: 'pending', attempts: 0 });
+    expect(decide(after, T0 + 1)).toMatchObject({ kind: 'wait', untilMs: T0 + 30_000 });
+    expect(decide(after, T0 + 30_000)).toMatchObject({ command: { type: 'PromotePrimary', slot: p.slot } });
+  });
 });
