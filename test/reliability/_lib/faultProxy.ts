@@ -57,10 +57,14 @@ function forward(target: URL, r: ProxiedRequest, body: Buffer): Promise<Upstream
 
 const HOP_BY_HOP = new Set(['accept-encoding', 'connection', 'content-length', 'transfer-encoding', 'keep-alive']);
 
-/** Starts the proxy on 127.0.0.1 (random port) in front of `upstream`; `decide` is asked once per request. */
+/**
+ * Starts the proxy on 127.0.0.1 (random port) in front of `upstream`; `decide` is asked once per request, `observe`
+ * sees the upstream's status of every forwarded request.
+ */
 export async function startFaultProxy(
   upstream: string,
   decide: (r: ProxiedRequest) => ProxyAction | Promise<ProxyAction>,
+  observe?: (r: ProxiedRequest, status: number) => void,
 ): Promise<FaultProxy> {
   const target = new URL(upstream);
   const stats: FaultProxy['stats'] = { forward: 0, '503': 0, reset: 0, 'reset-after-forward': 0 };
@@ -92,6 +96,7 @@ export async function startFaultProxy(
         }
         const out = await forward(target, r, r.body);
         statuses[out.status] = (statuses[out.status] ?? 0) + 1;
+        observe?.(r, out.status);
         if (action === 'reset-after-forward') {
           req.socket.destroy(); // applied upstream; the client never learns the outcome
           return;
