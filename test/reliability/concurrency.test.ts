@@ -40,9 +40,10 @@ import { median, recordScenario, scale } from './_lib/report.js';
 
 const HOUR = 3_600_000;
 const PROCESSES = 5;
-const GROUPS = scale({ bounded: 6, full: 16, soak: 40 });
-const ROTATIONS = scale({ bounded: 2, full: 4, soak: 10 }); // generations beyond the creation's generation 1
-const INSTANCES_PER_REGION = scale({ bounded: 1, full: 2, soak: 2 });
+// full: 18 groups on one instance per region queue for each import token longer than the runner's wait.
+const GROUPS = scale({ bounded: 6, full: 18, soak: 40 });
+const ROTATIONS = scale({ bounded: 2, full: 3, soak: 8 }); // generations beyond the creation's generation 1
+const INSTANCES_PER_REGION = scale({ bounded: 1, full: 1, soak: 2 });
 const ROUND_LIMIT_MS = scale({ bounded: 90_000, full: 180_000, soak: 300_000 });
 const STALL_MS = 3_000;
 const CREATE_BATCH = 6;
@@ -270,7 +271,7 @@ describe('concurrency: five orchestrator processes on one fleet', () => {
       if (leaks.length > 0) violations.push(`secrets of the test process in child logs: ${leaks.length}`);
 
       // ── internal contention (informational) ──
-      const sum = (k: 'acquired' | 'held', kind: string) =>
+      const sum = (k: 'acquired' | 'held' | 'longWaits', kind: string) =>
         children.reduce((a, c) => a + (c.stats?.leases[k][kind] ?? 0), 0);
       const tokenRetryLogs = children
         .flatMap((c) => c.logLines)
@@ -294,7 +295,8 @@ describe('concurrency: five orchestrator processes on one fleet', () => {
           `(per group: median ${Math.round(median(groupConvergeMs))} ms); total ${wallMs} ms for ${ROTATIONS} rounds; ` +
           `${ticks.length} ticks, runs started ${started} (per process started+resumed ${startedBy}); ` +
           `surfaced token/nonce conflicts ${surfaced}; ` +
-          `token lease: ${sum('acquired', 'token')} taken, ${sum('held', 'token')} found held (retried); ` +
+          `token lease: ${sum('acquired', 'token')} taken, ${sum('held', 'token')} found held (retried), ` +
+          `${sum('longWaits', 'token')} waits past the runner's 20 polls (member queued for a later pass); ` +
           `group lease held ${sum('held', 'group')}, tick claims lost ${sum('held', 'tick')} ` +
           `(${deferredByOthers} deferrals to another process); import tokens ${tokensCreated}, ` +
           `token retry log lines ${tokenRetryLogs}, refused rotates ${refused.length}; ` +

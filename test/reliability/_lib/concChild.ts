@@ -32,6 +32,8 @@ import { createCloudantStores } from '../../../src/store/index.js';
 export interface ConcLeaseStats {
   acquired: Record<string, number>;
   held: Record<string, number>;
+  /** Times one holder found the same lease held 20 times in a row (the runner's token wait then gives up). */
+  longWaits: Record<string, number>;
 }
 
 /** What a child prints on `STATS`. */
@@ -74,6 +76,7 @@ function emulatorClock(adminUrl: string): Clock & { sync(): Promise<void>; syncs
 
 function countingLeases(inner: LeaseRepository, stats: ConcLeaseStats, sabotage: boolean): LeaseRepository {
   const kind = (name: string) => name.split(':')[0] ?? name;
+  const streaks = new Map<string, number>();
   return {
     async acquire(name, holder, ttlMs, nowMs) {
       const l =
@@ -83,6 +86,9 @@ function countingLeases(inner: LeaseRepository, stats: ConcLeaseStats, sabotage:
       const k = kind(name);
       const bucket = l ? stats.acquired : stats.held;
       bucket[k] = (bucket[k] ?? 0) + 1;
+      const streak = l ? 0 : (streaks.get(`${holder} ${name}`) ?? 0) + 1;
+      streaks.set(`${holder} ${name}`, streak);
+      if (streak > 0 && streak % 20 === 0) stats.longWaits[k] = (stats.longWaits[k] ?? 0) + 1;
       return l;
     },
     renew: (lease, ttlMs, nowMs) =>
@@ -109,7 +115,13 @@ async function main(): Promise<void> {
     base: { function: 'rotate', process: holder },
     write: (l) => process.stderr.write(`${l}\n`),
   });
-  const stats: ConcChildStats = { holder, ticks: 0, tickErrors: 0, clockSyncs: 0, leases: { acquired: {}, held: {} } };
+  const stats: ConcChildStats = {
+    holder,
+    ticks: 0,
+    tickErrors: 0,
+    clockSyncs: 0,
+    leases: { acquired: {}, held: {}, longWaits: {} },
+  };
   const cloudant = await createCloudantStores({
     url: env('LOCKSTEP_COUCH_URL'),
     dbPrefix: env('LOCKSTEP_DB_PREFIX'),
