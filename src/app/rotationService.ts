@@ -527,7 +527,7 @@ export function createRotationService(
         steps: [
           'plan: take the group lease; read every member',
           'generate: 32 fresh bytes; fingerprint; escrow under the group escrow key',
-          `stage: rotate ${group.members.length - 1} duplicate(s) in parallel (≤${config.stageConcurrency}) under each instance's import-token lease`,
+          `stage: rotate ${group.members.length - 1} duplicate(s), instances in parallel (≤${config.stageConcurrency}), one secure import at a time per instance (import-token lease)`,
           'verify: canary across the duplicates',
           'promote: rotate the primary with the same material',
           'prove: canary primary ↔ every duplicate, each reporting its recorded version',

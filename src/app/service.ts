@@ -36,7 +36,7 @@ import type { KeyProtectPort, Notifier, Stores } from './ports.js';
 export interface RotationConfig {
   /** Key Protect allows one rotation per key per hour. The dev demo shortens it together with the emulator. */
   rotationMinIntervalMs: number;
-  /** Duplicates staged in parallel. */
+  /** Key Protect instances staged in parallel (members of one instance go one after another: one import token each). */
   stageConcurrency: number;
   /** TTL of the group lease `group:<id>` (renewed while a run advances). */
   groupLeaseTtlMs: number;
@@ -57,7 +57,7 @@ export interface RotationConfig {
 
 export const DEFAULT_ROTATION_CONFIG: RotationConfig = {
   rotationMinIntervalMs: 3_600_000,
-  stageConcurrency: 4,
+  stageConcurrency: 8,
   groupLeaseTtlMs: 120_000,
   tokenLeaseTtlMs: 120_000,
   runDeadlineMs: 24 * 3_600_000,
