@@ -188,6 +188,39 @@ describe('secrets and access: who gets in', () => {
     }
     if ((await storeDigest(s.couch.url)) === after) violations.push('the operator POST changed nothing: check is void');
 
+    // path, method and credential-carrier variants: never let an unauthenticated caller read or act
+    const operatorToken = cases.find((c) => c.kind === 'operator')!.token!;
+    const variants: Array<[string, string, Record<string, string>]> = [
+      ['GET', '/v1/groups/', {}],
+      ['GET', '/v1//groups', {}],
+      ['GET', '//v1/groups', {}],
+      ['GET', `/v1/groups/${group.id}/`, {}],
+      ['GET', `/v1/groups/%${group.id.charCodeAt(0).toString(16)}${group.id.slice(1)}`, {}],
+      ['GET', '/v1/%67roups', {}],
+      ['GET', '/V1/GROUPS', {}],
+      ['GET', '/v1/groups?limit=1&limit=2', {}],
+      ['HEAD', '/v1/groups', {}],
+      ['OPTIONS', '/v1/groups', {}],
+      ['DELETE', `/v1/groups/${group.id}`, {}],
+      ['POST', `/v1/groups/${group.id}/rotations/`, { 'content-type': 'application/json' }],
+      ['GET', `/v1/groups/${group.id}/generations/1/`, {}],
+      ['GET', '/v1/export?format=csv', { cookie: `lockstep_session=${operatorToken}` }],
+      ['POST', `/v1/groups/${group.id}/rotations`, { cookie: `lockstep_session=${operatorToken}` }],
+      ['GET', '/ui/export?format=csv', { authorization: `Bearer ${operatorToken}` }],
+      ['GET', '/v1/groups', { authorization: `bearer  ${operatorToken} x` }],
+      ['GET', '/v1/groups', { authorization: `Bearer ${operatorToken.split('.').slice(0, 2).join('.')}.` }],
+    ];
+    const beforeVariants = await storeDigest(s.couch.url);
+    for (const [method, path, headers] of variants) {
+      const a = await call(`${api}${path}`, { method, headers, ...(method === 'POST' ? { body: '{}' } : {}) });
+      requests += 1;
+      // refused before any handler runs: 401/403, or no such route/method (404/405) — never a 2xx, 400 or 409
+      if (![401, 403, 404, 405].includes(a.status) || /currentGeneration|fingerprint|"runId"/.test(a.text)) {
+        violations.push(`${method} ${path} ${Object.keys(headers).join(',')}: ${a.status} ${a.text.slice(0, 120)}`);
+      }
+    }
+    if ((await storeDigest(s.couch.url)) !== beforeVariants) violations.push('a variant request changed the store');
+
     // coverage: every documented operation was exercised, and the /v1 ones are bearer-protected
     const documented = ops.map((o) => `${o.method} ${o.path}`);
     for (const d of documented) if (!covered.has(d)) violations.push(`${d}: not exercised`);
@@ -205,7 +238,7 @@ describe('secrets and access: who gets in', () => {
       area: 'access',
       runs: requests,
       violations: violations.length,
-      notes: `${documented.length} documented operations (${v1.length} under /v1, operator-only: ${actRoutes.join(', ')}); no token, garbage, expired, forged (foreign key ×2, alg none ×2, HS256 confusion, tampered), wrong audience/issuer, no identity, not yet valid → 401; no role → 403; auditor on operator routes → 403; store unchanged by refusals`,
+      notes: `${documented.length} documented operations (${v1.length} under /v1, operator-only: ${actRoutes.join(', ')}); no token, garbage, expired, forged (foreign key ×2, alg none ×2, HS256 confusion, tampered), wrong audience/issuer, no identity, not yet valid → 401; no role → 403; auditor on operator routes → 403; store unchanged by refusals; ${variants.length} path/method/carrier variants (trailing or double slashes, encoded segments, HEAD/OPTIONS/DELETE, session cookie on /v1, bearer on /ui) never 2xx`,
       examples: violations.slice(0, 8),
     });
     expect(documented.length).toBeGreaterThanOrEqual(15);
