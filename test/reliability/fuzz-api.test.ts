@@ -193,13 +193,22 @@ interface ApiCase {
   expectStatus?: number[];
 }
 
-type Defect = (
-  r: RouteSpec,
-) => fc.Arbitrary<
-  Partial<Omit<ApiCase, 'route'>> & { kind: string; pathParams?: Record<string, string>; query?: [string, string][] }
->;
-
-const enc = encodeURIComponent;
+/** Percent-encodes a path or query value; a lone surrogate becomes an invalid UTF-8 sequence (itself a defect). */
+function enc(v: string): string {
+  try {
+    return encodeURIComponent(v);
+  } catch {
+    return Array.from(v)
+      .map((ch) => {
+        try {
+          return encodeURIComponent(ch);
+        } catch {
+          return '%ED%A0%80';
+        }
+      })
+      .join('');
+  }
+}
 
 /** A defective value for one path parameter, already encoded for the path. */
 function badParam(name: string): fc.Arbitrary<{ value: string; expect: number[] }> {
