@@ -157,6 +157,29 @@ export class Collection {
     }
   }
 
+  /** Rows of a view from `startKey` (inclusive) on, in key order, with their documents. */
+  async viewRange<T>(
+    ddoc: string,
+    view: string,
+    startKey: unknown[],
+    limit: number,
+  ): Promise<Array<{ key: unknown; doc: Envelope<T> }>> {
+    try {
+      const res = await this.client.postView({
+        db: this.db,
+        ddoc,
+        view,
+        startKey,
+        limit,
+        includeDocs: true,
+        reduce: false,
+      });
+      return res.result.rows.flatMap((r) => (r.doc ? [{ key: r.key, doc: r.doc as unknown as Envelope<T> }] : []));
+    } catch (err) {
+      throw toStoreError(err, `query view ${ddoc}/${view} on ${this.db}`);
+    }
+  }
+
   async view<T>(ddoc: string, view: string, key: string, limit: number): Promise<Envelope<T>[]> {
     try {
       const res = await this.client.postView({ db: this.db, ddoc, view, key, limit, includeDocs: true, reduce: false });

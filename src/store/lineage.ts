@@ -205,32 +205,24 @@ export class CloudantLineageRepository implements LineageRepository {
     return undefined;
   }
 
+  /**
+   * One key-range walk of the `by-group-generation` view from the position after `after` (or the group's start),
+   * pages of STREAM_PAGE + 1 rows: the extra row's key starts the next page. Never `skip`.
+   */
   async *exportAll(groupId?: GroupId, after?: ExportPosition): AsyncIterable<LineageRecord> {
-    if (groupId !== undefined) {
-      const g = asGroupId(groupId);
-      if (after && after.groupId !== g) return;
-      yield* this.streamGroup(g, after ? after.generation + 1 : 0);
-      return;
-    }
-    let from = '';
-    if (after) {
-      yield* this.streamGroup(asGroupId(after.groupId), after.generation + 1);
-      from = `${after.groupId}-`;
-    }
+    const only = groupId === undefined ? undefined : asGroupId(groupId);
+    if (only && after && after.groupId !== only) return;
+    const dd = DESIGN_DOCS.lineageExport;
+    let start: unknown[] = after ? [after.groupId, after.generation + 1] : only ? [only, 0] : [''];
     for (;;) {
-      // Next group id ≥ `from`. Group ids use [a-z0-9-] and end alphanumeric, so `<id>-` sorts after <id> and before
-      // every longer id it prefixes: an inclusive bound that skips exactly the group just done.
-      const [next] = await this.col.find<LineageRecord>({
-        selector: { groupId: { $gte: from }, generation: { $gte: 0 } },
-        sort: [{ groupId: 'asc' }, { generation: 'asc' }],
-        limit: 1,
-        fields: ['groupId'],
-        useIndex: useIndex(INDEXES.lineageByGroup),
-      });
-      const g = (next as unknown as { groupId?: GroupId } | undefined)?.groupId;
-      if (!g) return;
-      yield* this.streamGroup(g);
-      from = `${g}-`;
+      const rows = await this.col.viewRange<LineageRecord>(dd.ddoc, 'by-group-generation', start, STREAM_PAGE + 1);
+      for (const { doc } of rows.slice(0, STREAM_PAGE)) {
+        if (only && doc.data.groupId !== only) return;
+        yield doc.data;
+      }
+      const extra = rows[STREAM_PAGE];
+      if (!extra) return;
+      start = extra.key as unknown[];
     }
   }
 

@@ -71,6 +71,20 @@ export const DESIGN_DOCS = {
       },
     },
   },
+  /**
+   * The export's single key-range walk over [groupId, generation] across every group (Mango would need one query per
+   * group: a range on groupId alone leaves generation to an in-memory filter, so `limit` cannot be pushed down).
+   * Its own design document, so building it does not hold up `by-key-version`.
+   */
+  lineageExport: {
+    kind: 'lineage',
+    ddoc: 'lockstep-lineage-export',
+    views: {
+      'by-group-generation': {
+        map: 'function (doc) { if (doc.kind === "lineage" && doc.data) emit([doc.data.groupId, doc.data.generation], null); }',
+      },
+    },
+  },
 } as const satisfies Record<string, DesignDoc>;
 
 /** Creates missing databases, indexes and design documents; safe to run any number of times, concurrently. */
