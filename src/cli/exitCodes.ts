@@ -26,12 +26,14 @@ export class CliError extends Error {
 
 /**
  * Shortens the quoted values a message echoes (`"<value>" is not a URL`): a huge or garbage value is shown by its
- * first characters and its length, so the message stays readable.
+ * first characters and its length, so the message stays readable; a message still longer than `maxTotal` (a value
+ * full of quotes) is cut.
  */
-export function clipQuoted(message: string, max = 80): string {
-  return message.replace(/"([^"]*)"/g, (all, v: string) =>
+export function clipQuoted(message: string, max = 80, maxTotal = 1_000): string {
+  const clipped = message.replace(/"([^"]*)"/g, (all, v: string) =>
     v.length > max ? `"${v.slice(0, max - 20)}…" (${v.length} characters)` : all,
   );
+  return clipped.length > maxTotal ? `${clipped.slice(0, maxTotal - 40)}… (${clipped.length} characters)` : clipped;
 }
 
 /** A usage or configuration error (exit 2). */
