@@ -510,7 +510,8 @@ class Worker {
           code: 'LEASE_HELD',
           message: `the import token of instance ${m.instanceId} (${m.region}) is in use by another worker`,
           retryable: true,
-          retryAfterMs: Math.ceil(this.ctx.config.tokenLeaseTtlMs / 4),
+          // a busy token is held for a few round trips: look again soon (a dead holder's lease expires on its own)
+          retryAfterMs: Math.min(5_000, Math.ceil(this.ctx.config.tokenLeaseTtlMs / 4)),
           atMs: this.now(),
         },
       });
