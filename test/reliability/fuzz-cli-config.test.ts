@@ -30,7 +30,7 @@ import {
 } from './_lib/fuzzArbitraries.js';
 import { type CaseVerdict, createTally, fuzz, fuzzRuns } from './_lib/fuzzCheck.js';
 import { diffDir, snapshotDir } from './_lib/fuzzState.js';
-import { recordScenario } from './_lib/report.js';
+import { recordScenario, scale } from './_lib/report.js';
 
 let root: string;
 const crashes: string[] = [];
@@ -671,54 +671,58 @@ const regressions: CliCase[] = [
 ];
 
 describe('bad input: CLI configuration and groups files (fuzz)', () => {
-  it('exits 2 with a clear error, writes nothing, never throws', async () => {
-    const tally = createTally();
-    await fuzz(
-      tally,
-      'cli',
-      cliCase(),
-      async (c) => [...(await runCase(c)), ...resolveOnly(c)].map((p) => `${c.kind}: ${p}`),
-      {
-        numRuns: fuzzRuns(250),
-        examples: regressions,
-      },
-    );
-    // parseGroupsFile alone never throws and reports an error for every defect
-    await fuzz(
-      tally,
-      'groups',
-      fc.oneof(
-        fc.array(groupsDefect, { minLength: 1, maxLength: 3 }).map((ms) => apply(validGroups(), ms, asYaml)),
-        brokenYaml,
-        malformedJsonText,
-        fc.string({ unit: 'binary', maxLength: 200 }),
-      ),
-      async (text) => {
-        try {
-          const r = parseGroupsFile(text, { knownRegions: ['us-south', 'us-east'] });
-          const errors = r.issues.filter((i) => i.severity === 'error');
-          if (r.ok || errors.length === 0) return ['accepted a defective groups file'];
-          return errors.some((i) => typeof i.message !== 'string' || i.message.length < 5)
-            ? ['an issue without a message']
-            : [];
-        } catch (e) {
-          return [`parseGroupsFile threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`];
-        }
-      },
-      { numRuns: fuzzRuns(150) },
-    );
-    if (crashes.length) {
-      tally.violations += crashes.length;
-      tally.examples.push(...crashes.slice(0, 3).map((c) => `unhandled: ${c}`));
-    }
-    const result = recordScenario({
-      scenario: 'bad input: CLI config and groups file',
-      area: 'fuzz',
-      runs: tally.runs,
-      violations: tally.violations,
-      notes: `runCli (flags, env, config file, dev.json, group apply -f) in a scratch dir: exit 2, JSON error, no write, no network; resolveConfig/parseGroupsFile direct; seed ${tally.seed}`,
-      examples: tally.examples,
-    });
-    expect(result.violations, result.examples?.join('\n')).toBe(0);
-  }, 120_000);
+  it(
+    'exits 2 with a clear error, writes nothing, never throws',
+    async () => {
+      const tally = createTally();
+      await fuzz(
+        tally,
+        'cli',
+        cliCase(),
+        async (c) => [...(await runCase(c)), ...resolveOnly(c)].map((p) => `${c.kind}: ${p}`),
+        {
+          numRuns: fuzzRuns(250),
+          examples: regressions,
+        },
+      );
+      // parseGroupsFile alone never throws and reports an error for every defect
+      await fuzz(
+        tally,
+        'groups',
+        fc.oneof(
+          fc.array(groupsDefect, { minLength: 1, maxLength: 3 }).map((ms) => apply(validGroups(), ms, asYaml)),
+          brokenYaml,
+          malformedJsonText,
+          fc.string({ unit: 'binary', maxLength: 200 }),
+        ),
+        async (text) => {
+          try {
+            const r = parseGroupsFile(text, { knownRegions: ['us-south', 'us-east'] });
+            const errors = r.issues.filter((i) => i.severity === 'error');
+            if (r.ok || errors.length === 0) return ['accepted a defective groups file'];
+            return errors.some((i) => typeof i.message !== 'string' || i.message.length < 5)
+              ? ['an issue without a message']
+              : [];
+          } catch (e) {
+            return [`parseGroupsFile threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`];
+          }
+        },
+        { numRuns: fuzzRuns(150) },
+      );
+      if (crashes.length) {
+        tally.violations += crashes.length;
+        tally.examples.push(...crashes.slice(0, 3).map((c) => `unhandled: ${c}`));
+      }
+      const result = recordScenario({
+        scenario: 'bad input: CLI config and groups file',
+        area: 'fuzz',
+        runs: tally.runs,
+        violations: tally.violations,
+        notes: `runCli (flags, env, config file, dev.json, group apply -f) in a scratch dir: exit 2, JSON error, no write, no network; resolveConfig/parseGroupsFile direct; seed ${tally.seed}`,
+        examples: tally.examples,
+      });
+      expect(result.violations, result.examples?.join('\n')).toBe(0);
+    },
+    scale({ bounded: 120_000, full: 900_000, soak: 7_200_000 }),
+  );
 });

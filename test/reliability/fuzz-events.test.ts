@@ -39,7 +39,7 @@ import {
 } from './_lib/fuzzArbitraries.js';
 import { type CaseVerdict, createTally, fuzz, fuzzRuns } from './_lib/fuzzCheck.js';
 import { watchStore } from './_lib/fuzzState.js';
-import { recordScenario } from './_lib/report.js';
+import { recordScenario, scale } from './_lib/report.js';
 
 const HMAC_SECRET = randomBytes(24).toString('hex');
 const LIMIT = 1024 * 1024;
@@ -422,50 +422,54 @@ function judge(c: EventsCase, a: Answer): { problems: CaseVerdict; allowed: Set<
 // ---------------------------------------------------------------- the scenario
 
 describe('bad input: events endpoint (fuzz)', () => {
-  it('answers 4xx with a clear error (or acknowledges and ignores), changes nothing, never crashes', async () => {
-    const tally = createTally();
-    const eventsDb = `${prefix}events`;
-    let lastProbe = 0;
-    const store = await watchStore(couch.url, prefix);
-    await fuzz(
-      tally,
-      'events',
-      eventsCase(),
-      async (c) => {
-        const viaParams = Object.keys(c.raw).length > 0;
-        const answer = viaParams ? await overParams(c) : await overHttp(c);
-        const { problems, allowed } = judge(c, answer);
-        problems.push(
-          ...(await store.changes(
-            (d) =>
-              d.db === eventsDb && allowed.has(d.id) && (d.doc.data as { groupId?: unknown })?.groupId === undefined,
-          )),
-        );
-        // every 25 cases: the endpoint still answers a good delivery
-        if (++lastProbe % 25 === 0) {
-          const ok = await overHttp(base('probe', asBody({ ...goodEvent(), id: `probe-${lastProbe}` })));
-          if (ok.status !== 200) problems.push(`endpoint no longer answers a good delivery: ${ok.status}`);
-          await store.changes((d) => d.db === eventsDb && d.id === `event:probe-${lastProbe}`);
-        }
-        return problems.map((p) => `${c.kind}: ${p}`);
-      },
-      { numRuns: fuzzRuns(180), examples: regressions() },
-    );
-    if (crashes.length) {
-      tally.violations += crashes.length;
-      tally.examples.push(...crashes.slice(0, 3).map((c) => `unhandled: ${c}`));
-    }
-    const result = recordScenario({
-      scenario: 'bad input: events endpoint',
-      area: 'fuzz',
-      runs: tally.runs,
-      violations: tally.violations,
-      notes: `signed requests via the function runner (HTTP) and CE params (header injection); 4xx+{code,message} or 200-all-ignored; store diffed per case; seed ${tally.seed}`,
-      examples: tally.examples,
-    });
-    expect(result.violations, result.examples?.join('\n')).toBe(0);
-    expect(tally.runs).toBeGreaterThanOrEqual(fuzzRuns(180));
-  }, 240_000);
+  it(
+    'answers 4xx with a clear error (or acknowledges and ignores), changes nothing, never crashes',
+    async () => {
+      const tally = createTally();
+      const eventsDb = `${prefix}events`;
+      let lastProbe = 0;
+      const store = await watchStore(couch.url, prefix);
+      await fuzz(
+        tally,
+        'events',
+        eventsCase(),
+        async (c) => {
+          const viaParams = Object.keys(c.raw).length > 0;
+          const answer = viaParams ? await overParams(c) : await overHttp(c);
+          const { problems, allowed } = judge(c, answer);
+          problems.push(
+            ...(await store.changes(
+              (d) =>
+                d.db === eventsDb && allowed.has(d.id) && (d.doc.data as { groupId?: unknown })?.groupId === undefined,
+            )),
+          );
+          // every 25 cases: the endpoint still answers a good delivery
+          if (++lastProbe % 25 === 0) {
+            const ok = await overHttp(base('probe', asBody({ ...goodEvent(), id: `probe-${lastProbe}` })));
+            if (ok.status !== 200) problems.push(`endpoint no longer answers a good delivery: ${ok.status}`);
+            await store.changes((d) => d.db === eventsDb && d.id === `event:probe-${lastProbe}`);
+          }
+          return problems.map((p) => `${c.kind}: ${p}`);
+        },
+        { numRuns: fuzzRuns(180), examples: regressions() },
+      );
+      if (crashes.length) {
+        tally.violations += crashes.length;
+        tally.examples.push(...crashes.slice(0, 3).map((c) => `unhandled: ${c}`));
+      }
+      const result = recordScenario({
+        scenario: 'bad input: events endpoint',
+        area: 'fuzz',
+        runs: tally.runs,
+        violations: tally.violations,
+        notes: `signed requests via the function runner (HTTP) and CE params (header injection); 4xx+{code,message} or 200-all-ignored; store diffed per case; seed ${tally.seed}`,
+        examples: tally.examples,
+      });
+      expect(result.violations, result.examples?.join('\n')).toBe(0);
+      expect(tally.runs).toBeGreaterThanOrEqual(fuzzRuns(180));
+    },
+    scale({ bounded: 240_000, full: 1_800_000, soak: 14_400_000 }),
+  );
 });
 
 /**
