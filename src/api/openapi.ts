@@ -16,6 +16,19 @@ const json = (description: string, schema: object, headers?: object) => ({
   content: { 'application/json': { schema } },
 });
 
+/**
+ * An error from a page route: an HTML error page, or the router's own JSON error when the request never reached
+ * the page (unknown query parameter, malformed or over-long path).
+ */
+const pageError = (description: string) => ({
+  description,
+  content: { 'text/html': { schema: { type: 'string' } }, 'application/json': { schema: ref('Error') } },
+});
+const routerErrors = {
+  '400': errorResponse('Unknown query parameter, or a malformed or over-long path (VALIDATION_FAILED)'),
+  default: errorResponse('Any other error, with a code from the error table'),
+};
+
 const commonErrors = {
   '400': errorResponse('Invalid parameter (VALIDATION_FAILED) or cursor (INVALID_CURSOR)'),
   '401': {
@@ -452,7 +465,10 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           operationId: 'getOpenApi',
           summary: 'This document (no authentication)',
           security: [],
-          responses: { '200': json('The OpenAPI 3.1 document', { type: 'object', required: ['openapi'] }) },
+          responses: {
+            '200': json('The OpenAPI 3.1 document', { type: 'object', required: ['openapi'] }),
+            ...routerErrors,
+          },
         },
       },
       '/v1/groups': {
@@ -640,9 +656,10 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           security: [{ uiSession: [] }, {}],
           responses: {
             '200': text('The page', 'text/html'),
+            '400': pageError('Unknown query parameter or malformed path'),
             '401': text('Login form (no or an expired session)', 'text/html'),
             '403': text('The identity has no lockstep role', 'text/html'),
-            default: text('Error page (code and message from the error table)', 'text/html'),
+            default: pageError('Error page (code and message from the error table)'),
           },
         },
       },
@@ -654,11 +671,11 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           parameters: [p.groupId],
           responses: {
             '200': text('The page', 'text/html'),
-            '400': text('Invalid group id', 'text/html'),
+            '400': pageError('Invalid group id, unknown query parameter or malformed path'),
             '401': text('Login form', 'text/html'),
             '403': text('No lockstep role', 'text/html'),
             '404': text('Unknown group', 'text/html'),
-            default: text('Error page (code and message from the error table)', 'text/html'),
+            default: pageError('Error page (code and message from the error table)'),
           },
         },
       },
@@ -680,12 +697,12 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           },
           responses: {
             '303': { description: 'Logged in; redirect to /ui (sets the session cookie)' },
-            '400': text('Malformed form', 'text/html'),
+            '400': pageError('Malformed form, unknown query parameter or malformed path'),
             '401': text('Login form with the reason', 'text/html'),
             '403': text('No lockstep role', 'text/html'),
             '413': text('Form too large', 'text/html'),
             '415': text('Not a form', 'text/html'),
-            default: text('Error page, e.g. 503 when IAM cannot exchange the API key', 'text/html'),
+            default: pageError('Error page, e.g. 503 when IAM cannot exchange the API key'),
           },
         },
       },
@@ -694,7 +711,7 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           operationId: 'uiLogout',
           summary: 'End the page session',
           security: [],
-          responses: { '303': { description: 'Redirect to /ui (clears the cookie)' } },
+          responses: { '303': { description: 'Redirect to /ui (clears the cookie)' }, ...routerErrors },
         },
       },
       '/ui/export': {
@@ -705,16 +722,27 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           parameters: [
             { name: 'format', in: 'query', required: true, schema: { type: 'string', enum: ['jsonl', 'csv'] } },
             { ...p.groupId, in: 'query', required: false },
+            {
+              name: 'limit',
+              in: 'query',
+              schema: { type: 'integer', minimum: 1, maximum: 10_000, default: 5_000 },
+              description: 'Records per response (as /v1/export)',
+            },
+            { ...p.cursor, description: 'From the previous response’s `X-Lockstep-Next-Cursor`' },
           ],
           responses: {
             '200': {
-              description: 'The export (attachment)',
+              description: 'The export (attachment), one page; paging headers as /v1/export',
               content: {
                 'application/x-ndjson': { schema: { type: 'string' } },
                 'text/csv': { schema: { type: 'string' } },
               },
             },
-            ...commonErrors,
+            '400': pageError('Invalid format, group id, limit or cursor'),
+            '401': pageError('Login form (no or an expired session)'),
+            '403': pageError('No lockstep role'),
+            '404': pageError('Unknown group'),
+            default: pageError('Error page (code and message from the error table)'),
           },
         },
       },
