@@ -165,7 +165,7 @@ async function main(): Promise<void> {
         const kpSpans = productSpans.filter((s) => s.kind === 'kp');
         const storeSpans = productSpans.filter((s) => s.kind === 'store');
         const steps: Record<string, number> = { rotateNow: tAdvance - t0 };
-        let cur = 'plan';
+        let cur = 'generate'; // rotateNow records the plan: the run starts at generate
         let since = tAdvance;
         for (const m of marks) {
           if (m.step !== cur) {
