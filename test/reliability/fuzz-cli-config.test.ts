@@ -28,9 +28,9 @@ import {
   oddUnicode,
   traversal,
 } from './_lib/fuzzArbitraries.js';
-import { type CaseVerdict, createTally, fuzz, fuzzRuns } from './_lib/fuzzCheck.js';
+import { type CaseVerdict, createTally, fuzz, fuzzRuns, recordFuzzRow } from './_lib/fuzzCheck.js';
 import { diffDir, snapshotDir } from './_lib/fuzzState.js';
-import { recordScenario, scale } from './_lib/report.js';
+import { scale } from './_lib/report.js';
 
 let root: string;
 const crashes: string[] = [];
@@ -709,18 +709,12 @@ describe('bad input: CLI configuration and groups files (fuzz)', () => {
         },
         { numRuns: fuzzRuns(150) },
       );
-      if (crashes.length) {
-        tally.violations += crashes.length;
-        tally.examples.push(...crashes.slice(0, 3).map((c) => `unhandled: ${c}`));
-      }
-      const result = recordScenario({
-        scenario: 'bad input: CLI config and groups file',
-        area: 'fuzz',
-        runs: tally.runs,
-        violations: tally.violations,
-        notes: `runCli (flags, env, config file, dev.json, group apply -f) in a scratch dir: exit 2, JSON error, no write, no network; resolveConfig/parseGroupsFile direct; seed ${tally.seed}`,
-        examples: tally.examples,
-      });
+      const result = recordFuzzRow(
+        tally,
+        crashes,
+        'bad input: CLI config and groups file',
+        `runCli (flags, env, config file, dev.json, group apply -f) in a scratch dir: exit 2, JSON error, no write, no network; resolveConfig/parseGroupsFile direct`,
+      );
       expect(result.violations, result.examples?.join('\n')).toBe(0);
     },
     scale({ bounded: 120_000, full: 900_000, soak: 7_200_000 }),

@@ -37,9 +37,9 @@ import {
   oddUnicode,
   traversal,
 } from './_lib/fuzzArbitraries.js';
-import { type CaseVerdict, createTally, fuzz, fuzzRuns } from './_lib/fuzzCheck.js';
+import { type CaseVerdict, createTally, fuzz, fuzzRuns, recordFuzzRow } from './_lib/fuzzCheck.js';
 import { watchStore } from './_lib/fuzzState.js';
-import { recordScenario, scale } from './_lib/report.js';
+import { scale } from './_lib/report.js';
 
 const HMAC_SECRET = randomBytes(24).toString('hex');
 const LIMIT = 1024 * 1024;
@@ -453,18 +453,12 @@ describe('bad input: events endpoint (fuzz)', () => {
         },
         { numRuns: fuzzRuns(180), examples: regressions() },
       );
-      if (crashes.length) {
-        tally.violations += crashes.length;
-        tally.examples.push(...crashes.slice(0, 3).map((c) => `unhandled: ${c}`));
-      }
-      const result = recordScenario({
-        scenario: 'bad input: events endpoint',
-        area: 'fuzz',
-        runs: tally.runs,
-        violations: tally.violations,
-        notes: `signed requests via the function runner (HTTP) and CE params (header injection); 4xx+{code,message} or 200-all-ignored; store diffed per case; seed ${tally.seed}`,
-        examples: tally.examples,
-      });
+      const result = recordFuzzRow(
+        tally,
+        crashes,
+        'bad input: events endpoint',
+        `signed requests via the function runner (HTTP) and CE params (header injection); 4xx+{code,message} or 200-all-ignored; store diffed per case`,
+      );
       expect(result.violations, result.examples?.join('\n')).toBe(0);
       expect(tally.runs).toBeGreaterThanOrEqual(fuzzRuns(180));
     },

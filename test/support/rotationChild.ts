@@ -8,34 +8,16 @@
  */
 import { createRotationService } from '../../src/app/rotationService.js';
 import { createJsonLogger, cryptoRandom } from '../../src/app/system.js';
-import type { Clock } from '../../src/core/index.js';
-import { authenticatorFromConfig, createKeyProtectClient } from '../../src/keyprotect/index.js';
-import { createCloudantStores } from '../../src/store/index.js';
+import { emulatorClock, kpClientFromEnv, requiredEnv, storesFromEnv } from './childProcess.js';
 
-const env = (k: string): string => {
-  const v = process.env[k];
-  if (!v) throw new Error(`missing ${k}`);
-  return v;
-};
+const env = requiredEnv;
 
 async function main(): Promise<void> {
-  const res = await fetch(`${env('LOCKSTEP_ADMIN_URL')}/__emulator/clock`);
-  const { nowMs } = (await res.json()) as { nowMs: number };
-  const offset = nowMs - Date.now();
-  const clock: Clock = { nowMs: () => Date.now() + offset };
+  const clock = emulatorClock();
+  await clock.sync();
   const logger = createJsonLogger({ level: 'info', write: (l) => process.stderr.write(`${l}\n`) });
-  const kp = createKeyProtectClient({
-    endpoints: JSON.parse(env('LOCKSTEP_KP_ENDPOINTS')) as Record<string, string>,
-    authenticator: authenticatorFromConfig({
-      kind: 'iam',
-      apiKey: env('LOCKSTEP_API_KEY'),
-      iamUrl: env('LOCKSTEP_IAM_URL'),
-    }),
-    random: cryptoRandom,
-    clock,
-    timeoutMs: 60_000,
-  });
-  const stores = await createCloudantStores({ url: env('LOCKSTEP_COUCH_URL'), dbPrefix: env('LOCKSTEP_DB_PREFIX') });
+  const kp = kpClientFromEnv({ random: cryptoRandom, clock, timeoutMs: 60_000 });
+  const stores = await storesFromEnv();
   const hangAt = env('LOCKSTEP_HANG_AT_STEP');
   const hangAfter = Number(process.env.LOCKSTEP_HANG_AFTER ?? '1');
   let persists = 0;

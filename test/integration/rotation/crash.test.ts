@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Group } from '../../../src/core/index.js';
 import { expectChain } from '../../support/assertions.js';
+import { childEnv } from '../../support/childProcess.js';
 import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
 import { leakedSecrets, SimulatedCrash } from '../../support/rotationHarness.js';
 
@@ -89,14 +90,7 @@ describe('crash injection over HTTP', () => {
       {
         env: {
           ...process.env,
-          LOCKSTEP_KP_ENDPOINTS: JSON.stringify(
-            Object.fromEntries(s.regions.map((r) => [r, s.stack.kp.regions[r]!.url])),
-          ),
-          LOCKSTEP_IAM_URL: s.stack.iam.url,
-          LOCKSTEP_API_KEY: s.stack.iam.apiKeyFor('lockstep'),
-          LOCKSTEP_ADMIN_URL: s.stack.kp.adminUrl,
-          LOCKSTEP_COUCH_URL: s.couch.url,
-          LOCKSTEP_DB_PREFIX: s.stores.databases.groups.replace(/groups$/, ''),
+          ...childEnv(s),
           LOCKSTEP_RUN_ID: runId,
           LOCKSTEP_HANG_AT_STEP: 'stage',
           LOCKSTEP_HANG_AFTER: '1',

@@ -23,10 +23,9 @@
 import type { LeaseRepository, Stores } from '../../../src/app/index.js';
 import { createJsonLogger, createRotationService, cryptoRandom } from '../../../src/app/index.js';
 import { runTick, withRequestRateBudget } from '../../../src/app/tick.js';
-import type { Clock, Group } from '../../../src/core/index.js';
-import { authenticatorFromConfig, createKeyProtectClient } from '../../../src/keyprotect/index.js';
+import type { Group } from '../../../src/core/index.js';
 import { nextDueAtMs } from '../../../src/scheduling/index.js';
-import { createCloudantStores } from '../../../src/store/index.js';
+import { emulatorClock, kpClientFromEnv, requiredEnv, storesFromEnv } from '../../support/childProcess.js';
 
 /** Lease statistics one child reports at the end. */
 export interface ConcLeaseStats {
@@ -45,34 +44,12 @@ export interface ConcChildStats {
   leases: ConcLeaseStats;
 }
 
-const env = (k: string): string => {
-  const v = process.env[k];
-  if (!v) throw new Error(`missing ${k}`);
-  return v;
-};
+const env = requiredEnv;
 const num = (k: string, d: number): number => {
   const v = Number(process.env[k]);
   return Number.isFinite(v) && v > 0 ? v : d;
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A clock that follows the emulator's: wall clock + an offset re-read from the admin API. */
-function emulatorClock(adminUrl: string): Clock & { sync(): Promise<void>; syncs: number } {
-  let offset = 0;
-  const c = {
-    syncs: 0,
-    nowMs: () => Date.now() + offset,
-    async sync() {
-      const t0 = Date.now();
-      const res = await fetch(`${adminUrl}/__emulator/clock`);
-      const { nowMs } = (await res.json()) as { nowMs: number };
-      const t1 = Date.now();
-      offset = nowMs - Math.round((t0 + t1) / 2);
-      c.syncs += 1;
-    },
-  };
-  return c;
-}
 
 function countingLeases(inner: LeaseRepository, stats: ConcLeaseStats, sabotage: boolean): LeaseRepository {
   const kind = (name: string) => name.split(':')[0] ?? name;
@@ -104,7 +81,7 @@ async function main(): Promise<void> {
   const holder = env('LOCKSTEP_CONC_HOLDER');
   const pauseMs = num('LOCKSTEP_CONC_PAUSE_MS', 150);
   const invocationMs = num('LOCKSTEP_CONC_INVOCATION_MS', 60_000);
-  const clock = emulatorClock(env('LOCKSTEP_ADMIN_URL'));
+  const clock = emulatorClock();
   await clock.sync();
   // Keep following the emulator clock between ticks too (the test moves it only when the fleet is idle or waiting).
   const syncTimer = setInterval(() => void clock.sync().catch(() => undefined), 250);
@@ -122,30 +99,16 @@ async function main(): Promise<void> {
     clockSyncs: 0,
     leases: { acquired: {}, held: {}, longWaits: {} },
   };
-  const cloudant = await createCloudantStores({
-    url: env('LOCKSTEP_COUCH_URL'),
-    dbPrefix: env('LOCKSTEP_DB_PREFIX'),
-    logger,
-  });
+  const cloudant = await storesFromEnv(logger);
   const stores: Stores = {
     ...cloudant,
     leases: countingLeases(cloudant.leases, stats.leases, process.env.LOCKSTEP_CONC_SABOTAGE === 'token-lease'),
   };
   // As functions/shared.ts buildCore: the Key Protect client behind the per-instance request-rate budget.
-  const kp = withRequestRateBudget(
-    createKeyProtectClient({
-      endpoints: JSON.parse(env('LOCKSTEP_KP_ENDPOINTS')) as Record<string, string>,
-      authenticator: authenticatorFromConfig({
-        kind: 'iam',
-        apiKey: env('LOCKSTEP_API_KEY'),
-        iamUrl: env('LOCKSTEP_IAM_URL'),
-      }),
-      random: cryptoRandom,
-      clock,
-      logger,
-    }),
-    { perSecond: num('LOCKSTEP_KP_REQUESTS_PER_SECOND', 10), clock },
-  );
+  const kp = withRequestRateBudget(kpClientFromEnv({ random: cryptoRandom, clock, logger }), {
+    perSecond: num('LOCKSTEP_KP_REQUESTS_PER_SECOND', 10),
+    clock,
+  });
   const service = createRotationService({
     kp,
     stores,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { TickSummary } from '../../../src/app/tick.js';
+import { childEnv } from '../../support/childProcess.js';
 import type { LocalStack } from '../../support/localStack.js';
 import type { ConcChildStats } from './concChild.js';
 
@@ -57,12 +58,7 @@ export function spawnConcChildren(
 ): ConcChild[] {
   const baseEnv = {
     ...process.env,
-    LOCKSTEP_KP_ENDPOINTS: JSON.stringify(Object.fromEntries(s.regions.map((r) => [r, s.stack.kp.regions[r]!.url]))),
-    LOCKSTEP_IAM_URL: s.stack.iam.url,
-    LOCKSTEP_API_KEY: s.stack.iam.apiKeyFor('lockstep'),
-    LOCKSTEP_ADMIN_URL: s.stack.kp.adminUrl,
-    LOCKSTEP_COUCH_URL: s.couch.url,
-    LOCKSTEP_DB_PREFIX: s.stores.databases.groups.replace(/groups$/, ''),
+    ...childEnv(s),
     ...extraEnv,
   };
   return Array.from({ length: count }, (_, i) => {

@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { RotationConfig } from '../../../src/app/index.js';
+import { childEnv } from '../../support/childProcess.js';
 import type { LocalStack } from '../../support/localStack.js';
 import type { CrashWorkerCommand } from './crashWorker.js';
 
@@ -81,12 +82,7 @@ export function spawnCrashWorker(launcher: CrashLauncher, s: LocalStack, config:
   const child: ChildProcess = spawn(process.execPath, launcher.args, {
     env: {
       ...process.env,
-      LOCKSTEP_KP_ENDPOINTS: JSON.stringify(Object.fromEntries(s.regions.map((r) => [r, s.stack.kp.regions[r]!.url]))),
-      LOCKSTEP_IAM_URL: s.stack.iam.url,
-      LOCKSTEP_API_KEY: s.stack.iam.apiKeyFor('lockstep'),
-      LOCKSTEP_ADMIN_URL: s.stack.kp.adminUrl,
-      LOCKSTEP_COUCH_URL: s.couch.url,
-      LOCKSTEP_DB_PREFIX: s.stores.databases.groups.replace(/groups$/, ''),
+      ...childEnv(s),
       LOCKSTEP_ROTATION_CONFIG: JSON.stringify(config),
     },
     stdio: ['pipe', 'pipe', 'pipe', 'pipe'],

@@ -20,9 +20,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { fstatSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createJsonLogger, createRotationService, type RotationConfig } from '../../../src/app/index.js';
-import { asGroupId, asInstanceId, asKeyId, asRegionId, type Clock, type Random } from '../../../src/core/index.js';
-import { authenticatorFromConfig, createKeyProtectClient } from '../../../src/keyprotect/index.js';
-import { createCloudantStores } from '../../../src/store/index.js';
+import { asGroupId, asInstanceId, asKeyId, asRegionId, type Random } from '../../../src/core/index.js';
+import { emulatorClock, kpClientFromEnv, storesFromEnv } from '../../support/childProcess.js';
 
 export interface CrashWorkerCommand {
   runId: string;
@@ -57,27 +56,16 @@ async function main(): Promise<void> {
   };
   // The emulator clock is the service clock; its offset is taken when the work arrives (the parent may have
   // advanced it while this worker waited).
-  let offset = 0;
-  const clock: Clock = { nowMs: () => Date.now() + offset };
+  const clock = emulatorClock();
   const logger = createJsonLogger({ level: 'debug', clock, write: (l) => process.stderr.write(`${l}\n`) });
-  const kp = createKeyProtectClient({
-    endpoints: JSON.parse(env('LOCKSTEP_KP_ENDPOINTS')) as Record<string, string>,
-    authenticator: authenticatorFromConfig({
-      kind: 'iam',
-      apiKey: env('LOCKSTEP_API_KEY'),
-      iamUrl: env('LOCKSTEP_IAM_URL'),
-    }),
+  const kp = kpClientFromEnv({
     random,
     clock,
     logger: logger.child({ component: 'kp' }),
     retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100, maxRetryAfterMs: 200 },
     timeoutMs: 60_000,
   });
-  const stores = await createCloudantStores({
-    url: env('LOCKSTEP_COUCH_URL'),
-    dbPrefix: env('LOCKSTEP_DB_PREFIX'),
-    logger,
-  });
+  const stores = await storesFromEnv(logger);
   const config = JSON.parse(process.env.LOCKSTEP_ROTATION_CONFIG ?? '{}') as Partial<RotationConfig>;
   // Warm-up while no work is assigned (the parent starts workers ahead): the IAM token, the SDKs' request paths
   // and the store client. Both reads miss (404) and change nothing.
@@ -99,8 +87,7 @@ async function main(): Promise<void> {
   });
   lines.close();
   const cmd = JSON.parse(first) as CrashWorkerCommand;
-  const res = await fetch(`${env('LOCKSTEP_ADMIN_URL')}/__emulator/clock`);
-  offset = ((await res.json()) as { nowMs: number }).nowMs - Date.now();
+  await clock.sync(); // now: the parent may have advanced the emulator clock while this worker waited
 
   let persists = 0;
   const service = createRotationService({

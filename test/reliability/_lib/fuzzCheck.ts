@@ -5,7 +5,7 @@
  * when set (to replay a failure), else a fresh one, always printed with the result and in every violation message.
  */
 import fc from 'fast-check';
-import { scale } from './report.js';
+import { recordScenario, type ScenarioResult, scale } from './report.js';
 
 /** Cases per property by level: bounded (npm test) ~150, full 2000, soak 20000. */
 export function fuzzRuns(bounded = 150): number {
@@ -96,4 +96,23 @@ export async function fuzz<T>(
     tally.examples.push(`[${name}] seed=${tally.seed}: fast-check failed: ${String(details.errorInstance)}`);
   }
   tally.runs += index;
+}
+
+/**
+ * Records a fuzz target's row (area `fuzz`): its tally plus the cases that escaped as unhandled errors (`crashes`,
+ * each a violation; the first three become examples).
+ */
+export function recordFuzzRow(tally: FuzzTally, crashes: string[], scenario: string, notes: string): ScenarioResult {
+  if (crashes.length) {
+    tally.violations += crashes.length;
+    tally.examples.push(...crashes.slice(0, 3).map((c) => `unhandled: ${c}`));
+  }
+  return recordScenario({
+    scenario,
+    area: 'fuzz',
+    runs: tally.runs,
+    violations: tally.violations,
+    notes: `${notes}; seed ${tally.seed}`,
+    examples: tally.examples,
+  });
 }
