@@ -193,6 +193,8 @@ async function main(): Promise<void> {
         (i) => stores.lineage.findByKeyVersion(versions[(i * 7919) % versions.length]!),
         'the store adapter call behind /v1/versions',
       );
+      const firstExport = await get(`/v1/export?format=jsonl&groupId=${BIG_GROUP}&limit=1`);
+      facts.push(['first export request after the load (export view build)', fmtMs(firstExport.ms)]);
       await measure(
         `export page of ${BIG_GROUP} (5000 records, jsonl)`,
         EXPORT_SAMPLES,
