@@ -1,6 +1,6 @@
 /** Builds one minified CommonJS bundle per function with esbuild and reports its size and what dominates it. */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile, type Plugin } from 'esbuild';
@@ -71,9 +71,27 @@ const smallMimeDb: Plugin = {
   },
 };
 
+/**
+ * Loads `psl` (157 KB of public-suffix rules) on first use instead of at start. tough-cookie (pulled in by the IBM
+ * SDKs) requires it at module load but consults it only when a cookie jar handles a cookie, and lockstep's Cloudant
+ * client keeps no cookies (src/store). Same rules and checks when it is used; no parse at every cold start.
+ */
+const lazyPsl: Plugin = {
+  name: 'lockstep-lazy-psl',
+  setup(b) {
+    b.onLoad({ filter: /tough-cookie[\\/]lib[\\/]pubsuffix-psl\.js$/ }, async (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const eager = 'const psl = require("psl");';
+      if (!source.includes(eager)) return undefined; // another tough-cookie layout: bundled as it is
+      const lazy = 'let pslModule; const psl = { get: (domain) => (pslModule ??= require("psl")).get(domain) };';
+      return { contents: source.replace(eager, lazy), loader: 'js' };
+    });
+  },
+};
+
 /** esbuild options of every function bundle (also used by bench/cold-start.ts, so it measures what deploys). */
 export const BUNDLE_OPTIONS = {
-  plugins: [smallMimeDb],
+  plugins: [smallMimeDb, lazyPsl],
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -103,7 +121,6 @@ export async function bundleFunction(opts: {
     entryPoints: [entry],
     outfile: outFile,
   });
-  const { readFileSync } = await import('node:fs');
   const code = readFileSync(outFile);
   writeFileSync(
     path.join(dir, 'package.json'),

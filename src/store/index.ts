@@ -58,6 +58,12 @@ export interface CloudantStores<R extends RunRecordBase = RunRecordBase> extends
   explainLineageList(groupId: GroupId): Promise<Record<string, unknown>>;
 }
 
+/** A cookie jar for the Cloudant SDK that keeps no cookies (the SDK's request interceptor calls these two). */
+const NO_COOKIES = {
+  getCookieString: async (): Promise<string> => '',
+  setCookie: async (): Promise<void> => undefined,
+};
+
 /**
  * Builds every store port over one CloudantV1 client with a finite timeout and SDK retries for 429/5xx (writes stay
  * correct under retries: each carries a write id, see documents.ts). Does not touch the network until first use.
@@ -72,10 +78,14 @@ export async function createCloudantStores<R extends RunRecordBase = RunRecordBa
   const url = parseStoreUrl(opts.url).toString().replace(/\/$/, '');
   const logger = (opts.logger ?? silentLogger).child({ component: 'store' });
   const databases = databaseNames(opts.dbPrefix);
+  const authenticator = opts.authenticator ?? new NoAuthAuthenticator();
   const client = new CloudantV1({
-    authenticator: opts.authenticator ?? new NoAuthAuthenticator(),
+    authenticator,
     serviceUrl: url,
     timeout: opts.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
+    // Only CouchDB session authentication needs cookies; with IAM or none, a jar that keeps nothing spares every
+    // request (and the functions' cold start) the SDK's default tough-cookie jar and its public-suffix table.
+    ...(authenticator.authenticationType() === 'COUCHDB_SESSION' ? {} : { jar: NO_COOKIES }),
   } as ConstructorParameters<typeof CloudantV1>[0]);
   client.enableRetries({ maxRetries: 2, maxRetryInterval: 2 });
   const col = (k: Kind) => new Collection(client, databases[k], logger);
