@@ -1,8 +1,8 @@
 /** `api` (HTTP): the audit and operator API (`/v1/*`, `/openapi.json`, `/ui`), IAM bearer tokens verified per route. */
 import { createApi } from '../src/api/index.js';
 import type { CeParams, CeResult } from '../src/codeengine/index.js';
-import { createCeMain, maxExecutionTimeMsFromEnv, perContainer, readApiConfig } from '../src/codeengine/index.js';
-import { buildCore, clock, functionLogger, random } from './shared.js';
+import { createCeMain, perContainer, readApiConfig } from '../src/codeengine/index.js';
+import { buildCore, clock, functionBasics } from './shared.js';
 
 const FN = 'api';
 
@@ -26,10 +26,6 @@ const handler = perContainer(async () => {
 });
 
 export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
-  functionName: FN,
-  maxExecutionTimeMs: maxExecutionTimeMsFromEnv(process.env),
-  clock,
-  random,
-  logger: functionLogger(FN),
+  ...functionBasics(FN),
   handler: async (event) => (await handler())(event.request),
 });

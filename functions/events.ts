@@ -10,13 +10,12 @@ import {
   EnvReader,
   hmacAuthenticator,
   iamBearerAuthenticator,
-  maxExecutionTimeMsFromEnv,
   perContainer,
   readEventsAuthConfig,
   staticTokenAuthenticator,
 } from '../src/codeengine/index.js';
 import { jsonResponse } from '../src/core/index.js';
-import { buildCore, clock, functionLogger, random } from './shared.js';
+import { buildCore, clock, functionBasics } from './shared.js';
 
 const FN = 'events';
 
@@ -46,11 +45,7 @@ function authenticators(): Authenticator[] {
 }
 
 export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
-  functionName: FN,
-  maxExecutionTimeMs: maxExecutionTimeMsFromEnv(process.env),
-  clock,
-  random,
-  logger: functionLogger(FN),
+  ...functionBasics(FN),
   auth: { authenticators: authenticators() },
   rules: { methods: ['POST'], requireJson: true, maxBodyBytes: 1024 * 1024 },
   handler: async (event, context) => {

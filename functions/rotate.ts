@@ -4,14 +4,9 @@
  */
 import { runTick } from '../src/app/tick.js';
 import type { CeParams, CeResult } from '../src/codeengine/index.js';
-import {
-  createCeMain,
-  iamBearerAuthenticator,
-  maxExecutionTimeMsFromEnv,
-  perContainer,
-} from '../src/codeengine/index.js';
+import { createCeMain, iamBearerAuthenticator, perContainer } from '../src/codeengine/index.js';
 import { jsonResponse } from '../src/core/index.js';
-import { buildCore, clock, functionLogger, random } from './shared.js';
+import { buildCore, clock, functionBasics } from './shared.js';
 
 const FN = 'rotate';
 
@@ -30,11 +25,7 @@ const iamUrl = (process.env.IAM_URL ?? process.env.LOCKSTEP_IAM_URL ?? 'https://
 const tickIamIds = (process.env.LOCKSTEP_TICK_IAM_IDS ?? '').split(',').filter(Boolean);
 
 export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
-  functionName: FN,
-  maxExecutionTimeMs: maxExecutionTimeMsFromEnv(process.env),
-  clock,
-  random,
-  logger: functionLogger(FN),
+  ...functionBasics(FN),
   auth: {
     allowCron: true,
     authenticators: tickIamIds.length

@@ -10,6 +10,7 @@ import {
   createEventNotificationsNotifier,
   createWebhookNotifier,
   EnvReader,
+  maxExecutionTimeMsFromEnv,
   readCommonConfig,
 } from '../src/codeengine/index.js';
 import type { Group, Logger } from '../src/core/index.js';
@@ -34,6 +35,17 @@ export function functionLogger(fn: string, env: Env = process.env): Logger {
     level: level === 'debug' || level === 'warn' || level === 'error' ? level : 'info',
     base: { function: fn },
   });
+}
+
+/** What every function's `createCeMain` takes alike: its name, time limit, clock, randomness and logger. */
+export function functionBasics(fn: string, env: Env = process.env) {
+  return {
+    functionName: fn,
+    maxExecutionTimeMs: maxExecutionTimeMsFromEnv(env),
+    clock,
+    random,
+    logger: functionLogger(fn, env),
+  };
 }
 
 /**
