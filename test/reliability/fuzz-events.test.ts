@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpStatusByCode } from '../../src/api/index.js';
+import { MEMBER_ACTIONS } from '../../src/app/events.js';
 import type { CeParams, CeResult } from '../../src/codeengine/index.js';
 import { signBody, toCeParams } from '../../src/codeengine/index.js';
 import { ERROR_CODES, type Group, parseKeyCrn } from '../../src/core/index.js';
@@ -43,14 +44,6 @@ import { scale } from './_lib/report.js';
 
 const HMAC_SECRET = randomBytes(24).toString('hex');
 const LIMIT = 1024 * 1024;
-const MEMBER_ACTIONS = [
-  'kms.secrets.rotate',
-  'kms.secrets.create',
-  'kms.secrets.delete',
-  'kms.secrets.disable',
-  'kms.secrets.enable',
-  'kms.secrets.restore',
-];
 
 let couch: EmbeddedCouch;
 let stores: CloudantStores;
