@@ -162,34 +162,33 @@ describe("CodeEngineProviderPlugin against Code Engine's rules", () => {
     expect(api.functions.get('demo-dev-bundled')).toMatchObject({ code_reference: image, code_secret: 'icr' });
   });
 
-  it('fails the deploy when the update is not applied (ready_last_update_failed)', async () => {
-    const { plugin } = makePlugin({}, { upd: { ...echo } });
+  it.each([
+    {
+      case: 'the update is not applied (ready_last_update_failed)',
+      key: 'upd',
+      outcome: 'ready_last_update_failed' as const,
+      msg: /demo-dev-upd failed to deploy: Code Engine could not apply this update/,
+    },
+    {
+      case: 'Code Engine cannot load the code (no_code_bundle)',
+      key: 'nobundle',
+      outcome: 'no_code_bundle' as const,
+      msg: /demo-dev-nobundle failed to deploy: Code Engine cannot load the code bundle/,
+    },
+    {
+      case: 'the function is not ready in time',
+      key: 'slow',
+      outcome: 'never_ready' as const,
+      msg: /demo-dev-slow did not become ready within 0.06 s \(last: status deploying, reason deploying\)/,
+    },
+  ])('fails the deploy when $case', async ({ key, outcome, msg }) => {
+    const { plugin } = makePlugin({}, { [key]: { ...echo } });
     await plugin.package();
-    await plugin.deploy();
-    api.failNextRollout('demo-dev-upd', 'ready_last_update_failed');
-    await expect(plugin.deploy()).rejects.toThrow(
-      /demo-dev-upd failed to deploy: Code Engine could not apply this update/,
-    );
-  });
-
-  it('fails the deploy when Code Engine cannot load the code (no_code_bundle)', async () => {
-    const { plugin } = makePlugin({}, { nobundle: { ...echo } });
-    await plugin.package();
-    api.failNextRollout('demo-dev-nobundle', 'no_code_bundle');
-    await expect(plugin.deploy()).rejects.toThrow(
-      /demo-dev-nobundle failed to deploy: Code Engine cannot load the code bundle/,
-    );
-  });
-
-  it('fails the deploy when the function is not ready in time', async () => {
-    const { plugin } = makePlugin({}, { slow: { ...echo } });
-    await plugin.package();
-    api.failNextRollout('demo-dev-slow', 'never_ready');
+    if (outcome === 'ready_last_update_failed') await plugin.deploy(); // an update, not a create
+    api.failNextRollout(`demo-dev-${key}`, outcome);
     process.env.LOCKSTEP_CE_READY_TIMEOUT_MS = '60';
     try {
-      await expect(plugin.deploy()).rejects.toThrow(
-        /demo-dev-slow did not become ready within 0.06 s \(last: status deploying, reason deploying\)/,
-      );
+      await expect(plugin.deploy()).rejects.toThrow(msg);
     } finally {
       delete process.env.LOCKSTEP_CE_READY_TIMEOUT_MS;
     }
