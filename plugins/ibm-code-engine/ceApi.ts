@@ -18,14 +18,18 @@ export class CeApiError extends Error {
   }
 }
 
+/** The fields of the API's `Function` the plugin reads (SDK `code-engine/v2.ts`). */
 export interface CeFunction {
   name: string;
+  /** Optimistic-locking version, sent back verbatim as `If-Match` (no quotes added). */
   entity_tag: string;
+  /** `offline` | `deploying` | `ready` | `failed` */
   status: string;
+  /** `ready`, `ready_update_in_progress`, `ready_last_update_failed`, `no_code_bundle`, `deploying`, … */
+  status_details?: { reason?: string };
   endpoint?: string;
   runtime?: string;
   code_reference?: string;
-  status_details?: unknown;
 }
 
 /** Exchanges an API key for an IAM access token (`grant_type=urn:ibm:params:oauth:grant-type:apikey`). */
@@ -82,13 +86,24 @@ export function ceApiClient(opts: CeApiClientOptions) {
     async createFunction(body: Record<string, unknown>): Promise<CeFunction> {
       return (await call<CeFunction>('POST', '/functions', body)).body;
     },
-    async updateFunction(name: string, etag: string, patch: Record<string, unknown>): Promise<CeFunction> {
-      return (
-        await call<CeFunction>('PATCH', fnPath(name), patch, {
-          'content-type': 'application/merge-patch+json',
-          'if-match': etag,
-        })
-      ).body;
+    /** Merge-patches a function; `entityTag` is the `entity_tag` read just before, sent as `If-Match` unchanged. */
+    async updateFunction(name: string, entityTag: string, patch: Record<string, unknown>): Promise<CeFunction> {
+      try {
+        return (
+          await call<CeFunction>('PATCH', fnPath(name), patch, {
+            'content-type': 'application/merge-patch+json',
+            'if-match': entityTag,
+          })
+        ).body;
+      } catch (err) {
+        if (err instanceof CeApiError && err.status === 412) {
+          throw new CeApiError(
+            412,
+            `${name} was changed by someone else since it was read (412 on If-Match ${entityTag}): run deploy again`,
+          );
+        }
+        throw err;
+      }
     },
     async deleteFunction(name: string): Promise<boolean> {
       try {
@@ -112,3 +127,21 @@ export function ceApiClient(opts: CeApiClientOptions) {
 }
 
 export type CeApiClient = ReturnType<typeof ceApiClient>;
+
+/** Reasons that end a deploy as failed even though `status` may still say `ready`. */
+const FAILED_REASONS: Readonly<Record<string, string>> = {
+  ready_last_update_failed:
+    'Code Engine could not apply this update (status_details.reason ready_last_update_failed); the function still runs its previous version',
+  no_code_bundle:
+    'Code Engine cannot load the code bundle (status_details.reason no_code_bundle): check that the image exists and that code_secret grants pull access',
+};
+
+/** Where a function stands after a create or update: done, still rolling out, or failed (with what to do). */
+export function readiness(fn: CeFunction): { state: 'ready' | 'pending' | 'failed'; detail: string } {
+  const reason = fn.status_details?.reason;
+  const detail = `status ${fn.status}, reason ${reason ?? '(none)'}`;
+  if (reason && FAILED_REASONS[reason]) return { state: 'failed', detail: FAILED_REASONS[reason] };
+  if (fn.status === 'failed') return { state: 'failed', detail: `Code Engine reports the function failed (${detail})` };
+  if (fn.status === 'ready' && (reason === undefined || reason === 'ready')) return { state: 'ready', detail };
+  return { state: 'pending', detail };
+}

@@ -5,7 +5,20 @@
 
 /** `provider.name` in serverless.yml. */
 export const PROVIDER_NAME = 'ibm-code-engine';
-export const RUNTIMES = ['nodejs-20', 'nodejs-22', 'nodejs-24'] as const;
+/** Node.js runtimes still supported (docs `fun-runtime.md`): nodejs-20 reached its end of life on 2026-04-30. */
+export const RUNTIMES = ['nodejs-22', 'nodejs-24'] as const;
+/** The only CPU/memory combinations of a function (docs `mem-cpu-combo.md#supported-combo-fun`). */
+export const FUNCTION_COMBOS: ReadonlyArray<{ cpu: string; memory: string }> = [
+  { cpu: '0.25', memory: '1G' },
+  { cpu: '0.5', memory: '2G' },
+  { cpu: '1', memory: '4G' },
+];
+/**
+ * A code bundle image in IBM Cloud Container Registry, without tag and without scheme:
+ * `[private.][<region>.]icr.io/<namespace>/<repository>` (namespace 4-30 characters, docs `add-registry.md`).
+ */
+export const ICR_IMAGE =
+  '^(private\\.)?([a-z]{2}[0-9]?\\.)?icr\\.io/[a-z0-9][a-z0-9_-]{2,28}[a-z0-9]/[a-z0-9][a-z0-9._/-]{0,253}[a-z0-9]$';
 /** Default `?version=` of the Code Engine API (its newest behaviour change). */
 export const DEFAULT_API_VERSION = '2025-07-10';
 /** Inline code limit, base64 data URL included. */
@@ -32,8 +45,11 @@ export interface ProviderConfig {
   environment?: Record<string, string | number | boolean>;
   /** Code Engine secrets whose keys all become env variables (`secret_full_reference`). */
   secrets?: string[];
-  /** Where bundles over the inline limit are published (`cr://<image>:<fn>-<hash>`). */
-  codeBundle?: { image: string; registrySecret?: string };
+  /**
+   * Where bundles over the inline limit are published: `<image>:<fn>-<hash>` is the function's `code_reference`.
+   * `registryEndpoint` overrides the registry API the plugin checks the image in (default `https://<public host>`).
+   */
+  codeBundle?: { image: string; registrySecret?: string; registryEndpoint?: string };
   /** Cron subscriptions: `run` the ibmcloud CLI, `print` the commands, or `auto` (run when the CLI is installed). */
   subscriptions?: 'auto' | 'run' | 'print';
   stage?: string;
@@ -71,7 +87,14 @@ export const providerSchema = {
       secrets: { type: 'array', items: { type: 'string', pattern: '^[a-z]([-a-z0-9]*[a-z0-9])?$' } },
       codeBundle: {
         type: 'object',
-        properties: { image: { type: 'string', minLength: 1 }, registrySecret: { type: 'string' } },
+        properties: {
+          image: { type: 'string', pattern: ICR_IMAGE },
+          registrySecret: {
+            type: 'string',
+            pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+          },
+          registryEndpoint: { type: 'string' },
+        },
         required: ['image'],
         additionalProperties: false,
       },
@@ -81,8 +104,8 @@ export const providerSchema = {
   function: {
     properties: {
       handler: { type: 'string', pattern: '^[^.]+(/[^.]+)*\\.[A-Za-z_$][A-Za-z0-9_$]*$' },
-      memory: { enum: ['0.25G', '1G', '2G', '4G'] },
-      cpu: { enum: ['0.125', '0.25', '0.5', '1'] },
+      memory: { enum: FUNCTION_COMBOS.map((c) => c.memory) },
+      cpu: { enum: FUNCTION_COMBOS.map((c) => c.cpu) },
       maxExecutionTime: { type: 'integer', minimum: 1, maximum: 120 },
       scaleDownDelay: { type: 'integer', minimum: 0, maximum: 600 },
       concurrency: { type: 'integer', minimum: 1, maximum: 100 },
@@ -108,7 +131,6 @@ export const providerSchema = {
   },
 } as const;
 
-const CPU_FOR_MEMORY: Record<string, string> = { '0.25G': '0.125', '1G': '0.25', '2G': '0.5', '4G': '1' };
 const VISIBILITY: Record<string, string> = { public: 'local_public', private: 'local_private', project: 'local' };
 
 /** Splits `functions/rotate.main` into the source path and the export name. */
@@ -128,6 +150,50 @@ export function envFor(provider: ProviderConfig, fnKey: string, fn: FunctionConf
   return env;
 }
 
+/**
+ * The function's CPU/memory: as configured when both are set; the partner of the one that is set; else 0.25/1G, the
+ * pre-warmed combination (the API's own default would be 1/4G).
+ */
+export function functionResources(fn: FunctionConfig): { cpu: string; memory: string } {
+  const cpu = fn.cpu === undefined ? undefined : String(fn.cpu);
+  const memory = fn.memory === undefined ? undefined : String(fn.memory);
+  if (cpu === undefined && memory === undefined) return FUNCTION_COMBOS[0]!;
+  return {
+    cpu: cpu ?? FUNCTION_COMBOS.find((c) => c.memory === memory)?.cpu ?? '(none)',
+    memory: memory ?? FUNCTION_COMBOS.find((c) => c.cpu === cpu)?.memory ?? '(none)',
+  };
+}
+
+/**
+ * Checks what the Code Engine API would refuse, before any call: the runtime, each function's CPU/memory pair and the
+ * code bundle image. Throws one error listing every problem and how to fix it.
+ */
+export function validateConfig(provider: ProviderConfig, functions: Record<string, FunctionConfig>): void {
+  const problems: string[] = [];
+  const runtime = provider.runtime ?? 'nodejs-24';
+  if (!(RUNTIMES as readonly string[]).includes(runtime)) {
+    problems.push(
+      `provider.runtime ${runtime} is not supported: use ${RUNTIMES.join(' or ')} (nodejs-20 reached its end of life on 2026-04-30)`,
+    );
+  }
+  const combos = FUNCTION_COMBOS.map((c) => `${c.cpu}/${c.memory}`).join(', ');
+  for (const [key, fn] of Object.entries(functions)) {
+    const { cpu, memory } = functionResources(fn);
+    if (!FUNCTION_COMBOS.some((c) => c.cpu === cpu && c.memory === memory)) {
+      problems.push(
+        `functions.${key}: cpu ${fn.cpu ?? '(unset)'} with memory ${fn.memory ?? '(unset)'} is not a Code Engine function combination: use cpu/memory ${combos}`,
+      );
+    }
+  }
+  const image = provider.codeBundle?.image;
+  if (image !== undefined && !new RegExp(ICR_IMAGE).test(image)) {
+    problems.push(
+      `provider.codeBundle.image ${image} is not an IBM Cloud Container Registry repository: write [private.]<region>.icr.io/<namespace>/<repository>, without cr:// and without a tag`,
+    );
+  }
+  if (problems.length) throw new Error(`serverless.yml does not fit Code Engine:\n  - ${problems.join('\n  - ')}`);
+}
+
 /** The Code Engine v2 function body (create; the same fields minus `name` for a merge-patch update). */
 export function functionBody(
   provider: ProviderConfig,
@@ -136,15 +202,14 @@ export function functionBody(
   ceName: string,
   codeReference: string,
 ): Record<string, unknown> {
-  const memory = fn.memory ?? '1G';
-  const cpu = fn.cpu ?? CPU_FOR_MEMORY[memory] ?? '0.25';
+  const { cpu, memory } = functionResources(fn);
   const env = envFor(provider, fnKey, fn);
   return {
     name: ceName,
     runtime: provider.runtime ?? 'nodejs-24',
     code_reference: codeReference,
     code_main: parseHandler(fn.handler).exportName,
-    ...(codeReference.startsWith('cr://') && provider.codeBundle?.registrySecret
+    ...(!codeReference.startsWith('data:') && provider.codeBundle?.registrySecret
       ? { code_secret: provider.codeBundle.registrySecret }
       : {}),
     managed_domain_mappings: VISIBILITY[fn.visibility ?? 'public'],

@@ -2,9 +2,11 @@
  * Serverless Framework 3 provider plugin for IBM Cloud Code Engine functions (`provider.name: ibm-code-engine`).
  *
  * - `package`: one minified CommonJS bundle per function (esbuild), sizes and largest contributors reported,
- *   inline code when the data URL fits 100 KB, otherwise a code bundle (`cr://…`) — `.serverless/lockstep-package.json`.
- * - `deploy`: IAM token (API key), then per function GET → POST (201) or PATCH with `If-Match` (merge patch); wait
- *   until `ready`; env literals + secret references; cron subscriptions through the `ibmcloud` CLI (run or print).
+ *   inline code when the data URL fits 100 KB, otherwise a code bundle image in ICR — `.serverless/lockstep-package.json`.
+ * - `deploy`: checks the config against Code Engine's rules (runtime, CPU/memory, image), IAM token (API key), the
+ *   code bundle image in the registry, then per function GET → POST (201) or PATCH with `If-Match: <entity_tag>`
+ *   (merge patch); waits for `status` ready with `status_details.reason` ready (a failed reason or a timeout fails the
+ *   deploy); env literals + secret references; cron subscriptions through the `ibmcloud` CLI (run or print).
  * - `remove`, `info`, `invoke local` (the bundle's `main(params)` with Code Engine-shaped params).
  */
 import { spawnSync } from 'node:child_process';
@@ -14,8 +16,8 @@ import path from 'node:path';
 import { CE_PING_TYPE, fromCeResult, toCeParams } from '../../src/codeengine/index.js';
 import type { BundleReport } from './build.js';
 import { bundleFunction, kb } from './build.js';
-import type { CeApiClient } from './ceApi.js';
-import { ceApiClient, iamToken } from './ceApi.js';
+import type { CeApiClient, CeFunction } from './ceApi.js';
+import { ceApiClient, iamToken, readiness } from './ceApi.js';
 import type { FunctionConfig, ProviderConfig } from './config.js';
 import {
   cronSubscriptions,
@@ -24,7 +26,9 @@ import {
   PROVIDER_NAME,
   providerSchema,
   renderCommand,
+  validateConfig,
 } from './config.js';
+import { imageExists } from './registry.js';
 
 interface Serverless {
   service: {
@@ -96,8 +100,16 @@ export class CodeEngineProviderPlugin {
     return path.join(this.#sls.serviceDir, PACKAGE_DIR);
   }
 
+  #validate(): void {
+    const fns = Object.fromEntries(
+      this.#sls.service.getAllFunctions().map((k) => [k, this.#sls.service.getFunction(k)] as const),
+    );
+    validateConfig(this.#provider, fns);
+  }
+
   /** Builds every function and records the reports. */
   async package(): Promise<void> {
+    this.#validate();
     const reports: BundleReport[] = [];
     for (const key of this.#sls.service.getAllFunctions()) {
       const fn = this.#sls.service.getFunction(key);
@@ -116,6 +128,10 @@ export class CodeEngineProviderPlugin {
           report.mode === 'code-bundle' ? ' (over the 100 KB inline limit)' : ''
         }; largest: ${top}`,
       );
+      if (report.mode === 'code-bundle' && this.#provider.codeBundle?.image) {
+        const image = this.#codeReference(report);
+        this.#write(`${key}: push the code bundle ${image} before deploy:\n${this.#imageBuildCommands(report, image)}`);
+      }
     }
     writeFileSync(path.join(this.#outDir(), MANIFEST), `${JSON.stringify({ functions: reports }, null, 2)}\n`);
   }
@@ -154,11 +170,27 @@ export class CodeEngineProviderPlugin {
         `${report.function} is ${kb(report.inlineBytes)} as inline code, over Code Engine's 100 KB limit: set provider.codeBundle.image (an ICR repository) and push the bundle in ${path.dirname(report.outFile)}`,
       );
     }
-    return `cr://${image}:${report.function}-${report.sha256.slice(0, 12)}`;
+    // The API takes REGISTRY/NAMESPACE/REPOSITORY:TAG (no cr:// scheme); the tag names the bundle's content.
+    return `${image}:${report.function}-${report.sha256.slice(0, 12)}`;
+  }
+
+  /** Refuses to point a function at an image the registry does not hold (Code Engine would report no_code_bundle). */
+  async #requireCodeBundle(report: BundleReport, image: string): Promise<void> {
+    const apiKey = process.env.IBMCLOUD_API_KEY;
+    if (!apiKey) {
+      throw new Error(
+        `${report.function}: checking the code bundle ${image} needs IBMCLOUD_API_KEY (the registry takes iamapikey credentials)`,
+      );
+    }
+    if (await imageExists(image, apiKey, this.#provider.codeBundle?.registryEndpoint)) return;
+    throw new Error(
+      `${report.function}: code bundle ${image} is not in the registry; nothing was deployed. Build and push it, then deploy again:\n${this.#imageBuildCommands(report, image)}`,
+    );
   }
 
   /** Creates or updates every function, then the cron subscriptions. */
   async deploy(): Promise<void> {
+    this.#validate();
     const reports = this.#manifest();
     const api = await this.#client();
     const missing: string[] = [];
@@ -168,46 +200,60 @@ export class CodeEngineProviderPlugin {
         `Code Engine secret(s) missing: ${missing.join(', ')}. Create them first, e.g. ibmcloud ce secret create --name ${missing[0]} --from-env-file secrets.env`,
       );
     }
-    const pollMs = Number(process.env.LOCKSTEP_CE_POLL_MS ?? 2000);
+    const plans = [];
     for (const key of this.#sls.service.getAllFunctions()) {
-      const fn = this.#sls.service.getFunction(key);
       const report = reports.find((r) => r.function === key);
       if (!report) throw new Error(`${key} was not packaged: run serverless package`);
-      const ceName = this.#ceName(key);
       const codeReference = this.#codeReference(report);
-      if (report.mode === 'code-bundle') this.#printImageBuild(report, codeReference);
-      const body = functionBody(this.#provider, key, fn, ceName, codeReference);
+      if (report.mode === 'code-bundle') await this.#requireCodeBundle(report, codeReference);
+      plans.push({ key, ceName: this.#ceName(key), codeReference });
+    }
+    for (const { key, ceName, codeReference } of plans) {
+      const body = functionBody(this.#provider, key, this.#sls.service.getFunction(key), ceName, codeReference);
       const existing = await api.getFunction(ceName);
-      let result: { entity_tag: string; status: string; endpoint?: string };
       if (!existing) {
-        result = await api.createFunction(body);
+        await api.createFunction(body);
         this.#write(`${key}: created ${ceName}`);
       } else {
         const { name: _name, ...patch } = body;
-        result = await api.updateFunction(ceName, existing.entity_tag, patch);
+        await api.updateFunction(ceName, existing.entity_tag, patch);
         this.#write(`${key}: updated ${ceName}`);
       }
-      for (let i = 0; i < 60 && result.status !== 'ready'; i++) {
-        if (result.status === 'failed') throw new Error(`${ceName} failed to deploy: ${JSON.stringify(result)}`);
-        await new Promise((r) => setTimeout(r, pollMs));
-        result = (await api.getFunction(ceName)) ?? result;
-      }
-      this.#write(`${key}: ${result.status} ${result.endpoint ?? ''}`.trimEnd());
+      const ready = await this.#waitUntilReady(api, ceName);
+      this.#write(`${key}: ready ${ready.endpoint ?? ''}`.trimEnd());
     }
     this.#subscriptions('deploy');
   }
 
-  #printImageBuild(report: BundleReport, codeReference: string): void {
+  /**
+   * Polls the function (never trusting the create/update answer) until `status` is ready with reason `ready`. A failed
+   * status, `ready_last_update_failed`, `no_code_bundle` or the timeout (LOCKSTEP_CE_READY_TIMEOUT_MS, default 600 s
+   * like the CLI's --wait-timeout) fails the deploy.
+   */
+  async #waitUntilReady(api: CeApiClient, ceName: string): Promise<CeFunction> {
+    const pollMs = Number(process.env.LOCKSTEP_CE_POLL_MS ?? 2000);
+    const timeoutMs = Number(process.env.LOCKSTEP_CE_READY_TIMEOUT_MS ?? 600_000);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const fn = await api.getFunction(ceName);
+      if (!fn) throw new Error(`${ceName} disappeared while deploying`);
+      const r = readiness(fn);
+      if (r.state === 'ready') return fn;
+      if (r.state === 'failed') throw new Error(`${ceName} failed to deploy: ${r.detail}`);
+      if (Date.now() + pollMs > deadline) {
+        throw new Error(`${ceName} did not become ready within ${timeoutMs / 1000} s (last: ${r.detail})`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
+  #imageBuildCommands(report: BundleReport, image: string): string {
     const dir = path.relative(this.#sls.serviceDir, path.dirname(report.outFile));
-    const image = codeReference.slice('cr://'.length);
-    this.#write(
-      [
-        `${report.function}: code bundle ${image} — build and push it before the function becomes ready:`,
-        `  printf 'FROM scratch\\nADD bundle.tar.gz .\\n' > ${dir}/Dockerfile`,
-        `  tar -C ${dir} -czf ${dir}/bundle.tar.gz main.js package.json`,
-        `  docker build --platform linux/amd64 -t ${image} ${dir} && docker push ${image}`,
-      ].join('\n'),
-    );
+    return [
+      `  printf 'FROM scratch\\nADD bundle.tar.gz .\\n' > ${dir}/Dockerfile`,
+      `  tar -C ${dir} -czf ${dir}/bundle.tar.gz main.js package.json`,
+      `  docker build --platform linux/amd64 -t ${image} ${dir} && docker push ${image}`,
+    ].join('\n');
   }
 
   #cliMode(): 'run' | 'print' {

@@ -1,29 +1,44 @@
 /**
  * A local stand-in for the Code Engine REST API v2 (functions, secrets, runtimes): a real HTTP server on 127.0.0.1
- * that validates requests the way the documented API does — `?version=` on every call, an IAM bearer token, required
- * fields and their ranges, the 100 KB limit of inline code, `application/merge-patch+json` and `If-Match` ETags on
- * update — so the serverless plugin is tested end to end without the cloud.
+ * that validates requests the way the published API does — `?version=` on every call, an IAM bearer token, the field
+ * patterns and ranges of a function (rules.ts), `application/merge-patch+json` and `If-Match: <entity_tag>` on update
+ * (412 when stale) — and reports readiness in `status` + `status_details.reason`, including the failures a deploy must
+ * catch (`ready_last_update_failed`, `no_code_bundle`). Sources of every rule: README.md next to this file.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import {
+  ApiError,
+  DEFAULT_CPU,
+  DEFAULT_MEMORY,
+  isImageReference,
+  liveRuntimes,
+  validateCpuMemory,
+  validateFunctionFields,
+} from './rules.js';
 
 /** Versions the Node SDK accepts (`?version=`): 2021-03-31 … 2026-06-15. */
 export const CE_API_MIN_VERSION = '2021-03-31';
 export const CE_API_MAX_VERSION = '2026-06-15';
-export const CE_RUNTIMES = ['nodejs-20', 'nodejs-22', 'nodejs-24', 'python-3.11', 'python-3.13'] as const;
-/** Inline code limit including base64 overhead. */
-export const INLINE_CODE_LIMIT_BYTES = 100 * 1024;
+export { CE_RUNTIME_LIFECYCLE, FUNCTION_CPU_MEMORY, INLINE_CODE_LIMIT_BYTES } from './rules.js';
 
 const NAME = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
-const CPU_MEMORY: Record<string, string> = { '0.125': '0.25G', '0.25': '1G', '0.5': '2G', '1': '4G' };
-const ENV_TYPES = [
-  'literal',
-  'secret_full_reference',
-  'secret_key_reference',
-  'config_map_full_reference',
-  'config_map_key_reference',
-];
+
+export type FunctionStatus = 'offline' | 'deploying' | 'ready' | 'failed';
+/** `FunctionStatus.Constants.Reason` of the SDK. */
+export type FunctionReason =
+  | 'offline'
+  | 'deploying_configuring_routes'
+  | 'ready_update_in_progress'
+  | 'deploying'
+  | 'ready_last_update_failed'
+  | 'ready'
+  | 'unknown_reason'
+  | 'no_code_bundle';
+
+/** How the next rollout of a function ends (tests choose; a missing code bundle picks `no_code_bundle` itself). */
+export type RolloutOutcome = 'ready' | 'ready_last_update_failed' | 'no_code_bundle' | 'never_ready';
 
 /** A stored function resource (what GET returns). */
 export interface CeFunctionResource {
@@ -45,7 +60,8 @@ export interface CeFunctionResource {
   scale_down_delay: number;
   scale_max_execution_time: number;
   entity_tag: string;
-  status: 'offline' | 'deploying' | 'ready' | 'failed';
+  status: FunctionStatus;
+  status_details: { reason: FunctionReason };
   endpoint: string;
   endpoint_internal: string;
   created_at: string;
@@ -80,6 +96,8 @@ export interface CeApiStandIn {
   functions: Map<string, CeFunctionResource>;
   secrets: Map<string, CeSecretResource>;
   calls: CeApiCall[];
+  /** Makes the next create or update of function `name` end in `outcome` once its deploying polls are over. */
+  failNextRollout(name: string, outcome: Exclude<RolloutOutcome, 'ready'>): void;
   close(): Promise<void>;
 }
 
@@ -88,18 +106,12 @@ export interface CeApiOptions {
   region?: string;
   /** Decides whether a bearer token is valid (e.g. verify it against the local IAM). Default: any non-empty token. */
   acceptToken?: (token: string) => boolean | Promise<boolean>;
-  /** GETs a new function answers with `deploying` before it reports `ready` (default 1). */
+  /** GETs a created or updated function answers as in progress before its rollout ends (default 1). */
   deployingPolls?: number;
-}
-
-class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+  /** Whether a code bundle image exists (wire it to the registry stand-in). Default: every image exists. */
+  codeBundleExists?: (ref: string) => boolean | Promise<boolean>;
+  /** Clock for runtime end of life (default: the wall clock). */
+  nowMs?: () => number;
 }
 
 function readJson(req: IncomingMessage): Promise<unknown> {
@@ -123,78 +135,63 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return !!v && typeof v === 'object' && !Array.isArray(v);
 }
 
-function validateCodeReference(ref: unknown): void {
-  if (typeof ref !== 'string' || !ref) throw new ApiError(400, 'invalid_field', 'code_reference is required');
-  if (ref.startsWith('data:')) {
-    const m = /^data:text\/plain;base64,([A-Za-z0-9+/=]+)$/.exec(ref);
-    if (!m) throw new ApiError(400, 'invalid_field', 'code_reference data URL must be data:text/plain;base64,<code>');
-    if (Buffer.byteLength(ref) > INLINE_CODE_LIMIT_BYTES) {
-      throw new ApiError(400, 'code_too_large', `inline code exceeds ${INLINE_CODE_LIMIT_BYTES} bytes`);
-    }
-    return;
-  }
-  if (!/^cr:\/\/[a-z0-9.-]+\/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?$/.test(ref)) {
-    throw new ApiError(
-      400,
-      'invalid_field',
-      'code_reference must be a data URL or cr://<registry>/<namespace>/<image>',
-    );
-  }
+interface Rollout {
+  kind: 'create' | 'update';
+  pollsLeft: number;
+  outcome: RolloutOutcome;
 }
 
-/** Validates the function fields present in `body` (all optional here; `create` checks the required ones). */
-function validateFunctionFields(body: Record<string, unknown>): void {
-  if ('runtime' in body && !(CE_RUNTIMES as readonly string[]).includes(String(body.runtime))) {
-    throw new ApiError(400, 'invalid_field', `runtime must be one of ${CE_RUNTIMES.join(', ')}`);
+/** A new function deploys; an updated one stays `ready` while the update rolls out (SDK `FunctionStatus` reasons). */
+function inProgress(kind: 'create' | 'update'): Pick<CeFunctionResource, 'status' | 'status_details'> {
+  return kind === 'create'
+    ? { status: 'deploying', status_details: { reason: 'deploying' } }
+    : { status: 'ready', status_details: { reason: 'ready_update_in_progress' } };
+}
+
+/** Where a rollout ends. The status that accompanies each failure reason is the stand-in's choice (README). */
+function endState(r: Rollout): Pick<CeFunctionResource, 'status' | 'status_details'> {
+  if (r.outcome === 'no_code_bundle') return { status: 'failed', status_details: { reason: 'no_code_bundle' } };
+  if (r.outcome === 'ready_last_update_failed') {
+    return r.kind === 'update'
+      ? { status: 'ready', status_details: { reason: 'ready_last_update_failed' } }
+      : { status: 'failed', status_details: { reason: 'unknown_reason' } };
   }
-  if ('code_reference' in body) validateCodeReference(body.code_reference);
-  if (
-    'managed_domain_mappings' in body &&
-    !['local', 'local_private', 'local_public'].includes(String(body.managed_domain_mappings))
-  ) {
-    throw new ApiError(400, 'invalid_field', 'managed_domain_mappings must be local, local_private or local_public');
+  return { status: 'ready', status_details: { reason: 'ready' } };
+}
+
+function requireContentType(req: IncomingMessage, type: string): void {
+  const got = String(req.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
+  if (got !== type) throw new ApiError(415, 'unsupported_media_type', `Content-Type must be ${type}`);
+}
+
+/** Values a `null` in a merge patch (RFC 7386) resets an optional field to. */
+const PATCH_DEFAULTS: Record<string, unknown> = {
+  code_main: 'main',
+  managed_domain_mappings: 'local_public',
+  run_env_variables: [],
+  run_compute_resource_token_enabled: false,
+  scale_concurrency: 1,
+  scale_cpu_limit: DEFAULT_CPU,
+  scale_memory_limit: DEFAULT_MEMORY,
+  scale_down_delay: 1,
+  scale_max_execution_time: 60,
+};
+
+/** Applies a JSON merge patch (RFC 7386) to a function: a value replaces, `null` removes (back to the default). */
+function mergePatch(fn: CeFunctionResource, patch: Record<string, unknown>): CeFunctionResource {
+  const next: Record<string, unknown> = { ...fn };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v !== null) next[k] = v;
+    else if (k === 'runtime' || k === 'code_reference')
+      throw new ApiError(400, 'invalid_field', `${k} cannot be removed`);
+    else if (k in PATCH_DEFAULTS) next[k] = PATCH_DEFAULTS[k];
+    else delete next[k];
   }
-  if ('scale_max_execution_time' in body) {
-    const t = body.scale_max_execution_time;
-    if (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > 120) {
-      throw new ApiError(400, 'invalid_field', 'scale_max_execution_time must be an integer between 1 and 120');
-    }
-  }
-  if ('scale_cpu_limit' in body || 'scale_memory_limit' in body) {
-    const cpu = String(body.scale_cpu_limit ?? '');
-    const mem = String(body.scale_memory_limit ?? '');
-    if ('scale_cpu_limit' in body && 'scale_memory_limit' in body && CPU_MEMORY[cpu] !== mem) {
-      throw new ApiError(400, 'invalid_field', `unsupported cpu/memory combination ${cpu}/${mem}`);
-    }
-  }
-  if ('scale_concurrency' in body) {
-    const c = body.scale_concurrency;
-    if (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > 100) {
-      throw new ApiError(400, 'invalid_field', 'scale_concurrency must be an integer between 1 and 100');
-    }
-  }
-  if ('run_env_variables' in body) {
-    const vars = body.run_env_variables;
-    if (!Array.isArray(vars)) throw new ApiError(400, 'invalid_field', 'run_env_variables must be an array');
-    for (const v of vars) {
-      if (!isObject(v) || !ENV_TYPES.includes(String(v.type ?? 'literal'))) {
-        throw new ApiError(400, 'invalid_field', 'run_env_variables[].type is invalid');
-      }
-      const type = String(v.type ?? 'literal');
-      if (type === 'literal' && (typeof v.name !== 'string' || typeof v.value !== 'string')) {
-        throw new ApiError(400, 'invalid_field', 'literal env variables need a name and a string value');
-      }
-      if (type.endsWith('_reference') && typeof v.reference !== 'string') {
-        throw new ApiError(400, 'invalid_field', `${type} env variables need a reference`);
-      }
-      if (type.endsWith('_key_reference') && (typeof v.key !== 'string' || typeof v.name !== 'string')) {
-        throw new ApiError(400, 'invalid_field', `${type} env variables need a name and a key`);
-      }
-    }
-  }
-  if ('run_compute_resource_token_enabled' in body && typeof body.run_compute_resource_token_enabled !== 'boolean') {
-    throw new ApiError(400, 'invalid_field', 'run_compute_resource_token_enabled must be a boolean');
-  }
+  next.code_binary = isImageReference(String(next.code_reference)) || next.code_binary === true;
+  return next as unknown as CeFunctionResource;
 }
 
 /** Starts the stand-in on 127.0.0.1 (random port). */
@@ -202,12 +199,40 @@ export async function startCeApiStandIn(opts: CeApiOptions): Promise<CeApiStandI
   const region = opts.region ?? 'us-south';
   const functions = new Map<string, CeFunctionResource>();
   const secrets = new Map<string, CeSecretResource>();
-  const polls = new Map<string, number>();
+  const rollouts = new Map<string, Rollout>();
+  const forced = new Map<string, Exclude<RolloutOutcome, 'ready'>>();
   const calls: CeApiCall[] = [];
-  let etagCounter = 0;
-  const nextEtag = () => `"${(++etagCounter).toString(16).padStart(8, '0')}"`;
+  // Unquoted, like the SDK's examples ("entity_tag":"2385407409"); the ETag header carries the same value.
+  let etagCounter = 2_385_407_409;
+  const nextEtag = () => String(++etagCounter);
   const acceptToken = opts.acceptToken ?? ((t: string) => t.length > 0);
+  const nowMs = opts.nowMs ?? Date.now;
+  const bundleExists = opts.codeBundleExists ?? (() => true);
   let baseUrl = '';
+
+  /** Starts a rollout; a code bundle that does not exist ends it in `no_code_bundle`. */
+  const startRollout = async (fn: CeFunctionResource, kind: 'create' | 'update'): Promise<void> => {
+    let outcome: RolloutOutcome = forced.get(fn.name) ?? 'ready';
+    forced.delete(fn.name);
+    if (outcome === 'ready' && isImageReference(fn.code_reference) && !(await bundleExists(fn.code_reference))) {
+      outcome = 'no_code_bundle';
+    }
+    rollouts.set(fn.name, { kind, pollsLeft: opts.deployingPolls ?? 1, outcome });
+    Object.assign(fn, inProgress(kind));
+  };
+
+  /** What a GET sees: in progress while polls are left, then the rollout's end state (a new entity tag). */
+  const observe = (fn: CeFunctionResource): CeFunctionResource => {
+    const r = rollouts.get(fn.name);
+    if (!r) return fn;
+    if (r.outcome === 'never_ready' || r.pollsLeft > 0) {
+      r.pollsLeft--;
+      return fn;
+    }
+    rollouts.delete(fn.name);
+    Object.assign(fn, endState(r), { entity_tag: nextEtag() });
+    return fn;
+  };
 
   const handle = async (
     req: IncomingMessage,
@@ -231,10 +256,7 @@ export async function startCeApiStandIn(opts: CeApiOptions): Promise<CeApiStandI
     const parts = url.pathname.split('/').filter(Boolean);
     if (parts[0] !== 'v2') throw new ApiError(404, 'not_found', 'unknown path');
     if (parts[1] === 'function_runtimes' && parts.length === 2 && req.method === 'GET') {
-      return {
-        status: 200,
-        body: { function_runtimes: CE_RUNTIMES.map((id) => ({ id, family: id.split('-')[0], optimized: true })) },
-      };
+      return { status: 200, body: { function_runtimes: liveRuntimes(nowMs()) } };
     }
     if (parts[1] !== 'projects' || !parts[2]) throw new ApiError(404, 'not_found', 'unknown path');
     if (parts[2] !== opts.projectId) throw new ApiError(404, 'project_not_found', `project ${parts[2]} not found`);
@@ -243,58 +265,55 @@ export async function startCeApiStandIn(opts: CeApiOptions): Promise<CeApiStandI
     if (parts.length > 5) throw new ApiError(404, 'not_found', 'unknown path');
 
     if (collection === 'functions') {
-      if (!name && req.method === 'GET')
-        return { status: 200, body: { functions: [...functions.values()], limit: 100 } };
+      if (!name && req.method === 'GET') {
+        return { status: 200, body: { functions: [...functions.values()].map(observe), limit: 100 } };
+      }
       if (!name && req.method === 'POST') {
-        if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) {
-          throw new ApiError(415, 'unsupported_media_type', 'Content-Type must be application/json');
-        }
+        requireContentType(req, 'application/json');
         const body = await readJson(req);
         if (!isObject(body)) throw new ApiError(400, 'invalid_body', 'a JSON object is required');
         for (const f of ['name', 'runtime', 'code_reference']) {
-          if (body[f] === undefined) throw new ApiError(400, 'missing_field', `${f} is required`);
+          if (body[f] === undefined || body[f] === null) throw new ApiError(400, 'missing_field', `${f} is required`);
         }
-        if (typeof body.name !== 'string' || !NAME.test(body.name) || body.name.length > 63) {
-          throw new ApiError(400, 'invalid_field', 'name must be 1-63 lower-case letters, digits and hyphens');
-        }
-        validateFunctionFields(body);
-        if (functions.has(body.name)) throw new ApiError(409, 'already_exists', `function ${body.name} already exists`);
+        validateFunctionFields(body, 'create', nowMs());
         const fn = makeFunction(body as Record<string, unknown> & { name: string });
+        validateCpuMemory(fn.scale_cpu_limit, fn.scale_memory_limit);
+        if (functions.has(fn.name)) throw new ApiError(409, 'already_exists', `function ${fn.name} already exists`);
         functions.set(fn.name, fn);
-        polls.set(fn.name, opts.deployingPolls ?? 1);
-        return { status: 201, body: { ...fn, status: 'deploying' }, headers: { etag: fn.entity_tag } };
+        await startRollout(fn, 'create');
+        return { status: 201, body: fn, headers: { etag: fn.entity_tag } };
       }
       if (!name) throw new ApiError(405, 'method_not_allowed', 'method not allowed');
       const fn = functions.get(name);
       if (!fn) throw new ApiError(404, 'not_found', `function ${name} not found`);
       if (req.method === 'GET') {
-        const left = polls.get(name) ?? 0;
-        if (left > 0) {
-          polls.set(name, left - 1);
-          return { status: 200, body: { ...fn, status: 'deploying' }, headers: { etag: fn.entity_tag } };
-        }
-        return { status: 200, body: fn, headers: { etag: fn.entity_tag } };
+        const seen = observe(fn);
+        return { status: 200, body: seen, headers: { etag: seen.entity_tag } };
       }
       if (req.method === 'PATCH') {
-        if (!String(req.headers['content-type'] ?? '').startsWith('application/merge-patch+json')) {
-          throw new ApiError(415, 'unsupported_media_type', 'Content-Type must be application/merge-patch+json');
-        }
+        requireContentType(req, 'application/merge-patch+json');
         const ifMatch = req.headers['if-match'];
-        if (!ifMatch) throw new ApiError(400, 'missing_if_match', 'If-Match header is required');
+        if (!ifMatch) throw new ApiError(400, 'missing_if_match', 'If-Match header is required (the entity_tag)');
         if (ifMatch !== '*' && ifMatch !== fn.entity_tag) {
-          throw new ApiError(412, 'precondition_failed', 'If-Match does not match the current entity tag');
+          throw new ApiError(
+            412,
+            'precondition_failed',
+            'If-Match does not match the current entity_tag: read the function again',
+          );
         }
         const body = await readJson(req);
         if (!isObject(body)) throw new ApiError(400, 'invalid_body', 'a JSON object is required');
-        if ('name' in body) throw new ApiError(400, 'invalid_field', 'name cannot be changed');
-        validateFunctionFields(body);
-        const updated = { ...fn, ...body, entity_tag: nextEtag() } as CeFunctionResource;
+        validateFunctionFields(body, 'update', nowMs());
+        const updated = mergePatch(fn, body);
+        validateCpuMemory(updated.scale_cpu_limit, updated.scale_memory_limit);
+        updated.entity_tag = nextEtag();
         functions.set(name, updated);
-        polls.set(name, opts.deployingPolls ?? 1);
-        return { status: 200, body: { ...updated, status: 'deploying' }, headers: { etag: updated.entity_tag } };
+        await startRollout(updated, 'update');
+        return { status: 200, body: updated, headers: { etag: updated.entity_tag } };
       }
       if (req.method === 'DELETE') {
         functions.delete(name);
+        rollouts.delete(name);
         return { status: 202 };
       }
       throw new ApiError(405, 'method_not_allowed', 'method not allowed');
@@ -365,19 +384,20 @@ export async function startCeApiStandIn(opts: CeApiOptions): Promise<CeApiStandI
       region,
       runtime: String(body.runtime),
       code_reference: String(body.code_reference),
-      code_binary: !String(body.code_reference).startsWith('data:'),
+      code_binary: isImageReference(String(body.code_reference)) || body.code_binary === true,
       code_main: typeof body.code_main === 'string' ? body.code_main : 'main',
       ...(typeof body.code_secret === 'string' ? { code_secret: body.code_secret } : {}),
       managed_domain_mappings: String(body.managed_domain_mappings ?? 'local_public'),
       run_env_variables: (body.run_env_variables as Record<string, unknown>[] | undefined) ?? [],
       run_compute_resource_token_enabled: body.run_compute_resource_token_enabled === true,
       scale_concurrency: typeof body.scale_concurrency === 'number' ? body.scale_concurrency : 1,
-      scale_cpu_limit: String(body.scale_cpu_limit ?? '1'),
-      scale_memory_limit: String(body.scale_memory_limit ?? '4G'),
+      scale_cpu_limit: String(body.scale_cpu_limit ?? DEFAULT_CPU),
+      scale_memory_limit: String(body.scale_memory_limit ?? DEFAULT_MEMORY),
       scale_down_delay: typeof body.scale_down_delay === 'number' ? body.scale_down_delay : 1,
       scale_max_execution_time: typeof body.scale_max_execution_time === 'number' ? body.scale_max_execution_time : 60,
       entity_tag: nextEtag(),
-      status: 'ready',
+      status: 'deploying',
+      status_details: { reason: 'deploying' },
       endpoint: `https://${body.name}.${sub}.${region}.codeengine.appdomain.cloud`,
       endpoint_internal: `http://${body.name}.${sub}.function.cluster.local`,
       created_at: new Date().toISOString(),
@@ -420,6 +440,9 @@ export async function startCeApiStandIn(opts: CeApiOptions): Promise<CeApiStandI
     functions,
     secrets,
     calls,
+    failNextRollout: (name, outcome) => {
+      forced.set(name, outcome);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

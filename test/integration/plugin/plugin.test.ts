@@ -10,6 +10,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CeApiStandIn } from '../../../src/local/ce-api/index.js';
 import { startCeApiStandIn } from '../../../src/local/ce-api/index.js';
+import type { RegistryStandIn } from '../../../src/local/ce-api/registry.js';
+import { startRegistryStandIn } from '../../../src/local/ce-api/registry.js';
 import type { LocalIam } from '../../../src/local/iam/index.js';
 import { createIamTokenVerifier, startLocalIam } from '../../../src/local/iam/index.js';
 
@@ -20,6 +22,7 @@ const slsBin = path.join(repo, 'node_modules/serverless/bin/serverless.js');
 let dir: string;
 let iam: LocalIam;
 let api: CeApiStandIn;
+let registry: RegistryStandIn;
 let deployOut = '';
 
 const yml = (extra = '') => `service: demo
@@ -40,6 +43,7 @@ provider:
   codeBundle:
     image: private.us.icr.io/demo/functions
     registrySecret: icr
+    registryEndpoint: \${env:REGISTRY_URL}
   environment:
     SHARED: one
   secrets: [demo-secrets]
@@ -71,6 +75,7 @@ async function sls(args: string[], env: Record<string, string> = {}) {
         SLS_TELEMETRY_DISABLED: '1',
         SLS_NOTIFICATIONS_MODE: 'off',
         CE_API_URL: api.url,
+        REGISTRY_URL: registry.url,
         IBMCLOUD_IAM_URL: iam.url,
         IBMCLOUD_API_KEY: iam.apiKeyFor('operator'),
         LOCKSTEP_CE_POLL_MS: '10',
@@ -88,8 +93,10 @@ async function sls(args: string[], env: Record<string, string> = {}) {
 beforeAll(async () => {
   iam = await startLocalIam();
   const verifier = createIamTokenVerifier({ jwksUrl: iam.jwksUrl, issuer: iam.issuer });
+  registry = await startRegistryStandIn({ acceptApiKey: (k) => k === iam.apiKeyFor('operator') });
   api = await startCeApiStandIn({
     projectId: 'proj-1',
+    codeBundleExists: (ref) => registry.has(ref),
     acceptToken: async (t) => {
       try {
         await verifier.verify(t);
@@ -138,17 +145,32 @@ export async function main() { return { statusCode: 200, body: typeof IamAuthent
 
 afterAll(async () => {
   await api?.close();
+  await registry?.close();
   await iam?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('serverless deploy (package runs first) / info / remove against the Code Engine API stand-in', () => {
-  it('packages one minified CJS bundle per function, reports sizes and picks inline vs code bundle', async () => {
+  it('packages one minified CJS bundle per function, refuses to deploy before the code bundle is pushed', async () => {
+    const refused = await sls(['deploy']);
+    expect(refused.code, refused.out).not.toBe(0);
+    expect(refused.out).toContain('is not in the registry; nothing was deployed');
+    expect(api.functions.size).toBe(0);
+    const manifest = JSON.parse(readFileSync(path.join(dir, '.serverless/lockstep-package.json'), 'utf8')) as {
+      functions: Array<{
+        function: string;
+        bytes: number;
+        inlineBytes: number;
+        mode: string;
+        sha256: string;
+        top: unknown[];
+      }>;
+    };
+    const image = `private.us.icr.io/demo/functions:big-${manifest.functions.find((f) => f.function === 'big')!.sha256.slice(0, 12)}`;
+    expect(refused.out).toContain(`docker build --platform linux/amd64 -t ${image}`);
+    registry.push(image);
     const r = await sls(['deploy']);
     expect(r.code, r.out).toBe(0);
-    const manifest = JSON.parse(readFileSync(path.join(dir, '.serverless/lockstep-package.json'), 'utf8')) as {
-      functions: Array<{ function: string; bytes: number; inlineBytes: number; mode: string; top: unknown[] }>;
-    };
     const tick = manifest.functions.find((f) => f.function === 'tick')!;
     const big = manifest.functions.find((f) => f.function === 'big')!;
     expect(tick.mode).toBe('inline');
@@ -190,7 +212,7 @@ describe('serverless deploy (package runs first) / info / remove against the Cod
       ]),
     );
     const big = api.functions.get('demo-dev-big')!;
-    expect(big.code_reference).toMatch(/^cr:\/\/private\.us\.icr\.io\/demo\/functions:big-[0-9a-f]{12}$/);
+    expect(big.code_reference).toMatch(/^private\.us\.icr\.io\/demo\/functions:big-[0-9a-f]{12}$/);
     expect(big.code_secret).toBe('icr');
     expect(r.out).toContain(
       'ibmcloud ce sub cron create --name demo-dev-tick-cron --destination-type function --destination demo-dev-tick --schedule \'*/5 * * * *\' --time-zone Europe/Berlin --content-type application/json --data \'{"source":"cron"}\'',
@@ -202,6 +224,7 @@ describe('serverless deploy (package runs first) / info / remove against the Cod
 
   it('updates with a merge patch and the current ETag on the second deploy', async () => {
     const before = api.functions.get('demo-dev-tick')!.entity_tag;
+    expect(before).toMatch(/^\d+$/); // unquoted, and sent back unchanged
     writeFileSync(path.join(dir, 'serverless.yml'), yml().replace('SHARED: one', 'SHARED: two'));
     const r = await sls(['deploy']);
     expect(r.code, r.out).toBe(0);
