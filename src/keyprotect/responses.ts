@@ -31,6 +31,10 @@ export function parseKeyInfo(result: unknown, ctx: CallContext): KeyInfo {
   if (key.lastRotateDate !== undefined && key.lastRotateDate !== null) {
     info.lastRotateAtMs = date(key.lastRotateDate, 'lastRotateDate', ctx);
   }
+  if (typeof key.keyRingID === 'string' && /^[A-Za-z0-9-]{1,100}$/.test(key.keyRingID)) info.keyRingId = key.keyRingID;
+  if (key.expirationDate !== undefined && key.expirationDate !== null) {
+    info.expirationAtMs = date(key.expirationDate, 'expirationDate', ctx);
+  }
   return info;
 }
 
