@@ -181,11 +181,13 @@ export function createRotationService(
           role: 'primary' as const,
           region: asRegionId(input.primary?.region),
           instanceId: asInstanceId(input.primary?.instanceId),
+          ...(input.primary?.keyRingId !== undefined ? { keyRingId: input.primary.keyRingId } : {}),
         },
         ...(input.duplicates ?? []).map((d) => ({
           role: 'duplicate' as const,
           region: asRegionId(d.region),
           instanceId: asInstanceId(d.instanceId),
+          ...(d.keyRingId !== undefined ? { keyRingId: d.keyRingId } : {}),
         })),
       ];
       const instances = new Set(placements.map((p) => p.instanceId));
@@ -223,6 +225,7 @@ export function createRotationService(
                     name: `${config.keyNamePrefix}-${groupId}-${p.role}-${p.region}`,
                     description: `lockstep group ${groupId} (${p.role})`,
                     material,
+                    ...(p.keyRingId !== undefined ? { keyRingId: p.keyRingId } : {}),
                   },
                   opts(),
                 ),
@@ -236,7 +239,14 @@ export function createRotationService(
         const nowMs = now();
         const members: Member[] = placements.map((p) => {
           const k = created.get(slotOf(p))!;
-          return { role: p.role, region: p.region, instanceId: p.instanceId, keyId: k.id, crn: k.crn };
+          return {
+            role: p.role,
+            region: p.region,
+            instanceId: p.instanceId,
+            keyId: k.id,
+            crn: k.crn,
+            ...(k.keyRingId ? { keyRingId: k.keyRingId } : {}),
+          };
         });
         try {
           await stores.groups.create({
@@ -348,6 +358,8 @@ export function createRotationService(
           );
         }
         infos.push(info);
+        // The ring Key Protect reports is the member's ring from now on (sent as X-Kms-Key-Ring).
+        if (info.keyRingId) m.keyRingId = info.keyRingId;
       }
       const aad = ['lockstep-canary/v1', `group:${groupId}`, 'generation:1'];
       const party = (i: number) => ({

@@ -83,6 +83,8 @@ export interface RotationServiceDeps {
 export interface MemberPlacement {
   region: RegionId;
   instanceId: InstanceId;
+  /** Create the key in this key ring of the instance (it must exist); default `default`. */
+  keyRingId?: string;
 }
 
 export interface CreateGroupInput {
