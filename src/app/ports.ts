@@ -21,7 +21,7 @@ export interface KeyRef {
 }
 
 /** Key Protect key states (NIST SP 800-57). */
-export const KeyStateCode = { ACTIVE: 1, SUSPENDED: 2, DEACTIVATED: 3, DESTROYED: 5 } as const;
+export const KeyStateCode = { PRE_ACTIVE: 0, ACTIVE: 1, SUSPENDED: 2, DEACTIVATED: 3, DESTROYED: 5 } as const;
 export type KeyStateCode = (typeof KeyStateCode)[keyof typeof KeyStateCode];
 
 /** What lockstep reads of a key. */

@@ -25,6 +25,7 @@ import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
 import {
   applyOutcome,
   type MemberReading,
+  memberStateProblem,
   newRun,
   type RotationRun,
   RunKind,
@@ -54,6 +55,7 @@ import {
 } from './service.js';
 
 const STATE_NAMES: Record<number, MemberPlan['state']> = {
+  0: 'pre-active',
   1: 'active',
   2: 'suspended',
   3: 'deactivated',
@@ -506,7 +508,8 @@ export function createRotationService(
           const earliest =
             info.lastRotateAtMs !== undefined ? info.lastRotateAtMs + config.rotationMinIntervalMs : nowMs;
           const mp: string[] = [];
-          if (info.state !== 1 || info.deleted) mp.push(`not active (state ${info.state})`);
+          const stateProblem = memberStateProblem(info.state, info.deleted);
+          if (stateProblem) mp.push(stateProblem);
           if (!info.imported) mp.push('not an imported key: it cannot be rotated with lockstep material');
           if (info.currentVersionId) {
             // A version the lineage does not know means someone rotated this member outside lockstep.

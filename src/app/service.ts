@@ -115,7 +115,7 @@ export interface MemberPlan {
   role: MemberRole;
   crn: KeyCrn;
   region: RegionId;
-  state: 'active' | 'suspended' | 'deactivated' | 'destroyed' | 'unreachable';
+  state: 'pre-active' | 'active' | 'suspended' | 'deactivated' | 'destroyed' | 'unreachable';
   currentVersionId?: KeyVersionId;
   lastRotateAtMs?: number;
   /** Earliest time Key Protect will accept a rotation of this member. */

@@ -5,7 +5,7 @@ import type { CallContext } from './errors.js';
 
 /** Key Protect response bodies → domain types. A body of the wrong shape is `UPSTREAM_REJECTED` (reason malformed). */
 
-const STATES = new Set([1, 2, 3, 5]);
+const STATES = new Set([0, 1, 2, 3, 5]);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Json = Record<string, unknown>;

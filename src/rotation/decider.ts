@@ -16,6 +16,7 @@ import {
   type RunMember,
   Step,
 } from './types.js';
+import { memberStateProblem } from './memberState.js';
 
 /** The decider's tunables (a subset of the service config). */
 export interface DeciderConfig {
@@ -301,11 +302,8 @@ function onMembersRead(
   let earliest = 0;
   for (const r of readings) {
     const m = memberBySlot(run, r.slot);
-    if (r.deleted || r.state !== KP_ACTIVE) {
-      problems.push(
-        `${m.role} ${m.region} (${m.crn ?? m.slot}) is not active (state ${r.state}${r.deleted ? ', deleted' : ''})`,
-      );
-    }
+    const stateProblem = r.deleted || r.state !== KP_ACTIVE ? memberStateProblem(r.state, r.deleted) : undefined;
+    if (stateProblem) problems.push(`${m.role} ${m.region} (${m.crn ?? m.slot}) ${stateProblem}`);
     if (r.lastRotateAtMs !== undefined) earliest = Math.max(earliest, r.lastRotateAtMs + cfg.rotationMinIntervalMs);
   }
   if (problems.length > 0) {
