@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import { check } from './commands/check.js';
 import { groupList, history, status } from './commands/read.js';
 import type { ConfigFlags } from './config.js';
 import { ENV_VARS } from './config.js';
@@ -284,6 +285,11 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
     .description('lineage of a group, newest first')
     .option('-n, --limit <n>', 'at most this many generations', integer('--limit', 1), 50)
     .action(act((c, id: string, opts: { limit: number }) => history(c, id, opts)));
+
+  program
+    .command('check [groupId]')
+    .description('probe every member and escrow key for the Key Protect access lockstep needs; exit 3 if any is missing')
+    .action(act((c, id: string | undefined) => check(c, id)));
 
   const audit = program.command('audit').description('auditor tools');
   audit
