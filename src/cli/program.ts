@@ -288,7 +288,9 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
 
   program
     .command('check [groupId]')
-    .description('probe every member and escrow key for the Key Protect access lockstep needs; exit 3 if any is missing')
+    .description(
+      'probe every member and escrow key for the Key Protect access lockstep needs; exit 3 if any is missing',
+    )
     .action(act((c, id: string | undefined) => check(c, id)));
 
   const audit = program.command('audit').description('auditor tools');

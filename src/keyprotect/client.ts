@@ -81,7 +81,11 @@ export interface KeyProtectClient extends KeyProtectPort {
    * needs. The new token replaces the instance's current one, so **the caller holds the instance's import-token
    * lease**. `keyRingId`: the ring the token is for (`X-Kms-Key-Ring`).
    */
-  probeImportToken(region: RegionId, instanceId: InstanceId, opts?: CallOptions & { keyRingId?: string }): Promise<void>;
+  probeImportToken(
+    region: RegionId,
+    instanceId: InstanceId,
+    opts?: CallOptions & { keyRingId?: string },
+  ): Promise<void>;
 }
 
 interface Scope {
@@ -158,7 +162,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       const payload = token?.split('.')[1];
       if (!payload) return undefined;
       const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
-      const iamId = typeof claims.iam_id === 'string' ? claims.iam_id : typeof claims.sub === 'string' ? claims.sub : '';
+      const iamId =
+        typeof claims.iam_id === 'string' ? claims.iam_id : typeof claims.sub === 'string' ? claims.sub : '';
       if (!/^[A-Za-z0-9@._:-]{1,128}$/.test(iamId)) return undefined;
       const name = typeof claims.name === 'string' && claims.name.length <= 128 ? claims.name : undefined;
       return { iamId, ...(name ? { name } : {}) };
@@ -435,7 +440,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
         sc,
         region,
         KpOperation.GET_IMPORT_TOKEN,
-        (svc) => svc.getImportToken({ bluemixInstance: instanceId, correlationId: sc.correlationId, ...ringParam(ring) }),
+        (svc) =>
+          svc.getImportToken({ bluemixInstance: instanceId, correlationId: sc.correlationId, ...ringParam(ring) }),
         { instanceId, keyRingId: ring },
       );
     },

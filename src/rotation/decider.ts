@@ -4,6 +4,8 @@
  * The runner in `src/app` executes the commands through the ports and persists every state this module returns
  * before it asks for the next command. The state machine and its rules are drawn in `README.md` next to this file.
  */
+
+import { memberStateProblem } from './memberState.js';
 import type { MemberReading } from './types.js';
 import {
   type Command,
@@ -16,7 +18,6 @@ import {
   type RunMember,
   Step,
 } from './types.js';
-import { memberStateProblem } from './memberState.js';
 
 /** The decider's tunables (a subset of the service config). */
 export interface DeciderConfig {

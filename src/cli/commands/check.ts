@@ -26,7 +26,10 @@ import { groupIdArg } from './read.js';
  */
 
 type ProbeName = 'read' | 'versions' | 'importToken' | 'wrapUnwrap';
-type ProbeResult = { ok: true } | { ok: false; code: string; message: string; missingRole?: string } | { skipped: string };
+type ProbeResult =
+  | { ok: true }
+  | { ok: false; code: string; message: string; missingRole?: string }
+  | { skipped: string };
 
 export interface KeyCheck {
   group: string;
@@ -81,7 +84,11 @@ export async function check(ctx: CliContext, groupId: string | undefined): Promi
   const configured = rt.config.escrow;
   if (configured && !escrows.has(configured.crn)) escrows.set(configured.crn, { group: '(config)', ref: configured });
   for (const { group, ref } of escrows.values()) keys.push(await checkEscrow(group, ref));
-  const report: CheckReport = { ...(identity ? { identity } : {}), ok: keys.every((k) => k.missing.length === 0), keys };
+  const report: CheckReport = {
+    ...(identity ? { identity } : {}),
+    ok: keys.every((k) => k.missing.length === 0),
+    keys,
+  };
 
   ctx.out.result(report, () => human(ctx, report));
   return report.ok ? ExitCode.OK : ExitCode.VERIFY_FAILED;
@@ -194,7 +201,13 @@ function finish(c: KeyCheck): KeyCheck {
 
 function human(ctx: CliContext, r: CheckReport): string {
   const mark = (p: ProbeResult | undefined) =>
-    p === undefined ? '-' : 'skipped' in p ? ctx.out.yellow('skipped') : p.ok ? ctx.out.green('ok') : ctx.out.red('MISSING');
+    p === undefined
+      ? '-'
+      : 'skipped' in p
+        ? ctx.out.yellow('skipped')
+        : p.ok
+          ? ctx.out.green('ok')
+          : ctx.out.red('MISSING');
   const who = r.identity ? `${r.identity.iamId}${r.identity.name ? ` (${r.identity.name})` : ''}` : 'unknown';
   const lines = [
     `identity: ${who}`,

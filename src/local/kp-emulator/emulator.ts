@@ -625,7 +625,12 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     const privateSockets = new Set<Socket>();
     const privateServer = makeRegionServer(region, privateSockets, 'private');
     const privatePort = await listen(privateServer, host, opts.privatePorts?.[region] ?? 0);
-    servers.set(`${region}#private`, { server: privateServer, port: privatePort, refused: false, sockets: privateSockets });
+    servers.set(`${region}#private`, {
+      server: privateServer,
+      port: privatePort,
+      refused: false,
+      sockets: privateSockets,
+    });
     regionInfo[region] = {
       region,
       url: `http://${host}:${port}`,

@@ -400,7 +400,7 @@ export class KpEngine {
       const m = route.re.exec(c.path);
       if (!m) continue;
       ev.action = typeof route.action === 'string' ? route.action : route.action(c);
-      this.#authorize(c, ev.action);
+      this.#authorize(c, ev);
       return route.run(c, m, ev);
     }
     const pathKnown = this.#routes.some((route) => route.re.test(c.path));
@@ -425,7 +425,8 @@ export class KpEngine {
    * reading — the key is not in the ring the caller named).
    * @throws {KpError} 401 without reasons (at-events.md: 401 for unauthorized and forbidden alike), 404
    */
-  #authorize(c: KpCall, action: string): void {
+  #authorize(c: KpCall, ev: EventInfo): void {
+    const action = ev.action;
     const header = c.headers['x-kms-key-ring'] || undefined;
     const keyPath = /^\/keys\/([^/]+)(\/|$)/.exec(c.path);
     let ring: string | undefined = header;
@@ -433,7 +434,12 @@ export class KpEngine {
     if (keyPath && keyPath[1] !== 'registrations') {
       const id = safeDecode(keyPath[1]!);
       key = c.instance.keys.get(id.toLowerCase()) ?? c.instance.keys.get(c.instance.aliases.get(id) ?? '');
-      if (key) ring = header ?? key.keyRingId;
+      if (key) {
+        ring = header ?? key.keyRingId;
+        // the refusal is audited against the key, as any other failed call on it
+        ev.keyId = key.id;
+        ev.keyName = key.name;
+      }
     } else if (/^\/(keys|keys_with_policy_overrides|import_token)$/.test(c.path) && c.method === 'POST') {
       ring = header ?? 'default';
     } else if (c.path === '/import_token') {
@@ -1508,7 +1514,10 @@ export class KpEngine {
         // key-protect-cli-commands.md / provision.md: attributes.allowed_network public-and-private | private-only
         const net = attributes?.allowed_network;
         if (data.enabled && net !== 'public-and-private' && net !== 'private-only') {
-          throw invalidField('allowed_network', "The field 'allowed_network' must be: public-and-private or private-only");
+          throw invalidField(
+            'allowed_network',
+            "The field 'allowed_network' must be: public-and-private or private-only",
+          );
         }
       }
       const prev = c.instance.policies.get(type);

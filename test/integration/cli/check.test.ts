@@ -50,7 +50,11 @@ beforeAll(async () => {
   await stores.ensureSetup();
   const kp = createKeyProtectClient({
     endpoints: { [SOUTH]: stack.kp.regions[SOUTH]!.url, [EAST]: stack.kp.regions[EAST]!.url },
-    authenticator: authenticatorFromConfig({ kind: 'iam', apiKey: stack.iam.apiKeyFor('operator'), iamUrl: stack.iam.url }),
+    authenticator: authenticatorFromConfig({
+      kind: 'iam',
+      apiKey: stack.iam.apiKeyFor('operator'),
+      iamUrl: stack.iam.url,
+    }),
     random: cryptoRandom,
     clock: systemClock,
   });
@@ -116,7 +120,12 @@ describe('lockstep check', () => {
     const report = JSON.parse(r.stdout) as {
       ok: boolean;
       identity: { iamId: string };
-      keys: { role: string; region: string; probes: Record<string, { ok?: boolean; missingRole?: string }>; missing: string[] }[];
+      keys: {
+        role: string;
+        region: string;
+        probes: Record<string, { ok?: boolean; missingRole?: string }>;
+        missing: string[];
+      }[];
     };
     expect(report.ok).toBe(false);
     expect(report.identity.iamId).toBe(lockstepIamId);

@@ -28,8 +28,14 @@ describe('Key Protect endpoints: public or private, for all regions or per regio
   });
 
   it('rejects an unknown endpoint type, naming the variable', () => {
-    const r = new EnvReader({ ...base, LOCKSTEP_KP_ENDPOINT_TYPE: 'direct', LOCKSTEP_KP_ENDPOINT_TYPES: '{"us-south":"x"}' });
+    const r = new EnvReader({
+      ...base,
+      LOCKSTEP_KP_ENDPOINT_TYPE: 'direct',
+      LOCKSTEP_KP_ENDPOINT_TYPES: '{"us-south":"x"}',
+    });
     readCommonConfig(r);
-    expect(() => r.done('test')).toThrow(/LOCKSTEP_KP_ENDPOINT_TYPE must be public or private.*LOCKSTEP_KP_ENDPOINT_TYPES must be JSON/);
+    expect(() => r.done('test')).toThrow(
+      /LOCKSTEP_KP_ENDPOINT_TYPE must be public or private.*LOCKSTEP_KP_ENDPOINT_TYPES must be JSON/,
+    );
   });
 });
