@@ -1,5 +1,4 @@
 import { Command, CommanderError, Option } from 'commander';
-import { check } from './commands/check.js';
 import { groupList, history, status } from './commands/read.js';
 import type { ConfigFlags } from './config.js';
 import { ENV_VARS } from './config.js';
@@ -26,6 +25,8 @@ export interface CommandHandlers {
     opts: { instance?: string; wait: boolean },
   ): Promise<number>;
   config(ctx: CliContext): Promise<number>;
+  /** `lockstep check [group]`: Key Protect access probes. */
+  check(ctx: CliContext, groupId: string | undefined): Promise<number>;
 }
 
 export interface DevOptions {
@@ -291,7 +292,7 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
     .description(
       'probe every member and escrow key for the Key Protect access lockstep needs; exit 3 if any is missing',
     )
-    .action(act((c, id: string | undefined) => check(c, id)));
+    .action(act((c, id: string | undefined) => handlers.check(c, id)));
 
   const audit = program.command('audit').description('auditor tools');
   audit
