@@ -95,6 +95,12 @@ interface Scope {
 }
 
 type Service = InstanceType<typeof KeyProtectV2>;
+interface KeyParams {
+  id: string;
+  bluemixInstance: string;
+  correlationId: string;
+  xKmsKeyRing?: string;
+}
 type Sent = Promise<{ result?: unknown; status?: number }>;
 
 /**
@@ -267,6 +273,54 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     });
   }
 
+  /** One call addressed to a key: its id, instance, correlation id and key ring (`X-Kms-Key-Ring`, when known). */
+  function sendForKey(sc: Scope, ref: KeyRef, operation: KpOperation, fn: (svc: Service, key: KeyParams) => Sent) {
+    const ring = ringOf(ref);
+    const key: KeyParams = {
+      id: ref.keyId,
+      bluemixInstance: ref.instanceId,
+      correlationId: sc.correlationId,
+      ...ringParam(ring),
+    };
+    return send(sc, ref.region, operation, (svc) => fn(svc, key), { instanceId: ref.instanceId, keyRingId: ring });
+  }
+
+  /** POST /import_token (Writer): replaces the instance's current token. */
+  function postToken(
+    sc: Scope,
+    region: string,
+    instanceId: InstanceId,
+    ring: string | undefined,
+    expiration: number,
+    maxAllowedRetrievals: number,
+  ) {
+    return send(
+      sc,
+      region,
+      KpOperation.POST_IMPORT_TOKEN,
+      (svc) =>
+        svc.postImportToken({
+          bluemixInstance: instanceId,
+          expiration,
+          maxAllowedRetrievals,
+          correlationId: sc.correlationId,
+          ...ringParam(ring),
+        }),
+      { instanceId, keyRingId: ring },
+    );
+  }
+
+  /** GET /import_token (Writer): the public key and nonce; uses one retrieval. */
+  function getToken(sc: Scope, region: string, instanceId: InstanceId, ring: string | undefined) {
+    return send(
+      sc,
+      region,
+      KpOperation.GET_IMPORT_TOKEN,
+      (svc) => svc.getImportToken({ bluemixInstance: instanceId, correlationId: sc.correlationId, ...ringParam(ring) }),
+      { instanceId, keyRingId: ring },
+    );
+  }
+
   /**
    * The body fields that carry the material: sealed for an import token, or plain base64. The token is created and
    * fetched before `material` and `proceed` are awaited, so a caller can overlap them with those round trips;
@@ -292,20 +346,7 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       return m && plainFields(m);
     }
     try {
-      await send(
-        sc,
-        region,
-        KpOperation.POST_IMPORT_TOKEN,
-        (svc) =>
-          svc.postImportToken({
-            bluemixInstance: instanceId,
-            expiration: tokenExpiration,
-            maxAllowedRetrievals: policy.maxAttempts,
-            correlationId: sc.correlationId,
-            ...ringParam(ring),
-          }),
-        { instanceId, keyRingId: ring },
-      );
+      await postToken(sc, region, instanceId, ring, tokenExpiration, policy.maxAttempts);
     } catch (err) {
       if (useImportToken === 'auto' && tokenEndpointMissing(err)) {
         sc.log.warn('import tokens not offered by this instance; sending plain payload over TLS', { region });
@@ -314,13 +355,7 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       }
       throw err;
     }
-    const token = await send(
-      sc,
-      region,
-      KpOperation.GET_IMPORT_TOKEN,
-      (svc) => svc.getImportToken({ bluemixInstance: instanceId, correlationId: sc.correlationId, ...ringParam(ring) }),
-      { instanceId, keyRingId: ring },
-    );
+    const token = await getToken(sc, region, instanceId, ring);
     const { payload, nonce } = (token ?? {}) as { payload?: unknown; nonce?: unknown };
     const ctx: CallContext = { operation: KpOperation.GET_IMPORT_TOKEN, region, correlationId: sc.correlationId };
     if (typeof payload !== 'string' || typeof nonce !== 'string') {
@@ -422,28 +457,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       const instanceId = asInstanceId(instanceIdIn);
       const ring = checkRing(callOpts?.keyRingId);
       const sc = scope(callOpts, { region, instanceId, call: 'probeImportToken' });
-      await send(
-        sc,
-        region,
-        KpOperation.POST_IMPORT_TOKEN,
-        (svc) =>
-          svc.postImportToken({
-            bluemixInstance: instanceId,
-            expiration: 300,
-            maxAllowedRetrievals: 1,
-            correlationId: sc.correlationId,
-            ...ringParam(ring),
-          }),
-        { instanceId, keyRingId: ring },
-      );
-      await send(
-        sc,
-        region,
-        KpOperation.GET_IMPORT_TOKEN,
-        (svc) =>
-          svc.getImportToken({ bluemixInstance: instanceId, correlationId: sc.correlationId, ...ringParam(ring) }),
-        { instanceId, keyRingId: ring },
-      );
+      await postToken(sc, region, instanceId, ring, 300, 1);
+      await getToken(sc, region, instanceId, ring);
     },
 
     async listVersions(ref, callOpts) {
@@ -460,22 +475,9 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
         correlationId: sc.correlationId,
       };
       const seen = new Map<string, KeyVersionInfo>();
-      const ring = ringOf(ref);
       for (let page = 0; page < MAX_VERSION_PAGES; page++) {
-        const result = await send(
-          sc,
-          ref.region,
-          KpOperation.LIST_VERSIONS,
-          (svc) =>
-            svc.getKeyVersions({
-              id: ref.keyId,
-              bluemixInstance: ref.instanceId,
-              correlationId: sc.correlationId,
-              limit: VERSIONS_PAGE_SIZE,
-              offset: page * VERSIONS_PAGE_SIZE,
-              ...ringParam(ring),
-            }),
-          { instanceId: ref.instanceId, keyRingId: ring },
+        const result = await sendForKey(sc, ref, KpOperation.LIST_VERSIONS, (svc, key) =>
+          svc.getKeyVersions({ ...key, limit: VERSIONS_PAGE_SIZE, offset: page * VERSIONS_PAGE_SIZE }),
         );
         const versions = parseVersionsPage(result, ctx);
         for (const v of versions) if (!seen.has(v.id)) seen.set(v.id, v);
@@ -517,19 +519,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       if (!fields) return false;
       const body = Buffer.from(JSON.stringify(fields));
       try {
-        await send(
-          sc,
-          ref.region,
-          KpOperation.ROTATE,
-          (svc) =>
-            svc.rotateKey({
-              id: ref.keyId,
-              bluemixInstance: ref.instanceId,
-              keyActionRotateBody: body,
-              correlationId: sc.correlationId,
-              ...ringParam(ring),
-            }),
-          { instanceId: ref.instanceId, keyRingId: ring },
+        await sendForKey(sc, ref, KpOperation.ROTATE, (svc, key) =>
+          svc.rotateKey({ ...key, keyActionRotateBody: body }),
         );
       } finally {
         body.fill(0);
@@ -547,20 +538,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       const sc = scope(callOpts, { region: ref.region, instanceId: ref.instanceId, keyId: ref.keyId, call: 'wrap' });
       const body = Buffer.from(JSON.stringify({ plaintext: plaintext.toString('base64'), ...aadField(aad) }));
       try {
-        const ring = ringOf(ref);
-        const result = await send(
-          sc,
-          ref.region,
-          KpOperation.WRAP,
-          (svc) =>
-            svc.wrapKey({
-              id: ref.keyId,
-              bluemixInstance: ref.instanceId,
-              keyActionWrapBody: body,
-              correlationId: sc.correlationId,
-              ...ringParam(ring),
-            }),
-          { instanceId: ref.instanceId, keyRingId: ring },
+        const result = await sendForKey(sc, ref, KpOperation.WRAP, (svc, key) =>
+          svc.wrapKey({ ...key, keyActionWrapBody: body }),
         );
         return parseWrap(result, { operation: KpOperation.WRAP, region: ref.region, correlationId: sc.correlationId });
       } finally {
@@ -577,20 +556,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       }
       const sc = scope(callOpts, { region: ref.region, instanceId: ref.instanceId, keyId: ref.keyId, call: 'unwrap' });
       const body = Buffer.from(JSON.stringify({ ciphertext, ...aadField(aad) }));
-      const ring = ringOf(ref);
-      const result = await send(
-        sc,
-        ref.region,
-        KpOperation.UNWRAP,
-        (svc) =>
-          svc.unwrapKey({
-            id: ref.keyId,
-            bluemixInstance: ref.instanceId,
-            keyActionUnwrapBody: body,
-            correlationId: sc.correlationId,
-            ...ringParam(ring),
-          }),
-        { instanceId: ref.instanceId, keyRingId: ring },
+      const result = await sendForKey(sc, ref, KpOperation.UNWRAP, (svc, key) =>
+        svc.unwrapKey({ ...key, keyActionUnwrapBody: body }),
       );
       return parseUnwrap(result, {
         operation: KpOperation.UNWRAP,
