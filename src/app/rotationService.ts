@@ -596,7 +596,7 @@ export function createRotationService(
             if (info.state !== 1) {
               throw new AppError(
                 'MEMBER_NOT_ACTIVE',
-                `Member ${m.crn} (${m.region}) is not active (state ${info.state})`,
+                `Member ${m.crn} (${m.region}) ${memberStateProblem(info.state)}`,
                 {
                   details: { crn: m.crn, state: info.state },
                 },
