@@ -60,7 +60,8 @@ export interface KeyProtectEmulator {
   restoreRestorePoint(snapshotId: string): void;
   /**
    * Emits `kms.secrets.expire` for every key past its `expirationDate` that has not had one (key-states.md: the key
-   * is deactivated within an hour after expiry). Runs on every API call, on `advanceClock` and every second.
+   * is deactivated within an hour after expiry). Runs from API calls (at most every 250 ms), on `advanceClock` and
+   * every second.
    */
   expireDueKeys(): number;
   close(): Promise<void>;
