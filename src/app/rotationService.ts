@@ -25,6 +25,7 @@ import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
 import {
   applyOutcome,
   type MemberReading,
+  memberStateProblem,
   newRun,
   type RotationRun,
   RunKind,
@@ -54,6 +55,7 @@ import {
 } from './service.js';
 
 const STATE_NAMES: Record<number, MemberPlan['state']> = {
+  0: 'pre-active',
   1: 'active',
   2: 'suspended',
   3: 'deactivated',
@@ -181,11 +183,13 @@ export function createRotationService(
           role: 'primary' as const,
           region: asRegionId(input.primary?.region),
           instanceId: asInstanceId(input.primary?.instanceId),
+          ...(input.primary?.keyRingId !== undefined ? { keyRingId: input.primary.keyRingId } : {}),
         },
         ...(input.duplicates ?? []).map((d) => ({
           role: 'duplicate' as const,
           region: asRegionId(d.region),
           instanceId: asInstanceId(d.instanceId),
+          ...(d.keyRingId !== undefined ? { keyRingId: d.keyRingId } : {}),
         })),
       ];
       const instances = new Set(placements.map((p) => p.instanceId));
@@ -223,6 +227,7 @@ export function createRotationService(
                     name: `${config.keyNamePrefix}-${groupId}-${p.role}-${p.region}`,
                     description: `lockstep group ${groupId} (${p.role})`,
                     material,
+                    ...(p.keyRingId !== undefined ? { keyRingId: p.keyRingId } : {}),
                   },
                   opts(),
                 ),
@@ -236,7 +241,14 @@ export function createRotationService(
         const nowMs = now();
         const members: Member[] = placements.map((p) => {
           const k = created.get(slotOf(p))!;
-          return { role: p.role, region: p.region, instanceId: p.instanceId, keyId: k.id, crn: k.crn };
+          return {
+            role: p.role,
+            region: p.region,
+            instanceId: p.instanceId,
+            keyId: k.id,
+            crn: k.crn,
+            ...(k.keyRingId ? { keyRingId: k.keyRingId } : {}),
+          };
         });
         try {
           await stores.groups.create({
@@ -348,6 +360,8 @@ export function createRotationService(
           );
         }
         infos.push(info);
+        // The ring Key Protect reports is the member's ring from now on (sent as X-Kms-Key-Ring).
+        if (info.keyRingId) m.keyRingId = info.keyRingId;
       }
       const aad = ['lockstep-canary/v1', `group:${groupId}`, 'generation:1'];
       const party = (i: number) => ({
@@ -494,7 +508,8 @@ export function createRotationService(
           const earliest =
             info.lastRotateAtMs !== undefined ? info.lastRotateAtMs + config.rotationMinIntervalMs : nowMs;
           const mp: string[] = [];
-          if (info.state !== 1 || info.deleted) mp.push(`not active (state ${info.state})`);
+          const stateProblem = memberStateProblem(info.state, info.deleted);
+          if (stateProblem) mp.push(stateProblem);
           if (!info.imported) mp.push('not an imported key: it cannot be rotated with lockstep material');
           if (info.currentVersionId) {
             // A version the lineage does not know means someone rotated this member outside lockstep.
@@ -581,7 +596,7 @@ export function createRotationService(
             if (info.state !== 1) {
               throw new AppError(
                 'MEMBER_NOT_ACTIVE',
-                `Member ${m.crn} (${m.region}) is not active (state ${info.state})`,
+                `Member ${m.crn} (${m.region}) ${memberStateProblem(info.state)}`,
                 {
                   details: { crn: m.crn, state: info.state },
                 },

@@ -83,6 +83,8 @@ export interface RotationServiceDeps {
 export interface MemberPlacement {
   region: RegionId;
   instanceId: InstanceId;
+  /** Create the key in this key ring of the instance (it must exist); default `default`. */
+  keyRingId?: string;
 }
 
 export interface CreateGroupInput {
@@ -113,7 +115,7 @@ export interface MemberPlan {
   role: MemberRole;
   crn: KeyCrn;
   region: RegionId;
-  state: 'active' | 'suspended' | 'deactivated' | 'destroyed' | 'unreachable';
+  state: 'pre-active' | 'active' | 'suspended' | 'deactivated' | 'destroyed' | 'unreachable';
   currentVersionId?: KeyVersionId;
   lastRotateAtMs?: number;
   /** Earliest time Key Protect will accept a rotation of this member. */

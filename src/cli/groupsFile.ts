@@ -12,6 +12,8 @@ export interface MemberSpec {
   instanceId?: InstanceId;
   /** Absent: lockstep creates an imported root key; present: lockstep adopts it (verified by canary). */
   keyId?: KeyId;
+  /** The Key Protect key ring the key lives in (created there, or expected there when adopted). */
+  keyRing?: string;
 }
 
 /** One group as declared in a groups file. */
@@ -60,7 +62,8 @@ type Path = (string | number)[];
 const TOP_KEYS = ['version', 'defaults', 'groups'];
 const DEFAULT_KEYS = ['schedule', 'escrow'];
 const GROUP_KEYS = ['id', 'name', 'description', 'primary', 'duplicates', 'schedule', 'escrow'];
-const MEMBER_KEYS = ['region', 'instanceId', 'keyId', 'crn'];
+const MEMBER_KEYS = ['region', 'instanceId', 'keyId', 'crn', 'keyRing'];
+const KEY_RING = /^[A-Za-z0-9-]{2,100}$/;
 const SCHEDULE_KEYS = ['every', 'cron', 'timeZone', 'window', 'maxAge', 'enabled'];
 const HHMM = /^([01]\d|2[0-3]):[0-5]\d$/;
 
@@ -234,12 +237,21 @@ export function parseGroupsFile(text: string, opts: GroupsFileOptions = {}): Gro
       return undefined;
     }
     unknownKeys(v, MEMBER_KEYS, at, error);
+    let keyRing: string | undefined;
+    if (v.keyRing !== undefined) {
+      if (typeof v.keyRing !== 'string' || !KEY_RING.test(v.keyRing)) {
+        error([...at, 'keyRing'], `"${String(v.keyRing)}" is not a key ring id (2-100 characters of A-Z, a-z, 0-9, -)`);
+        return undefined;
+      }
+      keyRing = v.keyRing;
+    }
+    const withRing = (m: MemberSpec | undefined) => (m && keyRing ? { ...m, keyRing } : m);
     if (v.crn !== undefined) {
       if (v.region !== undefined || v.instanceId !== undefined || v.keyId !== undefined) {
         error(at, 'give either "crn" or region/instanceId/keyId, not both');
         return undefined;
       }
-      return fromCrn(v.crn, [...at, 'crn']);
+      return withRing(fromCrn(v.crn, [...at, 'crn']));
     }
     if (v.region === undefined) {
       error(at, 'missing "region"');
@@ -278,8 +290,8 @@ export function parseGroupsFile(text: string, opts: GroupsFileOptions = {}): Gro
       }
     }
     if (!ok || !region) return undefined;
-    if (instanceId === undefined) return known(region, at, keyId);
-    return { region, instanceId, ...(keyId ? { keyId } : {}) };
+    if (instanceId === undefined) return withRing(known(region, at, keyId));
+    return withRing({ region, instanceId, ...(keyId ? { keyId } : {}) });
   }
 
   function known(region: RegionId, at: Path, keyId?: KeyId): MemberSpec | undefined {

@@ -1,4 +1,5 @@
 import { auditVerify } from './commands/audit.js';
+import { check } from './commands/check.js';
 import { showConfig } from './commands/config.js';
 import { dev } from './commands/dev.js';
 import { emulator } from './commands/emulator.js';
@@ -18,4 +19,5 @@ export const defaultHandlers: CommandHandlers = {
   auditVerify,
   regionAdd,
   config: showConfig,
+  check,
 };

@@ -128,7 +128,12 @@ export function describeError(err: unknown): {
   }
   if (isAppError(err)) {
     const details = Object.keys(err.details).length ? { ...err.details } : undefined;
-    return { code: err.code, message: err.message, hint: hintFor(err.code), details };
+    // A Key Protect 401 to a token IAM issued: a missing role or the network policy, not the API key.
+    const hint =
+      err.details.diagnosis === 'no_role_or_network'
+        ? 'grant the identity the Key Protect role named above on that instance or key ring, or use the private endpoint (LOCKSTEP_KP_ENDPOINT_TYPE=private); `lockstep check` lists everything missing'
+        : hintFor(err.code);
+    return { code: err.code, message: err.message, hint, details };
   }
   if (err instanceof Error) return { message: err.message };
   return { message: String(err) };

@@ -25,6 +25,8 @@ export interface CommandHandlers {
     opts: { instance?: string; wait: boolean },
   ): Promise<number>;
   config(ctx: CliContext): Promise<number>;
+  /** `lockstep check [group]`: Key Protect access probes. */
+  check(ctx: CliContext, groupId: string | undefined): Promise<number>;
 }
 
 export interface DevOptions {
@@ -284,6 +286,13 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
     .description('lineage of a group, newest first')
     .option('-n, --limit <n>', 'at most this many generations', integer('--limit', 1), 50)
     .action(act((c, id: string, opts: { limit: number }) => history(c, id, opts)));
+
+  program
+    .command('check [groupId]')
+    .description(
+      'probe every member and escrow key for the Key Protect access lockstep needs; exit 3 if any is missing',
+    )
+    .action(act((c, id: string | undefined) => handlers.check(c, id)));
 
   const audit = program.command('audit').description('auditor tools');
   audit

@@ -1,8 +1,8 @@
 import { IamAuthenticator } from 'ibm-cloud-sdk-core';
-import type { KeyProtectPort, RotationService } from '../app/index.js';
+import type { RotationService } from '../app/index.js';
 import { createRotationService, cryptoRandom, systemClock } from '../app/index.js';
 import { silentLogger } from '../core/index.js';
-import { authenticatorFromConfig, createKeyProtectClient } from '../keyprotect/index.js';
+import { authenticatorFromConfig, createKeyProtectClient, type KeyProtectClient } from '../keyprotect/index.js';
 import type { CloudantStores } from '../store/index.js';
 import { createCloudantStores } from '../store/index.js';
 import type { CliConfig } from './config.js';
@@ -12,7 +12,7 @@ import { usageError } from './exitCodes.js';
 /** Adapters built from configuration for the commands that act directly (group create/apply, plan, verify, region add). */
 export interface Runtime {
   config: CliConfig;
-  kp: KeyProtectPort;
+  kp: KeyProtectClient;
   stores: CloudantStores;
   service: RotationService;
 }

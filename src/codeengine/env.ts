@@ -116,7 +116,8 @@ export interface CommonConfig {
 }
 
 /**
- * Reads the shared settings: `IAM_URL`, `LOCKSTEP_TRUSTED_PROFILE` or `LOCKSTEP_API_KEY`, `LOCKSTEP_KP_ENDPOINTS`,
+ * Reads the shared settings: `IAM_URL`, `LOCKSTEP_TRUSTED_PROFILE` or `LOCKSTEP_API_KEY`, `LOCKSTEP_KP_ENDPOINTS`
+ * (+ `LOCKSTEP_KP_ENDPOINT_TYPE`, `LOCKSTEP_KP_ENDPOINT_TYPES`, `LOCKSTEP_KP_PRIVATE_ENDPOINTS`),
  * `LOCKSTEP_NOTIFY_URL` (+ `LOCKSTEP_NOTIFY_KIND`, `LOCKSTEP_EN_SOURCE_ID`, `LOCKSTEP_NOTIFY_SECRET`),
  * `LOCKSTEP_OWN_IAM_IDS`, `LOCKSTEP_ROTATION_MIN_INTERVAL_MS`, `LOCKSTEP_CHECKPOINT_KEY` (+ `_ID`), `LOCKSTEP_LOG_LEVEL`.
  * The store reads its own `CLOUDANT_*` variables.
@@ -134,9 +135,23 @@ export function readCommonConfig(r: EnvReader): CommonConfig {
     );
     auth = { kind: 'container', profileName: '', iamUrl };
   }
-  const kpEndpoints =
-    r.json('LOCKSTEP_KP_ENDPOINTS', isStringMap, '{"<region>": "<url>"}') ??
-    Object.fromEntries(KP_REGIONS.map((reg) => [reg, `https://${reg}.kms.cloud.ibm.com`]));
+  const publicUrls = r.json('LOCKSTEP_KP_ENDPOINTS', isStringMap, '{"<region>": "<url>"}');
+  // Private endpoints: LOCKSTEP_KP_ENDPOINT_TYPE (all regions) and/or LOCKSTEP_KP_ENDPOINT_TYPES (per region).
+  const endpointType = r.optional('LOCKSTEP_KP_ENDPOINT_TYPE') ?? 'public';
+  if (!isEndpointType(endpointType)) r.problems.push('LOCKSTEP_KP_ENDPOINT_TYPE must be public or private');
+  const typeByRegion = r.json(
+    'LOCKSTEP_KP_ENDPOINT_TYPES',
+    (v): v is Record<string, 'public' | 'private'> => isStringMap(v) && Object.values(v).every(isEndpointType),
+    '{"<region>": "public" | "private"}',
+  );
+  const privateUrls = r.json('LOCKSTEP_KP_PRIVATE_ENDPOINTS', isStringMap, '{"<region>": "<private url>"}');
+  const kpEndpoints = selectKpEndpoints({
+    regions: publicUrls ? Object.keys(publicUrls) : KP_REGIONS,
+    ...(publicUrls ? { publicUrls } : {}),
+    ...(privateUrls ? { privateUrls } : {}),
+    type: isEndpointType(endpointType) ? endpointType : 'public',
+    ...(typeByRegion ? { typeByRegion } : {}),
+  });
   const notifyUrl = r.optional('LOCKSTEP_NOTIFY_URL');
   const notifyKind = r.optional('LOCKSTEP_NOTIFY_KIND') ?? 'webhook';
   if (notifyKind !== 'webhook' && notifyKind !== 'event-notifications') {
@@ -257,3 +272,39 @@ export function readApiConfig(r: EnvReader): {
   const publicBaseUrl = r.optional('LOCKSTEP_PUBLIC_URL');
   return { roles, checkpointPublicKeys: keys, ...(publicBaseUrl ? { publicBaseUrl } : {}) };
 }
+
+/**
+ * Public or private Key Protect endpoints per region. IBM Cloud serves every region on a public host
+ * `<region>.kms.cloud.ibm.com` and a private one `private.<region>.kms.cloud.ibm.com` (ibm-cloud-docs/key-protect
+ * `regions.md`, `private-network.md`); an instance whose `allowedNetwork` policy is `private-only` answers only the
+ * private one (FAQs.md: 401 otherwise).
+ */
+export type KpEndpointType = 'public' | 'private';
+
+export interface KpEndpointSettings {
+  /** Regions to serve; default: the keys of `publicUrls`. */
+  regions: readonly string[];
+  /** Explicit public URLs per region (default `https://<region>.kms.cloud.ibm.com`). */
+  publicUrls?: Readonly<Record<string, string>>;
+  /** Explicit private URLs per region (default `https://private.<region>.kms.cloud.ibm.com`). */
+  privateUrls?: Readonly<Record<string, string>>;
+  /** The type for every region (default public). */
+  type?: KpEndpointType;
+  /** Per-region types that override `type`. */
+  typeByRegion?: Readonly<Record<string, KpEndpointType>>;
+}
+
+/** The endpoint lockstep uses in each region: the private URL where the (per-region or global) type is private. */
+export function selectKpEndpoints(s: KpEndpointSettings): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const region of s.regions) {
+    const type = s.typeByRegion?.[region] ?? s.type ?? 'public';
+    out[region] =
+      type === 'private'
+        ? (s.privateUrls?.[region] ?? `https://private.${region}.kms.cloud.ibm.com`)
+        : (s.publicUrls?.[region] ?? `https://${region}.kms.cloud.ibm.com`);
+  }
+  return out;
+}
+
+export const isEndpointType = (v: unknown): v is KpEndpointType => v === 'public' || v === 'private';

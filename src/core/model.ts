@@ -11,6 +11,8 @@ export interface Member {
   instanceId: InstanceId;
   keyId: KeyId;
   crn: KeyCrn;
+  /** The Key Protect key ring the key lives in (sent as `X-Kms-Key-Ring`); absent for groups stored before rings. */
+  keyRingId?: string;
 }
 
 /** Where lockstep wraps each generation's material (a root key only lockstep may use). */

@@ -16,6 +16,7 @@ import { guardAuthenticator, type KeyProtectAuthenticator } from './auth.js';
 import {
   type CallContext,
   describeSdkError,
+  diagnoseUnauthorized,
   IDEMPOTENT_OPERATIONS,
   KpOperation,
   toKeyProtectError,
@@ -60,6 +61,32 @@ const VERSIONS_PAGE_SIZE = 200;
 const MAX_VERSION_PAGES = 500;
 const KEY_COLLECTION = 'application/vnd.ibm.kms.key+json';
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const KEY_RING = /^[A-Za-z0-9-]{1,100}$/;
+
+/** The identity behind the client's token, as IAM put it in the token (for diagnoses; never verified here). */
+export interface KeyProtectIdentity {
+  iamId: string;
+  name?: string;
+}
+
+/**
+ * The Key Protect client: the port plus what `lockstep check` needs — who the client is, and whether it may create
+ * and read import tokens.
+ */
+export interface KeyProtectClient extends KeyProtectPort {
+  /** The identity of the current IAM token (decoded, not verified); undefined when the token is not a JWT. */
+  identity(): Promise<KeyProtectIdentity | undefined>;
+  /**
+   * Creates a short-lived import token (300 s, one retrieval) and reads it back: the Writer permission secure import
+   * needs. The new token replaces the instance's current one, so **the caller holds the instance's import-token
+   * lease**. `keyRingId`: the ring the token is for (`X-Kms-Key-Ring`).
+   */
+  probeImportToken(
+    region: RegionId,
+    instanceId: InstanceId,
+    opts?: CallOptions & { keyRingId?: string },
+  ): Promise<void>;
+}
 
 interface Scope {
   correlationId: string;
@@ -68,6 +95,12 @@ interface Scope {
 }
 
 type Service = InstanceType<typeof KeyProtectV2>;
+interface KeyParams {
+  id: string;
+  bluemixInstance: string;
+  correlationId: string;
+  xKmsKeyRing?: string;
+}
 type Sent = Promise<{ result?: unknown; status?: number }>;
 
 /**
@@ -95,7 +128,7 @@ type Sent = Promise<{ result?: unknown; status?: number }>;
  * });
  * await kp.rotateWithMaterial(ref, material, { correlationId: runId });
  */
-export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtectPort {
+export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtectClient {
   const policy = resolveRetryPolicy(opts.retry);
   const timeoutMs = positiveInt('timeoutMs', opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, 1, 600_000);
   const tokenExpiration = positiveInt(
@@ -117,6 +150,33 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
   const authenticator = guardAuthenticator(opts.authenticator);
   const currentSignal = new AsyncLocalStorage<AbortSignal | undefined>();
   const services = buildServices(opts.endpoints, authenticator, timeoutMs, currentSignal);
+  /** The key ring each key was last read in (`keyRingID`), sent as `X-Kms-Key-Ring` when the caller gives none. */
+  const rings = new Map<string, string>();
+  const ringKey = (region: string, instanceId: string, keyId: string) => `${region}/${instanceId}/${keyId}`;
+  const ringOf = (ref: KeyRef): string | undefined =>
+    checkRing(ref.keyRingId) ?? rings.get(ringKey(ref.region, ref.instanceId, ref.keyId));
+  const remember = (region: string, instanceId: string, info: KeyInfo) => {
+    if (info.keyRingId) rings.set(ringKey(region, instanceId, info.id), info.keyRingId);
+  };
+  const ringParam = (ring: string | undefined) => (ring ? { xKmsKeyRing: ring } : {});
+
+  async function identity(): Promise<KeyProtectIdentity | undefined> {
+    try {
+      const req: { headers: Record<string, string> } = { headers: {} };
+      await authenticator.authenticate(req);
+      const token = /^bearer\s+(\S+)$/i.exec(req.headers.Authorization ?? '')?.[1];
+      const payload = token?.split('.')[1];
+      if (!payload) return undefined;
+      const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+      const iamId =
+        typeof claims.iam_id === 'string' ? claims.iam_id : typeof claims.sub === 'string' ? claims.sub : '';
+      if (!/^[A-Za-z0-9@._:-]{1,128}$/.test(iamId)) return undefined;
+      const name = typeof claims.name === 'string' && claims.name.length <= 128 ? claims.name : undefined;
+      return { iamId, ...(name ? { name } : {}) };
+    } catch {
+      return undefined;
+    }
+  }
 
   function serviceFor(region: string): Service {
     const service = services.get(region);
@@ -143,9 +203,34 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
   }
 
   /** One upstream call under the retry policy; every failure leaves as a mapped AppError. */
-  async function send(sc: Scope, region: string, operation: KpOperation, fn: (svc: Service) => Sent) {
+  async function send(
+    sc: Scope,
+    region: string,
+    operation: KpOperation,
+    fn: (svc: Service) => Sent,
+    where: { instanceId?: string; keyRingId?: string | undefined } = {},
+  ) {
     const service = serviceFor(region);
-    const ctx: CallContext = { operation, region, correlationId: sc.correlationId };
+    const ctx: CallContext = {
+      operation,
+      region,
+      correlationId: sc.correlationId,
+      ...(where.instanceId ? { instanceId: where.instanceId } : {}),
+      ...(where.keyRingId ? { keyRingId: where.keyRingId } : {}),
+    };
+    try {
+      return await attemptAll(sc, service, ctx, fn);
+    } catch (err) {
+      if (isAppError(err) && err.code === 'UNAUTHENTICATED' && err.details.status === 401) {
+        const who = await identity();
+        throw diagnoseUnauthorized(err, who ? `${who.iamId}${who.name ? ` (${who.name})` : ''}` : undefined);
+      }
+      throw err;
+    }
+  }
+
+  function attemptAll(sc: Scope, service: Service, ctx: CallContext, fn: (svc: Service) => Sent) {
+    const { operation } = ctx;
     return runWithRetry({
       policy,
       idempotent: IDEMPOTENT_OPERATIONS.has(operation),
@@ -188,6 +273,54 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     });
   }
 
+  /** One call addressed to a key: its id, instance, correlation id and key ring (`X-Kms-Key-Ring`, when known). */
+  function sendForKey(sc: Scope, ref: KeyRef, operation: KpOperation, fn: (svc: Service, key: KeyParams) => Sent) {
+    const ring = ringOf(ref);
+    const key: KeyParams = {
+      id: ref.keyId,
+      bluemixInstance: ref.instanceId,
+      correlationId: sc.correlationId,
+      ...ringParam(ring),
+    };
+    return send(sc, ref.region, operation, (svc) => fn(svc, key), { instanceId: ref.instanceId, keyRingId: ring });
+  }
+
+  /** POST /import_token (Writer): replaces the instance's current token. */
+  function postToken(
+    sc: Scope,
+    region: string,
+    instanceId: InstanceId,
+    ring: string | undefined,
+    expiration: number,
+    maxAllowedRetrievals: number,
+  ) {
+    return send(
+      sc,
+      region,
+      KpOperation.POST_IMPORT_TOKEN,
+      (svc) =>
+        svc.postImportToken({
+          bluemixInstance: instanceId,
+          expiration,
+          maxAllowedRetrievals,
+          correlationId: sc.correlationId,
+          ...ringParam(ring),
+        }),
+      { instanceId, keyRingId: ring },
+    );
+  }
+
+  /** GET /import_token (Writer): the public key and nonce; uses one retrieval. */
+  function getToken(sc: Scope, region: string, instanceId: InstanceId, ring: string | undefined) {
+    return send(
+      sc,
+      region,
+      KpOperation.GET_IMPORT_TOKEN,
+      (svc) => svc.getImportToken({ bluemixInstance: instanceId, correlationId: sc.correlationId, ...ringParam(ring) }),
+      { instanceId, keyRingId: ring },
+    );
+  }
+
   /**
    * The body fields that carry the material: sealed for an import token, or plain base64. The token is created and
    * fetched before `material` and `proceed` are awaited, so a caller can overlap them with those round trips;
@@ -198,7 +331,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     region: string,
     instanceId: InstanceId,
     materialIn: KeyMaterial | Promise<KeyMaterial>,
-    proceedIn?: Promise<boolean>,
+    proceedIn: Promise<boolean> | undefined,
+    ring: string | undefined,
   ): Promise<SecureImportWireFields | { payload: string } | undefined> {
     const material = Promise.resolve(materialIn);
     const proceed = proceedIn ?? Promise.resolve(true);
@@ -212,14 +346,7 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       return m && plainFields(m);
     }
     try {
-      await send(sc, region, KpOperation.POST_IMPORT_TOKEN, (svc) =>
-        svc.postImportToken({
-          bluemixInstance: instanceId,
-          expiration: tokenExpiration,
-          maxAllowedRetrievals: policy.maxAttempts,
-          correlationId: sc.correlationId,
-        }),
-      );
+      await postToken(sc, region, instanceId, ring, tokenExpiration, policy.maxAttempts);
     } catch (err) {
       if (useImportToken === 'auto' && tokenEndpointMissing(err)) {
         sc.log.warn('import tokens not offered by this instance; sending plain payload over TLS', { region });
@@ -228,9 +355,7 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       }
       throw err;
     }
-    const token = await send(sc, region, KpOperation.GET_IMPORT_TOKEN, (svc) =>
-      svc.getImportToken({ bluemixInstance: instanceId, correlationId: sc.correlationId }),
-    );
+    const token = await getToken(sc, region, instanceId, ring);
     const { payload, nonce } = (token ?? {}) as { payload?: unknown; nonce?: unknown };
     const ctx: CallContext = { operation: KpOperation.GET_IMPORT_TOKEN, region, correlationId: sc.correlationId };
     if (typeof payload !== 'string' || typeof nonce !== 'string') {
@@ -251,14 +376,29 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
   async function getKey(ref: KeyRef, callOpts?: CallOptions): Promise<KeyInfo> {
     checkRef(ref);
     const sc = scope(callOpts, { region: ref.region, instanceId: ref.instanceId, keyId: ref.keyId, call: 'getKey' });
-    const result = await send(sc, ref.region, KpOperation.GET_KEY, (svc) =>
-      svc.getKey({ id: ref.keyId, bluemixInstance: ref.instanceId, correlationId: sc.correlationId }),
+    // Key metadata needs Reader; "retrieve a key" (GET /keys/{id}) needs ReaderPlus (manage-access.md). Only an
+    // explicit ring is sent here, so a key that moved rings is found again (Key Protect looks the ring up).
+    const ring = checkRing(ref.keyRingId);
+    const result = await send(
+      sc,
+      ref.region,
+      KpOperation.GET_KEY,
+      (svc) =>
+        svc.getKeyMetadata({
+          id: ref.keyId,
+          bluemixInstance: ref.instanceId,
+          correlationId: sc.correlationId,
+          ...ringParam(ring),
+        }),
+      { instanceId: ref.instanceId, keyRingId: ring },
     );
-    return parseKeyInfo(result, {
+    const info = parseKeyInfo(result, {
       operation: KpOperation.GET_KEY,
       region: ref.region,
       correlationId: sc.correlationId,
     });
+    remember(ref.region, ref.instanceId, info);
+    return info;
   }
 
   async function createKey(
@@ -266,6 +406,7 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     region: RegionId,
     instanceId: InstanceId,
     resource: Record<string, unknown>,
+    ring: string | undefined,
   ): Promise<KeyInfo> {
     const body = Buffer.from(
       JSON.stringify({
@@ -275,30 +416,50 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     );
     let result: unknown;
     try {
-      result = await send(sc, region, KpOperation.CREATE_KEY, (svc) =>
-        svc.createKey({
-          bluemixInstance: instanceId,
-          body,
-          correlationId: sc.correlationId,
-          prefer: 'return=representation',
-        }),
+      result = await send(
+        sc,
+        region,
+        KpOperation.CREATE_KEY,
+        (svc) =>
+          svc.createKey({
+            bluemixInstance: instanceId,
+            body,
+            correlationId: sc.correlationId,
+            prefer: 'return=representation',
+            ...ringParam(ring),
+          }),
+        { instanceId, keyRingId: ring },
       );
     } finally {
       body.fill(0);
     }
     const ctx: CallContext = { operation: KpOperation.CREATE_KEY, region, correlationId: sc.correlationId };
     try {
-      return parseKeyInfo(result, ctx);
+      const info = parseKeyInfo(result, ctx);
+      remember(region, instanceId, info);
+      return info;
     } catch (err) {
       // created, but the representation is partial (e.g. return=minimal): read it back
       const id = (result as { resources?: { id?: unknown }[] } | undefined)?.resources?.[0]?.id;
       if (typeof id !== 'string') throw err;
-      return getKey({ region, instanceId, keyId: asKeyId(id) }, { correlationId: sc.correlationId });
+      return getKey(
+        { region, instanceId, keyId: asKeyId(id), ...(ring ? { keyRingId: ring } : {}) },
+        { correlationId: sc.correlationId },
+      );
     }
   }
 
   return {
     getKey,
+    identity,
+
+    async probeImportToken(region, instanceIdIn, callOpts) {
+      const instanceId = asInstanceId(instanceIdIn);
+      const ring = checkRing(callOpts?.keyRingId);
+      const sc = scope(callOpts, { region, instanceId, call: 'probeImportToken' });
+      await postToken(sc, region, instanceId, ring, 300, 1);
+      await getToken(sc, region, instanceId, ring);
+    },
 
     async listVersions(ref, callOpts) {
       checkRef(ref);
@@ -315,14 +476,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       };
       const seen = new Map<string, KeyVersionInfo>();
       for (let page = 0; page < MAX_VERSION_PAGES; page++) {
-        const result = await send(sc, ref.region, KpOperation.LIST_VERSIONS, (svc) =>
-          svc.getKeyVersions({
-            id: ref.keyId,
-            bluemixInstance: ref.instanceId,
-            correlationId: sc.correlationId,
-            limit: VERSIONS_PAGE_SIZE,
-            offset: page * VERSIONS_PAGE_SIZE,
-          }),
+        const result = await sendForKey(sc, ref, KpOperation.LIST_VERSIONS, (svc, key) =>
+          svc.getKeyVersions({ ...key, limit: VERSIONS_PAGE_SIZE, offset: page * VERSIONS_PAGE_SIZE }),
         );
         const versions = parseVersionsPage(result, ctx);
         for (const v of versions) if (!seen.has(v.id)) seen.set(v.id, v);
@@ -337,16 +492,17 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       const descriptive = keyDescription(input);
       const sc = scope(callOpts, { region: input.region, instanceId, call: 'createImportedKey' });
       serviceFor(input.region);
-      const fields = await materialFields(sc, input.region, instanceId, input.material);
+      const ring = checkRing(input.keyRingId);
+      const fields = await materialFields(sc, input.region, instanceId, input.material, undefined, ring);
       if (!fields) throw new Error('unreachable: createImportedKey has no proceed gate');
-      return createKey(sc, input.region, instanceId, { ...descriptive, ...fields });
+      return createKey(sc, input.region, instanceId, { ...descriptive, ...fields }, ring);
     },
 
     async createGeneratedRootKey(input, callOpts) {
       const instanceId = asInstanceId(input.instanceId);
       const descriptive = keyDescription(input);
       const sc = scope(callOpts, { region: input.region, instanceId, call: 'createGeneratedRootKey' });
-      return createKey(sc, input.region, instanceId, descriptive);
+      return createKey(sc, input.region, instanceId, descriptive, checkRing(input.keyRingId));
     },
 
     async rotateWithMaterial(ref, material, callOpts) {
@@ -358,17 +514,13 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
         call: 'rotateWithMaterial',
       });
       serviceFor(ref.region);
-      const fields = await materialFields(sc, ref.region, ref.instanceId, material, callOpts?.proceed);
+      const ring = ringOf(ref);
+      const fields = await materialFields(sc, ref.region, ref.instanceId, material, callOpts?.proceed, ring);
       if (!fields) return false;
       const body = Buffer.from(JSON.stringify(fields));
       try {
-        await send(sc, ref.region, KpOperation.ROTATE, (svc) =>
-          svc.rotateKey({
-            id: ref.keyId,
-            bluemixInstance: ref.instanceId,
-            keyActionRotateBody: body,
-            correlationId: sc.correlationId,
-          }),
+        await sendForKey(sc, ref, KpOperation.ROTATE, (svc, key) =>
+          svc.rotateKey({ ...key, keyActionRotateBody: body }),
         );
       } finally {
         body.fill(0);
@@ -386,13 +538,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       const sc = scope(callOpts, { region: ref.region, instanceId: ref.instanceId, keyId: ref.keyId, call: 'wrap' });
       const body = Buffer.from(JSON.stringify({ plaintext: plaintext.toString('base64'), ...aadField(aad) }));
       try {
-        const result = await send(sc, ref.region, KpOperation.WRAP, (svc) =>
-          svc.wrapKey({
-            id: ref.keyId,
-            bluemixInstance: ref.instanceId,
-            keyActionWrapBody: body,
-            correlationId: sc.correlationId,
-          }),
+        const result = await sendForKey(sc, ref, KpOperation.WRAP, (svc, key) =>
+          svc.wrapKey({ ...key, keyActionWrapBody: body }),
         );
         return parseWrap(result, { operation: KpOperation.WRAP, region: ref.region, correlationId: sc.correlationId });
       } finally {
@@ -409,13 +556,8 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       }
       const sc = scope(callOpts, { region: ref.region, instanceId: ref.instanceId, keyId: ref.keyId, call: 'unwrap' });
       const body = Buffer.from(JSON.stringify({ ciphertext, ...aadField(aad) }));
-      const result = await send(sc, ref.region, KpOperation.UNWRAP, (svc) =>
-        svc.unwrapKey({
-          id: ref.keyId,
-          bluemixInstance: ref.instanceId,
-          keyActionUnwrapBody: body,
-          correlationId: sc.correlationId,
-        }),
+      const result = await sendForKey(sc, ref, KpOperation.UNWRAP, (svc, key) =>
+        svc.unwrapKey({ ...key, keyActionUnwrapBody: body }),
       );
       return parseUnwrap(result, {
         operation: KpOperation.UNWRAP,
@@ -449,6 +591,11 @@ function buildServices(
     service.getHttpClient().interceptors.request.use((config) => {
       const signal = currentSignal.getStore();
       if (signal) config.signal = signal;
+      // List versions of a suspended or deactivated key too (view-key-versions.md: without allKeyStates=true a
+      // non-active key answers 409); SDK 0.1.2 has no parameter for it.
+      if (config.method?.toLowerCase() === 'get' && /\/api\/v2\/keys\/[^/?]+\/versions$/.test(config.url ?? '')) {
+        config.params = { ...(config.params ?? {}), allKeyStates: true };
+      }
       return config;
     });
     services.set(region, service);
@@ -478,4 +625,15 @@ function unusableToken(ctx: CallContext, reason: string, cause?: unknown): AppEr
     },
     cause,
   });
+}
+
+/** A key ring id as Key Protect accepts it, or undefined. @throws {AppError} VALIDATION_FAILED for a malformed one */
+function checkRing(ring: string | undefined): string | undefined {
+  if (ring === undefined) return undefined;
+  if (typeof ring !== 'string' || !KEY_RING.test(ring)) {
+    throw new AppError('VALIDATION_FAILED', 'keyRingId must be 1-100 characters of [A-Za-z0-9-]', {
+      details: { field: 'keyRingId' },
+    });
+  }
+  return ring;
 }

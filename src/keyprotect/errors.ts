@@ -29,6 +29,49 @@ export interface CallContext {
   operation: KpOperation;
   region: string;
   correlationId: string;
+  /** The instance addressed (diagnosis of 401s). */
+  instanceId?: string;
+  /** The key ring sent as `X-Kms-Key-Ring`, if any. */
+  keyRingId?: string;
+}
+
+/**
+ * The Key Protect service role each operation needs (ibm-cloud-docs/key-protect `concepts/manage-access.md`):
+ * key metadata, versions, wrap and unwrap need Reader; creating and rotating keys and import tokens need Writer.
+ */
+export const REQUIRED_ROLE: Readonly<Record<KpOperation, 'Reader' | 'Writer'>> = Object.freeze({
+  getKey: 'Reader',
+  listVersions: 'Reader',
+  createKey: 'Writer',
+  rotate: 'Writer',
+  wrap: 'Reader',
+  unwrap: 'Reader',
+  postImportToken: 'Writer',
+  getImportToken: 'Writer',
+});
+
+/**
+ * Rewrites a Key Protect 401 (the token was issued by IAM, so Key Protect refused the identity, not the credential)
+ * into a diagnosis: which identity lacks which role on which instance — or the instance's network policy refuses
+ * the endpoint used. Key Protect answers 401 for unauthorized and forbidden alike (at-events.md), so both causes
+ * are named. Other errors are returned unchanged.
+ */
+export function diagnoseUnauthorized(err: AppError, identity: string | undefined): AppError {
+  if (err.code !== 'UNAUTHENTICATED' || err.details.status !== 401) return err;
+  const op = String(err.details.operation ?? '') as KpOperation;
+  const role = REQUIRED_ROLE[op] ?? 'Reader';
+  const instance = typeof err.details.instanceId === 'string' ? err.details.instanceId : 'unknown';
+  const ring = typeof err.details.keyRingId === 'string' ? ` (key ring ${err.details.keyRingId})` : '';
+  const who = identity ?? 'the configured identity';
+  const message =
+    `Key Protect refused ${op} in ${err.details.region}: identity ${who} lacks a Key Protect role on instance ` +
+    `${instance}${ring} (needs ${role} or higher), or the instance's network policy refuses this endpoint ` +
+    '(a private-only instance answers only its private endpoint); grant the role or use the private endpoint';
+  return new AppError(err.code, message, {
+    retryable: false,
+    details: { ...err.details, requiredRole: role, identity: identity ?? null, diagnosis: 'no_role_or_network' },
+    cause: err.cause ?? err,
+  });
 }
 
 /** What is known about one failed upstream call, taken from an SDK (sdk-core) error. Internal. */
@@ -145,6 +188,8 @@ export function toKeyProtectError(failure: UpstreamFailure, ctx: CallContext, ca
     region: ctx.region,
     operation: ctx.operation,
   };
+  if (ctx.instanceId) details.instanceId = ctx.instanceId;
+  if (ctx.keyRingId) details.keyRingId = ctx.keyRingId;
   if (failure.networkCode) details.networkCode = failure.networkCode;
   if (failure.retryAfterMs !== undefined) details.retryAfterMs = failure.retryAfterMs;
   if (!IDEMPOTENT_OPERATIONS.has(ctx.operation)) details.ambiguous = isAmbiguous(failure);
@@ -182,7 +227,9 @@ function mapFailure(f: UpstreamFailure, ctx: CallContext): Mapped {
       return {
         code: 'KEY_NOT_FOUND',
         retryable: false,
-        message: `${where}: the key does not exist (or was purged); check the key id and instance id`,
+        message: ctx.keyRingId
+          ? `${where}: the key does not exist in key ring ${ctx.keyRingId} (moved to another ring, or purged); check the member's key ring, key id and instance id`
+          : `${where}: the key does not exist (or was purged); check the key id and instance id`,
       };
   }
   if (f.status === 410) {

@@ -10,7 +10,12 @@ export {
   type KeyProtectAuthenticator,
   type SecretInput,
 } from './auth.js';
-export { createKeyProtectClient, type KeyProtectClientOptions } from './client.js';
+export {
+  createKeyProtectClient,
+  type KeyProtectClient,
+  type KeyProtectClientOptions,
+  type KeyProtectIdentity,
+} from './client.js';
 export { KpOperation, toKeyProtectError, type UpstreamFailure } from './errors.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy, type Sleep } from './retry.js';
 export {

@@ -5,7 +5,7 @@ import type { CallContext } from './errors.js';
 
 /** Key Protect response bodies → domain types. A body of the wrong shape is `UPSTREAM_REJECTED` (reason malformed). */
 
-const STATES = new Set([1, 2, 3, 5]);
+const STATES = new Set([0, 1, 2, 3, 5]);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Json = Record<string, unknown>;
@@ -30,6 +30,10 @@ export function parseKeyInfo(result: unknown, ctx: CallContext): KeyInfo {
   };
   if (key.lastRotateDate !== undefined && key.lastRotateDate !== null) {
     info.lastRotateAtMs = date(key.lastRotateDate, 'lastRotateDate', ctx);
+  }
+  if (typeof key.keyRingID === 'string' && /^[A-Za-z0-9-]{1,100}$/.test(key.keyRingID)) info.keyRingId = key.keyRingID;
+  if (key.expirationDate !== undefined && key.expirationDate !== null) {
+    info.expirationAtMs = date(key.expirationDate, 'expirationDate', ctx);
   }
   return info;
 }

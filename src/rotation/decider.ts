@@ -4,6 +4,8 @@
  * The runner in `src/app` executes the commands through the ports and persists every state this module returns
  * before it asks for the next command. The state machine and its rules are drawn in `README.md` next to this file.
  */
+
+import { memberStateProblem } from './memberState.js';
 import type { MemberReading } from './types.js';
 import {
   type Command,
@@ -301,11 +303,8 @@ function onMembersRead(
   let earliest = 0;
   for (const r of readings) {
     const m = memberBySlot(run, r.slot);
-    if (r.deleted || r.state !== KP_ACTIVE) {
-      problems.push(
-        `${m.role} ${m.region} (${m.crn ?? m.slot}) is not active (state ${r.state}${r.deleted ? ', deleted' : ''})`,
-      );
-    }
+    const stateProblem = r.deleted || r.state !== KP_ACTIVE ? memberStateProblem(r.state, r.deleted) : undefined;
+    if (stateProblem) problems.push(`${m.role} ${m.region} (${m.crn ?? m.slot}) ${stateProblem}`);
     if (r.lastRotateAtMs !== undefined) earliest = Math.max(earliest, r.lastRotateAtMs + cfg.rotationMinIntervalMs);
   }
   if (problems.length > 0) {

@@ -15,6 +15,7 @@ export {
   reopenRun,
   slotOf,
 } from './decider.js';
+export { memberStateProblem } from './memberState.js';
 export {
   type Command,
   type Decision,

@@ -36,7 +36,9 @@ export async function emulator(ctx: CliContext, opts: { regions: string[]; port:
     ctx.out.result(
       {
         iam: { url: stack.iam.url, jwksUrl: stack.iam.jwksUrl, accountId: stack.iam.accountId },
-        keyProtect: Object.fromEntries(regions.map((r) => [r.region, { url: r.url, instanceIds: r.instances }])),
+        keyProtect: Object.fromEntries(
+          regions.map((r) => [r.region, { url: r.url, privateUrl: r.privateUrl, instanceIds: r.instances }]),
+        ),
         adminUrl: stack.kp.adminUrl,
         apiKeys: Object.fromEntries(identities.map((i) => [i.name, i.apiKey])),
         identities: identities.map((i) => ({ name: i.name, kind: i.kind, iamId: i.iamId })),
@@ -47,11 +49,12 @@ export async function emulator(ctx: CliContext, opts: { regions: string[]; port:
           '',
           `IAM         ${stack.iam.url}   (token: POST /identity/token, JWKS: ${stack.iam.jwksUrl})`,
           `account     ${stack.iam.accountId}`,
-          `admin       ${stack.kp.adminUrl}/__emulator/   (faults, clock, rules, events)`,
+          `admin       ${stack.kp.adminUrl}/__emulator/   (faults, clock, rules, events, access, snapshots)`,
           '',
           renderTable(regions, [
             { header: 'REGION', value: (r) => r.region },
             { header: 'URL (serviceUrl for the SDK)', value: (r) => r.url },
+            { header: 'PRIVATE URL', value: (r) => r.privateUrl },
             { header: 'INSTANCE (Bluemix-Instance)', value: (r) => r.instances.join(',') },
           ]),
           '',

@@ -55,10 +55,10 @@ function validated(ctx: CliContext, text: string, file: string, config: CliConfi
   return r.groups;
 }
 
-function placement(m: MemberSpec, config: CliConfig): { region: RegionId; instanceId: InstanceId } {
+function placement(m: MemberSpec, config: CliConfig): { region: RegionId; instanceId: InstanceId; keyRingId?: string } {
   const instanceId = m.instanceId ?? config.keyProtect[m.region]?.instanceId;
   if (!instanceId) throw usageError(`no instance configured for region ${m.region}`);
-  return { region: m.region, instanceId };
+  return { region: m.region, instanceId, ...(m.keyRing ? { keyRingId: m.keyRing } : {}) };
 }
 
 const sameSchedule = (a: Schedule, b: Schedule) => JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
@@ -163,8 +163,7 @@ async function execute(ctx: CliContext, rt: Runtime, a: Action): Promise<Record<
     }
     case 'adopt': {
       ctx.out.progress(`adopting ${spec.id}: checking by canary that the keys hold identical material…`);
-      const crnOf = async (m: MemberSpec) =>
-        (await rt.kp.getKey({ region: m.region, instanceId: placement(m, rt.config).instanceId, keyId: m.keyId! })).crn;
+      const crnOf = async (m: MemberSpec) => (await rt.kp.getKey({ ...placement(m, rt.config), keyId: m.keyId! })).crn;
       const { group, lineage } = await rt.service.adoptGroup({
         id: spec.id,
         name: spec.name,

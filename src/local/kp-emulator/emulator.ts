@@ -8,11 +8,12 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../core/index.js';
 import { silentLogger } from '../../core/index.js';
 import { createIamTokenVerifier, type IamTokenVerifier } from '../iam/index.js';
+import { type AccessGrant, allows, checkGrants } from './access.js';
 import { errorBody, KpError, unauthorized } from './errors.js';
 import { buildEvent, WebhookSink } from './events.js';
 import { fixedRsaKeyPool, type ImportTokenKeyPair, type RsaKeyPool, sharedRsaKeyPool } from './keyPool.js';
 import { type Caller, type EventInfo, type InstanceState, KpEngine, newInstance } from './service.js';
-import { loadSnapshot, saveSnapshot } from './snapshot.js';
+import { cloneInstance, loadSnapshot, saveSnapshot } from './snapshot.js';
 import { type CadfEvent, DEFAULT_RULES, type EmulatorRegion, type EmulatorRules, type FaultSpec } from './types.js';
 
 export interface KeyProtectEmulator {
@@ -21,8 +22,11 @@ export interface KeyProtectEmulator {
   /** Base URL of the admin server (routes under `/__emulator/`). */
   adminUrl: string;
   accountId: string;
-  /** Adds an instance to `region` (a random GUID unless given) and returns its id. */
-  createInstance(region: string, instanceId?: string): string;
+  /**
+   * Adds an instance to `region` (a random GUID unless given) and returns its id. `allowedNetwork: 'private-only'`
+   * provisions a private instance (provision.md `-p '{"allowed_network": "private-only"}'`).
+   */
+  createInstance(region: string, instanceId?: string, opts?: { allowedNetwork?: AllowedNetwork }): string;
   /** The emulator clock (wall clock + offset). */
   nowMs(): number;
   /** Moves the emulator clock forward (1 h rule, token expiry, 30 s / 4 h / 30 d rules). */
@@ -44,6 +48,22 @@ export interface KeyProtectEmulator {
   reset(): void;
   /** Writes the snapshot now (no-op without `snapshotFile`). */
   saveSnapshot(): Promise<void>;
+  /**
+   * IAM service access (access.ts): `undefined` is the open mode (every identity of the account acts as the account
+   * owner); a list of grants models least privilege, and a caller without the needed role gets 401.
+   */
+  setAccess(grants: AccessGrant[] | undefined): void;
+  access(): AccessGrant[] | undefined;
+  /** A restore point of one instance: its keys (with versions and material), aliases, rings and policies. */
+  createRestorePoint(region: string, instanceId: string): string;
+  /** Puts that instance back to the restore point (a recovery that lost later writes). Import tokens are dropped. */
+  restoreRestorePoint(snapshotId: string): void;
+  /**
+   * Emits `kms.secrets.expire` for every key past its `expirationDate` that has not had one (key-states.md: the key
+   * is deactivated within an hour after expiry). Runs from API calls (at most every 250 ms), on `advanceClock` and
+   * every second.
+   */
+  expireDueKeys(): number;
   close(): Promise<void>;
 }
 
@@ -82,8 +102,17 @@ export interface StartKeyProtectEmulatorOptions {
   prewarmTokenKeys?: boolean;
   /** Initial emulator time (default: the wall clock). */
   startTimeMs?: number;
+  /** IAM service access grants (access.ts); default undefined = open mode. */
+  access?: AccessGrant[];
+  /** Fixed ports of the private endpoints per region (default 0 = random). */
+  privatePorts?: Record<string, number>;
   logger?: Logger;
 }
+
+export type AllowedNetwork = 'public-and-private' | 'private-only';
+
+/** Which endpoint of a region a call arrived on. */
+type Network = 'public' | 'private';
 
 interface Bucket {
   tokens: number;
@@ -193,9 +222,12 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
   const faults = new Map<string, FaultSpec>();
   const buckets = new Map<string, Bucket>();
   const regionInfo: Record<string, EmulatorRegion> = {};
+  /** Per region its public endpoint (key `region`) and its private one (key `region#private`). */
   const servers = new Map<string, { server: Server; port: number; refused: boolean; sockets: Set<Socket> }>();
+  let grants: AccessGrant[] | undefined = opts.access ? checkGrants(opts.access) : undefined;
+  const restorePoints = new Map<string, { region: string; instanceId: string; state: InstanceState }>();
 
-  function createInstance(region: string, instanceId?: string): string {
+  function createInstance(region: string, instanceId?: string, o: { allowedNetwork?: AllowedNetwork } = {}): string {
     const map = instances.get(region);
     if (!map) throw new Error(`kp-emulator: unknown region ${region}`);
     const id = (instanceId ?? randomUUID()).toLowerCase();
@@ -205,7 +237,22 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     for (const other of instances.values()) {
       if (other.has(id)) throw new Error(`kp-emulator: instance ${id} already exists`);
     }
-    map.set(id, newInstance(region, id, nowMs()));
+    const inst = newInstance(region, id, nowMs());
+    if (o.allowedNetwork) {
+      if (o.allowedNetwork !== 'private-only' && o.allowedNetwork !== 'public-and-private') {
+        throw new Error('kp-emulator: allowedNetwork must be private-only or public-and-private');
+      }
+      inst.policies.set('allowedNetwork', {
+        type: 'allowedNetwork',
+        enabled: true,
+        attributes: { allowed_network: o.allowedNetwork },
+        createdMs: nowMs(),
+        createdBy: 'provisioning',
+        updatedMs: nowMs(),
+        updatedBy: 'provisioning',
+      });
+    }
+    map.set(id, inst);
     regionInfo[region]?.instances.push(id);
     logger.info('kp-emulator: instance created', { region, instanceId: id });
     return id;
@@ -214,6 +261,50 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
   function crnOf(region: string, instanceId: string, keyId?: string): string {
     const base = `crn:v1:bluemix:public:kms:${region}:a/${accountId}:${instanceId}`;
     return keyId ? `${base}:key:${keyId}` : `${base}::`;
+  }
+
+  let lastSweepWallMs = 0;
+
+  function privateOnly(inst: InstanceState): boolean {
+    const p = inst.policies.get('allowedNetwork');
+    return p?.enabled === true && p.attributes?.allowed_network === 'private-only';
+  }
+
+  /**
+   * key-states.md: a key with an expiration date moves to Deactivated (3) within one hour after it, and Activity
+   * Tracker records `kms.secrets.expire` (at-events.md). The emulator reports state 3 from the expiration date on
+   * (the stricter end of "within one hour") and emits the event once per key at the next sweep.
+   */
+  function expireDueKeys(): number {
+    const now = nowMs();
+    let n = 0;
+    for (const [region, map] of instances) {
+      for (const inst of map.values()) {
+        for (const k of inst.keys.values()) {
+          if (k.expirationMs === undefined || k.expirationMs > now || k.expiredEventEmitted) continue;
+          k.expiredEventEmitted = true;
+          n++;
+          if (k.state === 5) continue;
+          emit(
+            buildEvent({
+              nowMs: now,
+              region,
+              action: 'kms.secrets.expire',
+              status: 200,
+              correlationId: randomUUID(),
+              initiator: { iamId: 'IBM', name: 'Key Protect', subType: 'ServiceId', address: '', agent: 'kms' },
+              targetCrn: crnOf(region, inst.id, k.id),
+              targetName: k.name,
+              logSourceCrn: crnOf(region, inst.id),
+              requestData: { instanceID: inst.id, keyRingId: k.keyRingId },
+              responseData: { keyState: 3, expirationDate: new Date(k.expirationMs).toISOString() },
+            }),
+          );
+        }
+      }
+    }
+    if (n > 0) scheduleSnapshot();
+    return n;
   }
 
   function emit(e: CadfEvent) {
@@ -336,9 +427,9 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     return false;
   }
 
-  function makeRegionServer(region: string, sockets: Set<Socket>): Server {
+  function makeRegionServer(region: string, sockets: Set<Socket>, network: Network): Server {
     const server = createServer((req, res) => {
-      handleApi(region, req, res).catch((err: unknown) => {
+      handleApi(region, network, req, res).catch((err: unknown) => {
         logger.error('kp-emulator: request failed', { error: (err as Error).message });
         if (!res.headersSent) sendJson(res, 500, errorBody(500, 'INTERNAL_SERVER_ERR', 'Internal error', {}));
       });
@@ -352,33 +443,43 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
 
   /** Ends a `refuse` outage: a fresh server on the same port (binding to an IP literal is synchronous). */
   function reopen(region: string) {
-    const s = servers.get(region);
-    if (!s?.refused) return;
-    s.refused = false;
-    s.server = makeRegionServer(region, s.sockets);
-    s.server.on('error', (err) =>
-      logger.error('kp-emulator: could not reopen region server', { region, error: err.message }),
-    );
-    s.server.listen(s.port, host);
+    for (const network of ['public', 'private'] as const) {
+      const s = servers.get(network === 'public' ? region : `${region}#private`);
+      if (!s?.refused) continue;
+      s.refused = false;
+      s.server = makeRegionServer(region, s.sockets, network);
+      s.server.on('error', (err) =>
+        logger.error('kp-emulator: could not reopen region server', { region, error: err.message }),
+      );
+      s.server.listen(s.port, host);
+    }
   }
 
+  /** A region outage closes both of its endpoints. */
   function refuse(region: string) {
-    const s = servers.get(region);
-    if (!s || s.refused) return;
-    s.refused = true;
-    s.server.close();
-    s.server.closeAllConnections();
-    for (const sock of s.sockets) sock.destroy();
+    for (const key of [region, `${region}#private`]) {
+      const s = servers.get(key);
+      if (!s || s.refused) continue;
+      s.refused = true;
+      s.server.close();
+      s.server.closeAllConnections();
+      for (const sock of s.sockets) sock.destroy();
+    }
   }
 
   // ─────────── the API ───────────
-  async function handleApi(region: string, req: IncomingMessage, res: ServerResponse) {
+  async function handleApi(region: string, network: Network, req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://x');
     const method = (req.method ?? 'GET').toUpperCase();
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {
       if (typeof v === 'string') headers[k.toLowerCase()] = v;
       else if (Array.isArray(v)) headers[k.toLowerCase()] = v.join(',');
+    }
+    // The expiry sweep walks every key: at most every 250 ms from the request path (advanceClock runs it at once).
+    if (Date.now() - lastSweepWallMs >= 250) {
+      lastSweepWallMs = Date.now();
+      expireDueKeys();
     }
     const correlationId = headers['correlation-id'] || randomUUID();
     const replyHeaders = { 'correlation-id': correlationId };
@@ -405,7 +506,8 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     const action = engine.actionOf(method, path, url.searchParams);
     const inst = instanceHeader ? instances.get(region)?.get(instanceHeader) : undefined;
     const agent = headers['user-agent'] ?? '';
-    const address = req.socket.remoteAddress ?? '127.0.0.1';
+    // at-events.md: initiator.host.address is not shown for calls over the private network.
+    const address = network === 'private' ? '' : (req.socket.remoteAddress ?? '127.0.0.1');
     const ev: EventInfo = {
       action,
       requestData: {
@@ -481,9 +583,27 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
       finish(e.status, e.toBody(), {}, 'unknown instance');
       return;
     }
+    if (network === 'public' && privateOnly(inst)) {
+      // FAQs.md: a private-only instance answers public-network calls 401; provision.md: "accepts API requests from
+      // only private endpoints".
+      const e = unauthorized();
+      finish(e.status, e.toBody(), {}, 'the instance policy allowedNetwork is private-only: use the private endpoint');
+      return;
+    }
+    const subjects = [caller.iamId, caller.name];
+    const instanceId = inst.id;
     try {
       const out = await engine.handle(
-        { method, path, query: url.searchParams, headers, body, caller, instance: inst },
+        {
+          method,
+          path,
+          query: url.searchParams,
+          headers,
+          body,
+          caller,
+          instance: inst,
+          authorize: (act, ring) => allows(grants, subjects, instanceId, act, ring),
+        },
         ev,
       );
       finish(out.status, out.body, out.headers ?? {});
@@ -503,13 +623,27 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     }
   }
 
-  // ─────────── start region servers ───────────
+  // ─────────── start region servers: a public and a private endpoint each ───────────
   for (const region of opts.regions) {
     const sockets = new Set<Socket>();
-    const server = makeRegionServer(region, sockets);
+    const server = makeRegionServer(region, sockets, 'public');
     const port = await listen(server, host, opts.ports?.[region] ?? 0);
     servers.set(region, { server, port, refused: false, sockets });
-    regionInfo[region] = { region, url: `http://${host}:${port}`, instances: [] };
+    const privateSockets = new Set<Socket>();
+    const privateServer = makeRegionServer(region, privateSockets, 'private');
+    const privatePort = await listen(privateServer, host, opts.privatePorts?.[region] ?? 0);
+    servers.set(`${region}#private`, {
+      server: privateServer,
+      port: privatePort,
+      refused: false,
+      sockets: privateSockets,
+    });
+    regionInfo[region] = {
+      region,
+      url: `http://${host}:${port}`,
+      privateUrl: `http://${host}:${privatePort}`,
+      instances: [],
+    };
   }
 
   // ─────────── snapshot restore, initial instances ───────────
@@ -546,8 +680,8 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     regions: regionInfo,
     adminUrl: '',
     accountId,
-    createInstance(region, instanceId) {
-      const id = createInstance(region, instanceId);
+    createInstance(region, instanceId, o) {
+      const id = createInstance(region, instanceId, o);
       scheduleSnapshot();
       return id;
     },
@@ -556,6 +690,7 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
       if (!Number.isFinite(ms) || ms < 0)
         throw new Error('kp-emulator: advanceClock needs a non-negative number of ms');
       offsetMs += ms;
+      expireDueKeys();
       scheduleSnapshot();
     },
     events(filter = {}) {
@@ -597,13 +732,39 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
         for (const id of startInstances.get(region) ?? []) createInstance(region, id);
       }
       events = [];
+      restorePoints.clear();
+      grants = opts.access ? checkGrants(opts.access) : undefined;
       emulator.clearFaults();
       rules = { ...initialRules };
       offsetMs = initialOffsetMs;
       scheduleSnapshot();
     },
     saveSnapshot: doSnapshot,
+    setAccess(g) {
+      grants = g === undefined ? undefined : checkGrants(g);
+    },
+    access: () => (grants ? grants.map((g) => ({ ...g, roles: [...g.roles] })) : undefined),
+    createRestorePoint(region, instanceId) {
+      const inst = instances.get(region)?.get(instanceId.toLowerCase());
+      if (!inst) throw new Error(`kp-emulator: no instance ${instanceId} in region ${region}`);
+      const id = randomUUID();
+      restorePoints.set(id, { region, instanceId: inst.id, state: cloneInstance(inst) });
+      logger.info('kp-emulator: restore point created', { region, instanceId: inst.id, snapshotId: id });
+      return id;
+    },
+    restoreRestorePoint(snapshotId) {
+      const point = restorePoints.get(snapshotId);
+      if (!point) throw new Error(`kp-emulator: no restore point ${snapshotId}`);
+      const map = instances.get(point.region);
+      if (!map?.has(point.instanceId)) throw new Error(`kp-emulator: instance ${point.instanceId} no longer exists`);
+      // A copy, so the same point can be restored again; import tokens do not survive a recovery.
+      map.set(point.instanceId, cloneInstance(point.state));
+      logger.info('kp-emulator: instance restored', { region: point.region, instanceId: point.instanceId, snapshotId });
+      scheduleSnapshot();
+    },
+    expireDueKeys,
     async close() {
+      clearInterval(expirySweep);
       if (snapshotTimer) {
         clearTimeout(snapshotTimer);
         snapshotTimer = undefined;
@@ -635,6 +796,8 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     });
   });
   const adminPort = await listen(admin, host, opts.adminPort ?? 0);
+  const expirySweep = setInterval(expireDueKeys, 1000);
+  expirySweep.unref();
   emulator.adminUrl = `http://${host}:${adminPort}`;
   logger.info('kp-emulator: started', {
     regions: Object.fromEntries(Object.entries(regionInfo).map(([r, i]) => [r, i.url])),
@@ -648,7 +811,9 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
  * GET /__emulator/state · POST /__emulator/clock/advance {ms} · GET /__emulator/clock ·
  * POST /__emulator/faults {region, instanceId?, faults} · DELETE /__emulator/faults ·
  * GET|PUT /__emulator/rules · POST /__emulator/reset · POST /__emulator/instances {region, instanceId?} ·
- * GET /__emulator/events?action=&targetCrn=&correlationId=
+ * GET /__emulator/events?action=&targetCrn=&correlationId= · GET|PUT /__emulator/access {grants} ·
+ * POST /__emulator/snapshots {region, instanceId} → {snapshotId} · POST /__emulator/snapshots/{id}/restore → 204 ·
+ * POST /__emulator/expire
  */
 async function handleAdmin(
   kp: KeyProtectEmulator,
@@ -694,9 +859,32 @@ async function handleAdmin(
     const id = kp.createInstance(
       String(body.region),
       typeof body.instanceId === 'string' ? body.instanceId : undefined,
+      typeof body.allowedNetwork === 'string' ? { allowedNetwork: body.allowedNetwork as AllowedNetwork } : {},
     );
-    return sendJson(res, 201, { region: body.region, instanceId: id, url: kp.regions[String(body.region)]?.url });
+    const r = kp.regions[String(body.region)];
+    return sendJson(res, 201, { region: body.region, instanceId: id, url: r?.url, privateUrl: r?.privateUrl });
   }
+  if (method === 'GET' && p === '/__emulator/access') return sendJson(res, 200, { grants: kp.access() ?? null });
+  if (method === 'PUT' && p === '/__emulator/access') {
+    kp.setAccess(body.grants === null || body.grants === undefined ? undefined : (body.grants as AccessGrant[]));
+    return sendJson(res, 200, { grants: kp.access() ?? null });
+  }
+  if (method === 'POST' && p === '/__emulator/snapshots') {
+    if (typeof body.region !== 'string' || typeof body.instanceId !== 'string') {
+      return sendJson(res, 400, { error: 'region and instanceId are required' });
+    }
+    return sendJson(res, 201, { snapshotId: kp.createRestorePoint(body.region, body.instanceId) });
+  }
+  const restore = /^\/__emulator\/snapshots\/([^/]+)\/restore$/.exec(p);
+  if (method === 'POST' && restore) {
+    try {
+      kp.restoreRestorePoint(decodeURIComponent(restore[1]!));
+    } catch (err) {
+      return sendJson(res, 404, { error: (err as Error).message });
+    }
+    return sendJson(res, 204, undefined);
+  }
+  if (method === 'POST' && p === '/__emulator/expire') return sendJson(res, 200, { expired: kp.expireDueKeys() });
   if (method === 'GET' && p === '/__emulator/events') {
     const q = url.searchParams;
     return sendJson(res, 200, {

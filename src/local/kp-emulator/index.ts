@@ -5,7 +5,9 @@ import type { Logger } from '../../core/index.js';
 import { type LocalIam, type StartLocalIamOptions, startLocalIam } from '../iam/index.js';
 import { type KeyProtectEmulator, type StartKeyProtectEmulatorOptions, startKeyProtectEmulator } from './emulator.js';
 
-export type { KeyProtectEmulator, StartKeyProtectEmulatorOptions } from './emulator.js';
+export type { AccessGrant, KpRole } from './access.js';
+export { KP_ROLES, ROLE_BY_ACTION } from './access.js';
+export type { AllowedNetwork, KeyProtectEmulator, StartKeyProtectEmulatorOptions } from './emulator.js';
 export { startKeyProtectEmulator } from './emulator.js';
 export type { ImportTokenKeyPair, RsaKeyPool } from './keyPool.js';
 export { exportKeyPairs, fixedRsaKeyPool, generateKeyPairs, importKeyPairs, sharedRsaKeyPool } from './keyPool.js';

@@ -6,7 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from '../../core/index.js';
 import { decodeBase64, handleOf, oaepDecrypt, openNonce, parseWdek, sameBytes, unwrapDek, wrapDek } from './crypto.js';
-import { KpError } from './errors.js';
+import { KpError, unauthorized } from './errors.js';
 import type { ImportTokenKeyPair, RsaKeyPool } from './keyPool.js';
 import { type ListableKey, queryKeys, type SearchQuery } from './listQuery.js';
 import type { EmulatorRules } from './types.js';
@@ -37,6 +37,8 @@ export interface KeyRecord {
   /** Last enable/disable/delete/restore, for the 30 s rules. */
   lastStateActionMs?: number;
   expirationMs?: number;
+  /** `kms.secrets.expire` was emitted for the current expiration date. */
+  expiredEventEmitted?: boolean;
   /** Oldest first. */
   versions: KeyVersion[];
   deletedMs?: number;
@@ -125,6 +127,11 @@ export interface KpCall {
   body: Buffer | undefined;
   caller: Caller;
   instance: InstanceState;
+  /**
+   * IAM check of the caller for `action` in key ring `ring` (undefined: not addressed to one ring); false → 401.
+   * Absent: every caller may do everything.
+   */
+  authorize?: (action: string, ring: string | undefined) => boolean;
 }
 
 /** What happened, for the HTTP reply and the Activity Tracker event. */
@@ -393,6 +400,7 @@ export class KpEngine {
       const m = route.re.exec(c.path);
       if (!m) continue;
       ev.action = typeof route.action === 'string' ? route.action : route.action(c);
+      this.#authorize(c, ev);
       return route.run(c, m, ev);
     }
     const pathKnown = this.#routes.some((route) => route.re.test(c.path));
@@ -404,6 +412,45 @@ export class KpEngine {
     throw new KpError(404, 'NOT_FOUND_ERR', `No route for ${c.method} /api/v2${c.path}`, {
       what: 'Request is invalid',
     });
+  }
+
+  // ─────────── access (access.ts) ───────────
+
+  /**
+   * IAM service access, before the call does anything: the key ring a call is judged in is the addressed key's
+   * ring (Key Protect looks the key up when `X-Kms-Key-Ring` is absent — key-rings.md, SDK `xKmsKeyRing` docs), the
+   * header's ring for creates, import tokens and lists, `default` for a create without the header. A key that does
+   * not exist is judged at instance level, so a ring-scoped identity learns nothing about other rings. A header
+   * naming another ring than the key's is refused with 404 `KEY_NOT_FOUND_ERR` (sources silent: the stricter
+   * reading — the key is not in the ring the caller named).
+   * @throws {KpError} 401 without reasons (at-events.md: 401 for unauthorized and forbidden alike), 404
+   */
+  #authorize(c: KpCall, ev: EventInfo): void {
+    const action = ev.action;
+    const header = c.headers['x-kms-key-ring'] || undefined;
+    const keyPath = /^\/keys\/([^/]+)(\/|$)/.exec(c.path);
+    let ring: string | undefined = header;
+    let key: KeyRecord | undefined;
+    if (keyPath && keyPath[1] !== 'registrations') {
+      const id = safeDecode(keyPath[1]!);
+      key = c.instance.keys.get(id.toLowerCase()) ?? c.instance.keys.get(c.instance.aliases.get(id) ?? '');
+      if (key) {
+        ring = header ?? key.keyRingId;
+        // the refusal is audited against the key, as any other failed call on it
+        ev.keyId = key.id;
+        ev.keyName = key.name;
+      }
+    } else if (/^\/(keys|keys_with_policy_overrides|import_token)$/.test(c.path) && c.method === 'POST') {
+      ring = header ?? 'default';
+    } else if (c.path === '/import_token') {
+      ring = header ?? 'default';
+    }
+    if (c.authorize && !c.authorize(action, ring)) throw unauthorized();
+    if (key && header && key.keyRingId !== header) {
+      throw new KpError(404, 'KEY_NOT_FOUND_ERR', `Key does not exist in key ring '${header}'`, {
+        what: 'Key could not be found',
+      });
+    }
   }
 
   // ─────────── helpers ───────────
@@ -863,12 +910,6 @@ export class KpEngine {
     if (typeof target !== 'string' || !c.instance.rings.has(target)) {
       throw new KpError(404, 'KEY_RING_NOT_FOUND_ERR', `Key ring '${String(target)}' does not exist`, {
         what: 'Key ring could not be found',
-      });
-    }
-    const hdr = c.headers['x-kms-key-ring'];
-    if (hdr && hdr !== k.keyRingId) {
-      throw new KpError(400, 'INVALID_HEADER_ERR', "The header 'X-Kms-Key-Ring' must name the key's current key ring", {
-        target: { type: 'header', name: 'X-Kms-Key-Ring' },
       });
     }
     ev.requestData.initialValue = { keyRingId: k.keyRingId };
@@ -1467,6 +1508,16 @@ export class KpEngine {
               `The attribute '${name}' must be one of ${allowedAttrs.join(', ')} with a boolean value`,
             );
           }
+        }
+      }
+      if (type === 'allowedNetwork') {
+        // key-protect-cli-commands.md / provision.md: attributes.allowed_network public-and-private | private-only
+        const net = attributes?.allowed_network;
+        if (data.enabled && net !== 'public-and-private' && net !== 'private-only') {
+          throw invalidField(
+            'allowed_network',
+            "The field 'allowed_network' must be: public-and-private or private-only",
+          );
         }
       }
       const prev = c.instance.policies.get(type);

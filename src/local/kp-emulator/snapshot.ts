@@ -153,3 +153,28 @@ export async function loadSnapshot(
     return undefined;
   }
 }
+
+/**
+ * A deep copy of one instance's durable state (keys with their versions and material, purged ids, aliases, rings,
+ * policies) for restore points. Import tokens are not copied: a recovered instance has none.
+ */
+export function cloneInstance(inst: InstanceState): InstanceState {
+  const keys = new Map<string, KeyRecord>();
+  for (const [id, k] of inst.keys) {
+    keys.set(id, {
+      ...structuredClone({ ...k, versions: [] }),
+      versions: k.versions.map((v) => ({ ...v, material: Buffer.from(v.material) })),
+    });
+  }
+  return {
+    id: inst.id,
+    region: inst.region,
+    keys,
+    purged: new Set(inst.purged),
+    aliases: new Map(inst.aliases),
+    rings: new Map([...inst.rings].map(([id, r]) => [id, { ...r }])),
+    oldTokens: [],
+    tokenSeq: inst.tokenSeq,
+    policies: new Map([...inst.policies].map(([t, p]) => [t, structuredClone(p)])),
+  };
+}

@@ -90,8 +90,13 @@ export interface CadfEvent {
 
 export interface EmulatorRegion {
   region: string;
-  /** Service URL for this region (pass as `serviceUrl` to the SDK). */
+  /** Service URL for this region (pass as `serviceUrl` to the SDK): the public endpoint. */
   url: string;
+  /**
+   * The region's private endpoint (`private.<region>.kms.cloud.ibm.com` in IBM Cloud, regions.md): the only one an
+   * instance with the `allowedNetwork` policy `private-only` answers.
+   */
+  privateUrl: string;
   /** Instance GUIDs in this region. */
   instances: string[];
 }

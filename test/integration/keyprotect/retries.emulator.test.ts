@@ -60,9 +60,9 @@ describe('retry policy against injected faults', () => {
 
     it('retries a GET answered 429 with Retry-After, waiting exactly what the server asked', async () => {
       faults({ throttleRate: 1, retryAfterSeconds: 1, remaining: 2 });
-      const gets = proxy.count('GET', new RegExp(`/keys/${key.id}$`));
+      const gets = proxy.count('GET', new RegExp(`/keys/${key.id}/metadata$`));
       expect((await kp.getKey(ref, { correlationId: 'it-429' })).id).toBe(key.id);
-      expect(proxy.count('GET', new RegExp(`/keys/${key.id}$`)) - gets).toBe(3);
+      expect(proxy.count('GET', new RegExp(`/keys/${key.id}/metadata$`)) - gets).toBe(3);
       expect(sleeps).toEqual([1000, 1000]);
       const retries = cs.log.lines
         .map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -91,25 +91,25 @@ describe('retry policy against injected faults', () => {
 
     it('gives up at once when Retry-After exceeds the cap, and reports how long the server asked for', async () => {
       faults({ throttleRate: 1, retryAfterSeconds: 30, remaining: 1 });
-      const gets = proxy.count('GET', new RegExp(`/keys/${key.id}$`));
+      const gets = proxy.count('GET', new RegExp(`/keys/${key.id}/metadata$`));
       await expect(kp.getKey(ref)).rejects.toMatchObject({
         code: 'UPSTREAM_RATE_LIMITED',
         retryable: true,
         details: { status: 429, retryAfterMs: 30_000, operation: 'getKey', region: SOUTH },
       });
-      expect(proxy.count('GET', new RegExp(`/keys/${key.id}$`)) - gets).toBe(1);
+      expect(proxy.count('GET', new RegExp(`/keys/${key.id}/metadata$`)) - gets).toBe(1);
       expect(sleeps).toEqual([]);
     });
 
     it('stops after maxAttempts (4) with UPSTREAM_UNAVAILABLE', async () => {
       faults({ errorRate: 1, errorStatus: 502 });
-      const gets = proxy.count('GET', new RegExp(`/keys/${key.id}$`));
+      const gets = proxy.count('GET', new RegExp(`/keys/${key.id}/metadata$`));
       await expect(kp.getKey(ref)).rejects.toMatchObject({
         code: 'UPSTREAM_UNAVAILABLE',
         retryable: true,
         details: { status: 502, kpCode: 'INTERNAL_SERVER_ERR' },
       });
-      expect(proxy.count('GET', new RegExp(`/keys/${key.id}$`)) - gets).toBe(4);
+      expect(proxy.count('GET', new RegExp(`/keys/${key.id}/metadata$`)) - gets).toBe(4);
       expect(sleeps).toHaveLength(3);
     });
 
