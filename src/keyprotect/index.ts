@@ -12,6 +12,7 @@ export {
 } from './auth.js';
 export { createKeyProtectClient, type KeyProtectClientOptions } from './client.js';
 export { KpOperation, toKeyProtectError, type UpstreamFailure } from './errors.js';
+export { sdkHttpTracingProblem } from './tracing.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy, type Sleep } from './retry.js';
 export {
   ENCRYPTION_ALGORITHM,

@@ -34,6 +34,13 @@ export {
   loadCheckpointPublicKey,
 } from './keys.js';
 export { buildLineageRecord, GENESIS_PREV_HASH, hashRecord, type LineageRecordInput, sha256Hex } from './record.js';
+export {
+  checkLineageText,
+  FORMULA_LEADING,
+  LINEAGE_TEXT_LIMITS,
+  type LineageTextKind,
+  lineageTextProblem,
+} from './text.js';
 export { findMemberByKeyVersion, type GenerationSummary, memberVersionMap, summarizeGeneration } from './summary.js';
 export {
   type ChainBreak,
