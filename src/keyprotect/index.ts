@@ -12,7 +12,6 @@ export {
 } from './auth.js';
 export { createKeyProtectClient, type KeyProtectClientOptions } from './client.js';
 export { KpOperation, toKeyProtectError, type UpstreamFailure } from './errors.js';
-export { sdkHttpTracingProblem } from './tracing.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy, type Sleep } from './retry.js';
 export {
   ENCRYPTION_ALGORITHM,
@@ -22,3 +21,4 @@ export {
   sealForImport,
   toWireFields,
 } from './secure-import/index.js';
+export { sdkHttpTracingProblem } from './tracing.js';

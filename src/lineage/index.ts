@@ -34,6 +34,7 @@ export {
   loadCheckpointPublicKey,
 } from './keys.js';
 export { buildLineageRecord, GENESIS_PREV_HASH, hashRecord, type LineageRecordInput, sha256Hex } from './record.js';
+export { findMemberByKeyVersion, type GenerationSummary, memberVersionMap, summarizeGeneration } from './summary.js';
 export {
   checkLineageText,
   FORMULA_LEADING,
@@ -41,7 +42,6 @@ export {
   type LineageTextKind,
   lineageTextProblem,
 } from './text.js';
-export { findMemberByKeyVersion, type GenerationSummary, memberVersionMap, summarizeGeneration } from './summary.js';
 export {
   type ChainBreak,
   ChainBreakKind,

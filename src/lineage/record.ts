@@ -108,7 +108,7 @@ function validateInput(input: LineageRecordInput): void {
   if (input.notes !== undefined && (!Array.isArray(input.notes) || !input.notes.every((n) => typeof n === 'string'))) {
     fail('notes', 'notes must be an array of strings');
   }
-  input.notes?.forEach((n, i) => checkText(`notes[${i}]`, n, 'note'));
+  for (const [i, n] of (input.notes ?? []).entries()) checkText(`notes[${i}]`, n, 'note');
 }
 
 /**

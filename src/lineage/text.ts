@@ -31,9 +31,17 @@ export type LineageTextKind = keyof typeof LINEAGE_TEXT_LIMITS;
 /** Characters a spreadsheet reads as the start of a formula (OWASP CSV injection). */
 export const FORMULA_LEADING = /^[=+\-@\t\r]/;
 
-// C0 controls, DEL, C1 controls, line/paragraph separators, bidi embeddings/overrides/isolates, lone surrogates.
-const FORBIDDEN =
-  /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** C0 controls, DEL, C1 controls, line/paragraph separators, bidi embeddings/overrides/isolates, lone surrogates. */
+function hasForbiddenCharacter(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) return true;
+    if ((c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069)) return true;
+  }
+  return LONE_SURROGATE.test(s);
+}
 
 /**
  * What is wrong with a free-text value, or `undefined` when it may enter a lineage record.
@@ -46,7 +54,8 @@ export function lineageTextProblem(value: unknown, kind: LineageTextKind): strin
   const max = LINEAGE_TEXT_LIMITS[kind];
   if (value.length > max) return `must be at most ${max} characters (got ${value.length})`;
   if (FORMULA_LEADING.test(value)) return 'must not start with = + - @, a tab or a carriage return';
-  if (FORBIDDEN.test(value)) return 'must hold printable characters only (no control, separator or bidi characters)';
+  if (hasForbiddenCharacter(value))
+    return 'must hold printable characters only (no control, separator or bidi characters)';
   return undefined;
 }
 

@@ -101,7 +101,12 @@ describe('function runner', () => {
   });
 
   it.each([
-    { $case: 'JSON data (base64 in body, keys unfolded)', idx: 0, decoded: '{"source":"cron"}', ct: 'application/json' },
+    {
+      $case: 'JSON data (base64 in body, keys unfolded)',
+      idx: 0,
+      decoded: '{"source":"cron"}',
+      ct: 'application/json',
+    },
     { $case: 'text data (plain in body)', idx: 1, decoded: 'txt', ct: 'text/plain' },
   ])('delivers a cron ping as Code Engine documents it: $case', async ({ idx, decoded, ct }) => {
     const before = runner.invocations('echo');

@@ -147,7 +147,9 @@ describe('createCeMain', () => {
     const ping = (data: string | undefined, ct = 'application/json') =>
       main({
         __ce_headers: { 'Ce-Type': 'dev.knative.sources.ping', 'Ce-Id': 'p1', 'Content-Type': ct },
-        ...(data === undefined ? {} : { body: ct === 'application/json' ? Buffer.from(data).toString('base64') : data }),
+        ...(data === undefined
+          ? {}
+          : { body: ct === 'application/json' ? Buffer.from(data).toString('base64') : data }),
       });
     expect(await ping('{"cronSecret":"cron-secret-0123456789"}')).toMatchObject({
       statusCode: 200,
