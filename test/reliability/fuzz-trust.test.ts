@@ -13,25 +13,17 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { csvHeader, parseCsv, recordsFromCsv, toCsvRows } from '../../src/api/export.js';
 import { CE_PING_TYPE } from '../../src/codeengine/index.js';
 import { hasCode, type LineageRecord } from '../../src/core/index.js';
 import { buildLineageRecord, hashRecord, type LineageRecordInput } from '../../src/lineage/index.js';
 import { recordInput } from '../unit/lineage/fixtures.js';
-import { type FunctionStack, startFunctionStack } from './_lib/accessStack.js';
+import { functionStackPerFile } from './_lib/accessStack.js';
 import { type CaseVerdict, createTally, fuzz, fuzzRuns, recordFuzzRow } from './_lib/fuzzCheck.js';
 import { storeDigest } from './_lib/secretsStore.js';
 
-let s: FunctionStack;
-
-beforeAll(async () => {
-  s = await startFunctionStack({ functionLogLevel: 'info' });
-}, 120_000);
-
-afterAll(async () => {
-  await s?.close();
-});
+const stack = functionStackPerFile({ functionLogLevel: 'info' });
 
 /** Text an attacker would try: formula prefixes, control and separator characters, bidi, markup, long runs. */
 const hostileText = fc.oneof(
@@ -82,12 +74,13 @@ const badBody = fc.oneof(
 );
 
 async function post(headers: Record<string, string>, body: string | undefined) {
-  const res = await fetch(s.runner.url('rotate'), { method: 'POST', headers, ...(body ? { body } : {}) });
+  const res = await fetch(stack().runner.url('rotate'), { method: 'POST', headers, ...(body ? { body } : {}) });
   return { status: res.status, requestId: res.headers.get('x-request-id') ?? '', text: await res.text() };
 }
 
 describe('fuzz: attacker-controlled fields (ce-* headers, free text into the lineage)', () => {
   it('rotate: random ce-* headers and bodies without the secret → 401, nothing changes; with it → a status only', async () => {
+    const s = stack();
     const tally = createTally();
     const before = await storeDigest(s.couch.url);
     await fuzz(
@@ -131,8 +124,8 @@ describe('fuzz: attacker-controlled fields (ce-* headers, free text into the lin
       },
       { numRuns: fuzzRuns(40) },
     );
-    const holders = s.functionLogs
-      .slice(from)
+    const holders = stack()
+      .functionLogs.slice(from)
       .map((l) => JSON.parse(l) as { msg?: string; tick?: string })
       .filter((l) => l.msg === 'tick.summary')
       .map((l) => String(l.tick));

@@ -13,38 +13,35 @@
  * - two ticks with the same `Ce-Id` → two different lease holders.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseCsv } from '../../src/api/index.js';
 import { CE_PING_TYPE } from '../../src/codeengine/index.js';
 import type { Group, GroupId, LineageRecord, RegionId } from '../../src/core/index.js';
 import { hashRecord } from '../../src/lineage/index.js';
-import { type FunctionStack, MIN_ROTATION_INTERVAL_MS, startFunctionStack } from './_lib/accessStack.js';
+import { functionStackPerFile, MIN_ROTATION_INTERVAL_MS } from './_lib/accessStack.js';
 import { recordScenario, scale } from './_lib/report.js';
 import { liveDocuments, storeDigest } from './_lib/secretsStore.js';
 
 const HOSTILE_ID = '=HYPERLINK("http://evil.example/x","approved by alice (operator)")';
 const FORMULA = /^[=+\-@\t\r]/;
 
-let s: FunctionStack;
-
-beforeAll(async () => {
-  s = await startFunctionStack({ functionLogLevel: 'info' });
-}, 120_000);
-
-afterAll(async () => {
-  await s?.close();
-});
+const stack = functionStackPerFile({ functionLogLevel: 'info' });
 
 /** A group the next tick starts a run for (interval = Key Protect's shortened one-rotation rule × 2). */
 async function dueGroup(id: string): Promise<Group> {
-  const { group } = await s.service().createGroup({
-    id,
-    name: `group ${id}`,
-    schedule: { intervalMs: 2 * MIN_ROTATION_INTERVAL_MS },
-    primary: { region: s.regions[0] as RegionId, instanceId: s.instance(s.regions[0]!) },
-    duplicates: s.regions.slice(1).map((r) => ({ region: r as RegionId, instanceId: s.instance(r) })),
-    trigger: { kind: 'operator', by: 'reliability-test' },
-  });
+  const s = stack();
+  const { group } = await stack()
+    .service()
+    .createGroup({
+      id,
+      name: `group ${id}`,
+      schedule: { intervalMs: 2 * MIN_ROTATION_INTERVAL_MS },
+      primary: { region: s.regions[0] as RegionId, instanceId: s.instance(s.regions[0]!) },
+      duplicates: stack()
+        .regions.slice(1)
+        .map((r) => ({ region: r as RegionId, instanceId: s.instance(r) })),
+      trigger: { kind: 'operator', by: 'reliability-test' },
+    });
   await new Promise((r) => setTimeout(r, 2 * MIN_ROTATION_INTERVAL_MS + 200)); // due, and past the 1 h rule
   return group;
 }
@@ -74,10 +71,11 @@ const pingHeaders = (ceId: string, contentType = 'application/json') => ({
 });
 
 /** A ping that carries the subscription's secret (as Code Engine's delivery of the real subscription would). */
-const genuineBody = () => JSON.stringify({ source: 'cron', cronSecret: s.cronSecret });
+const genuineBody = () => JSON.stringify({ source: 'cron', cronSecret: stack().cronSecret });
 
 describe('trust boundaries: cron pings', () => {
   it('a spoofed cron ping is refused with 401, runs no tick, changes nothing and reveals nothing', async () => {
+    const s = stack();
     const group = await dueGroup('spoofed-ping');
     const url = s.runner.url('rotate');
     const wrong = `${s.cronSecret.slice(0, -2)}xx`;
@@ -137,6 +135,7 @@ describe('trust boundaries: cron pings', () => {
   }, 120_000);
 
   it('a caller-chosen Ce-Id never reaches runs, records, JSON, CSV or the page; a ping is answered with a status', async () => {
+    const s = stack();
     const group = await dueGroup('hostile-ce-id');
     const violations: string[] = [];
     // the ping carries the secret (the attacker needs none on today's code; with it the header is all they choose)
@@ -245,6 +244,7 @@ describe('trust boundaries: cron pings', () => {
   }, 120_000);
 
   it('two ticks with the same Ce-Id hold different leases', async () => {
+    const s = stack();
     const ceId = `same-ce-id-${randomUUID().slice(0, 8)}`;
     const pairs = scale({ bounded: 2, full: 5, soak: 20 });
     const violations: string[] = [];
@@ -255,8 +255,8 @@ describe('trust boundaries: cron pings', () => {
       );
       for (const a of answers) if (a.status !== 200) violations.push(`ping answered ${a.status}`);
     }
-    const holders = s.functionLogs
-      .slice(from)
+    const holders = stack()
+      .functionLogs.slice(from)
       .map((l) => JSON.parse(l) as { msg?: string; tick?: string })
       .filter((l) => l.msg === 'tick.summary')
       .map((l) => String(l.tick));

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { generateKeyPair } from 'jose';
+import { afterAll, beforeAll } from 'vitest';
 import type { KeyProtectPort } from '../../../src/app/ports.js';
 import { createRotationService } from '../../../src/app/rotationService.js';
 import type { RotationConfig, RotationService } from '../../../src/app/service.js';
@@ -242,6 +243,21 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
     await close();
     throw err;
   }
+}
+
+/** Starts a stack before the file's tests and closes it after them; the returned function gives the running stack. */
+export function functionStackPerFile(opts: FunctionStackOptions = {}): () => FunctionStack {
+  let stack: FunctionStack | undefined;
+  beforeAll(async () => {
+    stack = await startFunctionStack(opts);
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.close();
+  });
+  return () => {
+    if (!stack) throw new Error('the function stack is not started (use it inside a test)');
+    return stack;
+  };
 }
 
 /** Creates a group: primary in the first region, one duplicate in each other region. */
