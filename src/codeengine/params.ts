@@ -214,7 +214,8 @@ export function toCeResult(response: HttpResponse): CeResult {
 
 /**
  * Builds the `params` Code Engine would pass for an HTTP request (used by the local runner and tests).
- * Headers are canonicalised, JSON and binary bodies base64-encoded, the query and JSON keys unfolded.
+ * Headers are canonicalised, JSON and binary bodies base64-encoded, the query and JSON keys unfolded. An HTTP request
+ * with a ping `Ce-Type` header is still an HTTP request (body in `__ce_body`); cron deliveries: {@link toCronParams}.
  */
 export function toCeParams(input: {
   method: string;
@@ -222,8 +223,6 @@ export function toCeParams(input: {
   rawQuery?: string;
   headers: Record<string, string | string[] | undefined>;
   body?: Buffer;
-  /** Where cron data goes ('__ce_body' as the data-interface page says, or 'body' as the cron page shows). */
-  cronBodyField?: '__ce_body' | 'body';
 }): CeParams {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(input.headers)) {
@@ -250,8 +249,7 @@ export function toCeParams(input: {
     // a body without a type travels as text, as `decodeCeBody` reads it (else its bytes change on the way)
     const asText = isTextMediaType(mediaType) || mediaType === '';
     const encoded = asText ? input.body.toString('utf8') : input.body.toString('base64');
-    const field = headers['Ce-Type'] === CE_PING_TYPE ? (input.cronBodyField ?? '__ce_body') : '__ce_body';
-    params[field] = encoded;
+    params.__ce_body = encoded;
   }
   return params;
 }
