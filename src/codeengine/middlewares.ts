@@ -96,7 +96,7 @@ export function errorHandlerMiddleware(): CeMiddleware {
 export function authMiddleware(opts: {
   authenticators: readonly Authenticator[];
   clock: Clock;
-  /** Secrets a cron subscription's data may carry; empty or absent: every ping is refused. */
+  /** Secrets a cron subscription's data may carry (empty: every ping is refused). Absent: pings need `authenticators`. */
   cronSecrets?: readonly SharedSecret[];
 }): CeMiddleware {
   return {
