@@ -30,18 +30,14 @@ const stack = functionStackPerFile({ functionLogLevel: 'info' });
 /** A group the next tick starts a run for (interval = Key Protect's shortened one-rotation rule × 2). */
 async function dueGroup(id: string): Promise<Group> {
   const s = stack();
-  const { group } = await stack()
-    .service()
-    .createGroup({
-      id,
-      name: `group ${id}`,
-      schedule: { intervalMs: 2 * MIN_ROTATION_INTERVAL_MS },
-      primary: { region: s.regions[0] as RegionId, instanceId: s.instance(s.regions[0]!) },
-      duplicates: stack()
-        .regions.slice(1)
-        .map((r) => ({ region: r as RegionId, instanceId: s.instance(r) })),
-      trigger: { kind: 'operator', by: 'reliability-test' },
-    });
+  const { group } = await s.service().createGroup({
+    id,
+    name: `group ${id}`,
+    schedule: { intervalMs: 2 * MIN_ROTATION_INTERVAL_MS },
+    primary: { region: s.regions[0] as RegionId, instanceId: s.instance(s.regions[0]!) },
+    duplicates: s.regions.slice(1).map((r) => ({ region: r as RegionId, instanceId: s.instance(r) })),
+    trigger: { kind: 'operator', by: 'reliability-test' },
+  });
   await new Promise((r) => setTimeout(r, 2 * MIN_ROTATION_INTERVAL_MS + 200)); // due, and past the 1 h rule
   return group;
 }
@@ -255,8 +251,8 @@ describe('trust boundaries: cron pings', () => {
       );
       for (const a of answers) if (a.status !== 200) violations.push(`ping answered ${a.status}`);
     }
-    const holders = stack()
-      .functionLogs.slice(from)
+    const holders = s.functionLogs
+      .slice(from)
       .map((l) => JSON.parse(l) as { msg?: string; tick?: string })
       .filter((l) => l.msg === 'tick.summary')
       .map((l) => String(l.tick));
