@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build, type Metafile } from 'esbuild';
 import { BUNDLE_OPTIONS } from '../plugins/ibm-code-engine/build.js';
-import { toCeParams } from '../src/codeengine/index.js';
+import { toCeParams, toCronParams } from '../src/codeengine/index.js';
 import { startEmulatorStack } from '../src/local/kp-emulator/index.js';
 import { createCloudantStores } from '../src/store/index.js';
 import { benchDir, fmtKb, fmtMs, machineLine, mdTable, median, summarize, writeResult } from './_lib/common.js';
@@ -118,6 +118,7 @@ async function main(): Promise<void> {
       CLOUDANT_DB_PREFIX: 'cold-',
       LOCKSTEP_API_ROLES: `${auditor.iamId}=auditor`,
       LOCKSTEP_EVENTS_TOKENS: `bench:${eventsToken}`,
+      LOCKSTEP_CRON_SECRETS: `bench:${eventsToken}`,
       LOCKSTEP_LOG_LEVEL: 'error',
       LOCKSTEP_MAX_EXECUTION_SECONDS: '60',
     };
@@ -135,17 +136,12 @@ async function main(): Promise<void> {
       target: { id: 'crn:v1:bluemix:public:kms:us-south:a/0:00000000-0000-4000-8000-000000000000:key:x' },
     };
     const params: Record<string, unknown> = {
-      rotate: toCeParams({
-        method: 'POST',
-        path: '/',
-        headers: {
-          'content-type': 'application/json',
-          'ce-type': 'dev.knative.sources.ping',
-          'ce-id': 'bench-cold-start',
-          'ce-source': 'bench',
-          'ce-specversion': '1.0',
-        },
-        body: Buffer.from(JSON.stringify({ source: 'cron' })),
+      rotate: toCronParams({
+        id: 'bench-cold-start',
+        source: 'bench',
+        time: new Date().toISOString(),
+        data: JSON.stringify({ source: 'cron', cronSecret: eventsToken }),
+        contentType: 'application/json',
       }),
       events: toCeParams({
         method: 'POST',

@@ -1,12 +1,19 @@
 /**
- * `rotate` (cron): every ping runs one scheduler tick within the invocation's deadline. Also callable over HTTP
- * (POST, IAM bearer token of an allowed identity) to run a tick now.
+ * `rotate` (cron): every ping runs one scheduler tick within the invocation's deadline. Pings are authenticated by
+ * the secret their cron subscription carries in its data (`LOCKSTEP_CRON_SECRETS`); a ping without it gets 401 and
+ * does nothing. Also callable over HTTP (POST, IAM bearer token of an allowed identity) to run a tick now.
  */
 import { runTick } from '../src/app/tick.js';
 import type { CeParams, CeResult } from '../src/codeengine/index.js';
-import { createCeMain, iamBearerAuthenticator, perContainer } from '../src/codeengine/index.js';
+import {
+  createCeMain,
+  EnvReader,
+  iamBearerAuthenticator,
+  perContainer,
+  readCronSecrets,
+} from '../src/codeengine/index.js';
 import { jsonResponse } from '../src/core/index.js';
-import { buildCore, clock, functionBasics } from './shared.js';
+import { buildCore, clock, functionBasics, random } from './shared.js';
 
 const FN = 'rotate';
 
@@ -16,18 +23,25 @@ const deps = perContainer(() =>
     stopClaimingMarginMs: r.int('LOCKSTEP_TICK_MARGIN_MS', 20_000, 0, 110_000),
     requestBudgetPerInstance: r.int('LOCKSTEP_KP_BUDGET_PER_INSTANCE', 200, 1, 100_000),
     operatorIamIds: r.list('LOCKSTEP_TICK_IAM_IDS'),
+    cronSecrets: readCronSecrets(r),
   })),
 );
 
-const iamUrl = (process.env.IAM_URL ?? process.env.LOCKSTEP_IAM_URL ?? 'https://iam.cloud.ibm.com').replace(/\/$/, '');
-// Only the listed identities may trigger a tick over HTTP; with none listed, only cron pings run it (an empty list
-// must not mean "any IAM identity": the IAM key set signs tokens of every IBM Cloud account).
-const tickIamIds = (process.env.LOCKSTEP_TICK_IAM_IDS ?? '').split(',').filter(Boolean);
+// Authentication is built from the environment at load time, so a request is refused before any adapter exists.
+const env = new EnvReader(process.env);
+const iamUrl = (env.optional('IAM_URL') ?? env.optional('LOCKSTEP_IAM_URL') ?? 'https://iam.cloud.ibm.com').replace(
+  /\/$/,
+  '',
+);
+// Only the listed identities may trigger a tick over HTTP (an empty list must not mean "any IAM identity": the IAM
+// key set signs tokens of every IBM Cloud account); cron pings need a secret of LOCKSTEP_CRON_SECRETS in their data.
+const tickIamIds = env.list('LOCKSTEP_TICK_IAM_IDS');
+const cronSecrets = readCronSecrets(env);
 
 export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
   ...functionBasics(FN),
   auth: {
-    allowCron: true,
+    cronSecrets,
     authenticators: tickIamIds.length
       ? [
           iamBearerAuthenticator({
@@ -41,11 +55,15 @@ export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
   rules: { methods: ['POST'] },
   handler: async (event, context) => {
     const d = await deps();
+    // Ids in the signed history are lockstep's own: a server-generated tick id for a ping (its Ce-Id is the
+    // caller's choice), the verified IAM id for an HTTP call. The lease holder gets a nonce inside runTick.
+    const tick = `${event.kind === 'cron' ? 'cron' : 'tick'}:${random.uuid()}`;
     const summary = await runTick(
       {
         service: d.service,
         stores: d.stores,
         clock,
+        random,
         logger: context.logger,
         config: {
           concurrency: d.extra.concurrency,
@@ -55,10 +73,12 @@ export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
       },
       {
         deadlineAtMs: context.deadlineAtMs,
-        holder: `${FN}-${context.requestId}`,
-        triggerId: event.kind === 'cron' ? event.cron.id : context.requestId,
+        holder: FN,
+        triggerId: event.kind === 'cron' ? tick : (context.principal?.subject ?? tick),
       },
     );
-    return jsonResponse(200, summary);
+    // A ping's answer is a status, never the summary (group and run ids, failures): runTick logged the summary.
+    if (event.kind === 'cron') return jsonResponse(200, { ok: true, tick });
+    return jsonResponse(200, { ...summary, tick });
   },
 });

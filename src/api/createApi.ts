@@ -1,6 +1,7 @@
 import type { RotationService, Stores } from '../app/index.js';
 import type { Clock, GroupId, HttpRequest, HttpResponse, LineageRecord, Logger, Trigger } from '../core/index.js';
 import { AppError, asGroupId, asKeyVersionId, asRunId, hasCode, jsonResponse } from '../core/index.js';
+import { checkLineageText } from '../lineage/index.js';
 import {
   type ApiAuthConfig,
   bearerToken,
@@ -442,28 +443,12 @@ function parseRotationRequest(req: HttpRequest): { reason?: string; force?: bool
       details: { field: unknown[0]?.slice(0, 40) ?? '' },
     });
   }
-  if (reason !== undefined) {
-    // Free text ends up in CSV exports and the timeline page: printable, bounded, not a spreadsheet formula.
-    if (typeof reason !== 'string' || reason.length > 500 || hasControlCharacter(reason) || /^[=+\-@]/.test(reason)) {
-      throw new AppError(
-        'VALIDATION_FAILED',
-        'reason must be a string of at most 500 printable characters, not starting with = + - @',
-        { details: { field: 'reason' } },
-      );
-    }
-  }
+  // Free text ends up in the signed history, CSV exports and the timeline page: the lineage text rules.
+  const checked = reason === undefined ? undefined : checkLineageText('reason', reason, 'reason');
   if (force !== undefined && typeof force !== 'boolean') {
     throw new AppError('VALIDATION_FAILED', 'force must be a boolean', { details: { field: 'force' } });
   }
-  return { ...(reason ? { reason } : {}), ...(force ? { force } : {}) };
-}
-
-function hasControlCharacter(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return true;
-  }
-  return false;
+  return { ...(checked ? { reason: checked } : {}), ...(force ? { force } : {}) };
 }
 
 function basePathOf(publicBaseUrl: string): string {

@@ -1,6 +1,7 @@
 import type { ExportPosition } from '../app/index.js';
 import type { GroupId, HttpResponse, LineageMember, LineageRecord } from '../core/index.js';
 import { AppError } from '../core/index.js';
+import { FORMULA_LEADING } from '../lineage/index.js';
 import { parseExportLimit } from './params.js';
 import { lineageView } from './views.js';
 
@@ -157,12 +158,20 @@ export function toCsvRows(record: LineageRecord): string {
 }
 
 /**
- * RFC 4180 quoting: cells with a comma, quote, CR or LF are quoted, inner quotes doubled. Cells are not altered
- * against spreadsheet formula injection (the round trip must hold); the one free-text input, a rotation reason,
- * is refused by the API when it starts with `=`, `+`, `-` or `@`.
+ * One CSV cell: the spreadsheet formula guard, then RFC 4180 quoting (cells with a comma, quote, CR or LF are quoted,
+ * inner quotes doubled). A cell that a spreadsheet would read as a formula — one starting with `=`, `+`, `-`, `@`, a
+ * tab or a carriage return (OWASP "CSV injection") — gets a leading `'`, and so does a cell that already starts with
+ * `'`, so {@link unguardCsvCell} restores every value exactly and the export still parses back into the records.
+ * Applied to every cell: history written before lineage text was validated may hold such values.
  */
 export function csvCell(value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+  const guarded = FORMULA_LEADING.test(value) || value.startsWith("'") ? `'${value}` : value;
+  return /[",\r\n]/.test(guarded) ? `"${guarded.replace(/"/g, '""')}"` : guarded;
+}
+
+/** The inverse of the formula guard of {@link csvCell} (on a cell already unquoted by {@link parseCsv}). */
+export function unguardCsvCell(cell: string): string {
+  return cell.startsWith("'") ? cell.slice(1) : cell;
 }
 
 /** Parses RFC 4180 CSV text into rows of cells. @throws {AppError} VALIDATION_FAILED on an unterminated quote */
@@ -233,7 +242,7 @@ export function recordsFromCsv(text: string): LineageRecord[] {
   const out: LineageRecord[] = [];
   const byKey = new Map<string, LineageRecord>();
   for (const cells of rows) {
-    const c = Object.fromEntries(CSV_COLUMNS.map((name, i) => [name, cells[i] ?? ''])) as Record<
+    const c = Object.fromEntries(CSV_COLUMNS.map((name, i) => [name, unguardCsvCell(cells[i] ?? '')])) as Record<
       (typeof CSV_COLUMNS)[number],
       string
     >;

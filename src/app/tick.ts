@@ -9,11 +9,13 @@
  *   start ──claim/advance/claim/advance──▶ claimDeadline (deadline − stopClaimingMarginMs) ── finish in-flight ──▶ deadline
  *                                         no new claims after here; in-flight work gets deadline − finishMarginMs
  */
-import type { Clock, Group, Logger, RunId } from '../core/index.js';
+import type { Clock, Group, Logger, Random, RunId } from '../core/index.js';
 import { AppError, hasCode, isAppError } from '../core/index.js';
+import { checkLineageText } from '../lineage/index.js';
 import { dueDecision, selectDueGroups } from '../scheduling/index.js';
 import type { KeyProtectPort, Lease, LeaseRepository, RunRecordBase, Stores } from './ports.js';
 import type { AdvanceResult, RotationService } from './service.js';
+import { cryptoRandom } from './system.js';
 
 /** Tunables of one tick. */
 export interface TickConfig {
@@ -46,15 +48,24 @@ export interface TickDeps {
   stores: Pick<Stores, 'groups' | 'runs' | 'leases'>;
   clock: Clock;
   logger: Logger;
+  /** Source of the holder nonce (default: node:crypto). */
+  random?: Pick<Random, 'uuid'>;
   config?: Partial<TickConfig>;
 }
 
 export interface TickOptions {
   /** When the invocation will be aborted (from the Code Engine context). */
   deadlineAtMs: number;
-  /** This worker's id (lease holder). */
+  /**
+   * This worker's label. The lease holder is `<holder>~<nonce>` with a fresh server-generated nonce, so two ticks
+   * never share a lease (leases are re-entrant per holder), whatever the label was built from.
+   */
   holder: string;
-  /** The trigger's id (the cron event id), recorded on started runs. */
+  /**
+   * Who or what triggered the tick, recorded as `trigger.by` on started runs and so in the signed history: a
+   * server-generated id (`cron:<uuid>`) or a verified identity, never a value the caller chose. Passes the lineage
+   * text rules. Default: the holder.
+   */
   triggerId?: string;
 }
 
@@ -122,12 +133,14 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
   if (!Number.isFinite(opts.deadlineAtMs) || !opts.holder) {
     throw new AppError('VALIDATION_FAILED', 'runTick needs {deadlineAtMs: epoch ms, holder: worker id}');
   }
-  const log = deps.logger.child({ tick: opts.holder });
+  const holder = `${opts.holder}~${(deps.random ?? cryptoRandom).uuid()}`;
+  const triggerId = checkLineageText('triggerId', opts.triggerId ?? holder, 'by');
+  const log = deps.logger.child({ tick: holder });
   const startedAtMs = deps.clock.nowMs();
   const claimDeadlineMs = opts.deadlineAtMs - cfg.stopClaimingMarginMs;
   const workDeadlineMs = opts.deadlineAtMs - cfg.finishMarginMs;
   const summary: TickSummary = {
-    holder: opts.holder,
+    holder,
     startedAtMs,
     finishedAtMs: startedAtMs,
     resumed: 0,
@@ -202,23 +215,23 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     const claim = await claimGroup(
       deps.stores.leases,
       groupId,
-      opts.holder,
+      holder,
       opts.deadlineAtMs - deps.clock.nowMs(),
       deps.clock,
     );
     if (!claim) return defer(groupId, 'claimed-by-another-tick', runId);
     try {
       if (task.kind === 'resume') {
-        const r = await deps.service.advanceRun(task.runId, { deadlineAtMs: workDeadlineMs, holder: opts.holder });
+        const r = await deps.service.advanceRun(task.runId, { deadlineAtMs: workDeadlineMs, holder });
         if (task.runKind === 'rotation' || task.runKind === 'create') summary.resumed += 1;
         else summary.caughtUp += 1;
         tally(r, groupId);
       } else {
         const { runId: newRun } = await deps.service.rotateNow(groupId, {
-          trigger: { kind: 'schedule', by: opts.triggerId ?? opts.holder, reason: task.reason },
+          trigger: { kind: 'schedule', by: triggerId, reason: task.reason },
         });
         summary.started += 1;
-        const r = await deps.service.advanceRun(newRun, { deadlineAtMs: workDeadlineMs, holder: opts.holder });
+        const r = await deps.service.advanceRun(newRun, { deadlineAtMs: workDeadlineMs, holder });
         tally(r, groupId);
       }
     } catch (err) {

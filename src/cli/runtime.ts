@@ -2,7 +2,12 @@ import { IamAuthenticator } from 'ibm-cloud-sdk-core';
 import type { RotationService } from '../app/index.js';
 import { createRotationService, cryptoRandom, systemClock } from '../app/index.js';
 import { silentLogger } from '../core/index.js';
-import { authenticatorFromConfig, createKeyProtectClient, type KeyProtectClient } from '../keyprotect/index.js';
+import {
+  authenticatorFromConfig,
+  createKeyProtectClient,
+  type KeyProtectClient,
+  sdkHttpTracingProblem,
+} from '../keyprotect/index.js';
 import type { CloudantStores } from '../store/index.js';
 import { createCloudantStores } from '../store/index.js';
 import type { CliConfig } from './config.js';
@@ -18,10 +23,20 @@ export interface Runtime {
 }
 
 /**
+ * Refuses to talk to Key Protect while the IBM SDK HTTP traces are on: they would print key material and nonces.
+ * @throws {CliError} exit 2 saying which variable to unset
+ */
+export function refuseSdkHttpTracing(ctx: CliContext): void {
+  const problem = sdkHttpTracingProblem(ctx.io.env);
+  if (problem) throw usageError(problem, 'lockstep never talks to Key Protect with the SDK traces on');
+}
+
+/**
  * Builds the Key Protect client, the Cloudant stores and the rotation service from the resolved configuration.
  * @throws {CliError} exit 2 naming the missing setting
  */
 export async function createRuntime(ctx: CliContext): Promise<Runtime> {
+  refuseSdkHttpTracing(ctx);
   const { config } = ctx.config();
   if (!config.cloudant.url) {
     throw usageError(

@@ -18,6 +18,10 @@ export const TOKEN_HEADER = 'x-lockstep-token';
 /** Default accepted clock skew / replay window for signed requests. */
 export const DEFAULT_SIGNATURE_WINDOW_SECONDS = 300;
 
+/** The one answer to any unauthenticated request (it never says which check failed). */
+export const UNAUTHENTICATED_MESSAGE =
+  'Authenticate with a signed request (X-Lockstep-Timestamp + X-Lockstep-Signature), an IAM bearer token or the configured token header';
+
 /** A named shared secret; several may be active at once while one is being rotated. */
 export interface SharedSecret {
   id: string;
@@ -116,6 +120,37 @@ export function iamBearerAuthenticator(opts: {
 }
 
 /**
+ * The field of a cron subscription's JSON data that carries the shared secret. Code Engine delivers the data to a
+ * function in `body` (base64 for `application/json`) and also unfolds its top-level keys into the params
+ * (ibm-cloud-docs/codeengine `subscription-cron.md`, "Cron header and body information for events delivered to
+ * functions"). The `Ce-Type: dev.knative.sources.ping` header itself proves nothing: any caller of a public function
+ * can send it.
+ */
+export const CRON_SECRET_FIELD = 'cronSecret';
+
+/** The data a cron subscription must carry for `secret` (what `ibmcloud ce sub cron create --data` is given). */
+export function cronSubscriptionData(secret: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...extra, [CRON_SECRET_FIELD]: secret };
+}
+
+/**
+ * Checks a cron ping's data for one of the configured secrets (constant-time comparison of SHA-256 digests; every
+ * secret is compared, so several can be active while one is rotated). Returns the matching secret's id, or
+ * `undefined` for anything else (no data, other data, a wrong secret).
+ */
+export function cronSecretId(data: unknown, secrets: readonly SharedSecret[]): string | undefined {
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return undefined;
+  const offered = (data as Record<string, unknown>)[CRON_SECRET_FIELD];
+  if (typeof offered !== 'string' || offered.length === 0 || offered.length > 1024) return undefined;
+  const got = createHash('sha256').update(offered).digest();
+  let match: string | undefined;
+  for (const { id, secret } of secrets) {
+    if (timingSafeEqual(got, createHash('sha256').update(secret.reveal()).digest())) match ??= id;
+  }
+  return match;
+}
+
+/**
  * Runs the authenticators in order; the first that recognises the request wins.
  * @throws {AppError} UNAUTHENTICATED when none does (the message never says which check failed)
  */
@@ -128,8 +163,5 @@ export async function authenticate(
     const p = await a(req, nowMs);
     if (p) return p;
   }
-  throw new AppError(
-    'UNAUTHENTICATED',
-    'Authenticate with a signed request (X-Lockstep-Timestamp + X-Lockstep-Signature), an IAM bearer token or the configured token header',
-  );
+  throw new AppError('UNAUTHENTICATED', UNAUTHENTICATED_MESSAGE);
 }

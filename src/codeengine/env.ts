@@ -5,6 +5,7 @@
  */
 
 import { AppError, Sensitive } from '../core/index.js';
+import { sdkHttpTracingProblem } from '../keyprotect/tracing.js';
 import type { SharedSecret } from './auth.js';
 
 export type Env = Record<string, string | undefined>;
@@ -165,7 +166,7 @@ export function readCommonConfig(r: EnvReader): CommonConfig {
   const level = r.optional('LOCKSTEP_LOG_LEVEL') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level))
     r.problems.push('LOCKSTEP_LOG_LEVEL must be debug, info, warn or error');
-  const tracing = sdkHttpTracing(r);
+  const tracing = sdkHttpTracingProblem(r.env);
   if (tracing) r.problems.push(tracing);
   const minInterval = r.optional('LOCKSTEP_ROTATION_MIN_INTERVAL_MS');
   const checkpointKey = r.optional('LOCKSTEP_CHECKPOINT_KEY');
@@ -200,28 +201,6 @@ export function readCommonConfig(r: EnvReader): CommonConfig {
   };
 }
 
-const SDK_TRACE_NAMESPACE = 'ibm-cloud-sdk-core:debug';
-
-/**
- * The IBM SDK core traces every HTTP request and response with its body when `NODE_DEBUG=axios` or `DEBUG` enables
- * `ibm-cloud-sdk-core:debug` (read when the SDK loads). Its redaction only covers fields named like keys, tokens and
- * secrets, so Key Protect `plaintext` (canary DEKs, escrowed material coming back) and import-token `nonce` values
- * would be logged. Returns the problem to report, or undefined when tracing is off.
- */
-function sdkHttpTracing(r: EnvReader): string | undefined {
-  if ((r.optional('NODE_DEBUG') ?? '').split(/[\s,]+/).includes('axios')) {
-    return 'NODE_DEBUG=axios turns on the IBM SDK HTTP traces, which print Key Protect request and response bodies (key material and nonces included): unset it';
-  }
-  const patterns = (r.optional('DEBUG') ?? '').split(/[\s,]+/).filter(Boolean);
-  const matches = (p: string) =>
-    new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(SDK_TRACE_NAMESPACE);
-  const on = patterns.some((p) => !p.startsWith('-') && matches(p));
-  const off = patterns.some((p) => p.startsWith('-') && matches(p.slice(1)));
-  return on && !off
-    ? `DEBUG enables ${SDK_TRACE_NAMESPACE}, the IBM SDK HTTP traces, which print Key Protect request and response bodies (key material and nonces included): remove it or add -ibm-cloud-sdk-core:*`
-    : undefined;
-}
-
 /** How the events function authenticates its callers. */
 export interface EventsAuthConfig {
   hmacSecrets: SharedSecret[];
@@ -248,6 +227,21 @@ export function readEventsAuthConfig(r: EnvReader): EventsAuthConfig {
     );
   }
   return cfg;
+}
+
+/**
+ * `LOCKSTEP_CRON_SECRETS` (`id:secret,…`, each at least 16 characters): the secrets a cron subscription's data may
+ * carry (`{"cronSecret": "<secret>"}`); several may be listed while one is rotated. Required by the `rotate` function:
+ * without it every cron ping is refused.
+ */
+export function readCronSecrets(r: EnvReader): SharedSecret[] {
+  const secrets = r.secrets('LOCKSTEP_CRON_SECRETS');
+  if (secrets.length === 0) {
+    r.problems.push(
+      'LOCKSTEP_CRON_SECRETS is not set (id:secret,… — the secret the cron subscription sends in its data as cronSecret)',
+    );
+  }
+  return secrets;
 }
 
 /** `LOCKSTEP_API_ROLES` (`<iam id>=operator|auditor,…`) and `LOCKSTEP_CHECKPOINT_PUBLIC_KEYS` (JSON {keyId: PEM}). */

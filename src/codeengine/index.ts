@@ -1,6 +1,9 @@
 export type { Authenticator, SharedSecret } from './auth.js';
 export {
   authenticate,
+  CRON_SECRET_FIELD,
+  cronSecretId,
+  cronSubscriptionData,
   DEFAULT_SIGNATURE_WINDOW_SECONDS,
   hmacAuthenticator,
   iamBearerAuthenticator,
@@ -18,7 +21,14 @@ export {
   maxExecutionTimeMsFromEnv,
 } from './context.js';
 export type { CloudAuth, CommonConfig, Env, EventsAuthConfig } from './env.js';
-export { EnvReader, KP_REGIONS, readApiConfig, readCommonConfig, readEventsAuthConfig } from './env.js';
+export {
+  EnvReader,
+  KP_REGIONS,
+  readApiConfig,
+  readCommonConfig,
+  readCronSecrets,
+  readEventsAuthConfig,
+} from './env.js';
 export type { CeHandler, CeMainOptions } from './main.js';
 export { createCeMain, perContainer } from './main.js';
 export type { RequestRules } from './middlewares.js';
@@ -36,4 +46,5 @@ export {
   mediaTypeOf,
   toCeParams,
   toCeResult,
+  toCronParams,
 } from './params.js';

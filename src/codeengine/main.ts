@@ -2,7 +2,7 @@ import middy from '@middy/core';
 import { toErrorResponse } from '../api/httpStatus.js';
 import type { Clock, HttpResponse, Logger, Random } from '../core/index.js';
 import { AppError, isAppError, jsonResponse, silentLogger } from '../core/index.js';
-import type { Authenticator } from './auth.js';
+import type { Authenticator, SharedSecret } from './auth.js';
 import type { CeContext } from './context.js';
 import { createCeContext } from './context.js';
 import type { RequestRules } from './middlewares.js';
@@ -23,8 +23,11 @@ export interface CeMainOptions {
   clock: Clock;
   random: Random;
   logger?: Logger;
-  /** Omit for functions that authenticate themselves (the API verifies IAM tokens per route). */
-  auth?: { authenticators: readonly Authenticator[]; allowCron?: boolean };
+  /**
+   * Omit for functions that authenticate themselves (the API verifies IAM tokens per route). `cronSecrets`: set for
+   * a function with a cron subscription; pings are accepted only with one of them in their data.
+   */
+  auth?: { authenticators: readonly Authenticator[]; cronSecrets?: readonly SharedSecret[] };
   rules?: RequestRules;
   handler: CeHandler;
 }

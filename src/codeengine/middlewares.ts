@@ -6,8 +6,8 @@ import type { MiddlewareObj, Request } from '@middy/core';
 import { toErrorResponse } from '../api/httpStatus.js';
 import type { Clock, HttpResponse, Logger } from '../core/index.js';
 import { AppError, isAppError, jsonResponse } from '../core/index.js';
-import type { Authenticator } from './auth.js';
-import { authenticate } from './auth.js';
+import type { Authenticator, SharedSecret } from './auth.js';
+import { authenticate, cronSecretId, UNAUTHENTICATED_MESSAGE } from './auth.js';
 import type { CeContext } from './context.js';
 import type { CeEvent } from './params.js';
 import { isJsonMediaType, mediaTypeOf } from './params.js';
@@ -88,22 +88,33 @@ export function errorHandlerMiddleware(): CeMiddleware {
 }
 
 /**
- * Authentication: the request must satisfy one of the authenticators, else 401. Cron pings pass when `allowCron`
- * (Code Engine delivers them internally; they carry no credentials) — a ping can only trigger the scheduled work.
+ * Authentication: the request must satisfy one of the authenticators, else 401. A cron ping (`Ce-Type:
+ * dev.knative.sources.ping`, a header anyone can send) passes only when its data carries one of `cronSecrets`
+ * (see {@link cronSecretId}); a ping without it is refused with the same 401 as any other unauthenticated request,
+ * before the handler runs, so it does nothing and learns nothing.
  */
 export function authMiddleware(opts: {
   authenticators: readonly Authenticator[];
   clock: Clock;
-  allowCron?: boolean;
+  /** Secrets a cron subscription's data may carry (empty: every ping is refused). Absent: pings need `authenticators`. */
+  cronSecrets?: readonly SharedSecret[];
 }): CeMiddleware {
   return {
     name: 'lockstepAuth',
     before: async (request) => {
-      if (opts.allowCron && request.event.kind === 'cron') {
-        request.context.principal = { method: 'cron', subject: request.event.cron.source };
-        return;
+      const { event } = request;
+      if (event.kind === 'cron' && opts.cronSecrets) {
+        const id = cronSecretId(event.cron.data, opts.cronSecrets);
+        if (!id) {
+          request.context.logger.warn('cron.refused', {
+            reason: opts.cronSecrets.length ? 'no valid cron secret in the data' : 'LOCKSTEP_CRON_SECRETS is not set',
+          });
+          throw new AppError('UNAUTHENTICATED', UNAUTHENTICATED_MESSAGE);
+        }
+        request.context.principal = { method: 'cron', subject: `cron-secret:${id}` };
+      } else {
+        request.context.principal = await authenticate(opts.authenticators, event.request, opts.clock.nowMs());
       }
-      request.context.principal = await authenticate(opts.authenticators, request.event.request, opts.clock.nowMs());
       request.context.logger = request.context.logger.child({ principal: request.context.principal.subject });
     },
   };

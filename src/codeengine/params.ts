@@ -4,8 +4,11 @@
  * Inbound (`main(params)`): `__ce_method`, `__ce_headers` (canonicalised names, e.g. `Content-Type`), `__ce_path`,
  * `__ce_query` (raw, URL-encoded), `__ce_body` (base64 for JSON and binary types, plain text for `text/*`, raw
  * percent-encoded for form data) plus the decoded query and the JSON body's top-level keys "unfolded" into params.
- * Cron (PingSource) deliveries carry `Ce-Type: dev.knative.sources.ping`; their data arrives in `__ce_body` or in
- * `body` (the docs disagree), so both are accepted.
+ * Cron (PingSource) deliveries carry `Ce-Type: dev.knative.sources.ping`; Code Engine puts the subscription's data in
+ * `body` (base64 when its content type is `application/json`) and unfolds its JSON keys into the params
+ * (ibm-cloud-docs/codeengine `subscription-cron.md`, "Cron header and body information for events delivered to
+ * functions"); see {@link toCronParams}. A ping posted over HTTP by anyone (the header proves nothing) has its body in
+ * `__ce_body`; both are read, and the cron secret in the data is what authenticates a ping.
  *
  * Outbound: `{ statusCode, headers, body }`; JSON bodies as objects, binary bodies base64, text as strings.
  */
@@ -211,7 +214,8 @@ export function toCeResult(response: HttpResponse): CeResult {
 
 /**
  * Builds the `params` Code Engine would pass for an HTTP request (used by the local runner and tests).
- * Headers are canonicalised, JSON and binary bodies base64-encoded, the query and JSON keys unfolded.
+ * Headers are canonicalised, JSON and binary bodies base64-encoded, the query and JSON keys unfolded. An HTTP request
+ * with a ping `Ce-Type` header is still an HTTP request (body in `__ce_body`); cron deliveries: {@link toCronParams}.
  */
 export function toCeParams(input: {
   method: string;
@@ -219,8 +223,6 @@ export function toCeParams(input: {
   rawQuery?: string;
   headers: Record<string, string | string[] | undefined>;
   body?: Buffer;
-  /** Where cron data goes ('__ce_body' as the data-interface page says, or 'body' as the cron page shows). */
-  cronBodyField?: '__ce_body' | 'body';
 }): CeParams {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(input.headers)) {
@@ -247,8 +249,47 @@ export function toCeParams(input: {
     // a body without a type travels as text, as `decodeCeBody` reads it (else its bytes change on the way)
     const asText = isTextMediaType(mediaType) || mediaType === '';
     const encoded = asText ? input.body.toString('utf8') : input.body.toString('base64');
-    const field = headers['Ce-Type'] === CE_PING_TYPE ? (input.cronBodyField ?? '__ce_body') : '__ce_body';
-    params[field] = encoded;
+    params.__ce_body = encoded;
+  }
+  return params;
+}
+
+/**
+ * Builds the `params` Code Engine passes to a function for one cron delivery (ibm-cloud-docs/codeengine
+ * `subscription-cron.md`, "Cron header and body information for events delivered to functions"): the CloudEvent
+ * attributes as canonical `__ce_headers`, the data in `body` — base64 when the content type is `application/json`,
+ * plain text otherwise — and the JSON data's top-level keys unfolded into the params. No `__ce_method`, `__ce_path`
+ * or `__ce_query` (the documented example has none). Used by the local function runner.
+ */
+export function toCronParams(input: {
+  id: string;
+  source: string;
+  time: string;
+  /** The subscription's data as configured (`--data`): JSON text or plain text. */
+  data?: string;
+  contentType: 'application/json' | 'text/plain';
+}): CeParams {
+  const bytes = Buffer.from(input.data ?? '', 'utf8');
+  const params: CeParams = {};
+  if (input.contentType === 'application/json' && bytes.length > 0) {
+    try {
+      const parsed: unknown = JSON.parse(bytes.toString('utf8'));
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) Object.assign(params, parsed);
+    } catch {
+      // delivered as is; the function decides what to do with it
+    }
+  }
+  params.__ce_headers = {
+    'Ce-Id': input.id,
+    'Ce-Source': input.source,
+    'Ce-Specversion': '1.0',
+    'Ce-Time': input.time,
+    'Ce-Type': CE_PING_TYPE,
+    'Content-Length': String(bytes.length),
+    'Content-Type': input.contentType,
+  };
+  if (bytes.length > 0) {
+    params.body = input.contentType === 'application/json' ? bytes.toString('base64') : bytes.toString('utf8');
   }
   return params;
 }

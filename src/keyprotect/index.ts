@@ -26,3 +26,4 @@ export {
   sealForImport,
   toWireFields,
 } from './secure-import/index.js';
+export { sdkHttpTracingProblem } from './tracing.js';

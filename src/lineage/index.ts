@@ -36,6 +36,13 @@ export {
 export { buildLineageRecord, GENESIS_PREV_HASH, hashRecord, type LineageRecordInput, sha256Hex } from './record.js';
 export { findMemberByKeyVersion, type GenerationSummary, memberVersionMap, summarizeGeneration } from './summary.js';
 export {
+  checkLineageText,
+  FORMULA_LEADING,
+  LINEAGE_TEXT_LIMITS,
+  type LineageTextKind,
+  lineageTextProblem,
+} from './text.js';
+export {
   type ChainBreak,
   ChainBreakKind,
   type ChainReport,

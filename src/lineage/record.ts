@@ -8,6 +8,7 @@ import {
   MemberRole,
 } from '../core/index.js';
 import { canonicalJson } from './canonicalJson.js';
+import { type LineageTextKind, lineageTextProblem } from './text.js';
 
 /** `prevHash` of the first record of a chain (generation 1, or the first generation after adoption). */
 export const GENESIS_PREV_HASH = '0'.repeat(64);
@@ -58,6 +59,18 @@ function checkMember(m: LineageMember, i: number): void {
   }
   if (!isMs(m.rotatedAtMs)) fail(`${at}.rotatedAtMs`, `${at}.rotatedAtMs must be epoch milliseconds`);
   if (!Array.isArray(m.evidence)) fail(`${at}.evidence`, `${at}.evidence must be an array (empty if none yet)`);
+  m.evidence.forEach((e, j) => {
+    const ev = `${at}.evidence[${j}]`;
+    if (typeof e !== 'object' || e === null) fail(ev, `${ev} must be an object`);
+    for (const f of ['eventId', 'action', 'initiator', 'outcome'] as const) checkText(`${ev}.${f}`, e[f], 'evidence');
+    if (e.correlationId !== undefined) checkText(`${ev}.correlationId`, e.correlationId, 'evidence');
+  });
+}
+
+/** The one free-text boundary (./text.ts): every free-text value of a record passes it. */
+function checkText(field: string, value: unknown, kind: LineageTextKind): void {
+  const problem = lineageTextProblem(value, kind);
+  if (problem) fail(field, `${field} ${problem}`);
 }
 
 function validateInput(input: LineageRecordInput): void {
@@ -75,6 +88,8 @@ function validateInput(input: LineageRecordInput): void {
   if (typeof t !== 'object' || t === null || !TRIGGER_KINDS.includes(t.kind) || !isText(t.by)) {
     fail('trigger', `trigger must be {kind: ${TRIGGER_KINDS.join('|')}, by: non-empty string}`);
   }
+  checkText('trigger.by', t.by, 'by');
+  if (t.reason !== undefined) checkText('trigger.reason', t.reason, 'reason');
   if (!isText(input.runId)) fail('runId', 'runId must be a non-empty string');
   if (!isMs(input.startedAtMs)) fail('startedAtMs', 'startedAtMs must be epoch milliseconds');
   if (!isMs(input.finishedAtMs) || input.finishedAtMs < input.startedAtMs) {
@@ -93,6 +108,7 @@ function validateInput(input: LineageRecordInput): void {
   if (input.notes !== undefined && (!Array.isArray(input.notes) || !input.notes.every((n) => typeof n === 'string'))) {
     fail('notes', 'notes must be an array of strings');
   }
+  for (const [i, n] of (input.notes ?? []).entries()) checkText(`notes[${i}]`, n, 'note');
 }
 
 /**

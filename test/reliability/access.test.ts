@@ -7,8 +7,9 @@
  *   store change for any refused request (digest of every document), no token echoed in a response or written to a
  *   log; the valid cases succeed (so every refusal could have been a success).
  * - Function authentication: the `events` function (HMAC signature with a time window, static token, IAM bearer)
- *   and the `rotate` function (IAM bearer of listed identities; cron pings by design) → 401 for every bad
- *   credential with no effect; a signed event replayed → answered as a duplicate with no second effect.
+ *   and the `rotate` function (IAM bearer of listed identities; cron pings with the subscription's secret in their
+ *   data) → 401 for every bad credential with no effect; a signed event replayed → answered as a duplicate with no
+ *   second effect.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CE_PING_TYPE, signBody, TOKEN_HEADER } from '../../src/codeengine/index.js';
@@ -342,9 +343,16 @@ describe('secrets and access: who gets in', () => {
       if (JSON.parse(again.text).duplicates !== 1) violations.push(`${name} replay not a duplicate`);
     }
 
-    // rotate: IAM bearer of listed identities only (here: the operator); cron pings pass by design
+    // rotate: IAM bearer of listed identities only (here: the operator); cron pings only with the subscription's
+    // secret in their data (the Ce-Type header alone is something anyone can send)
+    const ping = { 'ce-type': CE_PING_TYPE, 'ce-id': 'access-ping', 'ce-source': '/ping', 'ce-specversion': '1.0' };
     const refusedRotate: Array<[string, Record<string, string>]> = [
       ['no credentials', {}],
+      ['a cron ping header without the secret', ping],
+      [
+        'a cron ping header with the operator token',
+        { ...ping, authorization: authorizationOf(cases.find((c) => c.kind === 'operator')!)! },
+      ],
       ['HMAC-signed (not accepted here)', signBody(s.eventsHmacSecret, '', nowSec())],
       ['events static token (not accepted here)', { [TOKEN_HEADER]: s.eventsToken }],
       ...cases
@@ -360,12 +368,16 @@ describe('secrets and access: who gets in', () => {
     const tick = await call(rotateUrl, { method: 'POST', headers: { authorization: op } });
     requests += 1;
     if (tick.status !== 200) violations.push(`rotate operator: ${tick.status} ${tick.text.slice(0, 160)}`);
-    const ping = await call(rotateUrl, {
+    const pinged = await call(rotateUrl, {
       method: 'POST',
-      headers: { 'ce-type': CE_PING_TYPE, 'ce-id': 'access-ping', 'ce-source': '/ping', 'ce-specversion': '1.0' },
+      headers: { ...ping, 'content-type': 'application/json' },
+      body: JSON.stringify({ source: 'cron', cronSecret: s.cronSecret }),
     });
     requests += 1;
-    if (ping.status !== 200) violations.push(`rotate cron ping: ${ping.status}`);
+    if (pinged.status !== 200) violations.push(`rotate cron ping with the secret: ${pinged.status}`);
+    const delivered = await s.runner.fireCron('rotate');
+    requests += 1;
+    if (delivered.statusCode !== 200) violations.push(`rotate cron delivery: ${delivered.statusCode}`);
 
     const logText = s.functionLogs.join('\n');
     for (const secret of [s.eventsHmacSecret, s.eventsToken, ...cases.flatMap((c) => (c.token ? [c.token] : []))]) {
@@ -377,7 +389,7 @@ describe('secrets and access: who gets in', () => {
       area: 'access',
       runs: requests,
       violations: violations.length,
-      notes: `events: unsigned, wrong secret, other body, ±15 min outside the 300 s window, malformed, wrong token, ${cases.length - 1} bad bearer cases → 401, no store change; signed / token / IAM deliveries replayed → duplicate, no second effect. rotate: ${refusedRotate.length} bad credentials → 401; listed operator → 200; cron ping (Ce-Type header) → 200 by design`,
+      notes: `events: unsigned, wrong secret, other body, ±15 min outside the 300 s window, malformed, wrong token, ${cases.length - 1} bad bearer cases → 401, no store change; signed / token / IAM deliveries replayed → duplicate, no second effect. rotate: ${refusedRotate.length} bad credentials → 401; listed operator → 200; cron ping with the subscription secret in its data (HTTP and the runner's delivery) → 200`,
       examples: violations.slice(0, 8),
     });
     expect(result.violations, result.examples?.join('\n')).toBe(0);

@@ -251,6 +251,7 @@ describe('secrets and access: no secret in any log, document or response', () =>
       { what: 'IAM compute-resource token', value: s.emu.iam.crToken },
       { what: 'events HMAC secret', value: s.eventsHmacSecret },
       { what: 'events token', value: s.eventsToken },
+      { what: 'cron secret', value: s.cronSecret },
       { what: 'checkpoint private key (PEM body)', value: pemBody.join('') },
       ...pemBody.map((value) => ({ what: 'checkpoint private key (PEM line)', value })),
       ...proxies.flatMap((p) =>

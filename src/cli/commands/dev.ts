@@ -5,12 +5,14 @@ import { DEFAULT_DEV_FILE } from '../config.js';
 import type { CliContext } from '../context.js';
 import { formatDuration } from '../duration.js';
 import type { DevOptions } from '../program.js';
+import { refuseSdkHttpTracing } from '../runtime.js';
 
 /**
  * `lockstep dev` (`npm start`): starts the local stack, prints a short guide, then each rotation step as it happens
  * until Ctrl-C, which stops everything and frees every port.
  */
 export async function dev(ctx: CliContext, opts: DevOptions): Promise<number> {
+  refuseSdkHttpTracing(ctx); // the stack's functions and seeding talk to the emulator through the IBM SDK
   const out = ctx.out;
   const startedMs = Date.now();
   const devFile = ctx.flags.devFile ?? ctx.io.env.LOCKSTEP_DEV_FILE ?? DEFAULT_DEV_FILE;

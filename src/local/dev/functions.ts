@@ -15,6 +15,8 @@ export interface DevFunctionConfig {
   roles: Record<string, 'operator' | 'auditor'>;
   checkpoint: { keyId: string; privateKeyPem: string; publicKeyPem: string };
   eventsToken: string;
+  /** The secret the runner's cron pings carry in their data (`LOCKSTEP_CRON_SECRETS`). */
+  cronSecret: string;
   rotationMinIntervalMs: number;
   maxExecutionSeconds: number;
   logLevel: string;
@@ -38,6 +40,7 @@ export function functionEnv(c: DevFunctionConfig): Record<string, string> {
     LOCKSTEP_CHECKPOINT_KEY_ID: c.checkpoint.keyId,
     LOCKSTEP_CHECKPOINT_PUBLIC_KEYS: JSON.stringify({ [c.checkpoint.keyId]: c.checkpoint.publicKeyPem }),
     LOCKSTEP_EVENTS_TOKENS: `kp-emulator:${c.eventsToken}`,
+    LOCKSTEP_CRON_SECRETS: `local-cron:${c.cronSecret}`,
     LOCKSTEP_ROTATION_MIN_INTERVAL_MS: String(c.rotationMinIntervalMs),
     LOCKSTEP_MAX_EXECUTION_SECONDS: String(c.maxExecutionSeconds),
     LOCKSTEP_LOG_LEVEL: c.logLevel,

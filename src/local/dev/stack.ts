@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { AdoptGroupInput, KeyProtectPort, RotationService } from '../../app/index.js';
 import { createRotationService, cryptoRandom, systemClock } from '../../app/index.js';
+import { cronSubscriptionData } from '../../codeengine/index.js';
 import type { InstanceId, Logger, RegionId } from '../../core/index.js';
 import { asGroupId, hasCode, isAppError, KeyMaterial, parseKeyCrn, Sensitive, silentLogger } from '../../core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../../keyprotect/index.js';
@@ -171,6 +173,8 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
 
     // 4. the functions behind the local Code Engine runner, with the cron ticker
     const idOf = (name: string) => state.identities.find((i) => i.name === name)!;
+    // The cron subscription's secret (LOCKSTEP_CRON_SECRETS), fresh at every start: only the runner's pings carry it.
+    const cronSecret = randomBytes(24).toString('base64url');
     const mains = await loadFunctionMains({
       iamUrl: emu.iam.url,
       cloudantUrl: couch.url,
@@ -184,6 +188,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
         publicKeyPem: cp.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
       },
       eventsToken: state.eventsToken,
+      cronSecret,
       rotationMinIntervalMs: opts.rotationMinIntervalMs,
       maxExecutionSeconds: 120,
       logLevel: opts.functionLogLevel ?? 'error',
@@ -197,7 +202,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
           schedules: [
             {
               cron: tickSeconds < 60 ? `*/${tickSeconds} * * * * *` : `*/${Math.round(tickSeconds / 60)} * * * *`,
-              data: { source: 'cron' },
+              data: cronSubscriptionData(cronSecret, { source: 'cron' }),
             },
           ],
         },

@@ -3,6 +3,16 @@
  * (the same `params` encoding: re-cased `__ce_headers`, base64 `__ce_body` for JSON/binary, unfolded keys) and
  * delivers cron pings (Knative PingSource CloudEvents) on each function's schedule. Used by `lockstep dev` and the
  * e2e tests. Dev-server only: no production code path reaches it.
+ *
+ * Code Engine's rules it models (ibm-cloud-docs/codeengine):
+ * - `limits.md` "Function limits": request and response bodies are at most 5 MB; a larger one is answered 400 (in
+ *   both directions: the request is not delivered; an oversized result is not returned).
+ * - `fun-exchanging-data-with-functions.md`: the `params` encoding, `__ce_*` names reserved (400).
+ * - `subscription-cron.md` "Cron header and body information for events delivered to functions": a cron delivery is
+ *   internal to the platform; its data arrives in `body` (base64 when `application/json`), its JSON keys unfolded,
+ *   the CloudEvent attributes in `__ce_headers` ({@link toCronParams}). An HTTP request that merely carries a
+ *   `Ce-Type: dev.knative.sources.ping` header is an ordinary request (body in `__ce_body`).
+ * - `limits.md` "Periodic timer (cron) event producer limits": the data is at most 4096 bytes.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -10,7 +20,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Cron } from 'croner';
 import type { CeParams } from '../../codeengine/index.js';
-import { CE_PING_TYPE, fromCeResult, mediaTypeOf, toCeParams } from '../../codeengine/index.js';
+import { fromCeResult, mediaTypeOf, toCeParams, toCronParams } from '../../codeengine/index.js';
 import type { HttpResponse, Logger } from '../../core/index.js';
 import { silentLogger } from '../../core/index.js';
 
@@ -37,9 +47,7 @@ export interface FunctionRunnerOptions {
   functions: RunnerFunction[];
   /** Start the cron timers (default true). Tests usually call `fireCron` instead. */
   startCron?: boolean;
-  /** Where cron data is placed in params: `__ce_body` (data-interface docs, default) or `body` (cron docs). */
-  cronBodyField?: '__ce_body' | 'body';
-  /** Largest request body, as Code Engine's 5 MB limit. */
+  /** Largest request and response body: Code Engine's 5 MB (default). */
   maxBodyBytes?: number;
   logger?: Logger;
 }
@@ -48,7 +56,7 @@ export interface FunctionRunner {
   /** Base URL of each function (`http://127.0.0.1:<port>`), as a Code Engine function endpoint. */
   urls: Record<string, string>;
   url(name: string): string;
-  /** Delivers one cron ping to a function now (through HTTP, like the timer does) and returns its response. */
+  /** Delivers one cron ping to a function now (as the platform does, like the timer) and returns its response. */
   fireCron(name: string, scheduleIndex?: number): Promise<HttpResponse>;
   /** Invocations so far, per function. */
   invocations(name: string): number;
@@ -56,6 +64,8 @@ export interface FunctionRunner {
 }
 
 const MAX_CRON_DATA_BYTES = 4096;
+/** Code Engine's limit on request and response bodies (`limits.md`: 5 MB). */
+export const CE_MAX_BODY_BYTES = 5 * 1024 * 1024;
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
   return new Promise((resolve, reject) => {
@@ -103,18 +113,32 @@ export async function loadBundle(file: string): Promise<RunnerFunction['main']> 
 /** Starts one HTTP server per function and the cron timers. */
 export async function startFunctionRunner(opts: FunctionRunnerOptions): Promise<FunctionRunner> {
   const logger = opts.logger ?? silentLogger;
-  const maxBody = opts.maxBodyBytes ?? 5 * 1024 * 1024;
+  const maxBody = opts.maxBodyBytes ?? CE_MAX_BODY_BYTES;
   const servers = new Map<string, Server>();
   const urls: Record<string, string> = {};
   const counts = new Map<string, number>();
   const timers: Cron[] = [];
+
+  /** Calls `main` and converts its result; a response body over the limit becomes a 400, as on the platform. */
+  const invoke = async (fn: RunnerFunction, params: CeParams): Promise<HttpResponse> => {
+    counts.set(fn.name, (counts.get(fn.name) ?? 0) + 1);
+    const response = fromCeResult(await fn.main(params));
+    const size = Buffer.byteLength(response.body);
+    if (size > maxBody) {
+      logger.warn('function-runner.response-too-large', { function: fn.name, bytes: size, limit: maxBody });
+      return platformError(400, `response body of ${size} bytes exceeds the ${maxBody} byte limit`);
+    }
+    return response;
+  };
 
   const handle = async (fn: RunnerFunction, req: IncomingMessage, res: ServerResponse) => {
     const activationId = randomUUID();
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const body = await readBody(req, maxBody);
-      if (body === 'too-large') return send(res, platformError(413, 'payload too large'));
+      if (body === 'too-large') {
+        return send(res, platformError(400, `request body exceeds the ${maxBody} byte limit`));
+      }
       if (mediaTypeOf(req.headers['content-type']) === 'multipart/form-data') {
         return send(res, platformError(415, 'multipart/form-data is not supported'));
       }
@@ -124,15 +148,15 @@ export async function startFunctionRunner(opts: FunctionRunnerOptions): Promise<
         rawQuery: url.search,
         headers: req.headers,
         body,
-        ...(opts.cronBodyField ? { cronBodyField: opts.cronBodyField } : {}),
       });
       // Code Engine refuses requests that try to set its own fields (query or JSON body keys).
       if ([...url.searchParams.keys()].some((k) => k.startsWith('__ce_')) || jsonKeysReserved(body)) {
         return send(res, platformError(400, 'parameters starting with __ce_ are reserved'));
       }
-      counts.set(fn.name, (counts.get(fn.name) ?? 0) + 1);
-      const result = await fn.main(params);
-      send(res, fromCeResult(result), { 'x-faas-activation-id': activationId, 'x-faas-actionstatus': 'success' });
+      send(res, await invoke(fn, params), {
+        'x-faas-activation-id': activationId,
+        'x-faas-actionstatus': 'success',
+      });
     } catch (err) {
       logger.error('function-runner.crash', {
         function: fn.name,
@@ -166,23 +190,23 @@ export async function startFunctionRunner(opts: FunctionRunnerOptions): Promise<
     const data = schedule.data === undefined ? '' : isText ? (schedule.data as string) : JSON.stringify(schedule.data);
     if (Buffer.byteLength(data) > MAX_CRON_DATA_BYTES) throw new Error('cron data exceeds 4096 bytes');
     const subscription = schedule.name ?? `${name}-cron-${index}`;
-    const resp = await fetch(url(name), {
-      method: 'POST',
-      headers: {
-        'ce-id': randomUUID(),
-        'ce-source': `/apis/v1/namespaces/local/pingsources/${subscription}`,
-        'ce-specversion': '1.0',
-        'ce-time': new Date().toISOString(),
-        'ce-type': CE_PING_TYPE,
-        'content-type': isText || schedule.data === undefined ? 'text/plain' : 'application/json',
-      },
-      body: data,
+    // A cron delivery is internal to the platform (not an HTTP request anyone can make to the function's URL).
+    const params = toCronParams({
+      id: randomUUID(),
+      source: `/apis/v1/namespaces/local/pingsources/${subscription}`,
+      time: new Date().toISOString(),
+      data,
+      contentType: isText || schedule.data === undefined ? 'text/plain' : 'application/json',
     });
-    const headers: Record<string, string> = {};
-    resp.headers.forEach((v, k) => {
-      headers[k] = v;
-    });
-    return { statusCode: resp.status, headers, body: Buffer.from(await resp.arrayBuffer()) };
+    try {
+      return await invoke(fn, params);
+    } catch (err) {
+      logger.error('function-runner.crash', {
+        function: fn.name,
+        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+      });
+      return platformError(502, 'function failed');
+    }
   };
 
   if (opts.startCron ?? true) {

@@ -31,6 +31,7 @@ const repo = path.resolve(__dirname, '../../..');
 const REGIONS = ['us-south', 'us-east'];
 const HMAC_SECRET = randomBytes(24).toString('hex');
 const EVENTS_TOKEN = randomBytes(24).toString('hex');
+const CRON_SECRET = randomBytes(24).toString('hex');
 
 let out: string;
 let stack: EmulatorStack;
@@ -96,6 +97,7 @@ beforeAll(async () => {
     LOCKSTEP_KP_ENDPOINTS: JSON.stringify(Object.fromEntries(REGIONS.map((r) => [r, stack.kp.regions[r]!.url]))),
     LOCKSTEP_EVENTS_TOKENS: `kp-emulator:${EVENTS_TOKEN}`,
     LOCKSTEP_EVENTS_HMAC_SECRETS: `test:${HMAC_SECRET}`,
+    LOCKSTEP_CRON_SECRETS: `cron:${CRON_SECRET}`,
     LOCKSTEP_OWN_IAM_IDS: lockstep.iamId,
     LOCKSTEP_API_ROLES: `${operator.iamId}=operator`,
     LOCKSTEP_MAX_EXECUTION_SECONDS: '60',
@@ -109,7 +111,11 @@ beforeAll(async () => {
     startCron: false,
     functions: [
       { name: 'events', main: mains.events! },
-      { name: 'rotate', main: mains.rotate!, schedules: [{ cron: '*/5 * * * *', data: { source: 'cron' } }] },
+      {
+        name: 'rotate',
+        main: mains.rotate!,
+        schedules: [{ cron: '*/5 * * * *', data: { source: 'cron', cronSecret: CRON_SECRET } }],
+      },
       { name: 'api', main: mains.api! },
     ],
   });
@@ -220,9 +226,8 @@ describe('rotate function (bundled)', () => {
     await new Promise((r) => setTimeout(r, 1_100)); // past the shortened 1 h rule
     const r = await runner.fireCron('rotate');
     expect(r.statusCode).toBe(200);
-    const summary = JSON.parse(r.body.toString()) as Record<string, unknown>;
-    expect(summary).toMatchObject({ resumed: 1, started: 0 });
-    expect(String(summary.holder)).toMatch(/^rotate-/);
+    // a ping is answered with a status only (the summary is logged)
+    expect(JSON.parse(r.body.toString())).toEqual({ ok: true, tick: expect.stringMatching(/^cron:[0-9a-f-]{36}$/) });
     await stack.kp.flushEvents();
     const run = (await stores.runs.get(healRunId)).value as unknown as {
       members: Array<{ crn: string; evidence: Array<{ action: string; initiator: string }> }>;
@@ -239,6 +244,15 @@ describe('rotate function (bundled)', () => {
     const r = await fetch(runner.url('rotate'), { method: 'POST' });
     expect(r.status).toBe(401);
   });
+
+  it('refuses a ping header without the cron secret (anyone can send the header)', async () => {
+    const r = await fetch(runner.url('rotate'), {
+      method: 'POST',
+      headers: { 'ce-type': 'dev.knative.sources.ping', 'ce-id': 'spoof', 'content-type': 'application/json' },
+      body: JSON.stringify({ source: 'cron' }),
+    });
+    expect(r.status).toBe(401);
+  });
 });
 
 describe('api function (bundled)', () => {
@@ -253,8 +267,15 @@ describe('api function (bundled)', () => {
 describe('configuration errors', () => {
   it('answers a generic 500 and logs every missing variable at once', async () => {
     const run = promisify(execFile);
-    const script = `require(${JSON.stringify(path.join(out, 'rotate/main.js'))}).main({__ce_headers:{'Ce-Type':'dev.knative.sources.ping','Ce-Id':'p1'}}).then(r=>console.log(JSON.stringify(r)))`;
-    const { stdout, stderr } = await run(process.execPath, ['-e', script], { env: { PATH: process.env.PATH ?? '' } });
+    // an authenticated ping (the secret is configured, nothing else is)
+    const ping = {
+      __ce_headers: { 'Ce-Type': 'dev.knative.sources.ping', 'Ce-Id': 'p1', 'Content-Type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ cronSecret: CRON_SECRET })).toString('base64'),
+    };
+    const script = `require(${JSON.stringify(path.join(out, 'rotate/main.js'))}).main(${JSON.stringify(ping)}).then(r=>console.log(JSON.stringify(r)))`;
+    const { stdout, stderr } = await run(process.execPath, ['-e', script], {
+      env: { PATH: process.env.PATH ?? '', LOCKSTEP_CRON_SECRETS: `cron:${CRON_SECRET}` },
+    });
     const res = JSON.parse(stdout) as { statusCode: number; body: { error: { code: string; message: string } } };
     expect(res.statusCode).toBe(500);
     expect(res.body.error.code).toBe('CONFIG_INVALID');

@@ -6,7 +6,7 @@ import { startFunctionRunner } from '../../../src/local/function-runner/index.js
 
 const seen: CeParams[] = [];
 let runner: FunctionRunner;
-let runnerBody: FunctionRunner;
+const FIVE_MB = 5 * 1024 * 1024;
 
 const echo = (params: CeParams) => {
   seen.push(params);
@@ -31,18 +31,20 @@ beforeAll(async () => {
       },
       { name: 'boom', main: () => Promise.reject(new Error('crash')) },
       { name: 'bad', main: () => ({ statusCode: 42, body: 'x' }) },
+      {
+        name: 'big',
+        main: (p: CeParams) => ({
+          statusCode: 200,
+          headers: { 'Content-Type': 'text/plain' },
+          body: 'x'.repeat(Number(p.n)),
+        }),
+      },
     ],
-  });
-  runnerBody = await startFunctionRunner({
-    startCron: false,
-    cronBodyField: 'body',
-    functions: [{ name: 'echo', main: echo, schedules: [{ cron: '*/5 * * * *', data: { source: 'cron' } }] }],
   });
 });
 
 afterAll(async () => {
   await runner?.close();
-  await runnerBody?.close();
 });
 
 describe('function runner', () => {
@@ -99,18 +101,64 @@ describe('function runner', () => {
   });
 
   it.each([
-    { $case: 'JSON data in __ce_body', r: () => runner, idx: 0, field: '__ce_body', decoded: '{"source":"cron"}' },
-    { $case: 'text data in __ce_body', r: () => runner, idx: 1, field: '__ce_body', decoded: 'txt' },
-    { $case: 'JSON data in body', r: () => runnerBody, idx: 0, field: 'body', decoded: '{"source":"cron"}' },
-  ])('delivers a cron ping with $case', async ({ r, idx, field, decoded }) => {
-    const resp = await r().fireCron('echo', idx);
+    {
+      $case: 'JSON data (base64 in body, keys unfolded)',
+      idx: 0,
+      decoded: '{"source":"cron"}',
+      ct: 'application/json',
+    },
+    { $case: 'text data (plain in body)', idx: 1, decoded: 'txt', ct: 'text/plain' },
+  ])('delivers a cron ping as Code Engine documents it: $case', async ({ idx, decoded, ct }) => {
+    const before = runner.invocations('echo');
+    const resp = await runner.fireCron('echo', idx);
     expect(resp.statusCode).toBe(200);
+    expect(runner.invocations('echo')).toBe(before + 1);
     const p = seen.at(-1)!;
     const h = p.__ce_headers as Record<string, string>;
     expect(h['Ce-Type']).toBe('dev.knative.sources.ping');
     expect(h['Ce-Specversion']).toBe('1.0');
+    expect(h['Content-Type']).toBe(ct);
     expect(h['Ce-Source']).toMatch(/^\/apis\/v1\/namespaces\/local\/pingsources\/echo-cron-\d$/);
-    const raw = p[field] as string;
-    expect(decoded === 'txt' ? raw : Buffer.from(raw, 'base64').toString()).toBe(decoded);
+    expect(p.__ce_body).toBeUndefined();
+    expect(p.__ce_method).toBeUndefined();
+    const raw = p.body as string;
+    expect(ct === 'text/plain' ? raw : Buffer.from(raw, 'base64').toString()).toBe(decoded);
+    if (ct === 'application/json') expect(p.source).toBe('cron');
+  });
+
+  it('treats an HTTP request carrying a ping header as an ordinary request (body in __ce_body)', async () => {
+    await fetch(runner.url('echo'), {
+      method: 'POST',
+      headers: { 'ce-type': 'dev.knative.sources.ping', 'ce-id': 'x', 'content-type': 'application/json' },
+      body: '{"source":"cron"}',
+    });
+    const p = seen.at(-1)!;
+    expect(p.__ce_method).toBe('POST');
+    expect(Buffer.from(p.__ce_body as string, 'base64').toString()).toBe('{"source":"cron"}');
+    expect(p.body).toBeUndefined();
+  });
+
+  it('enforces the 5 MB limit on request bodies: a larger one is answered 400 and not delivered', async () => {
+    const before = runner.invocations('echo');
+    const over = await fetch(runner.url('echo'), {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'x'.repeat(FIVE_MB + 1),
+    });
+    expect(over.status).toBe(400);
+    expect(runner.invocations('echo')).toBe(before);
+    const at = await fetch(runner.url('echo'), {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'x'.repeat(FIVE_MB),
+    });
+    expect(at.status).toBe(200);
+  });
+
+  it('enforces the 5 MB limit on response bodies: a larger one is answered 400', async () => {
+    expect((await fetch(`${runner.url('big')}?n=${FIVE_MB}`)).status).toBe(200);
+    const over = await fetch(`${runner.url('big')}?n=${FIVE_MB + 1}`);
+    expect(over.status).toBe(400);
+    expect((await over.text()).length).toBeLessThan(200);
   });
 });

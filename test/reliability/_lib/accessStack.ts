@@ -8,9 +8,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { generateKeyPair } from 'jose';
+import { afterAll, beforeAll } from 'vitest';
 import type { KeyProtectPort } from '../../../src/app/ports.js';
 import { createRotationService } from '../../../src/app/rotationService.js';
 import type { RotationConfig, RotationService } from '../../../src/app/service.js';
+import { cronSubscriptionData } from '../../../src/codeengine/index.js';
 import type { Group, InstanceId, Logger, RegionId } from '../../../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../../../src/keyprotect/index.js';
 import { checkpointKeyPairFromSeed } from '../../../src/lineage/index.js';
@@ -51,6 +53,8 @@ export interface FunctionStack {
   /** Shared secrets of the `events` function. */
   eventsHmacSecret: string;
   eventsToken: string;
+  /** The secret the runner's cron pings carry (`LOCKSTEP_CRON_SECRETS`). */
+  cronSecret: string;
   /** Ed25519 checkpoint seed (a secret the scan looks for). */
   checkpointSeed: Buffer;
   checkpointPrivatePem: string;
@@ -145,6 +149,7 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
     };
     const eventsHmacSecret = randomBytes(32).toString('base64url');
     const eventsToken = randomBytes(24).toString('base64url');
+    const cronSecret = randomBytes(24).toString('base64url');
     const devConfig = {
       iamUrl: emu.iam.url,
       cloudantUrl: couch.url,
@@ -158,6 +163,7 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
         publicKeyPem: cp.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
       },
       eventsToken,
+      cronSecret,
       rotationMinIntervalMs: MIN_ROTATION_INTERVAL_MS,
       maxExecutionSeconds: 120,
       logLevel: opts.functionLogLevel ?? 'debug',
@@ -189,7 +195,11 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
     const runner = await startFunctionRunner({
       startCron: false,
       functions: [
-        { name: 'rotate', main: mains.rotate, schedules: [{ cron: '*/5 * * * *', data: { source: 'cron' } }] },
+        {
+          name: 'rotate',
+          main: mains.rotate,
+          schedules: [{ cron: '*/5 * * * *', data: cronSubscriptionData(cronSecret, { source: 'cron' }) }],
+        },
         { name: 'events', main: mains.events },
         { name: 'api', main: mains.api },
       ],
@@ -210,6 +220,7 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
       runner,
       eventsHmacSecret,
       eventsToken,
+      cronSecret,
       checkpointSeed,
       checkpointPrivatePem,
       env,
@@ -232,6 +243,21 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
     await close();
     throw err;
   }
+}
+
+/** Starts a stack before the file's tests and closes it after them; the returned function gives the running stack. */
+export function functionStackPerFile(opts: FunctionStackOptions = {}): () => FunctionStack {
+  let stack: FunctionStack | undefined;
+  beforeAll(async () => {
+    stack = await startFunctionStack(opts);
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.close();
+  });
+  return () => {
+    if (!stack) throw new Error('the function stack is not started (use it inside a test)');
+    return stack;
+  };
 }
 
 /** Creates a group: primary in the first region, one duplicate in each other region. */

@@ -40,6 +40,13 @@ describe('CSV export', () => {
     expect(csvCell('a,b')).toBe('"a,b"');
     expect(csvCell('say "hi"')).toBe('"say ""hi"""');
     expect(csvCell('two\nlines')).toBe('"two\nlines"');
+    // the spreadsheet formula guard (OWASP CSV injection), reversible
+    expect(csvCell('=HYPERLINK("http://evil.example/x","ok")')).toBe(
+      '"\'=HYPERLINK(""http://evil.example/x"",""ok"")"',
+    );
+    for (const lead of ['=', '+', '-', '@', '\t', '\r', "'"])
+      expect(csvCell(`${lead}1`).replace(/^"/, '')[0]).toBe("'");
+    expect(csvCell('a=b')).toBe('a=b');
     expect(parseCsv('a,"b,c","d""e"\r\n"x\r\ny",,z\r\n')).toEqual([
       ['a', 'b,c', 'd"e'],
       ['x\r\ny', '', 'z'],
@@ -56,6 +63,21 @@ describe('CSV export', () => {
     expect(back).toEqual(chain);
     for (const r of back) expect(hashRecord(r)).toBe(r.hash);
     expect(verifyChain(back, [], {}).ok).toBe(true);
+  });
+
+  it('guards formula-looking cells of old history and still parses back to the exact records', () => {
+    // a record written before lineage text was validated (hash recomputed, as a store could hold it)
+    const [first] = makeChain(makeGroup('csv-old'), 1);
+    const body = {
+      ...first!,
+      trigger: { kind: 'schedule' as const, by: '=HYPERLINK("http://evil.example")', reason: "'+1" },
+    };
+    const old = { ...body, hash: hashRecord(body) };
+    const text = csvHeader() + toCsvRows(old);
+    for (const row of parseCsv(text).slice(1)) {
+      for (const cell of row) expect(cell, cell).not.toMatch(/^[=+\-@\t\r]/);
+    }
+    expect(recordsFromCsv(text)).toEqual([old]);
   });
 
   it('refuses a file that is not a lockstep export', () => {

@@ -181,6 +181,21 @@ describe('runTick', () => {
     expect(skipped.every((r) => r === 'claimed-by-another-tick' || r === 'run-in-progress')).toBe(true);
   });
 
+  it('gives every tick its own lease holder (a server nonce), whatever label the caller passes', async () => {
+    const w = fakeWorld();
+    const a = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 'rotate-same-ce-id' });
+    const b = await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 'rotate-same-ce-id' });
+    expect(a.holder).toMatch(/^rotate-same-ce-id~[0-9a-f-]{36}$/);
+    expect(b.holder).not.toBe(a.holder);
+  });
+
+  it('refuses a trigger id that may not enter the signed history', async () => {
+    const w = fakeWorld();
+    await expect(
+      runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 't', triggerId: '=HYPERLINK("x")' }),
+    ).rejects.toThrow(/triggerId must not start/);
+  });
+
   it('rejects a tick without a deadline or holder', async () => {
     const w = fakeWorld();
     await expect(runTick(tickDeps(w), { deadlineAtMs: Number.NaN, holder: 't' })).rejects.toThrow(/deadlineAtMs/);

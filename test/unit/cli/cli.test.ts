@@ -146,3 +146,20 @@ describe('lockstep CLI arguments', () => {
     expect(t.err()).toMatch(/g\.yaml:5:17 {2}error {2}groups\[0\]\.schedule\.every: 5m is shorter than 1h/);
   });
 });
+
+describe('IBM SDK HTTP traces', () => {
+  it.each([
+    { env: { DEBUG: 'ibm-cloud-sdk-core:*' }, argv: ['plan', 'demo'] },
+    {
+      env: { NODE_DEBUG: 'axios' },
+      argv: ['verify', 'demo'],
+    },
+    { env: { DEBUG: '*' }, argv: ['dev'] },
+  ])('refuse $argv with $env before any Key Protect call (exit 2, naming the variable)', async ({ env, argv }) => {
+    const t = io({ env });
+    const code = await runCli(argv, t.io);
+    expect(code).toBe(2);
+    expect(t.err()).toMatch(/SDK HTTP traces/);
+    expect(t.err()).toMatch(/DEBUG|NODE_DEBUG/);
+  });
+});

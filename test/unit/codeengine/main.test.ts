@@ -139,16 +139,39 @@ describe('createCeMain', () => {
     expect(bad.statusCode).toBe(401);
   });
 
-  it('lets cron pings through when allowed, without credentials', async () => {
+  it('accepts a cron ping only with a configured secret in its data, delivered in `body` as Code Engine does', async () => {
     const { main } = build(async (event) => jsonResponse(200, { kind: event.kind }), {
-      auth: { authenticators: [], allowCron: true },
+      auth: { authenticators: [], cronSecrets: [{ id: 'cron', secret: new Sensitive('cron-secret-0123456789') }] },
       rules: { methods: ['POST'] },
     });
-    const res = await main({
-      __ce_headers: { 'Ce-Type': 'dev.knative.sources.ping', 'Ce-Id': 'p1', 'Content-Type': 'text/plain' },
-      body: 'x',
+    const ping = (data: string | undefined, ct = 'application/json') =>
+      main({
+        __ce_headers: { 'Ce-Type': 'dev.knative.sources.ping', 'Ce-Id': 'p1', 'Content-Type': ct },
+        ...(data === undefined
+          ? {}
+          : { body: ct === 'application/json' ? Buffer.from(data).toString('base64') : data }),
+      });
+    expect(await ping('{"cronSecret":"cron-secret-0123456789"}')).toMatchObject({
+      statusCode: 200,
+      body: { kind: 'cron' },
     });
-    expect(res).toMatchObject({ statusCode: 200, body: { kind: 'cron' } });
+    for (const bad of [undefined, '{}', '{"cronSecret":"cron-secret-0123456780"}', '{"cronSecret":1}', '[]']) {
+      const res = await ping(bad);
+      expect(res.statusCode, String(bad)).toBe(401);
+      expect(JSON.stringify(res.body)).not.toContain('cron');
+    }
+    expect((await ping('cronSecret=cron-secret-0123456789', 'text/plain')).statusCode).toBe(401);
+  });
+
+  it('refuses every cron ping when no cron secret is configured', async () => {
+    const { main } = build(async (event) => jsonResponse(200, { kind: event.kind }), {
+      auth: { authenticators: [], cronSecrets: [] },
+    });
+    const res = await main({
+      __ce_headers: { 'Ce-Type': 'dev.knative.sources.ping', 'Ce-Id': 'p1', 'Content-Type': 'application/json' },
+      body: Buffer.from('{"cronSecret":""}').toString('base64'),
+    });
+    expect(res.statusCode).toBe(401);
   });
 
   it('maps AppErrors through the error table; 5xx bodies are generic and carry the request id', async () => {

@@ -6,6 +6,7 @@ import {
   fromCeResult,
   toCeParams,
   toCeResult,
+  toCronParams,
 } from '../../../src/codeengine/index.js';
 import { hasCode } from '../../../src/core/index.js';
 
@@ -199,15 +200,42 @@ describe('toCeParams / fromCeResult (the runner side) round-trip', () => {
     expect(ev.request.body?.toString()).toBe('{"k":"v","q":"2"}');
     expect(ev.request.query).toEqual({ q: '1' });
   });
-  it('puts cron data in the chosen field', () => {
+  it('keeps the body of an HTTP request with a ping header in __ce_body (the header proves nothing)', () => {
     const p = toCeParams({
       method: 'POST',
       headers: { 'ce-type': CE_PING_TYPE, 'content-type': 'text/plain' },
       body: Buffer.from('x'),
-      cronBodyField: 'body',
     });
-    expect(p.body).toBe('x');
+    expect(p.__ce_body).toBe('x');
+    expect(p.body).toBeUndefined();
+  });
+
+  it.each([
+    {
+      ct: 'application/json' as const,
+      data: '{"source":"cron","cronSecret":"s3"}',
+      parsed: { source: 'cron', cronSecret: 's3' },
+    },
+    { ct: 'text/plain' as const, data: 'hello stranger', parsed: 'hello stranger' },
+  ])('builds a cron delivery as the cron page documents it ($ct) and reads it back', ({ ct, data, parsed }) => {
+    const p = toCronParams({
+      id: 'c1',
+      source: '/apis/v1/namespaces/p/pingsources/s',
+      time: 't',
+      data,
+      contentType: ct,
+    });
+    expect(p.__ce_headers).toMatchObject({
+      'Ce-Type': CE_PING_TYPE,
+      'Content-Type': ct,
+      'Content-Length': String(data.length),
+    });
+    expect(p.body).toBe(ct === 'application/json' ? b64(data) : data);
     expect(p.__ce_body).toBeUndefined();
+    expect(p.__ce_method).toBeUndefined();
+    if (ct === 'application/json') expect(p.cronSecret).toBe('s3'); // JSON keys unfolded
+    const ev = fromCeParams(p, 'f');
+    expect(ev.kind === 'cron' && ev.cron.data).toEqual(parsed);
   });
   it('maps results back to HTTP, with 422 for an invalid status', () => {
     expect(fromCeResult({ statusCode: 200, headers: { 'Content-Type': 'application/json' }, body: { a: 1 } })).toEqual({

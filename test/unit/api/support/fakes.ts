@@ -220,7 +220,7 @@ export function makeChain(
           },
         ],
         status: opts.statuses?.[g - 1] ?? 'complete',
-        ...(g === 2 ? { notes: ['line one\nline two', '<script>alert(1)</script>'] } : {}),
+        ...(g === 2 ? { notes: ['line one, "line two"', '<script>alert(1)</script>'] } : {}),
       },
       out.at(-1),
     );
