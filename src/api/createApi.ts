@@ -145,10 +145,10 @@ export function createApi(deps: ApiDeps): ApiHandler {
       const scope = 'groups';
       const cursor = input.query.cursor === undefined ? undefined : decodeCursor(input.query.cursor as string, scope);
       const page = await storeCursorCall(() => stores.groups.list({ limit, cursor }));
-      return jsonResponse(200, {
-        items: page.items.map(groupView),
-        ...(page.next ? { next: encodeCursor(page.next, scope) } : {}),
-      });
+      return jsonResponse(
+        200,
+        pageBody(`${basePath}/v1/groups`, {}, limit, page.items.map(groupView), page.next, scope),
+      );
     }),
     fromOp(OPERATIONS.getGroup, 'read', async ({ params }) =>
       jsonResponse(200, groupView(await requireGroup(asGroupId(params.groupId)))),
@@ -165,10 +165,9 @@ export function createApi(deps: ApiDeps): ApiHandler {
       const cursor = input.query.cursor === undefined ? undefined : decodeCursor(input.query.cursor as string, scope);
       await requireGroup(groupId);
       const page = await storeCursorCall(() => stores.lineage.list(groupId, { limit, cursor, sinceMs, untilMs }));
-      return jsonResponse(200, {
-        items: page.items.map(lineageView),
-        ...(page.next ? { next: encodeCursor(page.next, scope) } : {}),
-      });
+      const filters = { since: input.query.since, until: input.query.until } as Record<string, string | undefined>;
+      const path = `${basePath}/v1/groups/${groupId}/generations`;
+      return jsonResponse(200, pageBody(path, filters, limit, page.items.map(lineageView), page.next, scope));
     }),
     fromOp(OPERATIONS.getGeneration, 'read', async ({ input, params }) => {
       const groupId = asGroupId(params.groupId);
@@ -333,6 +332,29 @@ function decodeSegment(part: string): string {
   } catch {
     throw new AppError('VALIDATION_FAILED', 'The path has a malformed percent-encoding');
   }
+}
+
+/**
+ * The body of a collection page (`shapes.ts` `page`): items, the limit, a link to the first page and, when more
+ * follow, a link to the next page with its API cursor (the store's cursor wrapped for `scope`).
+ */
+function pageBody<T>(
+  path: string,
+  filters: Record<string, string | undefined>,
+  limit: number,
+  items: T[],
+  storeNext: string | undefined,
+  scope: string,
+): { items: T[]; limit: number; first: { href: string }; next?: { href: string; cursor: string } } {
+  const href = (cursor?: string) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filters)) if (v !== undefined) q.set(k, v);
+    q.set('limit', String(limit));
+    if (cursor !== undefined) q.set('cursor', cursor);
+    return `${path}?${q.toString()}`;
+  };
+  const cursor = storeNext === undefined ? undefined : encodeCursor(storeNext, scope);
+  return { items, limit, first: { href: href() }, ...(cursor ? { next: { href: href(cursor), cursor } } : {}) };
 }
 
 /** A store rejecting the cursor it was given (stale, or from another store) is the client's bad cursor. */

@@ -133,6 +133,14 @@ const exportResponseContent = {
   'text/csv': text('RFC 4180 CSV, CRLF line ends', 5_000_000),
 };
 
+const EXAMPLE_MEMBER = {
+  role: 'primary',
+  region: 'us-south',
+  instanceId: '11111111-2222-3333-4444-555555555555',
+  keyId: 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
+  crn: 'crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef:11111111-2222-3333-4444-555555555555:key:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
+};
+
 const EXAMPLE_GROUP = {
   id: 'payments',
   name: 'Payments root key',
@@ -140,21 +148,36 @@ const EXAMPLE_GROUP = {
   currentGeneration: 3,
   createdAtMs: 1767225600000,
   schedule: { intervalMs: 2592000000 },
-  members: [
-    {
-      role: 'primary',
-      region: 'us-south',
-      instanceId: '11111111-2222-3333-4444-555555555555',
-      keyId: 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
-      crn: 'crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef:11111111-2222-3333-4444-555555555555:key:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
-    },
-  ],
+  members: [EXAMPLE_MEMBER],
   escrowKey: {
     region: 'us-south',
     instanceId: '11111111-2222-3333-4444-555555555555',
     keyId: 'ffffffff-bbbb-cccc-dddd-eeeeeeeeeeee',
     crn: 'crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef:11111111-2222-3333-4444-555555555555:key:ffffffff-bbbb-cccc-dddd-eeeeeeeeeeee',
   },
+};
+
+const EXAMPLE_VERSION_ID = '0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9';
+const EXAMPLE_RECORD = {
+  groupId: 'payments',
+  generation: 3,
+  fingerprint: 'fp1:3f1c0a9b8e7d6c5b4a39281706f5e4d3',
+  trigger: { kind: 'schedule', by: 'cron:7b0e4c52-1a2b-4c3d-9e8f-0a1b2c3d4e5f' },
+  runId: 'run-payments-3-a8k2m1',
+  startedAtMs: 1767225600000,
+  finishedAtMs: 1767225660000,
+  members: [
+    {
+      ...EXAMPLE_MEMBER,
+      keyVersionId: EXAMPLE_VERSION_ID,
+      rotatedAtMs: 1767225650000,
+      evidence: [],
+    },
+  ],
+  verification: [],
+  status: 'complete',
+  prevHash: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+  hash: '60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752',
 };
 
 /** The `/v1` API, the document itself and the timeline page. */
@@ -185,7 +208,9 @@ export const OPERATIONS = {
     security: 'bearer',
     parameters: [P.limit, P.cursor],
     responses: {
-      '200': json('A page of groups', ref('GroupPage'), { example: { items: [EXAMPLE_GROUP] } }),
+      '200': json('A page of groups', ref('GroupCollection'), {
+        example: { items: [EXAMPLE_GROUP], limit: 50, first: { href: '/v1/groups?limit=50' } },
+      }),
       ...bearerErrors,
     },
   },
@@ -214,7 +239,9 @@ export const OPERATIONS = {
     security: 'bearer',
     parameters: [P.groupId, P.limit, P.cursor, P.since, P.until],
     responses: {
-      '200': json('A page of lineage records', ref('GenerationPage'), { example: { items: [] } }),
+      '200': json('A page of lineage records', ref('LineageRecordCollection'), {
+        example: { items: [EXAMPLE_RECORD], limit: 1, first: { href: '/v1/groups/payments/generations?limit=1' } },
+      }),
       ...groupNotFound,
       ...bearerErrors,
     },
@@ -229,7 +256,7 @@ export const OPERATIONS = {
     security: 'bearer',
     parameters: [P.groupId, P.n],
     responses: {
-      '200': json('The lineage record', ref('LineageRecord')),
+      '200': json('The lineage record', ref('LineageRecord'), { example: EXAMPLE_RECORD }),
       '404': error('Unknown group or generation (GROUP_NOT_FOUND, GENERATION_NOT_FOUND)'),
       ...bearerErrors,
     },
@@ -244,7 +271,15 @@ export const OPERATIONS = {
     security: 'bearer',
     parameters: [P.keyVersionId],
     responses: {
-      '200': json('The version and its lineage record', ref('VersionLookup')),
+      '200': json('The version and its lineage record', ref('VersionLookup'), {
+        example: {
+          keyVersionId: EXAMPLE_VERSION_ID,
+          groupId: 'payments',
+          generation: 3,
+          member: EXAMPLE_RECORD.members[0] as (typeof EXAMPLE_RECORD.members)[number],
+          record: EXAMPLE_RECORD,
+        },
+      }),
       '404': error('No lineage record holds this version (VERSION_NOT_FOUND)'),
       ...bearerErrors,
     },
@@ -270,7 +305,22 @@ export const OPERATIONS = {
     tags: ['Lineage'],
     security: 'bearer',
     parameters: [P.groupId],
-    responses: { '200': json('The proof', ref('Proof')), ...groupNotFound, ...bearerErrors },
+    responses: {
+      '200': json('The proof', ref('Proof'), {
+        example: {
+          groupId: 'payments',
+          checkedAtMs: 1767312000000,
+          records: 0,
+          head: null,
+          chain: { ok: true, length: 0, breaks: [], checkpoints: [] },
+          checkpoint: null,
+          publicKeys: [],
+          howToVerify: ['Download the records: GET /v1/export?format=jsonl&groupId=payments'],
+        },
+      }),
+      ...groupNotFound,
+      ...bearerErrors,
+    },
   },
   exportLineage: {
     operationId: 'exportLineage',
@@ -346,7 +396,22 @@ export const OPERATIONS = {
     tags: ['Operations'],
     security: 'bearer',
     parameters: [P.runId],
-    responses: { '200': json('The run', ref('Run')), '404': error('Unknown run (RUN_NOT_FOUND)'), ...bearerErrors },
+    responses: {
+      '200': json('The run', ref('Run'), {
+        example: {
+          id: 'run-payments-4-k3j9x2',
+          groupId: 'payments',
+          generation: 4,
+          kind: 'rotation',
+          status: 'running',
+          step: 'stage',
+          createdAtMs: 1767312000000,
+          updatedAtMs: 1767312004000,
+        },
+      }),
+      '404': error('Unknown run (RUN_NOT_FOUND)'),
+      ...bearerErrors,
+    },
   },
   uiHome: {
     operationId: 'uiHome',

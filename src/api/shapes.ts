@@ -69,6 +69,22 @@ export const obj = (description: string, properties: Record<string, Schema>, req
   properties,
 });
 
+/**
+ * A page of a collection, as IBM's API handbook describes token pagination: the items, the `limit` used, a link to
+ * the first page and, unless this is the last page, a link to the next one with its cursor.
+ */
+export const page = (description: string, itemsDescription: string, item: string): Schema =>
+  obj(
+    description,
+    {
+      items: list(itemsDescription, ref(item), 200),
+      limit: int('The page size used', 1, 200),
+      first: ref('PageLink'),
+      next: ref('NextPageLink'),
+    },
+    ['items', 'limit', 'first'],
+  );
+
 export const groupId = (description = 'Group id: 1-63 lower-case letters, digits or inner hyphens') =>
   id(description, ID_PATTERNS.groupId, 63);
 export const uuid = (description: string) => id(description, ID_PATTERNS.uuid, 36, 36);
@@ -160,14 +176,20 @@ export const SCHEMAS = {
     },
     ['id', 'name', 'status', 'currentGeneration', 'members', 'schedule', 'escrowKey', 'createdAtMs'],
   ),
-  GroupPage: obj(
-    'A page of groups, in id order',
-    {
-      items: list('The groups of this page', ref('Group'), 200),
-      next: text('Cursor of the next page (pass it as `cursor`); absent on the last page', 1024, 1),
-    },
-    ['items'],
+  PageLink: obj(
+    'A link to a page of the collection',
+    { href: id('URL path and query of the page', '^/[!-~]*$', 3000) },
+    ['href'],
   ),
+  NextPageLink: obj(
+    'The next page: its link and the cursor to pass as `cursor`',
+    {
+      href: id('URL path and query of the next page', '^/[!-~]*$', 3000),
+      cursor: id('Opaque cursor of the next page (pass it as `cursor`)', '^[A-Za-z0-9_.-]+$', 1024),
+    },
+    ['href', 'cursor'],
+  ),
+  GroupCollection: page('A page of groups, in id order', 'The groups of this page', 'Group'),
   Trigger: obj(
     'What started the generation',
     {
@@ -258,13 +280,10 @@ export const SCHEMAS = {
       'hash',
     ],
   ),
-  GenerationPage: obj(
+  LineageRecordCollection: page(
     'A page of lineage records, newest first',
-    {
-      items: list('The records of this page, newest first', ref('LineageRecord'), 200),
-      next: text('Cursor of the next (older) page; absent on the last page', 1024, 1),
-    },
-    ['items'],
+    'The records of this page, newest first',
+    'LineageRecord',
   ),
   VersionLookup: obj(
     'Which group, generation and member a Key Protect key version belongs to',

@@ -133,6 +133,20 @@ describe('the interpreter agrees with ajv (JSON Schema 2020-12) on every schema 
     );
   });
 
+  it('documents examples that match their schemas', () => {
+    let examples = 0;
+    for (const op of Object.values(OPERATIONS) as OperationSpec[]) {
+      for (const [status, r] of Object.entries(op.responses) as [string, { example?: unknown }][]) {
+        if (r.example === undefined) continue;
+        const pointer = `openapi.json#/paths/${esc(op.path)}/${op.method.toLowerCase()}/responses/${status}/content/application~1json/schema`;
+        const check = ajv.getSchema(pointer)!;
+        expect(check(r.example), `${op.operationId} ${status}: ${ajv.errorsText(check.errors)}`).toBe(true);
+        examples++;
+      }
+    }
+    expect(examples).toBeGreaterThanOrEqual(9);
+  });
+
   it('reads query strings as ajv would see the typed value', () => {
     expect(fromParamString({ type: 'integer' }, '42')).toBe(42);
     expect(fromParamString({ type: 'integer' }, '042')).toBe('042');
