@@ -158,6 +158,12 @@ const EXAMPLE_GROUP = {
 };
 
 const EXAMPLE_VERSION_ID = '0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9';
+const EXAMPLE_LINEAGE_MEMBER = {
+  ...EXAMPLE_MEMBER,
+  keyVersionId: EXAMPLE_VERSION_ID,
+  rotatedAtMs: 1767225650000,
+  evidence: [],
+};
 const EXAMPLE_RECORD = {
   groupId: 'payments',
   generation: 3,
@@ -166,14 +172,7 @@ const EXAMPLE_RECORD = {
   runId: 'run-payments-3-a8k2m1',
   startedAtMs: 1767225600000,
   finishedAtMs: 1767225660000,
-  members: [
-    {
-      ...EXAMPLE_MEMBER,
-      keyVersionId: EXAMPLE_VERSION_ID,
-      rotatedAtMs: 1767225650000,
-      evidence: [],
-    },
-  ],
+  members: [EXAMPLE_LINEAGE_MEMBER],
   verification: [],
   status: 'complete',
   prevHash: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
@@ -276,7 +275,7 @@ export const OPERATIONS = {
           keyVersionId: EXAMPLE_VERSION_ID,
           groupId: 'payments',
           generation: 3,
-          member: EXAMPLE_RECORD.members[0] as (typeof EXAMPLE_RECORD.members)[number],
+          member: EXAMPLE_LINEAGE_MEMBER,
           record: EXAMPLE_RECORD,
         },
       }),

@@ -234,11 +234,11 @@ describe('secrets and access: who gets in', () => {
       if (c.token && c.token.length > 20 && logText.includes(c.token)) violations.push(`${c.name}: token logged`);
 
     const result = recordScenario({
-      scenario: `API tokens: every route × ${cases.length} credential cases`,
+      scenario: 'API tokens: every route × 17 credential cases',
       area: 'access',
       runs: requests,
       violations: violations.length,
-      notes: `${documented.length} documented operations (${v1.length} under /v1, operator-only: ${actRoutes.join(', ')}); no token, garbage, expired, forged (foreign key ×2, alg none ×2, HS256 confusion, tampered), wrong audience/issuer, no identity, not yet valid, no exp, no iat, exp 300 years ahead, issued 2 h ago or in the future, non-string iam_id or sub → 401; no role → 403; auditor on operator routes → 403; store unchanged by refusals; ${variants.length} path/method/carrier variants (trailing or double slashes, encoded segments, HEAD/OPTIONS/DELETE, session cookie on /v1, bearer on /ui) never 2xx`,
+      notes: `${documented.length} documented operations (${v1.length} under /v1, operator-only: ${actRoutes.join(', ')}); no token, garbage, expired, forged (foreign key ×2, alg none ×2, HS256 confusion, tampered), wrong audience/issuer, no identity, not yet valid → 401; no role → 403; auditor on operator routes → 403; store unchanged by refusals; ${variants.length} path/method/carrier variants (trailing or double slashes, encoded segments, HEAD/OPTIONS/DELETE, session cookie on /v1, bearer on /ui) never 2xx`,
       examples: violations.slice(0, 8),
     });
     expect(documented.length).toBeGreaterThanOrEqual(15);
