@@ -224,6 +224,15 @@ export function createApi(deps: ApiDeps): ApiHandler {
       return jsonResponse(200, runView(run));
     }),
   ];
+  // One schema source: an API route that is not an operation of operations.ts would be neither documented nor validated.
+  for (const r of apiRoutes) {
+    if (!r.op) {
+      throw new AppError(
+        'CONFIG_INVALID',
+        `${r.method} ${r.path} is not defined in src/api/operations.ts (use fromOp)`,
+      );
+    }
+  }
 
   const routes: Route[] = [
     ...apiRoutes,
