@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../../src/cli/cli.js';
+import { runCli, wantsJson } from '../../../src/cli/cli.js';
 import { ENV_VARS, SETTING_SOURCES } from '../../../src/cli/config.js';
 import type { CliIo } from '../../../src/cli/context.js';
 import { defaultHandlers } from '../../../src/cli/handlers.js';
@@ -163,6 +163,14 @@ describe('ibmcloud habits', () => {
       expect(doc.values.region).toEqual({ value: 'eu-de', source: 'env IBMCLOUD_REGION' });
     },
   );
+
+  it('prints errors raised while parsing options as JSON with -o json too', async () => {
+    const t = io();
+    expect(await runCli(['-o', 'json', 'rotate', 'x', '--timeout', 'soon'], t.io, spy)).toBe(2);
+    expect(JSON.parse(t.err()).error.message).toMatch(/flag --timeout: "soon" is not a duration/);
+    expect(wantsJson(['--output=JSON'])).toBe(true);
+    expect(wantsJson(['-o', 'table'])).toBe(false);
+  });
 
   it('refuses an output format it does not have (exit 2)', async () => {
     const t = io();
