@@ -1,6 +1,6 @@
 import { CSV_COLUMN_DOCS, CSV_COLUMNS } from './export.js';
 import type { Schema } from './schema.js';
-import { groupId, id, int, oneOfValues, ref, runId, text, uuid } from './shapes.js';
+import { groupId, id, int, MAX_GENERATION, oneOfValues, ref, runId, text, uuid } from './shapes.js';
 
 /**
  * Every operation of the API, once: the router takes method, path, parameters and request body from here and
@@ -79,7 +79,13 @@ const groupNotFound = { '404': error('Unknown group (GROUP_NOT_FOUND)') };
 /** Parameters shared by several operations. */
 export const P = {
   groupId: { name: 'groupId', in: 'path', required: true, description: 'The group id', schema: groupId() },
-  n: { name: 'n', in: 'path', required: true, description: 'The generation number', schema: int('Generation', 1) },
+  n: {
+    name: 'n',
+    in: 'path',
+    required: true,
+    description: 'The generation number',
+    schema: int('Generation', 1, MAX_GENERATION),
+  },
   keyVersionId: {
     name: 'keyVersionId',
     in: 'path',

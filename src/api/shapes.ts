@@ -92,7 +92,9 @@ export const crn = (description: string) => id(description, ID_PATTERNS.crn, 300
 export const region = (description = 'IBM Cloud region, e.g. us-south') => id(description, ID_PATTERNS.regionId, 9, 5);
 export const runId = (description = 'Run id') => id(description, ID_PATTERNS.runId, 84, 12);
 const sha256Hex = (description: string) => id(description, '^[0-9a-f]{64}$', 64, 64);
-const generation = (description = 'Generation number (1 = the first material)') => int(description, 1);
+/** Largest generation the API accepts: nine digits (one rotation an hour for 100,000 years). */
+export const MAX_GENERATION = 999_999_999;
+const generation = (description = 'Generation number (1 = the first material)') => int(description, 1, MAX_GENERATION);
 const role = oneOfValues(
   'The member’s role: the primary wraps; duplicates are the DR copies',
   Object.values(MemberRole),

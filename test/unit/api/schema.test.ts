@@ -41,6 +41,7 @@ describe('input validation from the operation schemas', () => {
     ['limit above the maximum', OPERATIONS.listGroups, { limit: '201' }, {}, 'limit', /from 1 to 200/],
     ['limit not a number', OPERATIONS.listGroups, { limit: 'ten' }, {}, 'limit', /integer/],
     ['a generation with a leading zero', OPERATIONS.getGeneration, {}, { groupId: 'a', n: '012' }, 'n', /integer/],
+    ['a ten-digit generation', OPERATIONS.getGeneration, {}, { groupId: 'a', n: '1234567890' }, 'n', /1 to 999999999/],
     ['an upper-case group id', OPERATIONS.getGroup, {}, { groupId: 'Alpha' }, 'groupId', /lower-case/],
     ['an unknown format', OPERATIONS.exportLineage, { format: 'xml' }, {}, 'format', /jsonl, csv/],
     ['a missing format', OPERATIONS.exportLineage, {}, {}, 'format', /required/],
