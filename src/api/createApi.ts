@@ -21,15 +21,10 @@ import {
   toJsonlLine,
 } from './export.js';
 import { toErrorResponse } from './httpStatus.js';
+import { assertOperationSupported, queryNames, type RouteInput, readInput } from './input.js';
 import { buildOpenApiDocument } from './openapi.js';
-import {
-  checkQueryNames,
-  DEFAULT_EXPORT_LIMIT,
-  parseFormat,
-  parseGeneration,
-  parseLimit,
-  parseTime,
-} from './params.js';
+import { OPERATIONS, type OperationSpec } from './operations.js';
+import { checkQueryNames, DEFAULT_EXPORT_LIMIT, parseTime } from './params.js';
 import { buildProof, loadTrustedKeys } from './proof.js';
 import { createUiRoutes } from './uiRoutes.js';
 import { groupView, lineageView, runView } from './views.js';
@@ -56,6 +51,8 @@ export interface RouteContext {
   req: HttpRequest;
   params: Record<string, string>;
   principal?: Principal;
+  /** Path, query and body validated against the route's operation (`operations.ts`); empty for page routes. */
+  input: RouteInput;
 }
 
 export interface Route {
@@ -66,11 +63,18 @@ export interface Route {
   access: Permission | 'none' | 'page';
   /** Query parameter names the route accepts. */
   query: readonly string[];
+  /** The operation in `operations.ts` that documents the route; its schemas validate the input. */
+  op?: OperationSpec;
   handle(ctx: RouteContext): Promise<HttpResponse>;
 }
 
-/** Largest request body accepted (the only body is a small JSON rotation request or the login form). */
-export const MAX_BODY_BYTES = 16 * 1024;
+export { MAX_BODY_BYTES } from './input.js';
+
+/** A route documented by `op`: method, path, query names and input validation all come from the operation. */
+function fromOp(op: OperationSpec, access: Route['access'], handle: Route['handle']): Route {
+  assertOperationSupported(op);
+  return { method: op.method, path: op.path, access, query: queryNames(op), op, handle };
+}
 const MAX_PATH_CHARS = 2048;
 
 /**
@@ -132,159 +136,105 @@ export function createApi(deps: ApiDeps): ApiHandler {
   };
 
   const apiRoutes: Route[] = [
-    {
-      method: 'GET',
-      path: '/openapi.json',
-      access: 'none',
-      query: [],
-      handle: async () => ({
-        statusCode: 200,
-        headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'public, max-age=300' },
-        body: openApi,
-      }),
-    },
-    {
-      method: 'GET',
-      path: '/v1/groups',
-      access: 'read',
-      query: ['limit', 'cursor'],
-      async handle({ req }) {
-        const limit = parseLimit(req.query.limit);
-        const scope = 'groups';
-        const cursor = req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor, scope);
-        const page = await storeCursorCall(() => stores.groups.list({ limit, cursor }));
-        return jsonResponse(200, {
-          items: page.items.map(groupView),
-          ...(page.next ? { next: encodeCursor(page.next, scope) } : {}),
+    fromOp(OPERATIONS.getOpenApi, 'none', async () => ({
+      statusCode: 200,
+      headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'public, max-age=300' },
+      body: openApi,
+    })),
+    fromOp(OPERATIONS.listGroups, 'read', async ({ input }) => {
+      const limit = input.query.limit as number;
+      const scope = 'groups';
+      const cursor = input.query.cursor === undefined ? undefined : decodeCursor(input.query.cursor as string, scope);
+      const page = await storeCursorCall(() => stores.groups.list({ limit, cursor }));
+      return jsonResponse(
+        200,
+        pageBody(`${basePath}/v1/groups`, {}, limit, page.items.map(groupView), page.next, scope),
+      );
+    }),
+    fromOp(OPERATIONS.getGroup, 'read', async ({ params }) =>
+      jsonResponse(200, groupView(await requireGroup(asGroupId(params.groupId)))),
+    ),
+    fromOp(OPERATIONS.listGenerations, 'read', async ({ input, params }) => {
+      const groupId = asGroupId(params.groupId);
+      const limit = input.query.limit as number;
+      const sinceMs = parseTime('since', input.query.since as string | undefined);
+      const untilMs = parseTime('until', input.query.until as string | undefined);
+      if (sinceMs !== undefined && untilMs !== undefined && sinceMs > untilMs) {
+        throw new AppError('VALIDATION_FAILED', 'since must not be after until', { details: { field: 'since' } });
+      }
+      const scope = `generations:${groupId}:${sinceMs ?? ''}:${untilMs ?? ''}`;
+      const cursor = input.query.cursor === undefined ? undefined : decodeCursor(input.query.cursor as string, scope);
+      await requireGroup(groupId);
+      const page = await storeCursorCall(() => stores.lineage.list(groupId, { limit, cursor, sinceMs, untilMs }));
+      const filters = { since: input.query.since, until: input.query.until } as Record<string, string | undefined>;
+      const path = `${basePath}/v1/groups/${groupId}/generations`;
+      return jsonResponse(200, pageBody(path, filters, limit, page.items.map(lineageView), page.next, scope));
+    }),
+    fromOp(OPERATIONS.getGeneration, 'read', async ({ input, params }) => {
+      const groupId = asGroupId(params.groupId);
+      await requireGroup(groupId);
+      return jsonResponse(200, lineageView(await stores.lineage.get(groupId, input.path.n as number)));
+    }),
+    fromOp(OPERATIONS.getVersion, 'read', async ({ params }) => {
+      const keyVersionId = asKeyVersionId(params.keyVersionId?.toLowerCase());
+      const record = await stores.lineage.findByKeyVersion(keyVersionId);
+      const member = record?.members.find((m) => m.keyVersionId.toLowerCase() === keyVersionId);
+      if (!record || !member) {
+        throw new AppError('VERSION_NOT_FOUND', `No lineage record holds key version ${keyVersionId}`, {
+          details: { keyVersionId },
         });
-      },
-    },
-    {
-      method: 'GET',
-      path: '/v1/groups/{groupId}',
-      access: 'read',
-      query: [],
-      handle: async ({ params }) => jsonResponse(200, groupView(await requireGroup(asGroupId(params.groupId)))),
-    },
-    {
-      method: 'GET',
-      path: '/v1/groups/{groupId}/generations',
-      access: 'read',
-      query: ['limit', 'cursor', 'since', 'until'],
-      async handle({ req, params }) {
-        const groupId = asGroupId(params.groupId);
-        const limit = parseLimit(req.query.limit);
-        const sinceMs = parseTime('since', req.query.since);
-        const untilMs = parseTime('until', req.query.until);
-        if (sinceMs !== undefined && untilMs !== undefined && sinceMs > untilMs) {
-          throw new AppError('VALIDATION_FAILED', 'since must not be after until', { details: { field: 'since' } });
-        }
-        const scope = `generations:${groupId}:${sinceMs ?? ''}:${untilMs ?? ''}`;
-        const cursor = req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor, scope);
-        await requireGroup(groupId);
-        const page = await storeCursorCall(() => stores.lineage.list(groupId, { limit, cursor, sinceMs, untilMs }));
-        return jsonResponse(200, {
-          items: page.items.map(lineageView),
-          ...(page.next ? { next: encodeCursor(page.next, scope) } : {}),
-        });
-      },
-    },
-    {
-      method: 'GET',
-      path: '/v1/groups/{groupId}/generations/{n}',
-      access: 'read',
-      query: [],
-      async handle({ params }) {
-        const groupId = asGroupId(params.groupId);
-        const n = parseGeneration(params.n as string);
-        await requireGroup(groupId);
-        return jsonResponse(200, lineageView(await stores.lineage.get(groupId, n)));
-      },
-    },
-    {
-      method: 'GET',
-      path: '/v1/versions/{keyVersionId}',
-      access: 'read',
-      query: [],
-      async handle({ params }) {
-        const keyVersionId = asKeyVersionId(params.keyVersionId?.toLowerCase());
-        const record = await stores.lineage.findByKeyVersion(keyVersionId);
-        const member = record?.members.find((m) => m.keyVersionId.toLowerCase() === keyVersionId);
-        if (!record || !member) {
-          throw new AppError('VERSION_NOT_FOUND', `No lineage record holds key version ${keyVersionId}`, {
-            details: { keyVersionId },
-          });
-        }
-        const view = lineageView(record);
-        return jsonResponse(200, {
-          keyVersionId: member.keyVersionId,
-          groupId: view.groupId,
-          generation: view.generation,
-          member: view.members.find((m) => m.keyVersionId === member.keyVersionId),
-          record: view,
-        });
-      },
-    },
-    {
-      method: 'GET',
-      path: '/v1/groups/{groupId}/proof',
-      access: 'read',
-      query: [],
-      async handle({ params }) {
-        const groupId = asGroupId(params.groupId);
-        await requireGroup(groupId);
-        const { proof } = await buildProof({ stores, clock: deps.clock, keys }, groupId);
-        return jsonResponse(200, proof);
-      },
-    },
-    {
-      method: 'GET',
-      path: '/v1/export',
-      access: 'read',
-      query: ['format', 'groupId', 'limit', 'cursor'],
-      async handle({ req }) {
-        const format = parseFormat(req.query.format);
-        const groupId = req.query.groupId === undefined ? undefined : asGroupId(req.query.groupId);
-        return exportBody(format, groupId, exportPage('/v1/export', req.query));
-      },
-    },
-    {
-      method: 'POST',
-      path: '/v1/groups/{groupId}/rotations',
-      access: 'act',
-      query: [],
-      async handle({ req, params, principal }) {
-        const groupId = asGroupId(params.groupId);
-        const body = parseRotationRequest(req);
-        const service = requireService(deps.service);
-        await requireGroup(groupId);
-        const trigger: Trigger = {
-          kind: 'operator',
-          by: (principal as Principal).iamId,
-          ...(body.reason ? { reason: body.reason } : {}),
-        };
-        const { runId } = await service.rotateNow(groupId, { trigger, ...(body.force ? { force: true } : {}) });
-        deps.logger.info('rotation requested', { groupId, runId, by: trigger.by });
-        const runPath = `${basePath}/v1/runs/${runId}`;
-        return jsonResponse(
-          202,
-          { runId, groupId, status: 'accepted', links: { run: runPath } },
-          { location: runPath },
-        );
-      },
-    },
-    {
-      method: 'GET',
-      path: '/v1/runs/{runId}',
-      access: 'act',
-      query: [],
-      async handle({ params }) {
-        const runId = asRunId(params.runId);
-        const run = deps.service ? await deps.service.getRun(runId) : (await stores.runs.get(runId)).value;
-        return jsonResponse(200, runView(run));
-      },
-    },
+      }
+      const view = lineageView(record);
+      return jsonResponse(200, {
+        keyVersionId: member.keyVersionId,
+        groupId: view.groupId,
+        generation: view.generation,
+        member: view.members.find((m) => m.keyVersionId === member.keyVersionId),
+        record: view,
+      });
+    }),
+    fromOp(OPERATIONS.getProof, 'read', async ({ params }) => {
+      const groupId = asGroupId(params.groupId);
+      await requireGroup(groupId);
+      const { proof } = await buildProof({ stores, clock: deps.clock, keys }, groupId);
+      return jsonResponse(200, proof);
+    }),
+    fromOp(OPERATIONS.exportLineage, 'read', async ({ req, input }) => {
+      const format = input.query.format as 'jsonl' | 'csv';
+      const groupId = input.query.groupId === undefined ? undefined : asGroupId(input.query.groupId);
+      return exportBody(format, groupId, exportPage('/v1/export', req.query));
+    }),
+    fromOp(OPERATIONS.rotateNow, 'act', async ({ input, params, principal }) => {
+      const groupId = asGroupId(params.groupId);
+      const body = input.body as { reason?: string; force?: boolean };
+      const service = requireService(deps.service);
+      await requireGroup(groupId);
+      const trigger: Trigger = {
+        kind: 'operator',
+        by: (principal as Principal).iamId,
+        // Free text ends up in the signed history, CSV exports and the timeline page: the lineage text rules.
+        ...(body.reason !== undefined ? { reason: checkLineageText('reason', body.reason, 'reason') } : {}),
+      };
+      const { runId } = await service.rotateNow(groupId, { trigger, ...(body.force ? { force: true } : {}) });
+      deps.logger.info('rotation requested', { groupId, runId, by: trigger.by });
+      const runPath = `${basePath}/v1/runs/${runId}`;
+      return jsonResponse(202, { runId, groupId, status: 'accepted', links: { run: runPath } }, { location: runPath });
+    }),
+    fromOp(OPERATIONS.getRun, 'act', async ({ params }) => {
+      const runId = asRunId(params.runId);
+      const run = deps.service ? await deps.service.getRun(runId) : (await stores.runs.get(runId)).value;
+      return jsonResponse(200, runView(run));
+    }),
   ];
+  // One schema source: an API route that is not an operation of operations.ts would be neither documented nor validated.
+  for (const r of apiRoutes) {
+    if (!r.op) {
+      throw new AppError(
+        'CONFIG_INVALID',
+        `${r.method} ${r.path} is not defined in src/api/operations.ts (use fromOp)`,
+      );
+    }
+  }
 
   const routes: Route[] = [
     ...apiRoutes,
@@ -305,7 +255,8 @@ export function createApi(deps: ApiDeps): ApiHandler {
         principal = await authenticator.authenticate(bearerToken(req.headers));
         requirePermission(principal, match.route.access);
       }
-      res = await match.route.handle({ req, params: match.params, principal });
+      const input = match.route.op ? readInput(match.route.op, req, match.params) : { path: {}, query: {} };
+      res = await match.route.handle({ req, params: match.params, principal, input });
     } catch (err) {
       res = errorResponse(err, req, deps.logger);
     }
@@ -394,6 +345,29 @@ function decodeSegment(part: string): string {
   }
 }
 
+/**
+ * The body of a collection page (`shapes.ts` `page`): items, the limit, a link to the first page and, when more
+ * follow, a link to the next page with its API cursor (the store's cursor wrapped for `scope`).
+ */
+function pageBody<T>(
+  path: string,
+  filters: Record<string, string | undefined>,
+  limit: number,
+  items: T[],
+  storeNext: string | undefined,
+  scope: string,
+): { items: T[]; limit: number; first: { href: string }; next?: { href: string; cursor: string } } {
+  const href = (cursor?: string) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filters)) if (v !== undefined) q.set(k, v);
+    q.set('limit', String(limit));
+    if (cursor !== undefined) q.set('cursor', cursor);
+    return `${path}?${q.toString()}`;
+  };
+  const cursor = storeNext === undefined ? undefined : encodeCursor(storeNext, scope);
+  return { items, limit, first: { href: href() }, ...(cursor ? { next: { href: href(cursor), cursor } } : {}) };
+}
+
 /** A store rejecting the cursor it was given (stale, or from another store) is the client's bad cursor. */
 async function storeCursorCall<T>(call: () => Promise<T>): Promise<T> {
   try {
@@ -412,43 +386,6 @@ async function storeCursorCall<T>(call: () => Promise<T>): Promise<T> {
 function requireService(service: RotationService | undefined): RotationService {
   if (!service) throw new AppError('CONFIG_INVALID', 'The API was started without the rotation service');
   return service;
-}
-
-/** Reads the optional JSON body of `POST …/rotations`. */
-function parseRotationRequest(req: HttpRequest): { reason?: string; force?: boolean } {
-  const raw = req.body;
-  if (!raw || raw.length === 0) return {};
-  if (raw.length > MAX_BODY_BYTES) {
-    throw new AppError('PAYLOAD_TOO_LARGE', `The body must be at most ${MAX_BODY_BYTES} bytes`);
-  }
-  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-  if (type !== 'application/json') {
-    throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json');
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw new AppError('VALIDATION_FAILED', 'The body is not valid JSON', { details: { field: 'body' } });
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new AppError('VALIDATION_FAILED', 'The body must be a JSON object {reason?, force?}', {
-      details: { field: 'body' },
-    });
-  }
-  const { reason, force, ...rest } = body as Record<string, unknown>;
-  const unknown = Object.keys(rest);
-  if (unknown.length) {
-    throw new AppError('VALIDATION_FAILED', `Unknown field ${unknown[0]?.slice(0, 40)}; accepted: reason, force`, {
-      details: { field: unknown[0]?.slice(0, 40) ?? '' },
-    });
-  }
-  // Free text ends up in the signed history, CSV exports and the timeline page: the lineage text rules.
-  const checked = reason === undefined ? undefined : checkLineageText('reason', reason, 'reason');
-  if (force !== undefined && typeof force !== 'boolean') {
-    throw new AppError('VALIDATION_FAILED', 'force must be a boolean', { details: { field: 'force' } });
-  }
-  return { ...(checked ? { reason: checked } : {}), ...(force ? { force } : {}) };
 }
 
 function basePathOf(publicBaseUrl: string): string {

@@ -1,8 +1,5 @@
 import { AppError } from '../core/index.js';
 
-/** Largest page a client may ask for. */
-export const MAX_LIMIT = 200;
-export const DEFAULT_LIMIT = 50;
 /** Longest query value accepted (a cursor is at most 1024). */
 const MAX_QUERY_VALUE_CHARS = 1024;
 
@@ -26,24 +23,12 @@ export function checkQueryNames(query: Record<string, string>, allowed: readonly
   }
 }
 
-/** `limit`: an integer 1..200 (default 50). @throws {AppError} VALIDATION_FAILED */
-export function parseLimit(v: string | undefined): number {
-  if (v === undefined) return DEFAULT_LIMIT;
-  if (!/^\d{1,4}$/.test(v) || Number(v) < 1 || Number(v) > MAX_LIMIT) {
-    throw invalid('limit', `limit must be an integer from 1 to ${MAX_LIMIT}`, v);
-  }
-  return Number(v);
-}
-
-/** A generation number in a path: a positive integer. @throws {AppError} VALIDATION_FAILED */
-export function parseGeneration(v: string): number {
-  if (!/^[1-9]\d{0,8}$/.test(v)) throw invalid('n', 'The generation must be a positive integer', v);
-  return Number(v);
-}
-
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/i;
 
-/** `since`/`until`: RFC 3339 date-time or epoch milliseconds. @throws {AppError} VALIDATION_FAILED */
+/**
+ * `since`/`until` (already checked against their schema in `operations.ts`) as epoch milliseconds: RFC 3339 date-time
+ * or epoch milliseconds; a date that does not exist (2026-02-30) is refused. @throws {AppError} VALIDATION_FAILED
+ */
 export function parseTime(field: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (/^\d{1,15}$/.test(v)) return Number(v);

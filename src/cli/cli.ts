@@ -24,7 +24,7 @@ export async function runCli(
     if (err instanceof CommanderError) return commanderExitCode(err);
     // errors raised while parsing options (bad duration, bad integer) — the context does not exist yet
     return new Output({
-      json: argv.includes('--json'),
+      json: wantsJson(argv),
       quiet: false,
       color: false,
       stdout: io.stdout,
@@ -32,4 +32,12 @@ export async function runCli(
     }).error(err);
   }
   return pending ?? 0;
+}
+
+/** `--json`, or ibmcloud's `--output json` / `-o json` (any case, also `--output=json`, `-ojson`). */
+export function wantsJson(argv: readonly string[]): boolean {
+  return argv.some((a, i) => {
+    const next = (argv[i + 1] ?? '').toLowerCase();
+    return a === '--json' || ((a === '--output' || a === '-o') && next === 'json') || /^(--output=|-o=?)json$/i.test(a);
+  });
 }

@@ -44,6 +44,8 @@ export interface CliConfig {
   rotationMinIntervalMs?: number;
   /** Groups seeded by `lockstep dev` (from dev.json). */
   devGroups: GroupId[];
+  /** Default region (IBMCLOUD_REGION / IC_REGION, as IBM Cloud tools read it): the primary of `group create`. */
+  region?: RegionId;
 }
 
 export interface ResolvedConfig {
@@ -71,6 +73,7 @@ const KEY_ORDER = [
   'cloudant.apiKey',
   'escrow.crn',
   'rotationMinIntervalMs',
+  'region',
 ] as const;
 
 /** Environment variables the CLI reads (documented in docs/cli.md). */
@@ -79,7 +82,11 @@ export const ENV_VARS = {
   LOCKSTEP_DEV_FILE: 'dev.json path',
   LOCKSTEP_API_URL: 'api.url',
   LOCKSTEP_IAM_URL: 'iam.url',
-  LOCKSTEP_API_KEY: 'iam.apiKey (IBMCLOUD_API_KEY is the fallback)',
+  LOCKSTEP_API_KEY: 'iam.apiKey',
+  IBMCLOUD_API_KEY: 'iam.apiKey when LOCKSTEP_API_KEY is not set; `@file` reads the key from a file (as ibmcloud does)',
+  IC_API_KEY: "iam.apiKey when neither of the above is set (the IBM Cloud Terraform provider's name)",
+  IBMCLOUD_REGION: 'region: the default region (primary of `group create`)',
+  IC_REGION: 'region when IBMCLOUD_REGION is not set',
   LOCKSTEP_CLOUDANT_URL: 'cloudant.url (CLOUDANT_URL is the fallback)',
   CLOUDANT_URL: 'cloudant.url',
   CLOUDANT_APIKEY: 'cloudant.apiKey',
@@ -87,7 +94,87 @@ export const ENV_VARS = {
   LOCKSTEP_KP_INSTANCES: 'keyProtect.<region>.instanceId as region=guid,region=guid or {"region":"guid"}',
   LOCKSTEP_ESCROW_KEY: 'escrow.crn',
   LOCKSTEP_ROTATION_MIN_INTERVAL: 'rotationMinIntervalMs (e.g. 1h)',
+  NO_COLOR: 'any value: no ANSI colours',
+  IBMCLOUD_COLOR: 'false: no ANSI colours (as ibmcloud reads it)',
 } as const;
+
+/** Key Protect's public endpoint of a region (used when only the instance of a region is configured). */
+export const keyProtectPublicUrl = (region: string) => `https://${region}.kms.cloud.ibm.com`;
+
+/** Where each setting can come from, highest precedence first (rendered by `lockstep --help` and docs/cli.md). */
+export const SETTING_SOURCES: ReadonlyArray<{
+  setting: string;
+  flag?: string;
+  env: string[];
+  file?: string;
+  dev?: string;
+  otherwise?: string;
+}> = [
+  { setting: 'api.url', flag: '--api-url', env: ['LOCKSTEP_API_URL'], file: 'api.url', dev: 'api.url' },
+  { setting: 'iam.url', flag: '--iam-url', env: ['LOCKSTEP_IAM_URL'], file: 'iam.url', dev: 'iam.url' },
+  {
+    setting: 'iam.apiKey',
+    flag: '--api-key',
+    env: ['LOCKSTEP_API_KEY', 'IBMCLOUD_API_KEY (or @file)', 'IC_API_KEY'],
+    file: 'iam.apiKey',
+    dev: 'iam.apiKeys.<--role>',
+  },
+  {
+    setting: 'cloudant.url',
+    flag: '--cloudant-url',
+    env: ['LOCKSTEP_CLOUDANT_URL', 'CLOUDANT_URL'],
+    file: 'cloudant.url',
+    dev: 'cloudant.url',
+  },
+  { setting: 'cloudant.apiKey', env: ['CLOUDANT_APIKEY'], file: 'cloudant.apiKey' },
+  {
+    setting: 'keyProtect.<region>.url',
+    flag: '--kp-endpoint',
+    env: ['LOCKSTEP_KP_ENDPOINTS'],
+    file: 'keyProtect.<region>.url',
+    dev: 'keyProtect',
+    otherwise: 'https://<region>.kms.cloud.ibm.com when the instance is set',
+  },
+  {
+    setting: 'keyProtect.<region>.instanceId',
+    flag: '--kp-instance',
+    env: ['LOCKSTEP_KP_INSTANCES'],
+    file: 'keyProtect.<region>.instanceId',
+    dev: 'keyProtect',
+  },
+  { setting: 'escrow.crn', flag: '--escrow-key', env: ['LOCKSTEP_ESCROW_KEY'], file: 'escrow.crn', dev: 'escrow.crn' },
+  { setting: 'region', env: ['IBMCLOUD_REGION', 'IC_REGION'], file: 'region' },
+  {
+    setting: 'rotationMinInterval',
+    env: ['LOCKSTEP_ROTATION_MIN_INTERVAL'],
+    file: 'rotationMinInterval',
+    dev: 'rotationMinIntervalMs',
+    otherwise: '1h (Key Protect)',
+  },
+];
+
+/** The `--help` text of {@link SETTING_SOURCES}: one line per setting, its sources in precedence order. */
+export function settingSourcesHelp(indent = '  '): string {
+  const width = Math.max(...SETTING_SOURCES.map((s) => s.setting.length));
+  return SETTING_SOURCES.map((s) => {
+    const from = [
+      ...(s.flag ? [`flag ${s.flag}`] : []),
+      ...(s.env.length ? [`env ${s.env.join(' > ')}`] : []),
+      ...(s.file ? [`config file ${s.file}`] : []),
+      ...(s.dev ? [`dev.json ${s.dev}`] : []),
+      ...(s.otherwise ? [`else ${s.otherwise}`] : []),
+    ];
+    // wrap at ~110 columns, continuation lines aligned under the first source
+    const lines: string[] = [];
+    for (const part of from) {
+      const last = lines.length - 1;
+      if (last >= 0 && (lines[last] as string).length + part.length + 3 <= 110 - width) lines[last] += ` > ${part}`;
+      else lines.push(last >= 0 ? `> ${part}` : part);
+    }
+    const pad = `${indent}${' '.repeat(width)}  `;
+    return lines.map((l, i) => (i === 0 ? `${indent}${s.setting.padEnd(width)}  ${l}` : `${pad}${l}`)).join('\n');
+  }).join('\n');
+}
 
 const defaultRead = (p: string): string | undefined => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
 
@@ -131,11 +218,21 @@ export function resolveConfig(input: ResolveConfigInput): ResolvedConfig {
   const layers: Layer[] = [
     devText === undefined ? new Map() : devLayer(devText, show(devPath), flags.role),
     configText === undefined ? new Map() : fileLayer(configText, show(configPath)),
-    envLayer(env),
+    envLayer(env, (p) => read(resolve(cwd, p))),
     flagLayer(flags),
   ];
   const merged: Layer = new Map();
   for (const layer of layers) for (const [k, v] of layer) merged.set(k, v);
+  // a region whose instance is known but not its endpoint: Key Protect's public endpoint of that region
+  for (const k of [...merged.keys()]) {
+    const m = /^keyProtect\.(.+)\.instanceId$/.exec(k);
+    if (m && !merged.has(`keyProtect.${m[1]}.url`) && /^[a-z]{2}-[a-z]{2,6}$/.test(m[1] as string)) {
+      merged.set(`keyProtect.${m[1]}.url`, {
+        value: keyProtectPublicUrl(m[1] as string),
+        source: 'default (Key Protect public endpoint)',
+      });
+    }
+  }
 
   const sources: Record<string, string> = {};
   for (const [k, v] of merged) sources[k] = v.source;
@@ -200,11 +297,28 @@ function flagLayer(f: ConfigFlags): Layer {
   return l;
 }
 
-function envLayer(env: Readonly<Record<string, string | undefined>>): Layer {
+function envLayer(
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: (path: string) => string | undefined,
+): Layer {
   const l: Layer = new Map();
   put(l, 'iam.url', env.LOCKSTEP_IAM_URL, 'env LOCKSTEP_IAM_URL');
   if (env.LOCKSTEP_API_KEY) put(l, 'iam.apiKey', env.LOCKSTEP_API_KEY, 'env LOCKSTEP_API_KEY');
-  else put(l, 'iam.apiKey', env.IBMCLOUD_API_KEY, 'env IBMCLOUD_API_KEY');
+  else if (env.IBMCLOUD_API_KEY?.startsWith('@')) {
+    // ibmcloud's convention: IBMCLOUD_API_KEY=@file reads the key from that file
+    const file = env.IBMCLOUD_API_KEY.slice(1);
+    const text = file ? readFile(file) : undefined;
+    if (text === undefined) {
+      throw usageError(
+        `env IBMCLOUD_API_KEY: API key file "${file}" not found`,
+        'set IBMCLOUD_API_KEY=@<path to a file holding the key>, or the key itself',
+      );
+    }
+    put(l, 'iam.apiKey', text.trim(), `env IBMCLOUD_API_KEY (file ${file})`);
+  } else if (env.IBMCLOUD_API_KEY) put(l, 'iam.apiKey', env.IBMCLOUD_API_KEY, 'env IBMCLOUD_API_KEY');
+  else put(l, 'iam.apiKey', env.IC_API_KEY, 'env IC_API_KEY');
+  if (env.IBMCLOUD_REGION) put(l, 'region', env.IBMCLOUD_REGION, 'env IBMCLOUD_REGION');
+  else put(l, 'region', env.IC_REGION, 'env IC_REGION');
   put(l, 'api.url', env.LOCKSTEP_API_URL, 'env LOCKSTEP_API_URL');
   if (env.LOCKSTEP_CLOUDANT_URL) put(l, 'cloudant.url', env.LOCKSTEP_CLOUDANT_URL, 'env LOCKSTEP_CLOUDANT_URL');
   else put(l, 'cloudant.url', env.CLOUDANT_URL, 'env CLOUDANT_URL');
@@ -231,7 +345,11 @@ const FILE_SHAPE: Record<string, readonly string[] | 'regions' | 'scalar'> = {
   keyProtect: 'regions',
   escrow: ['crn'],
   rotationMinInterval: 'scalar',
+  region: 'scalar',
 };
+
+/** Layer key of each scalar setting of the config file. */
+const SCALAR_KEY: Record<string, string> = { rotationMinInterval: 'rotationMinIntervalMs', region: 'region' };
 
 function fileLayer(text: string, file: string): Layer {
   const doc = parseLocatedYaml(text);
@@ -256,7 +374,7 @@ function fileLayer(text: string, file: string): Layer {
     }
     const src = (path: string) => `${file} (${path})`;
     if (shape === 'scalar') {
-      put(l, 'rotationMinIntervalMs', v, src(k));
+      put(l, SCALAR_KEY[k] as string, v, src(k));
       continue;
     }
     if (!isRecord(v)) throw usageError(`${at([k])}: "${k}" must be a mapping`);
@@ -403,6 +521,16 @@ function validate(m: Layer): CliConfig {
     }
   }
 
+  let region: RegionId | undefined;
+  const regionText = str('region');
+  if (regionText !== undefined) {
+    try {
+      region = asRegionId(regionText);
+    } catch {
+      bad('region', `"${regionText}" is not a region`, 'regions look like us-south, us-east, eu-de');
+    }
+  }
+
   // touch every known key so that a wrong type anywhere is reported
   for (const k of KEY_ORDER) if (k !== 'rotationMinIntervalMs' && k !== 'escrow.crn') str(k);
 
@@ -414,6 +542,7 @@ function validate(m: Layer): CliConfig {
     escrow,
     rotationMinIntervalMs,
     devGroups,
+    ...(region ? { region } : {}),
   };
 }
 

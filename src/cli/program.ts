@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { groupList, history, status } from './commands/read.js';
 import type { ConfigFlags } from './config.js';
-import { ENV_VARS } from './config.js';
+import { settingSourcesHelp } from './config.js';
 import type { CliContext, CliIo } from './context.js';
 import { createContext } from './context.js';
 import { parseDuration } from './duration.js';
@@ -45,7 +45,8 @@ export interface DevOptions {
 }
 
 export interface GroupCreateOptions {
-  primary: string;
+  /** Region of the primary; the `region` setting when absent. */
+  primary?: string;
   duplicate: string[];
   every?: string;
   cron?: string;
@@ -79,18 +80,10 @@ const integer =
   };
 
 const HELP_FOOTER = `
-Configuration precedence (highest first):
-  1. flags            --api-url, --iam-url, --api-key, --cloudant-url, --kp-endpoint, --kp-instance, --escrow-key
-  2. environment      ${Object.keys(ENV_VARS)
-    .reduce<string[]>((lines, v) => {
-      const last = lines[lines.length - 1];
-      if (last !== undefined && last.length + v.length < 90) lines[lines.length - 1] = `${last}, ${v}`;
-      else lines.push(v);
-      return lines;
-    }, [])
-    .join(',\n                      ')}
-  3. config file      --config <file>, else $LOCKSTEP_CONFIG, else ./lockstep.config.yaml
-  4. dev stack        .lockstep/dev.json (written by \`lockstep dev\`; --dev-file to use another)
+Where each setting comes from (highest precedence first; an empty value counts as not set):
+${settingSourcesHelp()}
+  The config file is --config <file>, else $LOCKSTEP_CONFIG, else ./lockstep.config.yaml; dev.json is
+  .lockstep/dev.json (written by \`lockstep dev\`; --dev-file or $LOCKSTEP_DEV_FILE to use another).
 Run \`lockstep config\` to see every value and where it came from.
 
 Exit codes:
@@ -99,8 +92,8 @@ Exit codes:
   2  usage or configuration error (nothing was changed)
   3  verification failed (broken audit chain, members out of lockstep)
 
-Output: human tables on stdout; --json prints one JSON document on stdout. Progress, warnings and errors go to
-stderr (errors as {"error":{...}} with --json).
+Output: human tables on stdout; --json (or, as with ibmcloud, --output json / -o json) prints one JSON document on
+stdout. Progress, warnings and errors go to stderr (errors as {"error":{...}} with --json).
 
 Docs: docs/cli.md, docs/local-stack.md`;
 
@@ -112,11 +105,16 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
   let ctx: CliContext | undefined;
   const context = (cmd: Command): CliContext => {
     if (ctx) return ctx;
-    const g = cmd.optsWithGlobals() as ConfigFlags & { json?: boolean; quiet?: boolean; color?: boolean };
+    const g = cmd.optsWithGlobals() as ConfigFlags & {
+      json?: boolean;
+      output?: string;
+      quiet?: boolean;
+      color?: boolean;
+    };
     const out = new Output({
-      json: g.json === true,
+      json: g.json === true || g.output === 'json',
       quiet: g.quiet === true,
-      color: g.color !== false && io.isTty && !io.env.NO_COLOR,
+      color: g.color !== false && io.isTty && !io.env.NO_COLOR && io.env.IBMCLOUD_COLOR?.toLowerCase() !== 'false',
       stdout: io.stdout,
       stderr: io.stderr,
     });
@@ -155,8 +153,12 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
     .description('Keep IBM Key Protect duplicate root keys in lockstep across regions.')
     .version('0.1.0', '-V, --version')
     .option('--json', 'print one JSON document on stdout (errors as JSON on stderr)')
+    .option('-o, --output <format>', 'output format: json (as ibmcloud; same as --json)', (v: string) => {
+      if (v.toLowerCase() !== 'json') throw usageError(`flag --output: "${v}" is not supported`, 'use --output json');
+      return 'json';
+    })
     .option('-q, --quiet', 'no progress output')
-    .option('--no-color', 'no ANSI colours (also NO_COLOR=1)')
+    .option('--no-color', 'no ANSI colours (also NO_COLOR=1 or IBMCLOUD_COLOR=false)')
     .option('-c, --config <file>', 'config file (default ./lockstep.config.yaml)')
     .option('--dev-file <file>', 'dev stack description (default .lockstep/dev.json)')
     .option('--api-url <url>', 'lockstep HTTP API base URL')
@@ -231,7 +233,7 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
   group
     .command('create <groupId>')
     .description('create a group: new keys in each region from one fresh material (generation 1)')
-    .requiredOption('--primary <region>', 'region of the primary key')
+    .option('--primary <region>', 'region of the primary key (default: the region setting, e.g. $IBMCLOUD_REGION)')
     .option('--duplicate <region>', 'region of a duplicate key (repeatable)', collect, [])
     .option('--every <duration>', 'rotate every (e.g. 30d)')
     .option('--cron <expr>', 'rotate on a cron schedule (e.g. "0 3 * * 0")')

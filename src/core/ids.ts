@@ -19,6 +19,18 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const RUN_ID = /^run-[a-z0-9-]{8,80}$/;
 const CRN = /^crn:v1:[a-z-]+:[a-z-]+:kms:([a-z]{2}-[a-z]{2,6}):a\/([0-9a-zA-Z]+):([0-9a-f-]{36}):key:([0-9a-f-]{36})$/i;
 
+/**
+ * The id rules as JSON Schema / OpenAPI `pattern` strings (ECMA-262 syntax, case-sensitive, so the case-insensitive
+ * UUID and CRN rules list both cases), for the API schemas in `src/api/shapes.ts`: one rule, two uses.
+ */
+export const ID_PATTERNS = {
+  groupId: GROUP_ID.source,
+  regionId: REGION_ID.source,
+  uuid: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  runId: RUN_ID.source,
+  crn: '^crn:v1:[a-zA-Z-]+:[a-zA-Z-]+:kms:[a-z]{2}-[a-z]{2,6}:a/[0-9a-zA-Z]+:[0-9a-fA-F-]{36}:key:[0-9a-fA-F-]{36}$',
+} as const;
+
 function check<T extends string>(kind: string, value: unknown, re: RegExp, hint: string): T {
   if (typeof value !== 'string' || !re.test(value)) {
     throw new AppError('VALIDATION_FAILED', `Invalid ${kind}: ${hint}`, {

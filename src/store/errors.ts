@@ -44,7 +44,7 @@ function couchReason(err: SdkError): string {
 
 /**
  * Translates an SDK failure into an AppError. 5xx, 429 and network failures → STORE_UNAVAILABLE (retryable);
- * 401/403 → CONFIG_INVALID; 413 → PAYLOAD_TOO_LARGE; 400 → VALIDATION_FAILED; anything else INTERNAL.
+ * 401/403 and IAM token refusals (BXNIM… codes) → CONFIG_INVALID; 413 → PAYLOAD_TOO_LARGE; 400 → VALIDATION_FAILED; anything else INTERNAL.
  */
 export function toStoreError(err: unknown, what: string): AppError {
   if (err instanceof AppError) return err;
@@ -59,6 +59,15 @@ export function toStoreError(err: unknown, what: string): AppError {
       details: { status: status ?? 0, ...(code ? { errno: code } : {}) },
       cause: err,
     });
+  }
+  // IAM refused to issue the token (an unknown or disabled API key, a bad trusted profile): IAM error codes are BXNIM…
+  const iamCode = (e.result as { errorCode?: unknown } | undefined)?.errorCode;
+  if (typeof iamCode === 'string' && /^BXNIM\d+E$/.test(iamCode)) {
+    return new AppError(
+      'CONFIG_INVALID',
+      `IAM refused the store credentials while trying to ${what} (${iamCode}); check CLOUDANT_APIKEY or the trusted profile`,
+      { details: { status: status ?? 0, iamErrorCode: iamCode }, cause: err },
+    );
   }
   if (status === 401 || status === 403) {
     return new AppError(

@@ -93,8 +93,8 @@ beforeAll(async () => {
   validator = createOpenApiValidator(doc);
   const page = (await (
     await fetch(`${server.url}/v1/groups?limit=1`, { headers: { authorization: `Bearer ${operator}` } })
-  ).json()) as { next: string };
-  groupsCursor = page.next;
+  ).json()) as { next: { cursor: string } };
+  groupsCursor = page.next.cursor;
 }, 60_000);
 
 afterAll(async () => {

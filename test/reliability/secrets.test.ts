@@ -162,12 +162,14 @@ describe('secrets and access: no secret in any log, document or response', () =>
       members: { keyVersionId: string }[];
     }[];
     expect(records.map((r) => r.generation)).toEqual([4, 3, 2, 1]);
-    const firstPage = JSON.parse((await get(`/v1/groups/${group.id}/generations?limit=1`)).body) as { next: string };
+    const firstPage = JSON.parse((await get(`/v1/groups/${group.id}/generations?limit=1`)).body) as {
+      next: { cursor: string };
+    };
     const reads = [
       '/openapi.json',
       '/v1/groups',
       `/v1/groups/${group.id}`,
-      `/v1/groups/${group.id}/generations?limit=1&cursor=${encodeURIComponent(firstPage.next)}`,
+      `/v1/groups/${group.id}/generations?limit=1&cursor=${encodeURIComponent(firstPage.next.cursor)}`,
       ...records.map((r) => `/v1/groups/${group.id}/generations/${r.generation}`),
       ...records.flatMap((r) => r.members.map((m) => `/v1/versions/${m.keyVersionId}`)),
       `/v1/groups/${group.id}/proof`,

@@ -19,6 +19,7 @@ export async function showConfig(ctx: CliContext): Promise<number> {
   }
   add('escrow.crn', config.escrow?.crn);
   add('rotationMinIntervalMs', config.rotationMinIntervalMs);
+  add('region', config.region);
   if (config.devGroups.length)
     rows.push({ key: 'devGroups', value: config.devGroups.join(','), source: sources.devGroups ?? '' });
   ctx.out.result(

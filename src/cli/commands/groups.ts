@@ -282,13 +282,21 @@ async function applySpecs(ctx: CliContext, specs: GroupSpec[], dryRun: boolean):
 
 /** `lockstep group create <id> --primary r --duplicate r …`: the same validation as a groups file, for one group. */
 export async function groupCreate(ctx: CliContext, id: string, o: GroupCreateOptions): Promise<number> {
+  const { config } = ctx.config();
+  const primary = o.primary ?? config.region;
+  if (primary === undefined) {
+    throw usageError(
+      'group create needs the primary region',
+      'pass --primary <region>, or set IBMCLOUD_REGION (or region in lockstep.config.yaml)',
+    );
+  }
   const doc = {
     groups: [
       {
         id,
         ...(o.name ? { name: o.name } : {}),
         ...(o.description ? { description: o.description } : {}),
-        primary: o.primary,
+        primary,
         duplicates: o.duplicate,
         schedule: {
           ...(o.every ? { every: o.every } : {}),
@@ -300,7 +308,6 @@ export async function groupCreate(ctx: CliContext, id: string, o: GroupCreateOpt
       },
     ],
   };
-  const { config } = ctx.config();
   let specs: GroupSpec[];
   try {
     specs = validated(ctx, JSON.stringify(doc), 'arguments', config);

@@ -13,7 +13,7 @@ export type ApiGroup = Omit<Group, 'escrow'> & {
 
 interface Page<T> {
   items: T[];
-  next?: string;
+  next?: { href: string; cursor: string };
 }
 
 /** Reads every page of a paginated `/v1` collection (bounded by `max`). */
@@ -28,7 +28,7 @@ export async function readAll<T>(
   do {
     const page = await ctx.api().get<Page<T>>(path, { ...query, limit: Math.min(200, max - items.length), cursor });
     items.push(...page.items);
-    cursor = page.next;
+    cursor = page.next?.cursor;
   } while (cursor && items.length < max);
   return items;
 }

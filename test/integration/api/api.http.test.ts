@@ -117,7 +117,7 @@ describe('reads (auditor and operator)', () => {
       );
       expect(res.status).toBe(200);
       ids.push(...res.json().items.map((g: { id: string }) => g.id));
-      cursor = res.json().next;
+      cursor = res.json().next?.cursor;
       pages++;
     } while (cursor && pages < 10);
     expect(ids.sort()).toEqual(['empty', 'ledger', 'payments']);
@@ -142,7 +142,7 @@ describe('reads (auditor and operator)', () => {
         tokens.auditor,
       );
       gens.push(...res.json().items.map((r: LineageRecord) => r.generation));
-      cursor = res.json().next;
+      cursor = res.json().next?.cursor;
     } while (cursor);
     expect(gens).toEqual([6, 5, 4, 3, 2, 1]);
     const since = new Date(payments[2]!.finishedAtMs).toISOString();
@@ -163,7 +163,7 @@ describe('reads (auditor and operator)', () => {
 
   it('refuses a tampered cursor with 400 INVALID_CURSOR', async () => {
     const first = await get('/v1/groups/payments/generations?limit=1', tokens.auditor);
-    const next: string = first.json().next;
+    const next: string = first.json().next.cursor;
     const tampered = `${next.slice(0, -1)}${next.endsWith('A') ? 'B' : 'A'}`;
     const res = await get(`/v1/groups/payments/generations?cursor=${encodeURIComponent(tampered)}`, tokens.auditor);
     expect(res.status).toBe(400);

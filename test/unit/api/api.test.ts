@@ -202,15 +202,24 @@ describe('createApi (over in-memory port fakes)', () => {
     it('pages with an opaque cursor', async () => {
       const first = await call('GET', '/v1/groups', { token: tokens.auditor, query: { limit: '2' } });
       expect(first.json().items.map((g: { id: string }) => g.id)).toEqual(['alpha', 'beta']);
-      const next = first.json().next as string;
+      const next = first.json().next.cursor as string;
       const second = await call('GET', '/v1/groups', { token: tokens.auditor, query: { limit: '2', cursor: next } });
       expect(second.json().items.map((g: { id: string }) => g.id)).toEqual(['busy', 'gamma']);
       expect(second.json().next).toBeUndefined();
+      // IBM API handbook page links: limit, first, next {href, cursor}
+      expect(first.json()).toMatchObject({ limit: 2, first: { href: '/v1/groups?limit=2' } });
+      expect(first.json().next.href).toBe(`/v1/groups?limit=2&cursor=${encodeURIComponent(next)}`);
+      const href = new URL(first.json().next.href, 'http://x');
+      const viaLink = await call('GET', href.pathname, {
+        token: tokens.auditor,
+        query: Object.fromEntries(href.searchParams),
+      });
+      expect(viaLink.json().items).toEqual(second.json().items);
     });
 
     it('refuses a tampered cursor with 400 INVALID_CURSOR', async () => {
       const first = await call('GET', '/v1/groups', { token: tokens.auditor, query: { limit: '1' } });
-      const next = first.json().next as string;
+      const next = first.json().next.cursor as string;
       const [payload, sum] = next.split('.') as [string, string];
       const forged = Buffer.from(JSON.stringify({ s: 'zzz', q: 'groups' })).toString('base64url');
       for (const cursor of [`${payload}x.${sum}`, `${forged}.${sum}`, 'garbage', `${payload}.${'A'.repeat(16)}`]) {
@@ -262,7 +271,7 @@ describe('createApi (over in-memory port fakes)', () => {
         });
         expect(res.statusCode).toBe(200);
         seen.push(...res.json().items.map((r: LineageRecord) => r.generation));
-        cursor = res.json().next;
+        cursor = res.json().next?.cursor;
       } while (cursor);
       expect(seen).toEqual([5, 4, 3, 2, 1]);
     });
@@ -278,7 +287,7 @@ describe('createApi (over in-memory port fakes)', () => {
       const res = await call('GET', '/v1/groups/alpha/generations', { token: tokens.auditor, query: { limit: '1' } });
       const other = await call('GET', '/v1/groups/gamma/generations', {
         token: tokens.auditor,
-        query: { cursor: res.json().next },
+        query: { cursor: res.json().next.cursor },
       });
       expect(other.statusCode).toBe(400);
       expect(other.json().error.code).toBe('INVALID_CURSOR');

@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../../src/cli/cli.js';
+import { runCli, wantsJson } from '../../../src/cli/cli.js';
+import { ENV_VARS, SETTING_SOURCES } from '../../../src/cli/config.js';
 import type { CliIo } from '../../../src/cli/context.js';
 import { defaultHandlers } from '../../../src/cli/handlers.js';
 import type { CommandHandlers } from '../../../src/cli/program.js';
@@ -65,7 +66,7 @@ describe('lockstep CLI arguments', () => {
   it('exits 0 on --help and --version', async () => {
     const t = io();
     expect(await runCli(['--help'], t.io, spy)).toBe(0);
-    expect(t.out()).toMatch(/Configuration precedence/);
+    expect(t.out()).toMatch(/Where each setting comes from/);
     expect(t.out()).toMatch(/3 {2}verification failed/);
     expect(await runCli(['--version'], io().io, spy)).toBe(0);
   });
@@ -161,5 +162,78 @@ describe('IBM SDK HTTP traces', () => {
     expect(code).toBe(2);
     expect(t.err()).toMatch(/SDK HTTP traces/);
     expect(t.err()).toMatch(/DEBUG|NODE_DEBUG/);
+  });
+});
+
+describe('ibmcloud habits', () => {
+  it.each([[['--output', 'json']], [['-o', 'json']], [['--output', 'JSON']], [['-ojson']], [['--json']]])(
+    '%j prints the one JSON document --json prints',
+    async (flag: string[]) => {
+      // Arrange
+      const env = { LOCKSTEP_API_URL: 'http://127.0.0.1:4601', IBMCLOUD_REGION: 'eu-de' };
+      const t = io({ env });
+      // Act
+      const code = await runCli([...flag, 'config'], t.io);
+      // Assert
+      expect(code).toBe(0);
+      const doc = JSON.parse(t.out());
+      expect(doc.values.region).toEqual({ value: 'eu-de', source: 'env IBMCLOUD_REGION' });
+    },
+  );
+
+  it('prints errors raised while parsing options as JSON with -o json too', async () => {
+    const t = io();
+    expect(await runCli(['-o', 'json', 'rotate', 'x', '--timeout', 'soon'], t.io, spy)).toBe(2);
+    expect(JSON.parse(t.err()).error.message).toMatch(/flag --timeout: "soon" is not a duration/);
+    expect(wantsJson(['--output=JSON'])).toBe(true);
+    expect(wantsJson(['-o', 'table'])).toBe(false);
+  });
+
+  it('refuses an output format it does not have (exit 2)', async () => {
+    const t = io();
+    expect(await runCli(['--output', 'yaml', 'config'], t.io, spy)).toBe(2);
+    expect(t.err()).toMatch(/flag --output: "yaml" is not supported/);
+  });
+
+  it('IBMCLOUD_COLOR=false turns colours off on a terminal', async () => {
+    const seen: string[] = [];
+    const probe = {
+      ...spy,
+      config: async (ctx: { out: { green(s: string): string } }) => {
+        seen.push(ctx.out.green('ok'));
+        return 0;
+      },
+    };
+    await runCli(['config'], io({ isTty: true }).io, probe as unknown as CommandHandlers);
+    await runCli(
+      ['config'],
+      io({ isTty: true, env: { IBMCLOUD_COLOR: 'false' } }).io,
+      probe as unknown as CommandHandlers,
+    );
+    await runCli(
+      ['config'],
+      io({ isTty: true, env: { IBMCLOUD_COLOR: 'true' } }).io,
+      probe as unknown as CommandHandlers,
+    );
+    const ESC = String.fromCharCode(27);
+    expect(seen.map((s) => s.includes(`${ESC}[`))).toEqual([true, false, true]);
+    expect(seen[1]).toBe('ok');
+  });
+
+  it('group create takes the primary from IBMCLOUD_REGION when --primary is absent', async () => {
+    calls.length = 0;
+    const t = io({ env: { IBMCLOUD_REGION: 'us-south' } });
+    expect(await runCli(['group', 'create', 'g1', '--duplicate', 'us-east', '--every', '30d'], t.io, spy)).toBe(0);
+    expect(calls[0]?.[0]).toBe('groupCreate');
+  });
+
+  it('--help names the sources of every setting and every environment variable the CLI reads', async () => {
+    const t = io();
+    await runCli(['--help'], t.io, spy);
+    const help = t.out();
+    for (const s of SETTING_SOURCES) expect(help).toContain(s.setting);
+    for (const v of Object.keys(ENV_VARS).filter((v) => !['LOCKSTEP_CONFIG', 'LOCKSTEP_DEV_FILE'].includes(v))) {
+      expect(help, v).toContain(v);
+    }
   });
 });

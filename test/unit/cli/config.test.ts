@@ -257,3 +257,39 @@ describe('resolveConfig with the functions environment', () => {
     expect(e.message).toMatch(/bad value from env LOCKSTEP_KP_ENDPOINTS: not valid JSON/);
   });
 });
+
+describe('resolveConfig with the variables IBM Cloud tools use', () => {
+  const resolveEnv = (env: Record<string, string>, fileMap: Record<string, string> = {}) =>
+    resolveConfig({ flags: {}, env, cwd: '/w', readFile: files(fileMap) });
+
+  it('takes the API key from LOCKSTEP_API_KEY, else IBMCLOUD_API_KEY, else IC_API_KEY', () => {
+    expect(resolveEnv({ IC_API_KEY: 'ic' }).sources['iam.apiKey']).toBe('env IC_API_KEY');
+    expect(resolveEnv({ IC_API_KEY: 'ic', IBMCLOUD_API_KEY: 'ibm' }).config.iam.apiKey?.reveal()).toBe('ibm');
+    const all = resolveEnv({ IC_API_KEY: 'ic', IBMCLOUD_API_KEY: 'ibm', LOCKSTEP_API_KEY: 'ls' });
+    expect(all.config.iam.apiKey?.reveal()).toBe('ls');
+  });
+
+  it('reads IBMCLOUD_API_KEY=@file from the file, as ibmcloud does, and says when the file is missing', () => {
+    const r = resolveEnv({ IBMCLOUD_API_KEY: '@keys/apikey.txt' }, { '/w/keys/apikey.txt': 'from-file\n' });
+    expect(r.config.iam.apiKey?.reveal()).toBe('from-file');
+    expect(r.sources['iam.apiKey']).toBe('env IBMCLOUD_API_KEY (file keys/apikey.txt)');
+    const e = fail(() => resolveEnv({ IBMCLOUD_API_KEY: '@missing.txt' }));
+    expect(e.exitCode).toBe(ExitCode.USAGE);
+    expect(e.message).toMatch(/env IBMCLOUD_API_KEY: API key file "missing.txt" not found/);
+  });
+
+  it('takes the region from IBMCLOUD_REGION, else IC_REGION, else the config file, and validates it', () => {
+    expect(resolveEnv({ IC_REGION: 'eu-de' }).config.region).toBe('eu-de');
+    expect(resolveEnv({ IC_REGION: 'eu-de', IBMCLOUD_REGION: 'us-east' }).sources.region).toBe('env IBMCLOUD_REGION');
+    expect(resolveEnv({}, { 'lockstep.config.yaml': 'region: jp-tok\n' }).config.region).toBe('jp-tok');
+    expect(fail(() => resolveEnv({ IBMCLOUD_REGION: 'Dallas' })).message).toMatch(
+      /invalid region from env IBMCLOUD_REGION: "Dallas" is not a region/,
+    );
+  });
+
+  it("defaults a region's Key Protect endpoint to its public endpoint when only the instance is set", () => {
+    const r = resolveEnv({ LOCKSTEP_KP_INSTANCES: `eu-de=${G1}` });
+    expect(r.config.keyProtect['eu-de']).toEqual({ url: 'https://eu-de.kms.cloud.ibm.com', instanceId: G1 });
+    expect(r.sources['keyProtect.eu-de.url']).toBe('default (Key Protect public endpoint)');
+  });
+});
