@@ -18,7 +18,14 @@ export {
   maxExecutionTimeMsFromEnv,
 } from './context.js';
 export type { CloudAuth, CommonConfig, Env, EventsAuthConfig } from './env.js';
-export { EnvReader, KP_REGIONS, readApiConfig, readCommonConfig, readEventsAuthConfig } from './env.js';
+export {
+  EnvReader,
+  KP_REGIONS,
+  readApiConfig,
+  readCommonConfig,
+  readEventsAuthConfig,
+  readOwnIamIds,
+} from './env.js';
 export type { CeHandler, CeMainOptions } from './main.js';
 export { createCeMain, perContainer } from './main.js';
 export type { RequestRules } from './middlewares.js';

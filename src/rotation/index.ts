@@ -18,6 +18,7 @@ export {
 export {
   type Command,
   type Decision,
+  type MemberCall,
   MemberProgress,
   type MemberReading,
   type Outcome,
