@@ -155,7 +155,8 @@ async function bounded<T>(items: T[], limit: number, fn: (item: T) => Promise<vo
       try {
         await fn(item);
       } catch (err) {
-        firstError ??= { err };
+        // A crash or an upstream error outranks another task's "stopped" that it caused.
+        if (!firstError || (firstError.err instanceof Stopped && !(err instanceof Stopped))) firstError = { err };
       }
     }
   });
