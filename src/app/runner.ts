@@ -156,7 +156,8 @@ async function bounded<T>(items: T[], limit: number, fn: (item: T) => Promise<vo
         await fn(item);
       } catch (err) {
         // A crash or an upstream error outranks another task's "stopped" that it caused.
-        if (!firstError || (firstError.err instanceof Stopped && !(err instanceof Stopped))) firstError = { err };
+        const had = firstError as { err: unknown } | undefined;
+        if (!had || (had.err instanceof Stopped && !(err instanceof Stopped))) firstError = { err };
       }
     }
   });
