@@ -120,6 +120,20 @@ const schemas = {
         additionalProperties: false,
         properties: { region: { type: 'string' }, instanceId: uuid, keyId: uuid, crn: { type: 'string' } },
       },
+      lastVerification: {
+        type: 'object',
+        description:
+          "The latest verification against Key Protect: each member's current version compared with the lineage, and its state",
+        required: ['atMs', 'trigger', 'result', 'problems'],
+        additionalProperties: false,
+        properties: {
+          atMs: ms('When the verification read Key Protect'),
+          trigger: { type: 'string', description: 'What asked for it (operator, tick, event:<id>, alert:<id>)' },
+          result: { type: 'string', enum: ['ok', 'problems', 'incomplete'] },
+          problems: { type: 'array', items: { type: 'string' } },
+        },
+      },
+      verificationRequestedAtMs: ms('A verification was asked for (events wake-up) and the next tick does it'),
     },
   },
   GroupPage: {
