@@ -206,8 +206,8 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     const runId = task.kind === 'resume' ? task.runId : undefined;
     if (deps.clock.nowMs() >= claimDeadlineMs) return defer(groupId, 'deadline', runId);
     const group = task.kind === 'resume' ? await groupOf(groupId) : task.group;
-    // A verification reads each member twice (key and versions).
-    const perMember = task.kind === 'verify' ? 2 : cfg.requestsPerMember;
+    // A verification reads each member's key once.
+    const perMember = task.kind === 'verify' ? 1 : cfg.requestsPerMember;
     if (!budget.tryReserve(costs(group, perMember))) return defer(groupId, 'rate-budget', runId);
     const claim = await claimGroup(
       deps.stores.leases,

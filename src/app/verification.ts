@@ -11,6 +11,7 @@ import {
   type Group,
   type GroupId,
   type GroupStatus,
+  hasCode,
   isAppError,
   type KeyCrn,
   type KeyVersionId,
@@ -19,7 +20,7 @@ import {
 } from '../core/index.js';
 import { type MemberReading, newRun, type RotationRun, RunKind } from '../rotation/index.js';
 import { probeEvidence } from './canary.js';
-import { type RunnerContext, readMemberState, runsOf } from './runner.js';
+import { type RunnerContext, runsOf } from './runner.js';
 import type { GenerationProbe, MemberCheck, VerifyResult } from './service.js';
 
 /** Prefix of every group status reason a verification writes (only those may be cleared by a later one). */
@@ -70,14 +71,7 @@ export async function verifyGroup(
   ]);
   const active = recent.find((r) => r.id === group.activeRunId && UNFINISHED.has(r.status));
   const cid = () => ({ correlationId: ctx.random.uuid() });
-  const readings = await Promise.all(
-    group.members.map((m) =>
-      readMemberState(ctx.kp, m, m.crn, cid()).catch((err: unknown) => {
-        if (isAppError(err)) return err;
-        throw err;
-      }),
-    ),
-  );
+  const readings = await Promise.all(group.members.map((m) => readMember(ctx, m, cid())));
   const problems: string[] = [];
   const members: MemberCheck[] = [];
   let drift = false;
@@ -163,6 +157,34 @@ export async function verifyGroup(
     status: effect.status,
     ...(effect.healRunId ? { healRunId: effect.healRunId } : {}),
   };
+}
+
+/**
+ * One member as Key Protect reports it: state and current version from the key's metadata (one request; listing
+ * versions is refused for a key that is not active). A deleted or missing key reads as destroyed.
+ */
+async function readMember(
+  ctx: RunnerContext,
+  m: Group['members'][number],
+  opts: { correlationId: string },
+): Promise<MemberReading | AppError> {
+  try {
+    const key = await ctx.kp.getKey(m, opts);
+    return {
+      slot: m.crn,
+      state: key.state,
+      deleted: key.deleted,
+      currentVersionId: key.currentVersionId,
+      versionCount: 0,
+      ...(key.lastRotateAtMs !== undefined ? { lastRotateAtMs: key.lastRotateAtMs } : {}),
+    };
+  } catch (err) {
+    if (hasCode(err, 'KEY_NOT_FOUND', 'KEY_DELETED')) {
+      return { slot: m.crn, state: 5, deleted: true, currentVersionId: '' as KeyVersionId, versionCount: 0 };
+    }
+    if (isAppError(err)) return err;
+    throw err;
+  }
 }
 
 /** The version the lineage records for a member: the head record's, or (joined later) its add-region replay's. */

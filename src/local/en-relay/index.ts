@@ -85,6 +85,8 @@ export interface EnRelay {
   /** Where Activity Tracker events go (the Key Protect emulator's webhook). */
   ingestUrl: string;
   stats(): RelayStats;
+  /** The latest notifications built (up to 50), as sent: what the destination receives. */
+  sent(): unknown[];
   /** The destination as Event Notifications shows it: sensitive header values hidden. */
   describeDestination(): { url: string; headers: Record<string, string> } | undefined;
   setDestination(d: Destination | undefined): void;
@@ -145,6 +147,7 @@ export async function startEnRelay(o: EnRelayOptions): Promise<EnRelay> {
     delaysMs: [],
   };
   const inFlight = new Set<Promise<void>>();
+  const sent: unknown[] = [];
   let open: Window | undefined;
   let quiet: NodeJS.Timeout | undefined;
   let firing = false;
@@ -230,7 +233,10 @@ export async function startEnRelay(o: EnRelayOptions): Promise<EnRelay> {
   const send = (status: 'triggered' | 'resolved', example?: Window['latest']) => {
     stats.notifications++;
     stats[status]++;
-    const p = deliver(notification(status, example)).finally(() => inFlight.delete(p));
+    const body = notification(status, example);
+    sent.push(body);
+    if (sent.length > 50) sent.shift();
+    const p = deliver(body).finally(() => inFlight.delete(p));
     inFlight.add(p);
   };
 
@@ -304,6 +310,7 @@ export async function startEnRelay(o: EnRelayOptions): Promise<EnRelay> {
     url,
     ingestUrl: `${url}/ingest`,
     stats: () => ({ ...stats, delaysMs: [...stats.delaysMs] }),
+    sent: () => structuredClone(sent),
     describeDestination: () =>
       destination && {
         url: destination.url,
