@@ -127,6 +127,8 @@ describe('lockstep dev (e2e)', () => {
     expect(dev.api.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.events.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.events.token.length).toBeGreaterThan(10);
+    // by default the emulator's events reach the function as IBM delivers them: Cloud Logs alerts via Event Notifications
+    expect(dev.events.relayUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.groups).toEqual(['demo']);
     expect(stackLog).toContain('Timeline page');
     expect(stackLog).toMatch(/one-rotation-per-key-per-hour rule is shortened/);
@@ -223,6 +225,7 @@ describe('lockstep dev (e2e)', () => {
       dev.cloudant.url,
       dev.api.url,
       dev.events.url,
+      dev.events.relayUrl!,
       ...Object.values(dev.keyProtect).map((k) => k.url),
     ];
     for (const u of urls) expect(await portOpen(u), u).toBe(false);
