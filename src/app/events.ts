@@ -85,7 +85,8 @@ export const EVENT_TIME_WINDOW_MS = 24 * 3_600_000;
 
 const EVENT_ID = /^[A-Za-z0-9._:-]{1,200}$/;
 const NOT_CLAIM_CHAR = new RegExp(`[^${CLAIM_CHARS}]`, 'g');
-const KEY_CRN = /crn:v1:[A-Za-z0-9-]+:[A-Za-z0-9-]+:kms:[A-Za-z0-9-]+:a\/[A-Za-z0-9]+:[0-9a-fA-F-]{36}:key:[0-9a-fA-F-]{36}/g;
+const KEY_CRN =
+  /crn:v1:[A-Za-z0-9-]+:[A-Za-z0-9-]+:kms:[A-Za-z0-9-]+:a\/[A-Za-z0-9]+:[0-9a-fA-F-]{36}:key:[0-9a-fA-F-]{36}/g;
 const GUID = /[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/g;
 const LOGS_CRN = /^crn:v1:[A-Za-z0-9-]+:[A-Za-z0-9-]+:logs:[A-Za-z0-9-]*:a\/([A-Za-z0-9]+):/;
 const MAX_HINTS = 50;
@@ -201,7 +202,8 @@ function parseAlert(body: Record<string, unknown>): ActivityPayload {
   const text = example.slice(0, 20_000);
   const crns = [...new Set(text.match(KEY_CRN) ?? [])].slice(0, MAX_HINTS);
   const guids = [...new Set((text.match(GUID) ?? []).map((g) => g.toLowerCase()))].slice(0, MAX_HINTS);
-  const source = typeof body.source === 'string' ? body.source : typeof body.ibmensourceid === 'string' ? body.ibmensourceid : '';
+  const source =
+    typeof body.source === 'string' ? body.source : typeof body.ibmensourceid === 'string' ? body.ibmensourceid : '';
   const accountId = LOGS_CRN.exec(source)?.[1];
   return {
     source: 'event-notifications',

@@ -14,7 +14,6 @@ import {
   hasCode,
   isAppError,
   type KeyCrn,
-  type KeyVersionId,
   type LineageRecord,
   type Member,
   parseKeyCrn,
@@ -33,11 +32,10 @@ import {
   slotOf,
 } from '../rotation/index.js';
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
-import { probeEvidence, runCanary } from './canary.js';
+import { runCanary } from './canary.js';
 import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun, advanceReplay } from './replay.js';
-import { verifyGroup } from './verification.js';
 import { advance, type RunnerContext, readMemberState, runsOf } from './runner.js';
 import {
   type AddRegionInput,
@@ -46,7 +44,6 @@ import {
   type CreateGroupInput,
   DEFAULT_ROTATION_CONFIG,
   type ForeignChange,
-  type GenerationProbe,
   type MemberPlan,
   type RotationConfig,
   type RotationPlan,
@@ -54,6 +51,7 @@ import {
   type RotationServiceDeps,
   type VerifyResult,
 } from './service.js';
+import { verifyGroup } from './verification.js';
 
 const STATE_NAMES: Record<number, MemberPlan['state']> = {
   1: 'active',

@@ -65,10 +65,7 @@ export async function verifyGroup(
   const trigger = triggerLabel(opts.trigger);
   const { value: group } = await ctx.stores.groups.get(groupId);
   const runs = runsOf(ctx.stores);
-  const [head, recent] = await Promise.all([
-    ctx.stores.lineage.head(group.id),
-    runs.listByGroup(group.id, 20),
-  ]);
+  const [head, recent] = await Promise.all([ctx.stores.lineage.head(group.id), runs.listByGroup(group.id, 20)]);
   const active = recent.find((r) => r.id === group.activeRunId && UNFINISHED.has(r.status));
   const cid = () => ({ correlationId: ctx.random.uuid() });
   const readings = await Promise.all(group.members.map((m) => readMember(ctx, m, cid())));
@@ -247,13 +244,22 @@ async function applyFindings(
             groupId: group.id,
             generation: group.currentGeneration + 1,
             kind: RunKind.ROTATION,
-            trigger: { kind: healKind(f.trigger), by: `verification:${nowMs}`, reason: 'heal drift found by verification' },
+            trigger: {
+              kind: healKind(f.trigger),
+              by: `verification:${nowMs}`,
+              reason: 'heal drift found by verification',
+            },
             members: group.members,
             escrowKey: group.escrow,
             nowMs,
             deadlineAtMs: notBeforeMs + ctx.config.runDeadlineMs,
             notBeforeMs,
-            notes: [`foreign version (drift) found by verification at ${new Date(nowMs).toISOString()}: ${summary}`.slice(0, 900)],
+            notes: [
+              `foreign version (drift) found by verification at ${new Date(nowMs).toISOString()}: ${summary}`.slice(
+                0,
+                900,
+              ),
+            ],
           }),
         );
       } else healRunId = undefined;

@@ -33,7 +33,11 @@ beforeAll(async () => {
   s = await startFunctionStack({ functionLogLevel: 'error' });
   outsider = createKeyProtectClient({
     endpoints: Object.fromEntries(s.regions.map((r) => [r, s.emu.kp.regions[r]!.url])),
-    authenticator: authenticatorFromConfig({ kind: 'iam', apiKey: s.emu.iam.apiKeyFor('outsider'), iamUrl: s.emu.iam.url }),
+    authenticator: authenticatorFromConfig({
+      kind: 'iam',
+      apiKey: s.emu.iam.apiKeyFor('outsider'),
+      iamUrl: s.emu.iam.url,
+    }),
     random: s.random,
     clock: s.clock,
     retry: { maxAttempts: 2, baseDelayMs: 20, maxDelayMs: 50, maxRetryAfterMs: 100 },
@@ -133,7 +137,10 @@ describe('trust: events path (attacker first)', () => {
           await run();
           await relay.flush();
           const sent = relay.sent() as Array<{ data: { log_example: unknown; log_example_truncated?: boolean } }>;
-          check(relay.stats().delivered === 1, `${route}: the alert was delivered once (${JSON.stringify(relay.stats())})`);
+          check(
+            relay.stats().delivered === 1,
+            `${route}: the alert was delivered once (${JSON.stringify(relay.stats())})`,
+          );
           check(sent[0]?.data.log_example_truncated === true, `${route}: a Key Protect CADF event arrives truncated`);
           check(
             typeof sent[0]?.data.log_example === 'string' && (sent[0].data.log_example as string).length <= 1000,
@@ -144,7 +151,10 @@ describe('trust: events path (attacker first)', () => {
       s.emu.kp.setEventWebhook(undefined);
       const after = await group(g.id);
       check(after.status === 'diverged', `${route}: group is ${after.status}, expected diverged`);
-      check(after.lastVerification?.result === 'problems', `${route}: lastVerification ${after.lastVerification?.result}`);
+      check(
+        after.lastVerification?.result === 'problems',
+        `${route}: lastVerification ${after.lastVerification?.result}`,
+      );
       const create = (await s.stores.runs.get(createRun as RotationRun['id'])).value as unknown as RotationRun;
       check(
         create.members.every((m) => m.evidence.every((e) => e.correlationId !== createRun)),
@@ -235,8 +245,14 @@ describe('trust: events path (attacker first)', () => {
       data: { alert_definition: { name: 'lockstep', id: 'a' }, status: 'triggered', ...data },
     });
     const cases: Array<[string, Record<string, unknown>]> = [
-      ['truncated, key id survives', { log_example: `{"target":{"id":"${g.members[1]!.crn}`, log_example_truncated: true }],
-      ['truncated, nothing identifiable', { log_example: '{"typeURI":"http://schemas.dmtf.org/cloud/au...', log_example_truncated: true }],
+      [
+        'truncated, key id survives',
+        { log_example: `{"target":{"id":"${g.members[1]!.crn}`, log_example_truncated: true },
+      ],
+      [
+        'truncated, nothing identifiable',
+        { log_example: '{"typeURI":"http://schemas.dmtf.org/cloud/au...', log_example_truncated: true },
+      ],
       ['not truncated', { log_example: { action: 'kms.secrets.rotate', msg: `key ${g.members[0]!.keyId}` } }],
     ];
     for (const [name, data] of cases) {
@@ -306,7 +322,10 @@ describe('trust: events path (attacker first)', () => {
           check(st.delivered === alerts && st.dropped === 0, `lost alerts: ${st.dropped} (delivered ${st.delivered})`);
           check(slept.slice(0, 3).join() === '1000,1000,2000', `retry delays ${slept.join()}`);
           check(slept.includes(7000), `Retry-After was not honoured (${slept.join()})`);
-          check(slept.every((d) => d >= 1000 && d <= 10_000), 'a delay outside 1-10 s');
+          check(
+            slept.every((d) => d >= 1000 && d <= 10_000),
+            'a delay outside 1-10 s',
+          );
           // an outage longer than the retry budget: 1 + 3 attempts fail, the notification is dropped
           down = 4;
           retryAfter = undefined;

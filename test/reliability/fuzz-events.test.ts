@@ -304,7 +304,10 @@ function eventsCase(): fc.Arbitrary<EventsCase> {
         .tuple(
           alertOnUnmanaged(),
           fc.constantFrom('id', 'data.status', 'data.alert_definition'),
-          fc.oneof(fc.constant(undefined), notAString.filter((v) => !(v && typeof v === 'object'))),
+          fc.oneof(
+            fc.constant(undefined),
+            notAString.filter((v) => !(v && typeof v === 'object')),
+          ),
         )
         .map(([a, field, v]) => {
           const copy = structuredClone(a) as Record<string, Record<string, unknown>>;

@@ -11,8 +11,8 @@ import { nextDueAtMs } from '../../scheduling/index.js';
 import type { CloudantStores } from '../../store/index.js';
 import { createCloudantStores } from '../../store/index.js';
 import { type EmbeddedCouch, startEmbeddedCouch } from '../couch/index.js';
-import { type FunctionRunner, startFunctionRunner } from '../function-runner/index.js';
 import { type EnRelay, memberActionsAlert, startEnRelay } from '../en-relay/index.js';
+import { type FunctionRunner, startFunctionRunner } from '../function-runner/index.js';
 import { type EmulatorStack, startEmulatorStack } from '../kp-emulator/index.js';
 import { loadFunctionMains } from './functions.js';
 import { type RunView, watchRuns } from './progress.js';
@@ -221,7 +221,10 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       emu.kp.setEventWebhook(undefined);
       await relay?.close();
     });
-    emu.kp.setEventWebhook(relay?.ingestUrl ?? runner.url('events'), relay ? {} : { [TOKEN_HEADER]: state.eventsToken });
+    emu.kp.setEventWebhook(
+      relay?.ingestUrl ?? runner.url('events'),
+      relay ? {} : { [TOKEN_HEADER]: state.eventsToken },
+    );
     opts.print(`✓ functions rotate, events, api on the local Code Engine runner; cron ping every ${tickSeconds}s`);
 
     // 5. escrow key and demo group

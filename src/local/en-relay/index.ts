@@ -174,7 +174,9 @@ export async function startEnRelay(o: EnRelayOptions): Promise<EnRelay> {
       data: {
         alert_definition: {
           alert_type: alertType,
-          condition: { MoreThan: { condition_threshold: 0, condition_timeframe: Math.ceil(o.alert.windowMs / 60_000) } },
+          condition: {
+            MoreThan: { condition_threshold: 0, condition_timeframe: Math.ceil(o.alert.windowMs / 60_000) },
+          },
           description: cutString(o.alert.description ?? '', LIMITS.description),
           id: o.alert.id,
           meta_labels: {},
@@ -183,7 +185,10 @@ export async function startEnRelay(o: EnRelayOptions): Promise<EnRelay> {
           severity,
         },
         latest_event_timestamp: example?.atMs ?? atMs,
-        links: { edit_alert: `${dashboard}/alerts/${o.alert.id}`, view_alert: `${dashboard}/insights?id=${randomUUID()}` },
+        links: {
+          edit_alert: `${dashboard}/alerts/${o.alert.id}`,
+          view_alert: `${dashboard}/insights?id=${randomUUID()}`,
+        },
         ...(example ? logExampleOf(example.log) : {}),
         meta_labels_truncated: false,
         status,

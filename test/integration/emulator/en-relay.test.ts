@@ -23,7 +23,9 @@ interface Received {
 }
 
 /** A destination that answers with `answer(n)` for its n-th request (0-based) and records every request. */
-async function destination(answer: (n: number) => { status: number; headers?: Record<string, string>; hang?: boolean }) {
+async function destination(
+  answer: (n: number) => { status: number; headers?: Record<string, string>; hang?: boolean },
+) {
   const received: Received[] = [];
   let n = 0;
   const server: Server = createServer((req, res) => {
@@ -58,11 +60,16 @@ const cadf = (i: number, pad = 0) => ({
   id: `ev-${i}`,
   action: 'kms.secrets.rotate',
   eventTime: '2026-11-01T09:00:00.00+0000',
-  target: { id: 'crn:v1:bluemix:public:kms:us-south:a/acc:11111111-1111-4111-8111-111111111111:key:22222222-2222-4222-8222-222222222222' },
+  target: {
+    id: 'crn:v1:bluemix:public:kms:us-south:a/acc:11111111-1111-4111-8111-111111111111:key:22222222-2222-4222-8222-222222222222',
+  },
   padding: 'x'.repeat(pad),
 });
 
-async function relayTo(url: string, o: { windowMs?: number; timeoutMs?: number; slept?: number[] } = {}): Promise<EnRelay> {
+async function relayTo(
+  url: string,
+  o: { windowMs?: number; timeoutMs?: number; slept?: number[] } = {},
+): Promise<EnRelay> {
   const relay = await startEnRelay({
     accountId: 'acc',
     region: 'us-south',
@@ -96,7 +103,11 @@ describe('Cloud Logs alert payload', () => {
     open.push(dest);
     const relay = await relayTo(dest.url, { windowMs: 150 });
     const ingest = (events: unknown) =>
-      fetch(relay.ingestUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+      fetch(relay.ingestUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(events),
+      });
     expect((await ingest([cadf(1), { action: 'kms.secrets.wrap' }, cadf(2)])).status).toBe(202);
     expect((await ingest(cadf(3, 2_000))).status).toBe(202);
     await new Promise((r) => setTimeout(r, 400)); // the window closes, then a quiet window resolves
@@ -152,7 +163,9 @@ describe('Event Notifications delivery', () => {
   });
 
   it('honours Retry-After (up to 10 s) and stops at the first 2xx', async () => {
-    const dest = await destination((n) => (n < 2 ? { status: 429, headers: { 'retry-after': n === 0 ? '3' : '60' } } : { status: 202 }));
+    const dest = await destination((n) =>
+      n < 2 ? { status: 429, headers: { 'retry-after': n === 0 ? '3' : '60' } } : { status: 202 },
+    );
     open.push(dest);
     const slept: number[] = [];
     const relay = await relayTo(dest.url, { slept });

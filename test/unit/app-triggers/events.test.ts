@@ -283,7 +283,9 @@ describe('alerts as wake-ups', () => {
     await createFakeGroup(w, 'b2', 1);
     const s = await handleDelivery(
       deps(w),
-      parseActivityPayload(alert({ log_example: '{"typeURI":"http://schemas.dmtf.org/cl...', log_example_truncated: true })),
+      parseActivityPayload(
+        alert({ log_example: '{"typeURI":"http://schemas.dmtf.org/cl...', log_example_truncated: true }),
+      ),
     );
     expect(s.alert).toMatchObject({ scope: 'account' });
     expect(s.verification.verified.map((v) => v.groupId).sort()).toEqual(['b1', 'b2']);
