@@ -15,8 +15,6 @@
  * budget shows what is lost past it. Writes bench/results/detection-latency.md and .json.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { MEMBER_ACTIONS } from '../src/app/events.js';
 import { cryptoRandom } from '../src/app/index.js';
@@ -24,6 +22,7 @@ import { type Group, KeyMaterial, silentLogger } from '../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../src/keyprotect/index.js';
 import { checkpointKeyPairFromSeed } from '../src/lineage/index.js';
 import { loadFunctionMains } from '../src/local/dev/functions.js';
+import { startFlakyFront } from '../src/local/en-relay/flakyFront.js';
 import { memberActionsAlert, startEnRelay } from '../src/local/en-relay/index.js';
 import { startFunctionRunner } from '../src/local/function-runner/index.js';
 import { createCloudantStores } from '../src/store/index.js';
@@ -77,30 +76,17 @@ async function main() {
   const runner = await startFunctionRunner({ startCron: false, functions: [{ name: 'events', main: mains.events }] });
   // the function's front: answers 503 while `downUntil` (a brief outage of the function), else forwards
   let downUntil = 0;
-  const front = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
-      if (Date.now() < downUntil) {
-        res.writeHead(503);
-        return res.end();
-      }
-      const r = await fetch(runner.url('events'), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', [TOKEN_HEADER]: String(req.headers[TOKEN_HEADER] ?? '') },
-        body: Buffer.concat(chunks),
-      });
-      res.writeHead(r.status, { 'content-type': 'application/json' });
-      res.end(Buffer.from(await r.arrayBuffer()));
-    });
+  const front = await startFlakyFront({
+    target: runner.url('events'),
+    down: () => Date.now() < downUntil,
+    forward: [TOKEN_HEADER],
   });
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
   const relay = await startEnRelay({
     accountId: s.emu.kp.accountId,
     region: 'us-south',
     alert: memberActionsAlert(MEMBER_ACTIONS, WINDOW_MS),
     destination: {
-      url: `http://127.0.0.1:${(front.address() as AddressInfo).port}`,
+      url: front.url,
       sensitiveHeaders: { [TOKEN_HEADER]: eventsToken },
     },
     logger: silentLogger,
@@ -252,7 +238,7 @@ async function main() {
     controlLost,
   });
   await relay.close();
-  await new Promise<void>((r) => front.close(() => r()));
+  await front.close();
   await runner.close();
   await s.close();
 }

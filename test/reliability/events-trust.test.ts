@@ -13,13 +13,12 @@
  *   lost when the function is unavailable for less than the retry budget.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MEMBER_ACTIONS } from '../../src/app/events.js';
 import type { KeyProtectPort } from '../../src/app/ports.js';
 import { type Group, KeyMaterial, parseKeyCrn } from '../../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../../src/keyprotect/index.js';
+import { startFlakyFront } from '../../src/local/en-relay/flakyFront.js';
 import { type EnRelay, memberActionsAlert, startEnRelay } from '../../src/local/en-relay/index.js';
 import type { RotationRun } from '../../src/rotation/index.js';
 import { createGroupOn, type FunctionStack, startFunctionStack } from './_lib/accessStack.js';
@@ -278,29 +277,16 @@ describe('trust: events path (attacker first)', () => {
 
   it('Event Notifications retries, honours Retry-After, drops after the last retry — and loses no alert within its budget', async () => {
     const { t, check } = checker();
-    // a flaky front of the events function: answers 503 while `down` (a brief outage), else proxies
+    // a front of the events function: answers 503 while `down` > 0 (a brief outage), else forwards
     let down = 0;
     let retryAfter: string | undefined;
-    const front: Server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', async () => {
-        if (down > 0) {
-          down -= 1;
-          res.writeHead(503, retryAfter ? { 'retry-after': retryAfter } : {});
-          return res.end();
-        }
-        const r = await fetch(s.runner.url('events'), {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', [TOKEN_HEADER]: String(req.headers[TOKEN_HEADER] ?? '') },
-          body: Buffer.concat(chunks),
-        });
-        res.writeHead(r.status, { 'content-type': 'application/json' });
-        res.end(Buffer.from(await r.arrayBuffer()));
-      });
+    const front = await startFlakyFront({
+      target: s.runner.url('events'),
+      down: () => down-- > 0,
+      retryAfter: () => retryAfter,
+      forward: [TOKEN_HEADER],
     });
-    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
-    const frontUrl = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+    const frontUrl = front.url;
     const g = await createGroupOn(s, 'retries');
     const slept: number[] = [];
     try {
@@ -343,7 +329,7 @@ describe('trust: events path (attacker first)', () => {
         },
       );
     } finally {
-      await new Promise<void>((r) => front.close(() => r()));
+      await front.close();
     }
     report(
       'Event Notifications delivery through brief outages',
