@@ -272,7 +272,8 @@ async function applyFindings(
           ? ' The group cannot rotate until the member is active again (restore or enable it in Key Protect); DR unwrap through it fails meanwhile.'
           : '';
     const reason = `${VERIFICATION_REASON} (${f.trigger}): ${summary}.${plan}`.slice(0, 1000);
-    const changed = group.status !== status || group.statusReason !== reason;
+    // A new finding (status or problems) is notified; the same finding seen by a later trigger is not.
+    const changed = group.status !== status || !group.statusReason?.includes(summary);
     if (changed && ctx.notifier) {
       await ctx.notifier
         .publish({
