@@ -64,11 +64,14 @@ export async function verifyGroup(
   const startedAtMs = ctx.clock.nowMs();
   const trigger = triggerLabel(opts.trigger);
   const { value: group } = await ctx.stores.groups.get(groupId);
-  const runs = runsOf(ctx.stores);
-  const [head, recent] = await Promise.all([ctx.stores.lineage.head(group.id), runs.listByGroup(group.id, 20)]);
-  const active = recent.find((r) => r.id === group.activeRunId && UNFINISHED.has(r.status));
+  // What lockstep recorded is read before and after Key Protect: a run that rotates or records meanwhile is seen
+  // on one side or the other, so its own versions are never taken for drift.
+  const before = await recordedState(ctx, group);
   const cid = () => ({ correlationId: ctx.random.uuid() });
   const readings = await Promise.all(group.members.map((m) => readMember(ctx, m, cid())));
+  const after = await recordedState(ctx, group);
+  const head = after.head;
+  const active = after.active ?? before.active;
   const problems: string[] = [];
   const members: MemberCheck[] = [];
   let drift = false;
@@ -77,7 +80,13 @@ export async function verifyGroup(
   for (const [i, m] of group.members.entries()) {
     const r = readings[i]!;
     const who = `${m.role} ${m.region} (${m.crn})`;
-    const expected = expectedVersion(group, head, recent, m.crn);
+    const expected = expectedVersion(group, after.head, after.recent, m.crn);
+    const accepted = new Set(
+      [before, after].flatMap((x) => [
+        expectedVersion(group, x.head, x.recent, m.crn),
+        x.active?.members.find((y) => y.crn === m.crn)?.versionId,
+      ]),
+    );
     const check: MemberCheck = {
       crn: m.crn,
       role: m.role,
@@ -100,8 +109,8 @@ export async function verifyGroup(
     }
     if (r.deleted) continue;
     const staged = active?.members.find((x) => x.crn === m.crn);
-    if (r.currentVersionId === expected || (staged?.versionId && staged.versionId === r.currentVersionId)) {
-      check.ok = !(r.state !== 1);
+    if (r.currentVersionId && accepted.has(r.currentVersionId)) {
+      check.ok = r.state === 1;
       continue;
     }
     if (staged && staged.progress !== 'staged' && (staged.calls ?? []).length > 0) {
@@ -154,6 +163,16 @@ export async function verifyGroup(
     status: effect.status,
     ...(effect.healRunId ? { healRunId: effect.healRunId } : {}),
   };
+}
+
+/** The lineage head, the group's recent runs and its unfinished active run, as stored now. */
+async function recordedState(ctx: RunnerContext, group: Group) {
+  const [head, recent] = await Promise.all([
+    ctx.stores.lineage.head(group.id),
+    runsOf(ctx.stores).listByGroup(group.id, 20),
+  ]);
+  const active = recent.find((r) => UNFINISHED.has(r.status) && r.kind !== RunKind.ADD_REGION);
+  return { head, recent, active };
 }
 
 /**
