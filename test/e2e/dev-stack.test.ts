@@ -160,7 +160,17 @@ describe('lockstep dev (e2e)', () => {
 
     const verify = await cli('--json', 'verify', 'demo');
     expect(verify.code, verify.stderr).toBe(0);
-    expect(json(verify)).toMatchObject({ groupId: 'demo', ok: true });
+    expect(json(verify)).toMatchObject({ groupId: 'demo', ok: true, result: 'ok' });
+    const checked = json(verify).members as Array<{ ok: boolean; currentVersionId: string; expectedVersionId: string }>;
+    expect(checked).toHaveLength(3);
+    expect(checked.every((m) => m.ok && m.currentVersionId === m.expectedVersionId)).toBe(true);
+    const verified = json(await cli('--json', 'status', 'demo')).group as { lastVerification?: unknown };
+    // the CLI's verification, or the alert the rotation raised through the relay if it arrived since: both clean
+    expect(verified.lastVerification).toMatchObject({
+      trigger: expect.stringMatching(/^(operator:cli|alert:)/),
+      result: 'ok',
+      problems: [],
+    });
 
     const audit = await cli('--json', 'audit', 'verify', 'demo');
     expect(audit.code, audit.stderr).toBe(0);
