@@ -145,7 +145,13 @@ export async function verifyGroup(
   await ctx.stores.groups.mutate(group.id, (g) => {
     const out: Group = { ...g, lastVerification: verification };
     if (effect.group) Object.assign(out, effect.group(g));
-    if (g.verificationRequestedAtMs !== undefined && g.verificationRequestedAtMs <= startedAtMs) {
+    // A request is answered by a conclusive verification only: an unreadable member (or a run still recording)
+    // leaves it for the next tick, so a wake-up is not lost to a Key Protect outage.
+    if (
+      result !== 'incomplete' &&
+      g.verificationRequestedAtMs !== undefined &&
+      g.verificationRequestedAtMs <= startedAtMs
+    ) {
       delete out.verificationRequestedAtMs;
     }
     if (out.statusReason === undefined) delete out.statusReason;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RunId } from '../../../src/core/index.js';
+import { AppError, type RunId } from '../../../src/core/index.js';
 import type { RotationRun } from '../../../src/rotation/index.js';
 import { createFakeGroup, fakeWorld, instanceOf } from '../../support/fakeWorld.js';
 
@@ -59,6 +59,25 @@ describe('verification against Key Protect', () => {
     // Assert
     expect(v.result).toBe('incomplete');
     expect((await w.stores.groups.get(g.id)).value.status).not.toBe('diverged');
+  });
+
+  it('keeps a requested verification when Key Protect could not be read, and answers it once it can', async () => {
+    const w = fakeWorld();
+    const g = await createFakeGroup(w, 'outage', 1);
+    await w.stores.groups.mutate(g.id, (x) => ({ ...x, verificationRequestedAtMs: w.clock.nowMs() }));
+    w.kp.fault = (op) =>
+      op === 'getKey'
+        ? { when: 'before', error: new AppError('UPSTREAM_UNAVAILABLE', 'down', { retryable: true }) }
+        : undefined;
+    const down = await w.service.verify(g.id, { trigger: 'tick:t', probes: false });
+    expect(down.result).toBe('incomplete');
+    expect((await w.stores.groups.get(g.id)).value).toMatchObject({
+      status: 'healthy',
+      verificationRequestedAtMs: w.clock.nowMs(),
+    });
+    w.kp.fault = () => undefined;
+    expect((await w.service.verify(g.id, { trigger: 'tick:t', probes: false })).result).toBe('ok');
+    expect((await w.stores.groups.get(g.id)).value.verificationRequestedAtMs).toBeUndefined();
   });
 
   it('keeps a status it did not set: a clean verification does not clear a run’s divergence', async () => {
