@@ -13,6 +13,7 @@
  *   lost when the function is unavailable for less than the retry budget.
  */
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MEMBER_ACTIONS } from '../../src/app/events.js';
 import type { KeyProtectPort } from '../../src/app/ports.js';
@@ -22,7 +23,8 @@ import { startFlakyFront } from '../../src/local/en-relay/flakyFront.js';
 import { type EnRelay, memberActionsAlert, startEnRelay } from '../../src/local/en-relay/index.js';
 import type { RotationRun } from '../../src/rotation/index.js';
 import { createGroupOn, type FunctionStack, startFunctionStack } from './_lib/accessStack.js';
-import { recordScenario } from './_lib/report.js';
+import { createTally, fuzz, fuzzRuns, recordFuzzRow } from './_lib/fuzzCheck.js';
+import { recordScenario, scale } from './_lib/report.js';
 
 const TOKEN_HEADER = 'x-lockstep-token';
 let s: FunctionStack;
@@ -326,6 +328,64 @@ describe('trust: events path (attacker first)', () => {
       t,
     );
   }, 120_000);
+
+  it(
+    'fuzz: attacker-chosen claims (correlation ids, initiators, times, actions) on managed keys change nothing',
+    async () => {
+      const g = await createGroupOn(s, 'claims');
+      const lockstepId = s.iamId('lockstep');
+      const createRun = `run-${g.id}-create`;
+      const beforeRuns = JSON.stringify(await s.stores.runs.listByGroup(g.id, 50));
+      const beforeChain = JSON.stringify(await s.stores.lineage.chain(g.id));
+      const claim = fc.oneof(
+        fc.string({ maxLength: 300 }),
+        fc.constantFrom(createRun, `${createRun}:stage`, lockstepId, '=HYPERLINK("http://evil.example")', 'AUDITOR-OK'),
+        fc.uuid(),
+      );
+      const event = fc.record({
+        id: fc.stringMatching(/^[A-Za-z0-9._:-]{1,60}$/),
+        action: fc.constantFrom(...MEMBER_ACTIONS),
+        eventTime: fc.oneof(
+          fc.constantFrom('9999-12-31T23:59:59.00+0000', '1970-01-01T00:00:00Z', '2026-12-05T10:00:00.00+0000'),
+          fc
+            .date({ min: new Date(0), max: new Date(253402214400000), noInvalidDate: true })
+            .map((d) => d.toISOString()),
+        ),
+        outcome: fc.constant('success'),
+        correlationId: claim,
+        initiator: fc.record({ id: fc.oneof(claim, fc.constant(lockstepId)), name: claim }),
+        target: fc.constantFrom(...g.members.map((m) => ({ id: m.crn }))),
+      });
+      const tally = createTally();
+      await fuzz(
+        tally,
+        'claims',
+        fc.array(event, { minLength: 1, maxLength: 3 }),
+        async (events) => {
+          const problems: string[] = [];
+          const r = await postEvents(events);
+          if (r.status >= 300) problems.push(`answered ${r.status}`);
+          const summary = r.json as { own?: number };
+          if (summary.own) problems.push('an event with made-up claims counted as lockstep’s own');
+          const now = await group(g.id);
+          if (now.status !== 'healthy' || now.activeRunId) problems.push(`group ${now.status}, run ${now.activeRunId}`);
+          const runs = JSON.stringify(await s.stores.runs.listByGroup(g.id, 50));
+          if (runs !== beforeRuns) problems.push('a run changed');
+          if (JSON.stringify(await s.stores.lineage.chain(g.id)) !== beforeChain) problems.push('the lineage changed');
+          return problems;
+        },
+        { numRuns: fuzzRuns(40) },
+      );
+      const result = recordFuzzRow(
+        tally,
+        [],
+        'forged claims on managed keys (fuzz)',
+        'signed-by-token CADF events on every member with arbitrary correlation ids (incl. run ids), initiators (incl. lockstep’s IAM id), names and times (years 1970-9999): 2xx, never own, no run, no evidence, lineage unchanged, group healthy (Key Protect shows no drift)',
+      );
+      expect(result.violations, result.examples?.join('\n')).toBe(0);
+    },
+    scale({ bounded: 120_000, full: 1_800_000, soak: 14_400_000 }),
+  );
 
   it('Event Notifications retries, honours Retry-After, drops after the last retry — and loses no alert within its budget', async () => {
     const { t, check } = checker();
