@@ -8,6 +8,9 @@
  *   must become diverged and `verify` must report the drift, through the direct CADF route and the alert route;
  * - with the events credential: a forged enable cannot clear a member Key Protect reports suspended; a forged
  *   rotate dated 9999 schedules nothing; a forged initiator/correlation id never lands in a run or the lineage;
+ * - fuzz: events on managed keys with arbitrary correlation ids (run ids included), initiators (lockstep's own IAM
+ *   id included), names and times never count as own, never create or change a run, never touch the lineage;
+ * - lockstep's own rotations, verified by alerts while they run, are never taken for drift;
  * - the real alert payload (truncated and not) gets 2xx and a verification; `resolved` gets 2xx and no work;
  * - Event Notifications' retry policy against the relay: retries, Retry-After, drop after the last retry; no alert
  *   lost when the function is unavailable for less than the retry budget.
