@@ -175,8 +175,24 @@ export const SCHEMAS = {
       schedule: ref('Schedule'),
       members: list('The primary first, then the duplicates', ref('Member'), 20),
       escrowKey: ref('EscrowKey'),
+      lastVerification: ref('Verification'),
+      verificationRequestedAtMs: ms('A verification was asked for (events wake-up) and the next tick does it'),
     },
     ['id', 'name', 'status', 'currentGeneration', 'members', 'schedule', 'escrowKey', 'createdAtMs'],
+  ),
+  Verification: obj(
+    "The latest verification against Key Protect: each member's current version compared with the lineage, and its state",
+    {
+      atMs: ms('When the verification read Key Protect'),
+      trigger: text('What asked for it (operator, tick, event:<id>, alert:<id>)', 200, 1),
+      result: oneOfValues('ok: in lockstep; problems: drift or a member not usable; incomplete: a read failed', [
+        'ok',
+        'problems',
+        'incomplete',
+      ]),
+      problems: list('What the verification found, one line each', text('One problem', 2000), 200),
+    },
+    ['atMs', 'trigger', 'result', 'problems'],
   ),
   PageLink: obj(
     'A link to a page of the collection',

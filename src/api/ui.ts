@@ -311,6 +311,7 @@ ${
 <p><span class="badge s-${esc(group.status)}" data-testid="group-status">${esc(group.status)}</span>
 generation <b>${esc(group.currentGeneration)}</b> · last rotated ${esc(fmtTime(group.lastRotatedAtMs))}
 ${group.statusReason ? ` · ${esc(group.statusReason)}` : ''}</p>
+<p class="muted" data-testid="last-verification">last verification: ${group.lastVerification ? `${esc(group.lastVerification.result)} at ${esc(fmtTime(group.lastVerification.atMs))} (${esc(group.lastVerification.trigger)})${group.lastVerification.problems.map((p) => `<br>${esc(p)}`).join('')}` : 'none yet'}</p>
 ${group.description ? `<p class="muted">${esc(group.description)}</p>` : ''}
 <div class="integrity">${chainPanel}${cpPanel}</div>
 <p>${exportLinks(opts.basePath, group.id)} <span class="muted">· proof JSON: GET /v1/groups/${esc(group.id)}/proof</span></p>

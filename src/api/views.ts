@@ -26,6 +26,13 @@ export function groupView(g: Group): Record<string, unknown> {
       crn: m.crn,
     })),
     escrowKey: { region: g.escrow.region, instanceId: g.escrow.instanceId, keyId: g.escrow.keyId, crn: g.escrow.crn },
+    lastVerification: g.lastVerification && {
+      atMs: g.lastVerification.atMs,
+      trigger: g.lastVerification.trigger,
+      result: g.lastVerification.result,
+      problems: [...g.lastVerification.problems],
+    },
+    verificationRequestedAtMs: g.verificationRequestedAtMs,
   });
 }
 

@@ -14,16 +14,16 @@ import {
   hasCode,
   isAppError,
   type KeyCrn,
-  type KeyVersionId,
   type LineageRecord,
   type Member,
   parseKeyCrn,
   type RunId,
   type Trigger,
 } from '../core/index.js';
-import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
+import { buildLineageRecord, checkLineageText, signCheckpoint } from '../lineage/index.js';
 import {
   applyOutcome,
+  type MemberCall,
   type MemberReading,
   memberStateProblem,
   newRun,
@@ -33,7 +33,7 @@ import {
   slotOf,
 } from '../rotation/index.js';
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
-import { probeEvidence, runCanary } from './canary.js';
+import { runCanary } from './canary.js';
 import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun, advanceReplay } from './replay.js';
@@ -45,7 +45,6 @@ import {
   type CreateGroupInput,
   DEFAULT_ROTATION_CONFIG,
   type ForeignChange,
-  type GenerationProbe,
   type MemberPlan,
   type RotationConfig,
   type RotationPlan,
@@ -53,6 +52,7 @@ import {
   type RotationServiceDeps,
   type VerifyResult,
 } from './service.js';
+import { verifyGroup } from './verification.js';
 
 const STATE_NAMES: Record<number, MemberPlan['state']> = {
   0: 'pre-active',
@@ -81,6 +81,10 @@ function validateTrigger(t: Trigger | undefined): Trigger {
       details: { field: 'trigger' },
     });
   }
+  // A trigger ends up in the signed history: refuse at the door what the record builder would refuse later (a run
+  // that could never record its generation).
+  checkLineageText('trigger.by', t.by, 'by');
+  if (t.reason !== undefined) checkLineageText('trigger.reason', t.reason, 'reason');
   return t;
 }
 
@@ -212,11 +216,15 @@ export function createRotationService(
         const escrow = await generateAndEscrow(kp, random, escrowKey, groupId, 1, opts());
         // Unwrapping the escrow to create the keys proves the escrow round trip before any key exists. Duplicates
         // first, the primary last; every secure import under its instance's import-token lease.
+        const calls = new Map<string, MemberCall>();
         const created = await withEscrowedMaterial(kp, escrowKey, escrow, async (material) => {
           const out = new Map<string, KeyInfo>();
           const order = [...placements.slice(1), placements[0]!];
           for (const p of order) {
             const lease = await acquireTokenLease(p.region, p.instanceId, `create-${groupId}`);
+            // The random correlation id lets the events function recognise this create as lockstep's own.
+            const call = { action: 'kms.secrets.create' as const, correlationId: random.uuid(), atMs: now() };
+            calls.set(slotOf(p), call);
             try {
               out.set(
                 slotOf(p),
@@ -229,7 +237,7 @@ export function createRotationService(
                     material,
                     ...(p.keyRingId !== undefined ? { keyRingId: p.keyRingId } : {}),
                   },
-                  opts(),
+                  { correlationId: call.correlationId },
                 ),
               );
             } finally {
@@ -302,6 +310,7 @@ export function createRotationService(
               versionId: k.currentVersionId,
               rotatedAtMs: k.creationAtMs,
               stagedVia: 'create',
+              ...(calls.has(m.slot) ? { calls: [calls.get(m.slot)!] } : {}),
             };
           }),
         };
@@ -691,48 +700,11 @@ export function createRotationService(
       return { runId: id, status: reopened.status, step: reopened.step };
     },
 
-    async verify(groupId: string): Promise<VerifyResult> {
-      const { value: group } = await getGroup(groupId);
-      const chain = await stores.lineage.chain(group.id);
-      const probes: GenerationProbe[] = [];
-      const unchecked: number[] = [];
-      for (const record of chain) {
-        const canary = record.verification.find((c) => c.ok);
-        if (!canary) {
-          unchecked.push(record.generation);
-          continue;
-        }
-        for (const m of group.members) {
-          const expected = record.members.find((x) => x.crn === m.crn)?.keyVersionId;
-          try {
-            const r = await probeEvidence(kp, m, canary, opts());
-            const ok = r.holds && (expected === undefined || r.versionId === expected);
-            probes.push({
-              generation: record.generation,
-              crn: m.crn,
-              ok,
-              ...(r.versionId ? { reportedVersionId: r.versionId as KeyVersionId } : {}),
-              ...(expected ? { expectedVersionId: expected } : {}),
-              ...(!r.holds
-                ? { error: 'does not hold this generation' }
-                : !ok
-                  ? { error: 'reports another version' }
-                  : {}),
-            });
-          } catch (err) {
-            probes.push({
-              generation: record.generation,
-              crn: m.crn,
-              ok: false,
-              ...(expected ? { expectedVersionId: expected } : {}),
-              error: err instanceof AppError ? `${err.code}: ${err.message}` : 'unexpected error',
-            });
-          }
-        }
-      }
-      const ok = probes.every((p) => p.ok);
-      log.info('group verified', { groupId: group.id, ok, probes: probes.length, unchecked: unchecked.length });
-      return { groupId: group.id, ok, probes, unchecked };
+    async verify(groupId: string, o?: { trigger?: string; probes?: boolean }): Promise<VerifyResult> {
+      return verifyGroup(ctx, newRunId, asGroupId(groupId), {
+        trigger: o?.trigger ?? 'operator',
+        probes: o?.probes ?? true,
+      });
     },
 
     async addRegion(groupId: string, input: AddRegionInput) {
@@ -769,24 +741,8 @@ export function createRotationService(
       if (!evidence || typeof evidence.eventId !== 'string' || evidence.eventId === '') {
         throw new AppError('VALIDATION_FAILED', 'evidence.eventId is required', { details: { field: 'eventId' } });
       }
-      let runId: RunId | undefined = target.runId ? asRunId(target.runId) : undefined;
-      if (!runId) {
-        const group = await service.findGroupByMember(crn);
-        if (!group) return {};
-        const candidates = await runs.listByGroup(group.id, 5);
-        // The newest run that rotated this member within a minute of the event, or the group's active run if it has
-        // not recorded this member's rotation yet (the event can arrive before the runner saves the outcome).
-        const match = candidates.find((r) =>
-          r.members.some(
-            (m) =>
-              m.crn === crn &&
-              (m.rotatedAtMs !== undefined
-                ? Math.abs(m.rotatedAtMs - evidence.eventTimeMs) <= 60_000
-                : r.id === group.activeRunId),
-          ),
-        );
-        runId = match?.id ?? group.activeRunId;
-      }
+      // Evidence is bound to a run only by the caller that matched the event with a call the run made and persisted.
+      const runId: RunId | undefined = target.runId ? asRunId(target.runId) : undefined;
       if (!runId) return {};
       for (let attempt = 0; attempt < 5; attempt++) {
         const cur = await runs.get(runId);
@@ -810,78 +766,15 @@ export function createRotationService(
     async markForeignChange(groupId: string, change: ForeignChange) {
       const { value: group } = await getGroup(groupId);
       const { crn } = parseKeyCrn(change?.crn);
-      const member = group.members.find((m) => m.crn === crn);
-      if (!member) {
+      if (!group.members.some((m) => m.crn === crn)) {
         throw new AppError('VALIDATION_FAILED', `${crn} is not a member of group ${group.id}`, { details: { crn } });
       }
-      const nowMs = now();
-      const action = String(change.action ?? '');
-      const what = `${action} of ${member.role} ${member.region} (${crn}) by ${change.initiator ?? 'unknown'} at ${new Date(change.eventTimeMs).toISOString()} (event ${change.eventId})`;
-      const isRotate = /secrets\.rotate$/.test(action);
-      const isLoss = /secrets\.(delete|disable)$/.test(action);
-      const isBack = /secrets\.(enable|restore)$/.test(action);
-      let healRunId: RunId | undefined;
-      if (isRotate) {
-        const active = await activeRunOf(group);
-        if (active) {
-          // The running saga re-reads this member before rotating it and notes the foreign version.
-          log.warn('foreign rotation during a run', { groupId: group.id, runId: active.id, crn });
-        } else {
-          const generation = group.currentGeneration + 1;
-          healRunId = newRunId(group.id, generation);
-          const notBeforeMs = Math.max(nowMs, change.eventTimeMs + config.rotationMinIntervalMs);
-          await stores.groups.mutate(group.id, (g) => ({ ...g, activeRunId: healRunId!, updatedAtMs: nowMs }));
-          await runs.create(
-            newRun({
-              id: healRunId,
-              groupId: group.id,
-              generation,
-              kind: RunKind.ROTATION,
-              trigger: { kind: 'event', by: change.eventId, reason: `heal after foreign ${action}` },
-              members: group.members,
-              escrowKey: group.escrow,
-              nowMs,
-              deadlineAtMs: notBeforeMs + config.runDeadlineMs,
-              notBeforeMs,
-              notes: [`foreign ${what}: the foreign version exists only on that member; healed by a new generation`],
-            }),
-          );
-        }
-      }
-      const status = isRotate ? 'diverged' : isLoss ? 'degraded' : isBack ? group.status : group.status;
-      const reason = isRotate
-        ? `Out-of-band ${what}. ${healRunId ? `Healing run ${healRunId} rotates every member when Key Protect allows.` : 'The running saga handles it.'}`
-        : isLoss
-          ? `Out-of-band ${what}: the group cannot rotate until the member is restored/enabled; DR unwrap through it fails meanwhile.`
-          : undefined;
-      await stores.groups.mutate(group.id, (g) => {
-        const out: Group = { ...g, status, updatedAtMs: nowMs };
-        if (reason) out.statusReason = reason;
-        if (isBack && g.status === 'degraded' && g.statusReason?.includes(crn)) {
-          out.status = 'healthy';
-          delete out.statusReason;
-        }
-        return out;
+      // The change's action, time and initiator are claims: they label the verification, Key Protect decides.
+      const r = await verifyGroup(ctx, newRunId, group.id, {
+        trigger: `event:${String(change.eventId).slice(0, 100)}`,
+        probes: false,
       });
-      log.warn('foreign change marked', { groupId: group.id, crn, action, eventId: change.eventId, status });
-      if (deps.notifier && (isRotate || isLoss)) {
-        await deps.notifier
-          .publish({
-            type: `com.ibm.lockstep.group.${status}`,
-            subject: group.id,
-            data: {
-              groupId: group.id,
-              crn,
-              action,
-              eventId: change.eventId,
-              reason: reason ?? '',
-              ...(healRunId ? { healRunId } : {}),
-            },
-          })
-          .catch(() => undefined);
-      }
-      const after = (await stores.groups.get(group.id)).value;
-      return { status: after.status, ...(healRunId ? { healRunId } : {}) };
+      return { status: r.status, ...(r.healRunId ? { healRunId: r.healRunId } : {}) };
     },
 
     async findGroupByMember(crn: string) {

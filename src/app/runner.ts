@@ -30,6 +30,7 @@ import {
   type Command,
   decide,
   duplicatesOf,
+  type MemberCall,
   MemberProgress,
   type MemberReading,
   type Outcome,
@@ -154,7 +155,9 @@ async function bounded<T>(items: T[], limit: number, fn: (item: T) => Promise<vo
       try {
         await fn(item);
       } catch (err) {
-        firstError ??= { err };
+        // A crash or an upstream error outranks another task's "stopped" that it caused.
+        const had = firstError as { err: unknown } | undefined;
+        if (!had || (had.err instanceof Stopped && !(err instanceof Stopped))) firstError = { err };
       }
     }
   });
@@ -189,6 +192,9 @@ export async function readMemberState(
     throw err;
   }
 }
+
+/** Calls kept per member of a run (a run rotates a member a few times at most: retries after ambiguous failures). */
+const MAX_CALLS_PER_MEMBER = 20;
 
 /** Upper bound of commands one worker executes in one pass (a healthy run needs about 10 + members). */
 const MAX_COMMANDS_PER_PASS = 500;
@@ -337,6 +343,19 @@ class Worker {
         throw err;
       }
       return next;
+    });
+  }
+
+  /** Appends a changing Key Protect call to a member (bounded list) and saves the run. */
+  private async recordCall(slot: string, call: MemberCall): Promise<void> {
+    await this.serial(async () => {
+      this.alive();
+      const run = structuredClone(this.run);
+      const m = run.members.find((x) => x.slot === slot);
+      if (!m) throw new Error(`no member ${slot}`);
+      m.calls = [...(m.calls ?? []), call].slice(-MAX_CALLS_PER_MEMBER);
+      run.updatedAtMs = this.now();
+      this.set(await this.save(run));
     });
   }
 
@@ -588,12 +607,16 @@ class Worker {
     const correlationId = this.ctx.random.uuid();
     this.alive();
     log.info('rotating member', { kpCorrelationId: correlationId });
+    // Persisted before the rotate is sent (it gates `proceed`): the events function matches the Activity Tracker
+    // event's correlation id with this call, so only a rotate lockstep made counts as its own.
+    const recorded = this.recordCall(slot, { action: 'kms.secrets.rotate', correlationId, atMs: this.now() });
+    recorded.catch(() => undefined); // awaited below in every path
     let rotateError: { err: unknown } | undefined;
     try {
       await kp.rotateWithMaterial(ref, material, {
         correlationId,
-        proceed: recheck.then(
-          (r) => r.done === undefined && !this.state.stopped,
+        proceed: Promise.all([recheck, recorded]).then(
+          ([r]) => r.done === undefined && !this.state.stopped,
           () => false,
         ),
       });
@@ -601,6 +624,7 @@ class Worker {
       rotateError = { err };
     }
     const checked = await recheck;
+    await recorded;
     if (checked.done) return [checked.done];
     if (checked.foreign) out.push(checked.foreign);
     const baseline = checked.baseline;

@@ -157,12 +157,32 @@ export interface GenerationProbe {
   error?: string;
 }
 
+/** One member as a verification read it from Key Protect. */
+export interface MemberCheck {
+  crn: KeyCrn;
+  role: MemberRole;
+  region: RegionId;
+  state?: 'active' | 'pre-active' | 'suspended' | 'deactivated' | 'destroyed' | 'unreachable';
+  currentVersionId?: KeyVersionId;
+  /** What the lineage records for the member (absent: nothing recorded — drift). */
+  expectedVersionId?: KeyVersionId;
+  ok: boolean;
+}
+
 export interface VerifyResult {
   groupId: GroupId;
+  /** True when every member is active at its recorded version (and every probed generation holds). */
   ok: boolean;
+  result: 'ok' | 'problems' | 'incomplete';
+  problems: string[];
+  members: MemberCheck[];
   probes: GenerationProbe[];
   /** Generations whose canary could not be checked (e.g. adopted before evidence existed). */
   unchecked: number[];
+  /** The group's status after the verification. */
+  status: GroupStatus;
+  /** A healing rotation scheduled because of drift. */
+  healRunId?: RunId;
 }
 
 /** An out-of-band change to a member, seen in Activity Tracker. */
@@ -197,8 +217,12 @@ export interface RotationService {
   advanceRun(runId: string, opts: { deadlineAtMs: number; holder: string }): Promise<AdvanceResult>;
   /** Re-opens a failed run (e.g. after the region came back) with a fresh deadline, then leaves it pending. */
   resume(runId: string, opts: { trigger: Trigger }): Promise<AdvanceResult>;
-  /** Live canary probe of every generation still held, on every member. Changes nothing but the evidence log. */
-  verify(groupId: string): Promise<VerifyResult>;
+  /**
+   * Reads every member from Key Protect and compares its current version with the lineage (and its state); drift
+   * marks the group diverged and schedules a heal, a member not active marks it degraded, a clean result clears
+   * what an earlier verification found. `probes` (default true) also probes every recorded generation by canary.
+   */
+  verify(groupId: string, opts?: { trigger?: string; probes?: boolean }): Promise<VerifyResult>;
   /** Adds a duplicate in a new region: generation 1's material, then every escrowed generation replayed in order. */
   addRegion(groupId: string, input: AddRegionInput): Promise<{ runId: RunId }>;
   /** Brings members that miss generations forward from escrow, one generation per allowed hour. */
@@ -209,7 +233,10 @@ export interface RotationService {
   getRun(runId: string): Promise<RotationRun>;
   /** Attaches Activity Tracker evidence of lockstep's own action to a run's member (by run id, or by member CRN). */
   attachEvidence(target: { crn: string; runId?: string }, evidence: AtEvidence): Promise<{ runId?: RunId }>;
-  /** Marks an out-of-band change (rotation/delete/disable by someone else): group diverged/degraded, heal scheduled. */
+  /**
+   * A change someone else made was reported (an event that is not lockstep's own): verifies the group against Key
+   * Protect; only what that reading finds changes the group. The change's fields are claims and only label it.
+   */
   markForeignChange(groupId: string, change: ForeignChange): Promise<{ status: GroupStatus; healRunId?: RunId }>;
   /** Finds the group a member CRN belongs to (events handler). */
   findGroupByMember(crn: string): Promise<Group | undefined>;

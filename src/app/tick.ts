@@ -44,7 +44,7 @@ export const DEFAULT_TICK_CONFIG: TickConfig = {
 };
 
 export interface TickDeps {
-  service: Pick<RotationService, 'rotateNow' | 'advanceRun'>;
+  service: Pick<RotationService, 'rotateNow' | 'advanceRun'> & Partial<Pick<RotationService, 'verify'>>;
   stores: Pick<Stores, 'groups' | 'runs' | 'leases'>;
   clock: Clock;
   logger: Logger;
@@ -90,6 +90,8 @@ export interface TickSummary {
   caughtUp: number;
   /** New runs started for due groups. */
   started: number;
+  /** Groups verified against Key Protect because a verification was requested (events wake-up). */
+  verified: number;
   completed: number;
   degraded: number;
   failed: number;
@@ -99,6 +101,7 @@ export interface TickSummary {
 }
 
 type Task =
+  | { kind: 'verify'; group: Group }
   | { kind: 'resume'; groupId: string; runId: RunId; runKind: string }
   | { kind: 'start'; group: Group; reason: string };
 
@@ -146,6 +149,7 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     resumed: 0,
     caughtUp: 0,
     started: 0,
+    verified: 0,
     completed: 0,
     degraded: 0,
     failed: 0,
@@ -168,9 +172,12 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     resumedGroups.add(r.groupId);
   }
 
-  // 2. Due groups, oldest overdue first; groups that are not due get their next check time fixed.
+  // 2. Due groups, oldest overdue first; groups that are not due get their next check time fixed. A requested
+  // verification (an events wake-up that could not finish) brought the group's next due time forward: verify first.
   const candidates = await deps.stores.groups.findDue(startedAtMs, cfg.maxGroupsPerTick);
   for (const g of candidates) groupCache.set(g.id, g);
+  const toVerify = deps.service.verify ? candidates.filter((g) => g.verificationRequestedAtMs !== undefined) : [];
+  tasks.unshift(...toVerify.map((group) => ({ kind: 'verify' as const, group })));
   const idle: Group[] = [];
   for (const g of candidates) {
     if (resumedGroups.has(g.id)) continue;
@@ -184,6 +191,7 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
   for (const { group, decision } of selection.selected) tasks.push({ kind: 'start', group, reason: decision.reason });
   for (const g of idle) {
     if (selection.selected.some((s) => s.group.id === g.id)) continue;
+    if (toVerify.some((v) => v.id === g.id)) continue; // rescheduled by the next tick, once verified
     const d = dueDecision(g.schedule, g, startedAtMs);
     if (d.nextCheckAtMs === g.nextDueAtMs) continue;
     await deps.stores.groups.mutate(g.id, (cur) => {
@@ -210,8 +218,10 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     const groupId = task.kind === 'resume' ? task.groupId : task.group.id;
     const runId = task.kind === 'resume' ? task.runId : undefined;
     if (deps.clock.nowMs() >= claimDeadlineMs) return defer(groupId, 'deadline', runId);
-    const group = task.kind === 'start' ? task.group : await groupOf(groupId);
-    if (!budget.tryReserve(costs(group, cfg.requestsPerMember))) return defer(groupId, 'rate-budget', runId);
+    const group = task.kind === 'resume' ? await groupOf(groupId) : task.group;
+    // A verification reads each member's key once.
+    const perMember = task.kind === 'verify' ? 1 : cfg.requestsPerMember;
+    if (!budget.tryReserve(costs(group, perMember))) return defer(groupId, 'rate-budget', runId);
     const claim = await claimGroup(
       deps.stores.leases,
       groupId,
@@ -221,7 +231,10 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     );
     if (!claim) return defer(groupId, 'claimed-by-another-tick', runId);
     try {
-      if (task.kind === 'resume') {
+      if (task.kind === 'verify') {
+        await deps.service.verify!(groupId, { trigger: `tick:${holder}`.slice(0, 120), probes: false });
+        summary.verified += 1;
+      } else if (task.kind === 'resume') {
         const r = await deps.service.advanceRun(task.runId, { deadlineAtMs: workDeadlineMs, holder });
         if (task.runKind === 'rotation' || task.runKind === 'create') summary.resumed += 1;
         else summary.caughtUp += 1;
@@ -267,6 +280,7 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     resumed: summary.resumed,
     caughtUp: summary.caughtUp,
     started: summary.started,
+    verified: summary.verified,
     completed: summary.completed,
     degraded: summary.degraded,
     failed: summary.failed,

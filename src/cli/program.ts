@@ -42,6 +42,8 @@ export interface DevOptions {
   tickMs: number;
   /** How the demo group is seeded (create: the service creates the keys; adopt: import, then adopt). */
   demoSeed: 'create' | 'adopt';
+  /** How the emulator's events reach the events function (alert: Cloud Logs alert + Event Notifications relay). */
+  eventsRoute?: 'alert' | 'direct';
 }
 
 export interface GroupCreateOptions {
@@ -197,6 +199,14 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
         .choices(['create', 'adopt'])
         .default('create'),
     )
+    .addOption(
+      new Option(
+        '--events <route>',
+        'alert: Activity Tracker events reach the events function as Cloud Logs alerts via Event Notifications (as in IBM Cloud); direct: full CADF events',
+      )
+        .choices(['alert', 'direct'])
+        .default('alert'),
+    )
     .action(
       act((c, opts: Record<string, unknown>) =>
         handlers.dev(c, {
@@ -208,6 +218,7 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
           demoEveryMs: opts.demoEvery as number,
           tickMs: opts.tick as number,
           demoSeed: opts.demoSeed === 'adopt' ? 'adopt' : 'create',
+          eventsRoute: opts.events === 'direct' ? 'direct' : 'alert',
         }),
       ),
     );

@@ -244,6 +244,26 @@ export function readCronSecrets(r: EnvReader): SharedSecret[] {
   return secrets;
 }
 
+/**
+ * `LOCKSTEP_OWN_IAM_IDS`: the IAM id(s) lockstep acts as in Key Protect. Required by the events function: an
+ * Activity Tracker event is lockstep's own only when its initiator is one of these and it matches a call lockstep
+ * persisted; an empty list would make every event foreign (and the evidence trail empty), so it is a config error.
+ */
+export function readOwnIamIds(r: EnvReader): string[] {
+  const ids = r.list('LOCKSTEP_OWN_IAM_IDS');
+  if (ids.length === 0) {
+    r.problems.push(
+      'LOCKSTEP_OWN_IAM_IDS is not set (the IAM id(s) lockstep acts as in Key Protect, e.g. iam-Profile-… of its trusted profile)',
+    );
+  }
+  for (const id of ids) {
+    if (!/^[A-Za-z0-9._:@/+=-]{1,128}$/.test(id)) {
+      r.problems.push(`LOCKSTEP_OWN_IAM_IDS: "${id.slice(0, 40)}" is not an IAM id (1-128 of [A-Za-z0-9._:@/+=-])`);
+    }
+  }
+  return ids;
+}
+
 /** `LOCKSTEP_API_ROLES` (`<iam id>=operator|auditor,…`) and `LOCKSTEP_CHECKPOINT_PUBLIC_KEYS` (JSON {keyId: PEM}). */
 export function readApiConfig(r: EnvReader): {
   roles: Record<string, 'operator' | 'auditor'>;

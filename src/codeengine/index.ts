@@ -28,6 +28,7 @@ export {
   readCommonConfig,
   readCronSecrets,
   readEventsAuthConfig,
+  readOwnIamIds,
 } from './env.js';
 export type { CeHandler, CeMainOptions } from './main.js';
 export { createCeMain, perContainer } from './main.js';

@@ -69,6 +69,23 @@ export interface Group {
   activeRunId?: RunId;
   createdAtMs: number;
   updatedAtMs: number;
+  /** The latest verification of the group against Key Protect (members' current versions and states). */
+  lastVerification?: Verification;
+  /**
+   * A verification someone asked for (an Activity Tracker alert, a foreign event) and nobody has done yet: the
+   * scheduler tick honours it, so a wake-up is never lost when the events function could not verify at once.
+   */
+  verificationRequestedAtMs?: number;
+}
+
+/** Outcome of one verification of a group against Key Protect. */
+export interface Verification {
+  atMs: number;
+  /** What asked for it: `operator:<id>`, `event:<id>`, `alert:<id>`, `tick:<id>` (bounded text). */
+  trigger: string;
+  /** `ok`: every member active at its recorded version; `problems`: drift or a member not usable; `incomplete`: a member could not be read. */
+  result: 'ok' | 'problems' | 'incomplete';
+  problems: string[];
 }
 
 /** What started a run or generation. */

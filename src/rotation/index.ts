@@ -19,6 +19,7 @@ export { memberStateProblem } from './memberState.js';
 export {
   type Command,
   type Decision,
+  type MemberCall,
   MemberProgress,
   type MemberReading,
   type Outcome,

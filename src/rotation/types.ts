@@ -99,6 +99,18 @@ export interface RunMember {
   notBeforeMs?: number;
   lastError?: RunError;
   evidence: AtEvidence[];
+  /**
+   * Key Protect calls this run made that change the member (rotate, create), each with the random `Correlation-Id`
+   * lockstep sent, persisted before the call. An Activity Tracker event is lockstep's own only when it matches one.
+   */
+  calls?: MemberCall[];
+}
+
+/** One changing Key Protect call lockstep made on a member. */
+export interface MemberCall {
+  action: 'kms.secrets.rotate' | 'kms.secrets.create';
+  correlationId: string;
+  atMs: number;
 }
 
 /** One state transition, kept for operators (bounded). */

@@ -127,6 +127,8 @@ describe('lockstep dev (e2e)', () => {
     expect(dev.api.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.events.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.events.token.length).toBeGreaterThan(10);
+    // by default the emulator's events reach the function as IBM delivers them: Cloud Logs alerts via Event Notifications
+    expect(dev.events.relayUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(dev.groups).toEqual(['demo']);
     expect(stackLog).toContain('Timeline page');
     expect(stackLog).toMatch(/one-rotation-per-key-per-hour rule is shortened/);
@@ -158,7 +160,17 @@ describe('lockstep dev (e2e)', () => {
 
     const verify = await cli('--json', 'verify', 'demo');
     expect(verify.code, verify.stderr).toBe(0);
-    expect(json(verify)).toMatchObject({ groupId: 'demo', ok: true });
+    expect(json(verify)).toMatchObject({ groupId: 'demo', ok: true, result: 'ok' });
+    const checked = json(verify).members as Array<{ ok: boolean; currentVersionId: string; expectedVersionId: string }>;
+    expect(checked).toHaveLength(3);
+    expect(checked.every((m) => m.ok && m.currentVersionId === m.expectedVersionId)).toBe(true);
+    const verified = json(await cli('--json', 'status', 'demo')).group as { lastVerification?: unknown };
+    // the CLI's verification, or the alert the rotation raised through the relay if it arrived since: both clean
+    expect(verified.lastVerification).toMatchObject({
+      trigger: expect.stringMatching(/^(operator:cli|alert:)/),
+      result: 'ok',
+      problems: [],
+    });
 
     const audit = await cli('--json', 'audit', 'verify', 'demo');
     expect(audit.code, audit.stderr).toBe(0);
@@ -223,6 +235,7 @@ describe('lockstep dev (e2e)', () => {
       dev.cloudant.url,
       dev.api.url,
       dev.events.url,
+      dev.events.relayUrl!,
       ...Object.values(dev.keyProtect).map((k) => k.url),
     ];
     for (const u of urls) expect(await portOpen(u), u).toBe(false);

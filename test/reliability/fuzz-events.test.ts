@@ -8,8 +8,10 @@
  * - the answer is 4xx with `{error: {code, message}}` (code from the error table, status from httpStatusByCode) and
  *   the store is unchanged; or
  * - the answer is 200 for a well-formed delivery whose every event is legitimately ignored (an irrelevant action, a
- *   failed outcome, a target that is not a managed key: unknown, malformed or forged CRN) or a duplicate — and then
- *   the only change allowed is one processed-event record `event:<id>` (no group) per ignored event id;
+ *   failed outcome, a target that is not a managed key: unknown, malformed or forged CRN) or a duplicate, or for a
+ *   Cloud Logs alert (triggered or resolved, its example cut or not) that names or covers no managed group — and
+ *   then the only change allowed is one processed-event record `event:<id>` (no group) per ignored event id, and no
+ *   verification is asked for;
  * - never 5xx, never own/foreign/failed outcomes, never a response header carrying CR/LF or control characters,
  *   never an unhandled rejection or exception.
  */
@@ -137,6 +139,48 @@ const ignorableEvent = (): fc.Arbitrary<Record<string, unknown>> =>
     }),
   );
 
+/** A key nobody manages: GUIDs that are no member's key or instance id. */
+const unmanagedCrn = fc
+  .tuple(fc.uuid({ version: 4 }), fc.uuid({ version: 4 }))
+  .filter(([i, k]) => managed.every((m) => m.instanceId !== i && m.keyId !== k && m.keyId !== i && m.instanceId !== k))
+  .map(([instanceId, keyId]) => crnOf({ region: 'us-south', accountId: 'e'.repeat(32), instanceId, keyId }));
+
+/**
+ * A Cloud Logs alert as Event Notifications delivers it (Cloud Logs `alerts/event-payload.md`), from an account that
+ * holds no managed key, its one example an event on an unmanaged key: cut to 997 + "..." when its JSON is longer
+ * than 1,000 characters, as Cloud Logs does.
+ */
+const alertOnUnmanaged = (): fc.Arbitrary<Record<string, unknown>> =>
+  fc
+    .tuple(
+      fc.constantFrom('triggered', 'resolved'),
+      ignorableEvent(),
+      unmanagedCrn,
+      fc.nat({ max: 1_500 }),
+      fc.string({ unit: fc.constantFrom(...'abcdef0123456789-_'), minLength: 1, maxLength: 80 }),
+    )
+    .map(([status, e, crn, pad, id]) => {
+      const log = { ...e, target: { id: crn }, padding: 'p'.repeat(pad) };
+      const text = JSON.stringify(log);
+      const source = `crn:v1:bluemix:public:logs:us-south:a/${'e'.repeat(32)}:${'0'.repeat(8)}-0000-4000-8000-000000000000::`;
+      return {
+        specversion: '1.0',
+        id,
+        source,
+        ibmensourceid: source,
+        type: `com.ibm.cloud.logs.StandardMoreThanAlertEvent:${status === 'triggered' ? 'AlertTriggered' : 'AlertResolved'}`,
+        time: nowIso(),
+        datacontenttype: 'application/json',
+        data: {
+          alert_definition: { name: 'kms', id: 'a', query_statement: 'action:("kms.secrets.rotate")' },
+          status,
+          ...(text.length > 1_000
+            ? { log_example: `${text.slice(0, 997)}...`, log_example_truncated: true }
+            : { log_example: log }),
+        },
+      };
+    });
+
 /** Changes one field of an event in place. */
 type Mutation = (e: Record<string, unknown>) => void;
 const setField =
@@ -247,6 +291,32 @@ function eventsCase(): fc.Arbitrary<EventsCase> {
         .map(([specversion, data]) =>
           base('Event Notifications event', asBody({ specversion, type: 'com.ibm.cloud.logs.alert', data })),
         ),
+      weight: 2,
+    },
+    {
+      // the real alert payload, truncated or not, triggered or resolved: 200, nothing to verify
+      arbitrary: alertOnUnmanaged().map((a) => base('Cloud Logs alert', asBody(a), { expectStatus: 200 })),
+      weight: 3,
+    },
+    {
+      // an alert with a field the Cloud Logs payload never lacks removed or of the wrong type: 400
+      arbitrary: fc
+        .tuple(
+          alertOnUnmanaged(),
+          fc.constantFrom('id', 'data.status', 'data.alert_definition'),
+          fc.oneof(
+            fc.constant(undefined),
+            notAString.filter((v) => !(v && typeof v === 'object')),
+          ),
+        )
+        .map(([a, field, v]) => {
+          const copy = structuredClone(a) as Record<string, Record<string, unknown>>;
+          const [top, sub] = field.split('.') as [string, string | undefined];
+          const holder = sub ? copy[top]! : (copy as Record<string, unknown>);
+          if (v === undefined) delete holder[sub ?? top];
+          else holder[sub ?? top] = v;
+          return base('broken Cloud Logs alert', asBody(copy), { expectStatus: 400 });
+        }),
       weight: 2,
     },
     {
@@ -400,8 +470,15 @@ function judge(c: EventsCase, a: Answer): { problems: CaseVerdict; allowed: Set<
       foreign?: number;
       failed?: number;
       outcomes?: Array<{ eventId: string; outcome: string }>;
+      verification?: { requested?: number };
     };
-    if (s.own || s.foreign || s.failed || s.received !== (s.ignored ?? 0) + (s.duplicates ?? 0)) {
+    if (
+      s.own ||
+      s.foreign ||
+      s.failed ||
+      s.received !== (s.ignored ?? 0) + (s.duplicates ?? 0) ||
+      (s.verification?.requested ?? 0) > 0
+    ) {
       problems.push(`accepted with effects: ${JSON.stringify({ ...s, outcomes: undefined })}`);
     }
     for (const o of s.outcomes ?? []) if (o.outcome === 'ignored') allowed.add(`event:${o.eventId}`);

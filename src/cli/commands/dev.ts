@@ -35,6 +35,7 @@ export async function dev(ctx: CliContext, opts: DevOptions): Promise<number> {
     demoEveryMs: opts.demoEveryMs,
     tickMs: opts.tickMs,
     demoSeed: opts.demoSeed,
+    ...(opts.eventsRoute ? { eventsRoute: opts.eventsRoute } : {}),
     print: (line) => say(line.startsWith('✓') ? `${out.green('✓')}${line.slice(1)}` : line),
     ...(logLevel === 'debug' || logLevel === 'info' || logLevel === 'warn' || logLevel === 'error'
       ? { logger: createJsonLogger({ level: logLevel }), functionLogLevel: logLevel }

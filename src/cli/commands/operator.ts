@@ -50,14 +50,26 @@ export async function plan(ctx: CliContext, groupId: string): Promise<number> {
   return 0;
 }
 
-/** `lockstep verify <group>`: live canary probe of every generation on every member; exit 3 if any fails. */
+/**
+ * `lockstep verify <group>`: reads every member's current version and state from Key Protect and compares them with
+ * the lineage, then probes every recorded generation by canary; exit 3 on drift or any failed probe.
+ */
 export async function verify(ctx: CliContext, groupId: string): Promise<number> {
   const id = groupIdArg(groupId);
   const rt = await createRuntime(ctx);
-  ctx.out.progress(`probing every member of ${id}…`);
-  const r: VerifyResult = await rt.service.verify(id);
+  ctx.out.progress(`reading every member of ${id} and probing every generation…`);
+  const r: VerifyResult = await rt.service.verify(id, { trigger: 'operator:cli', probes: true });
   ctx.out.result(r, () =>
     [
+      renderTable(r.members, [
+        { header: 'ROLE', value: (x) => x.role },
+        { header: 'REGION', value: (x) => x.region },
+        { header: 'STATE', value: (x) => x.state },
+        { header: 'CURRENT', value: (x) => short(x.currentVersionId) },
+        { header: 'RECORDED', value: (x) => short(x.expectedVersionId) },
+        { header: 'RESULT', value: (x) => (x.ok ? ctx.out.green('ok') : ctx.out.red('DRIFT')) },
+      ]),
+      '',
       renderTable(r.probes, [
         { header: 'GEN', value: (x) => x.generation, align: 'right' },
         { header: 'MEMBER', value: (x) => x.crn },
@@ -67,9 +79,13 @@ export async function verify(ctx: CliContext, groupId: string): Promise<number> 
         { header: 'ERROR', value: (x) => x.error },
       ]),
       r.unchecked.length ? `unchecked generations (no canary evidence): ${r.unchecked.join(', ')}` : '',
+      ...r.problems.map((p) => ctx.out.red(`problem: ${p}`)),
+      r.healRunId ? `healing run ${r.healRunId} scheduled; group ${r.status}` : '',
       r.ok
-        ? ctx.out.green(`${id}: every member holds every recorded generation.`)
-        : ctx.out.red(`${id}: members are NOT in lockstep.`),
+        ? ctx.out.green(`${id}: every member is active at its recorded version and holds every recorded generation.`)
+        : r.result === 'incomplete'
+          ? ctx.out.yellow(`${id}: verification incomplete (a member could not be read or a run is recording).`)
+          : ctx.out.red(`${id}: members are NOT in lockstep.`),
     ]
       .filter(Boolean)
       .join('\n'),

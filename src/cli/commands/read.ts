@@ -53,6 +53,15 @@ const statusColor = (ctx: CliContext, s: string) =>
         ? ctx.out.yellow(s)
         : ctx.out.red(s);
 
+/** `ok 3m ago (tick:…)`, `problems …`; `requested` when a verification is pending; `-` before the first one. */
+function verificationText(g: ApiGroup, long = false): string {
+  const v = g.lastVerification;
+  const pending = g.verificationRequestedAtMs !== undefined ? ' (another requested)' : '';
+  if (!v) return g.verificationRequestedAtMs !== undefined ? 'requested' : '-';
+  const head = `${v.result} ${formatTime(v.atMs)}${long ? ` by ${v.trigger}` : ''}${pending}`;
+  return long && v.problems.length ? `${head}\n  ${v.problems.join('\n  ')}` : head;
+}
+
 const scheduleText = (g: ApiGroup) =>
   g.schedule.cron
     ? `cron ${g.schedule.cron}`
@@ -110,6 +119,7 @@ export async function status(ctx: CliContext, groupId: string | undefined): Prom
                     : `in ${formatDuration(g.nextDueAtMs - now)}`,
             },
             { header: 'ACTIVE RUN', value: (g) => g.activeRunId },
+            { header: 'VERIFIED', value: (g) => verificationText(g) },
             { header: 'REASON', value: (g) => g.statusReason },
           ]),
     );
@@ -144,6 +154,7 @@ export async function status(ctx: CliContext, groupId: string | undefined): Prom
             : '-',
         ],
         ['escrow key', group.escrowKey?.crn],
+        ['last verification', verificationText(group, true)],
       ]),
       '',
       renderTable(group.members, [

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { MEMBER_ACTIONS } from '../../app/events.js';
 import type { AdoptGroupInput, KeyProtectPort, RotationService } from '../../app/index.js';
 import { createRotationService, cryptoRandom, systemClock } from '../../app/index.js';
 import { cronSubscriptionData } from '../../codeengine/index.js';
@@ -12,6 +13,7 @@ import { nextDueAtMs } from '../../scheduling/index.js';
 import type { CloudantStores } from '../../store/index.js';
 import { createCloudantStores } from '../../store/index.js';
 import { type EmbeddedCouch, startEmbeddedCouch } from '../couch/index.js';
+import { type EnRelay, memberActionsAlert, startEnRelay } from '../en-relay/index.js';
 import { type FunctionRunner, startFunctionRunner } from '../function-runner/index.js';
 import { type EmulatorStack, startEmulatorStack } from '../kp-emulator/index.js';
 import { loadFunctionMains } from './functions.js';
@@ -47,6 +49,13 @@ export interface DevStackOptions {
   functionLogLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** How long start-up waits for the demo group before going on without it (default 45 s). */
   demoTimeoutMs?: number;
+  /**
+   * How the emulator's Activity Tracker events reach the events function: `alert` (default) through the Cloud Logs
+   * alert + Event Notifications relay, as IBM delivers them; `direct` posts the full CADF events.
+   */
+  eventsRoute?: 'alert' | 'direct';
+  /** The relay's alert evaluation window (default 5 s; real Cloud Logs windows are whole minutes). */
+  alertWindowMs?: number;
   /** Progress lines (each rotation step as it happens, stack events). */
   print: (line: string) => void;
   logger?: Logger;
@@ -58,7 +67,7 @@ export interface DevJson {
   keyProtect: Record<string, { url: string; instanceId: string }>;
   cloudant: { url: string };
   api: { url: string };
-  events: { url: string; tokenHeader: string; token: string };
+  events: { url: string; tokenHeader: string; token: string; relayUrl?: string };
   groups: string[];
   ui: { url: string };
   escrow?: { crn: string };
@@ -212,8 +221,15 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       logger,
     });
     closers.push(() => runner.close());
-    emu.kp.setEventWebhook(runner.url('events'), { [TOKEN_HEADER]: state.eventsToken });
-    closers.push(async () => emu.kp.setEventWebhook(undefined));
+    const relay = await startEventsRoute(opts, runner.url('events'), state, logger);
+    closers.push(async () => {
+      emu.kp.setEventWebhook(undefined);
+      await relay?.close();
+    });
+    emu.kp.setEventWebhook(
+      relay?.ingestUrl ?? runner.url('events'),
+      relay ? {} : { [TOKEN_HEADER]: state.eventsToken },
+    );
     opts.print(`✓ functions rotate, events, api on the local Code Engine runner; cron ping every ${tickSeconds}s`);
 
     // 5. escrow key and demo group
@@ -328,7 +344,12 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       ),
       cloudant: { url: couch.url },
       api: { url: runner.url('api') },
-      events: { url: runner.url('events'), tokenHeader: TOKEN_HEADER, token: state.eventsToken },
+      events: {
+        url: runner.url('events'),
+        tokenHeader: TOKEN_HEADER,
+        token: state.eventsToken,
+        ...(relay ? { relayUrl: relay.url } : {}),
+      },
       groups,
       ui: { url: `${runner.url('api')}/ui` },
       escrow: { crn: state.escrowCrn },
@@ -390,4 +411,23 @@ async function adoptFreshKeys(
   } finally {
     material.zero();
   }
+}
+
+/** The Cloud Logs alert + Event Notifications relay in front of the events function (none for the direct route). */
+async function startEventsRoute(
+  opts: DevStackOptions,
+  eventsUrl: string,
+  state: { accountId: string; eventsToken: string },
+  logger: Logger,
+): Promise<EnRelay | undefined> {
+  if (opts.eventsRoute === 'direct') return undefined;
+  const relay = await startEnRelay({
+    accountId: state.accountId,
+    region: 'us-south',
+    alert: memberActionsAlert(MEMBER_ACTIONS, opts.alertWindowMs ?? 5_000),
+    destination: { url: eventsUrl, sensitiveHeaders: { [TOKEN_HEADER]: state.eventsToken } },
+    logger,
+  });
+  opts.print(`✓ Activity Tracker → Cloud Logs alert → Event Notifications relay ${relay.url}`);
+  return relay;
 }

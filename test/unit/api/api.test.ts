@@ -250,6 +250,24 @@ describe('createApi (over in-memory port fakes)', () => {
       expect(res.json().members).toHaveLength(3);
     });
 
+    it('shows when and why the group was last verified (validated against the OpenAPI schema)', async () => {
+      const lastVerification = {
+        atMs: Date.UTC(2026, 10, 2),
+        trigger: 'alert:alert-0123 (truncated example)',
+        result: 'problems' as const,
+        problems: ['primary us-south (crn:…) holds version v9; the lineage records v5 (generation 5)'],
+      };
+      const alpha = stores.data.groups.get('alpha')!;
+      stores.data.groups.set('alpha', { ...alpha, lastVerification });
+      try {
+        const res = await call('GET', '/v1/groups/alpha', { token: tokens.auditor });
+        expect(res.statusCode).toBe(200);
+        expect(res.json().lastVerification).toEqual(lastVerification);
+      } finally {
+        stores.data.groups.set('alpha', alpha);
+      }
+    });
+
     it('answers 404 GROUP_NOT_FOUND for an unknown group and 400 for an invalid id', async () => {
       const missing = await call('GET', '/v1/groups/nope', { token: tokens.auditor });
       expect(missing.statusCode).toBe(404);

@@ -270,8 +270,17 @@ describe('rotation service (fake ports)', () => {
     const v = await w.service.verify(group.id);
     expect(v.ok).toBe(true);
     expect(v.probes).toHaveLength(3 * 3);
-    w.kp.foreignRotate(group.members[1]!.keyId); // does not remove old generations
-    expect((await w.service.verify(group.id)).ok).toBe(true);
+    // A foreign rotation keeps every old generation unwrappable: only the current version shows the drift.
+    w.kp.foreignRotate(group.members[1]!.keyId);
+    const drift = await w.service.verify(group.id);
+    expect(drift.probes.every((p) => p.ok)).toBe(true);
+    expect(drift).toMatchObject({ ok: false, result: 'problems', status: 'diverged' });
+    expect(drift.problems[0]).toMatch(/holds version .* the lineage records/);
+    expect(drift.healRunId).toBeDefined();
+    expect((await w.stores.groups.get(group.id)).value.lastVerification).toMatchObject({
+      trigger: 'operator',
+      result: 'problems',
+    });
   });
 
   it('markForeignChange diverges the group and schedules a healing rotation after the hour', async () => {
@@ -313,7 +322,9 @@ describe('rotation service (fake ports)', () => {
       initiator: 'lockstep',
       outcome: 'success',
     };
-    expect(await w.service.attachEvidence({ crn: m.crn }, ev)).toEqual({ runId: run.id });
+    // evidence is bound to a run only by a caller that matched the event with the run's persisted call
+    expect(await w.service.attachEvidence({ crn: m.crn }, ev)).toEqual({});
+    expect(await w.service.attachEvidence({ crn: m.crn, runId: run.id }, ev)).toEqual({ runId: run.id });
     await w.service.attachEvidence({ crn: m.crn, runId: run.id }, ev);
     const after = await w.service.getRun(run.id);
     expect(after.members.find((x) => x.crn === m.crn)!.evidence).toHaveLength(1);

@@ -9,6 +9,7 @@ import {
   readApiConfig,
   readCommonConfig,
   readEventsAuthConfig,
+  readOwnIamIds,
 } from '../../../src/codeengine/index.js';
 import { hasCode, Sensitive } from '../../../src/core/index.js';
 
@@ -24,6 +25,20 @@ function configError(fn: () => void): { message: string; problems: string[] } {
 }
 
 describe('function configuration', () => {
+  it('the events function requires LOCKSTEP_OWN_IAM_IDS: without it nothing could ever be lockstep’s own', () => {
+    const missing = new EnvReader({ LOCKSTEP_OWN_IAM_IDS: ' , ' });
+    readOwnIamIds(missing);
+    expect(configError(() => missing.done('events')).problems).toEqual([
+      expect.stringMatching(/^LOCKSTEP_OWN_IAM_IDS is not set/),
+    ]);
+    const bad = new EnvReader({ LOCKSTEP_OWN_IAM_IDS: 'iam-Profile-1,=HYPERLINK("x")' });
+    readOwnIamIds(bad);
+    expect(configError(() => bad.done('events')).problems[0]).toMatch(/is not an IAM id/);
+    const ok = new EnvReader({ LOCKSTEP_OWN_IAM_IDS: 'iam-Profile-1, iam-ServiceId-2' });
+    expect(readOwnIamIds(ok)).toEqual(['iam-Profile-1', 'iam-ServiceId-2']);
+    ok.done('events');
+  });
+
   it('lists every missing or invalid variable at once, never echoing secrets', () => {
     const r = new EnvReader({
       LOCKSTEP_KP_ENDPOINTS: 'not json',

@@ -1,0 +1,386 @@
+/**
+ * Verification of a group against Key Protect: every member's **current** version is compared with the version the
+ * lineage records for it (the head generation; a region that joined later by its replay), and every member's state
+ * is read. Drift (a version lockstep did not make, or a member without a recorded version) marks the group diverged,
+ * notifies and schedules a healing rotation as soon as Key Protect's 1 h rule allows; a member that is suspended,
+ * deactivated or destroyed marks it degraded. A clean verification clears what an earlier verification found.
+ * Nothing here trusts an event: the trigger is only a label, every state change comes from these reads.
+ */
+import {
+  AppError,
+  type Group,
+  type GroupId,
+  type GroupStatus,
+  hasCode,
+  isAppError,
+  type KeyCrn,
+  type KeyVersionId,
+  type RunId,
+  type Verification,
+} from '../core/index.js';
+import { type MemberReading, newRun, type RotationRun, RunKind } from '../rotation/index.js';
+import { probeEvidence } from './canary.js';
+import { type RunnerContext, runsOf } from './runner.js';
+import type { GenerationProbe, MemberCheck, VerifyResult } from './service.js';
+
+/** Prefix of every group status reason a verification writes (only those may be cleared by a later one). */
+export const VERIFICATION_REASON = 'Verification';
+
+const UNFINISHED = new Set(['pending', 'running', 'degraded']);
+const STATE_TEXT: Record<number, NonNullable<MemberCheck['state']>> = {
+  0: 'pre-active',
+  2: 'suspended',
+  3: 'deactivated',
+  5: 'destroyed',
+};
+
+/** A trigger label as shown to operators: bounded, printable, never starting with a formula character. */
+export function triggerLabel(text: string): string {
+  const t = String(text)
+    .replace(/[^A-Za-z0-9 ._:@/+()"'=,-]/g, '_')
+    .slice(0, 160);
+  return /^[=+\-@]/.test(t) ? `'${t}` : t;
+}
+
+/** What verifying needs besides the runner context. */
+export interface VerifyOptions {
+  /** Who or what asked (see {@link triggerLabel}). */
+  trigger: string;
+  /** Also probe every recorded generation with its canary (operator `verify`); the wake-up reads versions only. */
+  probes?: boolean;
+}
+
+/**
+ * Verifies one group against Key Protect and applies what it finds to the group (status, reason, notification,
+ * healing run, `lastVerification`; a pending verification request up to this one is cleared).
+ * @throws {AppError} GROUP_NOT_FOUND
+ */
+export async function verifyGroup(
+  ctx: RunnerContext,
+  newRunId: (groupId: GroupId, generation: number) => RunId,
+  groupId: GroupId,
+  opts: VerifyOptions,
+): Promise<VerifyResult> {
+  const startedAtMs = ctx.clock.nowMs();
+  const trigger = triggerLabel(opts.trigger);
+  const { value: group } = await ctx.stores.groups.get(groupId);
+  // What lockstep recorded is read before and after Key Protect: a run that rotates or records meanwhile is seen
+  // on one side or the other, so its own versions are never taken for drift.
+  const before = await recordedState(ctx, group);
+  const cid = () => ({ correlationId: ctx.random.uuid() });
+  const readings = await Promise.all(group.members.map((m) => readMember(ctx, m, cid())));
+  const after = await recordedState(ctx, group);
+  const head = after.head;
+  const active = after.active ?? before.active;
+  const problems: string[] = [];
+  const members: MemberCheck[] = [];
+  let drift = false;
+  let loss = false;
+  let incomplete = false;
+  for (const [i, m] of group.members.entries()) {
+    const r = readings[i]!;
+    const who = `${m.role} ${m.region} (${m.crn})`;
+    const expected = expectedVersion(group, after.head, after.recent, m.crn);
+    const accepted = new Set(
+      [before, after].flatMap((x) => [
+        expectedVersion(group, x.head, x.recent, m.crn),
+        x.active?.members.find((y) => y.crn === m.crn)?.versionId,
+      ]),
+    );
+    const check: MemberCheck = {
+      crn: m.crn,
+      role: m.role,
+      region: m.region,
+      ok: false,
+      ...(expected ? { expectedVersionId: expected } : {}),
+    };
+    members.push(check);
+    if (r instanceof AppError) {
+      incomplete = true;
+      check.state = 'unreachable';
+      problems.push(`${who} could not be read: ${r.code}`);
+      continue;
+    }
+    check.state = r.deleted ? 'destroyed' : (STATE_TEXT[r.state] ?? 'active');
+    if (r.currentVersionId) check.currentVersionId = r.currentVersionId;
+    if (r.deleted || r.state !== 1) {
+      loss = true;
+      problems.push(`${who} is ${check.state}${r.deleted ? '' : ` (state ${r.state})`}`);
+    }
+    if (r.deleted) continue;
+    const staged = active?.members.find((x) => x.crn === m.crn);
+    if (r.currentVersionId && accepted.has(r.currentVersionId)) {
+      check.ok = r.state === 1;
+      continue;
+    }
+    if (staged && staged.progress !== 'staged' && (staged.calls ?? []).length > 0) {
+      // The run sent (or is sending) a rotate it has not recorded yet: the run itself proves the version next.
+      incomplete = true;
+      problems.push(`${who} holds version ${r.currentVersionId}, which run ${active!.id} has not recorded yet`);
+      continue;
+    }
+    drift = true;
+    problems.push(
+      expected
+        ? `${who} holds version ${r.currentVersionId}; the lineage records ${expected} (generation ${head?.generation ?? group.currentGeneration})`
+        : `${who} holds version ${r.currentVersionId} and the lineage records no version for it`,
+    );
+  }
+  const probeResult = opts.probes ? await probeGenerations(ctx, group) : { probes: [], unchecked: [] };
+  for (const p of probeResult.probes.filter((x) => !x.ok)) {
+    problems.push(`generation ${p.generation} on ${p.crn}: ${p.error ?? 'failed'}`);
+  }
+  const creating = group.currentGeneration === 0;
+  const result: Verification['result'] = creating
+    ? 'incomplete'
+    : drift || loss || probeResult.probes.some((p) => !p.ok)
+      ? 'problems'
+      : incomplete
+        ? 'incomplete'
+        : 'ok';
+  const verification: Verification = { atMs: startedAtMs, trigger, result, problems: problems.slice(0, 50) };
+  const effect = creating
+    ? { status: group.status }
+    : await applyFindings(ctx, newRunId, group, active, readings, { drift, loss, result, problems, trigger });
+  await ctx.stores.groups.mutate(group.id, (g) => {
+    const out: Group = { ...g, lastVerification: verification };
+    if (effect.group) Object.assign(out, effect.group(g));
+    // A request is answered by a conclusive verification only: an unreadable member (or a run still recording)
+    // leaves it for the next tick, so a wake-up is not lost to a Key Protect outage.
+    if (
+      result !== 'incomplete' &&
+      g.verificationRequestedAtMs !== undefined &&
+      g.verificationRequestedAtMs <= startedAtMs
+    ) {
+      delete out.verificationRequestedAtMs;
+    }
+    if (out.statusReason === undefined) delete out.statusReason;
+    return out;
+  });
+  ctx.logger.info('group verified', { groupId: group.id, result, problems: problems.length, trigger });
+  return {
+    groupId: group.id,
+    ok: result === 'ok',
+    result,
+    problems: verification.problems,
+    members,
+    probes: probeResult.probes,
+    unchecked: probeResult.unchecked,
+    status: effect.status,
+    ...(effect.healRunId ? { healRunId: effect.healRunId } : {}),
+  };
+}
+
+/** The lineage head, the group's recent runs and its unfinished active run, as stored now. */
+async function recordedState(ctx: RunnerContext, group: Group) {
+  const [head, recent] = await Promise.all([
+    ctx.stores.lineage.head(group.id),
+    runsOf(ctx.stores).listByGroup(group.id, 20),
+  ]);
+  const active = recent.find((r) => UNFINISHED.has(r.status) && r.kind !== RunKind.ADD_REGION);
+  return { head, recent, active };
+}
+
+/**
+ * One member as Key Protect reports it: state and current version from the key's metadata (one request; listing
+ * versions is refused for a key that is not active). A deleted or missing key reads as destroyed.
+ */
+async function readMember(
+  ctx: RunnerContext,
+  m: Group['members'][number],
+  opts: { correlationId: string },
+): Promise<MemberReading | AppError> {
+  try {
+    const key = await ctx.kp.getKey(m, opts);
+    return {
+      slot: m.crn,
+      state: key.state,
+      deleted: key.deleted,
+      currentVersionId: key.currentVersionId,
+      versionCount: 0,
+      ...(key.lastRotateAtMs !== undefined ? { lastRotateAtMs: key.lastRotateAtMs } : {}),
+    };
+  } catch (err) {
+    if (hasCode(err, 'KEY_NOT_FOUND', 'KEY_DELETED')) {
+      return { slot: m.crn, state: 5, deleted: true, currentVersionId: '' as KeyVersionId, versionCount: 0 };
+    }
+    if (isAppError(err)) return err;
+    throw err;
+  }
+}
+
+/** The version the lineage records for a member: the head record's, or (joined later) its add-region replay's. */
+function expectedVersion(
+  group: Group,
+  head: { generation: number; members: { crn: string; keyVersionId: KeyVersionId }[] } | undefined,
+  recent: RotationRun[],
+  crn: KeyCrn,
+): KeyVersionId | undefined {
+  const inHead = head?.members.find((x) => x.crn === crn)?.keyVersionId;
+  if (inHead) return inHead;
+  const joined = recent.find(
+    (r) => r.kind === RunKind.ADD_REGION && r.status === 'completed' && r.members[0]?.crn === crn,
+  );
+  const v = joined?.replay?.versions[String(head?.generation ?? group.currentGeneration)];
+  return v as KeyVersionId | undefined;
+}
+
+interface Findings {
+  drift: boolean;
+  loss: boolean;
+  result: Verification['result'];
+  problems: string[];
+  trigger: string;
+}
+
+/** The kind of trigger a healing run records (its `by` is always lockstep's own text). */
+function healKind(trigger: string): 'event' | 'operator' | 'schedule' {
+  if (/^(event|alert)/.test(trigger)) return 'event';
+  return /^operator/.test(trigger) ? 'operator' : 'schedule';
+}
+
+/** Status, reason, notification and healing run for what a verification found. */
+async function applyFindings(
+  ctx: RunnerContext,
+  newRunId: (groupId: GroupId, generation: number) => RunId,
+  group: Group,
+  active: RotationRun | undefined,
+  readings: Array<MemberReading | AppError>,
+  f: Findings,
+): Promise<{ status: GroupStatus; healRunId?: RunId; group?: (g: Group) => Partial<Group> }> {
+  const nowMs = ctx.clock.nowMs();
+  const summary = f.problems.slice(0, 5).join('; ');
+  if (f.drift || f.loss) {
+    const status: GroupStatus = f.drift ? 'diverged' : 'degraded';
+    let healRunId: RunId | undefined;
+    let notBeforeMs: number | undefined;
+    if (f.drift && !active && !f.loss) {
+      // As soon as Key Protect's 1 h rule allows for every member (read from Key Protect, never from an event).
+      const last = readings.map((r) => (r instanceof AppError ? undefined : r.lastRotateAtMs));
+      notBeforeMs = Math.max(nowMs, ...last.map((t) => (t === undefined ? 0 : t + ctx.config.rotationMinIntervalMs)));
+      healRunId = newRunId(group.id, group.currentGeneration + 1);
+      const claimed = await ctx.stores.groups.mutate(group.id, (g) =>
+        g.activeRunId ? g : { ...g, activeRunId: healRunId!, updatedAtMs: nowMs },
+      );
+      if (claimed.value.activeRunId === healRunId) {
+        await runsOf(ctx.stores).create(
+          newRun({
+            id: healRunId,
+            groupId: group.id,
+            generation: group.currentGeneration + 1,
+            kind: RunKind.ROTATION,
+            trigger: {
+              kind: healKind(f.trigger),
+              by: `verification:${nowMs}`,
+              reason: 'heal drift found by verification',
+            },
+            members: group.members,
+            escrowKey: group.escrow,
+            nowMs,
+            deadlineAtMs: notBeforeMs + ctx.config.runDeadlineMs,
+            notBeforeMs,
+            notes: [
+              `foreign version (drift) found by verification at ${new Date(nowMs).toISOString()}: ${summary}`.slice(
+                0,
+                900,
+              ),
+            ],
+          }),
+        );
+      } else healRunId = undefined;
+    }
+    const plan = healRunId
+      ? ` Healing run ${healRunId} rotates every member with new material from ${new Date(notBeforeMs!).toISOString()} (Key Protect's 1 h rule).`
+      : active
+        ? ` Run ${active.id} is in progress; it re-reads every member before rotating it.`
+        : f.loss
+          ? ' The group cannot rotate until the member is active again (restore or enable it in Key Protect); DR unwrap through it fails meanwhile.'
+          : '';
+    const reason = `${VERIFICATION_REASON} (${f.trigger}): ${summary}.${plan}`.slice(0, 1000);
+    // A new finding (status or problems) is notified; the same finding seen by a later trigger is not.
+    const changed = group.status !== status || !group.statusReason?.includes(summary);
+    if (changed && ctx.notifier) {
+      await ctx.notifier
+        .publish({
+          type: `com.ibm.lockstep.group.${status}`,
+          subject: group.id,
+          data: { groupId: group.id, reason, problems: f.problems.slice(0, 10), ...(healRunId ? { healRunId } : {}) },
+        })
+        .catch(() => undefined);
+    }
+    ctx.logger.warn('verification found problems', { groupId: group.id, status, problems: f.problems.length });
+    return {
+      status,
+      ...(healRunId ? { healRunId } : {}),
+      group: () => ({ status, statusReason: reason, updatedAtMs: nowMs }),
+    };
+  }
+  if (f.result === 'ok' && !active && (group.status === 'degraded' || group.status === 'diverged')) {
+    // Only what a verification found may be cleared by one; a failed or diverged run keeps its own reason.
+    return {
+      status: group.statusReason?.startsWith(VERIFICATION_REASON) ? 'healthy' : group.status,
+      group: (g) =>
+        g.statusReason?.startsWith(VERIFICATION_REASON) && !g.activeRunId
+          ? { status: 'healthy', statusReason: undefined as never, updatedAtMs: nowMs }
+          : {},
+    };
+  }
+  return { status: group.status };
+}
+
+/** Canary probe of every recorded generation on every member (the operator's full verification). */
+async function probeGenerations(
+  ctx: RunnerContext,
+  group: Group,
+): Promise<{ probes: GenerationProbe[]; unchecked: number[] }> {
+  const chain = await ctx.stores.lineage.chain(group.id);
+  const probes: GenerationProbe[] = [];
+  const unchecked: number[] = [];
+  for (const record of chain) {
+    const canary = record.verification.find((c) => c.ok);
+    if (!canary) {
+      unchecked.push(record.generation);
+      continue;
+    }
+    for (const m of group.members) {
+      const expected = record.members.find((x) => x.crn === m.crn)?.keyVersionId;
+      try {
+        const r = await probeEvidence(ctx.kp, m, canary, { correlationId: ctx.random.uuid() });
+        const ok = r.holds && (expected === undefined || r.versionId === expected);
+        probes.push({
+          generation: record.generation,
+          crn: m.crn,
+          ok,
+          ...(r.versionId ? { reportedVersionId: r.versionId as KeyVersionId } : {}),
+          ...(expected ? { expectedVersionId: expected } : {}),
+          ...(!r.holds ? { error: 'does not hold this generation' } : !ok ? { error: 'reports another version' } : {}),
+        });
+      } catch (err) {
+        probes.push({
+          generation: record.generation,
+          crn: m.crn,
+          ok: false,
+          ...(expected ? { expectedVersionId: expected } : {}),
+          error: err instanceof AppError ? `${err.code}: ${err.message}` : 'unexpected error',
+        });
+      }
+    }
+  }
+  return { probes, unchecked };
+}
+
+/**
+ * Records that a group must be verified (an alert or a foreign event asked for it) and makes the scheduler see it:
+ * `nextDueAtMs` is brought forward to now (index-backed), and the tick verifies groups with a pending request.
+ */
+export async function requestVerification(
+  ctx: Pick<RunnerContext, 'stores'>,
+  groupId: GroupId,
+  atMs: number,
+): Promise<void> {
+  await ctx.stores.groups.mutate(groupId, (g) => ({
+    ...g,
+    verificationRequestedAtMs: Math.min(g.verificationRequestedAtMs ?? atMs, atMs),
+    nextDueAtMs: Math.min(g.nextDueAtMs ?? atMs, atMs),
+  }));
+}
