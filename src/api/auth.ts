@@ -46,6 +46,14 @@ const ALLOWED_PERMISSIONS: Record<ApiRole, readonly Permission[]> = {
 /** Token-shaped: three base64url segments, bounded length. */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const MAX_TOKEN_CHARS = 8192;
+/**
+ * An IAM access token "expires after at most 1 hour" (IBM Cloud docs, iam-iamtoken_from_apikey): a token whose
+ * `exp - iat` is longer, or that was issued longer ago, was not issued by IAM as an access token.
+ */
+export const MAX_TOKEN_LIFETIME_SECONDS = 3600;
+const CLOCK_TOLERANCE_SECONDS = 5;
+/** Identity claims are IAM ids (`IBMid-…`, `iam-ServiceId-…`, `iam-Profile-…`): bounded, printable, no spaces. */
+const IDENTITY_SHAPE = /^[\x21-\x7e]{1,256}$/;
 
 /** Throws FORBIDDEN unless `principal` may do `permission`. */
 export function requirePermission(principal: Principal, permission: Permission): void {
@@ -89,7 +97,9 @@ export function createAuthenticator(config: ApiAuthConfig): Authenticator {
           issuer: config.issuer,
           audience: config.audience,
           algorithms: ['RS256'],
-          clockTolerance: 5,
+          clockTolerance: CLOCK_TOLERANCE_SECONDS,
+          requiredClaims: ['exp', 'iat'],
+          maxTokenAge: MAX_TOKEN_LIFETIME_SECONDS,
         }));
       } catch (err) {
         throw translateJoseError(err);
@@ -99,10 +109,14 @@ export function createAuthenticator(config: ApiAuthConfig): Authenticator {
       if (config.audience === undefined && payload.aud !== undefined) {
         throw new AppError('UNAUTHENTICATED', 'The token was issued for another audience; send an IAM access token');
       }
-      const iamId = typeof payload.iam_id === 'string' ? payload.iam_id : payload.sub;
-      if (typeof iamId !== 'string' || iamId === '') {
-        throw new AppError('UNAUTHENTICATED', 'The token names no identity (no iam_id or sub claim)');
+      const lifetimeSec = (payload.exp as number) - (payload.iat as number);
+      if (lifetimeSec > MAX_TOKEN_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
+        throw new AppError(
+          'UNAUTHENTICATED',
+          `The token is valid for longer than ${MAX_TOKEN_LIFETIME_SECONDS / 60} minutes (exp - iat); IAM access tokens never are`,
+        );
       }
+      const iamId = identityOf(payload);
       const role = Object.hasOwn(config.roles, iamId) ? config.roles[iamId] : undefined;
       if (role !== ApiRole.AUDITOR && role !== ApiRole.OPERATOR) {
         throw new AppError('FORBIDDEN', 'This identity has no lockstep role; ask an administrator to grant auditor', {
@@ -112,6 +126,22 @@ export function createAuthenticator(config: ApiAuthConfig): Authenticator {
       return { iamId, role, expiresAtSec: payload.exp };
     },
   };
+}
+
+/**
+ * The caller's identity: `iam_id`, else `sub`. A present identity claim that is not a bounded printable string is
+ * refused rather than skipped, so a token can never pick which claim names it.
+ */
+function identityOf(payload: JWTPayload): string {
+  for (const claim of ['iam_id', 'sub'] as const) {
+    if (payload[claim] !== undefined && (typeof payload[claim] !== 'string' || !IDENTITY_SHAPE.test(payload[claim]))) {
+      throw new AppError('UNAUTHENTICATED', `The token's ${claim} claim is not an IAM id (a printable string)`);
+    }
+  }
+  const iamId = (payload.iam_id ?? payload.sub) as string | undefined;
+  if (iamId === undefined)
+    throw new AppError('UNAUTHENTICATED', 'The token names no identity (no iam_id or sub claim)');
+  return iamId;
 }
 
 function translateJoseError(err: unknown): AppError {
@@ -127,6 +157,20 @@ function translateJoseError(err: unknown): AppError {
       ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'The token signature is not valid',
       ERR_JOSE_ALG_NOT_ALLOWED: 'The token must be signed with RS256',
     };
+    const claim = (err as { claim?: unknown }).claim;
+    const reason = (err as { reason?: unknown }).reason;
+    if (reason === 'missing' && (claim === 'exp' || claim === 'iat')) {
+      return new AppError('UNAUTHENTICATED', `The token has no ${claim} claim; IAM access tokens carry exp and iat`, {
+        cause: err,
+      });
+    }
+    if (claim === 'iat') {
+      return new AppError(
+        'UNAUTHENTICATED',
+        `The token was issued in the future or more than ${MAX_TOKEN_LIFETIME_SECONDS / 60} minutes ago; get a new IAM access token`,
+        { cause: err },
+      );
+    }
     return new AppError('UNAUTHENTICATED', why[code] ?? 'The bearer token is not a valid IAM access token', {
       cause: err,
     });

@@ -275,7 +275,8 @@ export function createApi(deps: ApiDeps): ApiHandler {
     {
       method: 'GET',
       path: '/v1/runs/{runId}',
-      access: 'act',
+      // auditors read runs too: the view never carries the escrow ciphertext, for any role (src/api/README.md)
+      access: 'read',
       query: [],
       async handle({ params }) {
         const runId = asRunId(params.runId);

@@ -639,7 +639,7 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
       '/v1/runs/{runId}': {
         get: {
           operationId: 'getRun',
-          summary: 'A rotation run (operator)',
+          summary: 'A rotation run, without its escrow ciphertext',
           security: bearer,
           parameters: [p.runId],
           responses: {

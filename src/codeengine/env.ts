@@ -248,6 +248,11 @@ export function readApiConfig(r: EnvReader): {
       r.problems.push(`LOCKSTEP_API_ROLES: "${item.slice(0, 60)}" must be <iam id>=operator|auditor`);
       continue;
     }
+    if (Object.hasOwn(roles, id)) {
+      // a second entry would silently win: which role was meant is the administrator's call, not ours
+      r.problems.push(`LOCKSTEP_API_ROLES: "${id.slice(0, 60)}" is listed more than once; give each identity one role`);
+      continue;
+    }
     roles[id] = role;
   }
   if (Object.keys(roles).length === 0 && !r.problems.some((p) => p.startsWith('LOCKSTEP_API_ROLES'))) {

@@ -227,6 +227,9 @@ describe('secrets and access: who gets in', () => {
     const v1 = routes.filter((r) => r.op.path.startsWith('/v1/'));
     for (const r of v1) if (r.cls !== 'read' && r.cls !== 'act') violations.push(`${r.op.path}: not bearer-protected`);
     const actRoutes = routes.filter((r) => r.cls === 'act').map((r) => `${r.op.method} ${r.op.path}`);
+    // issue 13: auditors read everything, runs included (the README's promise)
+    if (routes.find((r) => r.op.method === 'GET' && r.op.path === '/v1/runs/{runId}')?.cls !== 'read')
+      violations.push('GET /v1/runs/{runId}: auditors cannot read runs');
 
     // no presented token in any function log line
     const logText = s.functionLogs.join('\n');
@@ -234,11 +237,11 @@ describe('secrets and access: who gets in', () => {
       if (c.token && c.token.length > 20 && logText.includes(c.token)) violations.push(`${c.name}: token logged`);
 
     const result = recordScenario({
-      scenario: 'API tokens: every route × 17 credential cases',
+      scenario: `API tokens: every route × ${cases.length} credential cases`,
       area: 'access',
       runs: requests,
       violations: violations.length,
-      notes: `${documented.length} documented operations (${v1.length} under /v1, operator-only: ${actRoutes.join(', ')}); no token, garbage, expired, forged (foreign key ×2, alg none ×2, HS256 confusion, tampered), wrong audience/issuer, no identity, not yet valid → 401; no role → 403; auditor on operator routes → 403; store unchanged by refusals; ${variants.length} path/method/carrier variants (trailing or double slashes, encoded segments, HEAD/OPTIONS/DELETE, session cookie on /v1, bearer on /ui) never 2xx`,
+      notes: `${documented.length} documented operations (${v1.length} under /v1, operator-only: ${actRoutes.join(', ')}); no token, garbage, expired, forged (foreign key ×2, alg none ×2, HS256 confusion, tampered), wrong audience/issuer, no identity, not yet valid, no exp, no iat, exp 300 years ahead, issued 2 h ago or in the future, non-string iam_id or sub → 401; no role → 403; auditor on operator routes → 403; store unchanged by refusals; ${variants.length} path/method/carrier variants (trailing or double slashes, encoded segments, HEAD/OPTIONS/DELETE, session cookie on /v1, bearer on /ui) never 2xx`,
       examples: violations.slice(0, 8),
     });
     expect(documented.length).toBeGreaterThanOrEqual(15);

@@ -176,7 +176,9 @@ describe('POST /v1/groups/{groupId}/rotations with the real service', () => {
       trigger: { kind: 'operator', by: operatorIamId, reason: 'quarterly rotation' },
     });
     expect(run.json().escrow).toBeUndefined();
-    expect((await http.request('GET', `/v1/runs/${runId}`, { token: auditor })).status).toBe(403);
+    const audited = await http.request('GET', `/v1/runs/${runId}`, { token: auditor });
+    expect(audited.status).toBe(200);
+    expect(audited.json()).toEqual(run.json());
 
     const again = await http.request('POST', '/v1/groups/orders/rotations', { token: operator });
     expect(again.status).toBe(409);

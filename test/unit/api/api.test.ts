@@ -161,7 +161,8 @@ describe('createApi (over in-memory port fakes)', () => {
       expect((await call('GET', '/v1/groups', { token: tokens.operator })).statusCode).toBe(200);
       const denied = await call('POST', '/v1/groups/alpha/rotations', { token: tokens.auditor });
       expect(denied.statusCode).toBe(403);
-      expect((await call('GET', '/v1/runs/run-abcdefgh-1', { token: tokens.auditor })).statusCode).toBe(403);
+      // auditors read runs (issue 13)
+      expect((await call('GET', '/v1/runs/run-abcdefgh-1', { token: tokens.auditor })).statusCode).toBe(200);
       expect(rotateCalls).toHaveLength(0);
     });
 
