@@ -284,6 +284,29 @@ export function createApi(deps: ApiDeps): ApiHandler {
         return jsonResponse(200, runView(run));
       },
     },
+    ...(['retry', 'stop'] as const).map(
+      (action): Route => ({
+        method: 'POST',
+        path: `/v1/runs/{runId}/${action}`,
+        access: 'act',
+        query: [],
+        async handle({ req, params, principal }) {
+          const runId = asRunId(params.runId);
+          const body = parseRunActionRequest(req);
+          const service = requireService(deps.service);
+          const trigger: Trigger = { kind: 'operator', by: (principal as Principal).iamId, ...body };
+          const done =
+            action === 'retry' ? await service.retryRun(runId, { trigger }) : await service.stopRun(runId, { trigger });
+          deps.logger.info(`run ${done.action}`, { runId, groupId: done.groupId, by: trigger.by });
+          const runPath = `${basePath}/v1/runs/${runId}`;
+          return jsonResponse(
+            action === 'retry' ? 202 : 200,
+            { ...done, links: { run: runPath } },
+            action === 'retry' ? { location: runPath } : {},
+          );
+        },
+      }),
+    ),
   ];
 
   const routes: Route[] = [
@@ -457,6 +480,15 @@ function parseRotationRequest(req: HttpRequest): { reason?: string; force?: bool
     throw new AppError('VALIDATION_FAILED', 'force must be a boolean', { details: { field: 'force' } });
   }
   return { ...(reason ? { reason } : {}), ...(force ? { force } : {}) };
+}
+
+/** Reads the optional JSON body `{reason?}` of the run actions (retry, stop). */
+function parseRunActionRequest(req: HttpRequest): { reason?: string } {
+  const { force, ...rest } = parseRotationRequest(req);
+  if (force !== undefined) {
+    throw new AppError('VALIDATION_FAILED', 'Unknown field force; accepted: reason', { details: { field: 'force' } });
+  }
+  return rest;
 }
 
 function hasControlCharacter(s: string): boolean {

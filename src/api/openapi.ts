@@ -372,11 +372,78 @@ const schemas = {
       groupId: { type: 'string' },
       generation: { type: 'integer', minimum: 0 },
       kind: { type: 'string' },
-      status: { type: 'string', enum: ['pending', 'running', 'degraded', 'completed', 'failed', 'diverged'] },
+      status: {
+        type: 'string',
+        enum: ['pending', 'running', 'degraded', 'completed', 'failed', 'diverged', 'stopped'],
+      },
       step: { type: 'string' },
       createdAtMs: ms('Created'),
       updatedAtMs: ms('Last saved'),
       nextAttemptAtMs: ms('Not before'),
+      stop: ref('RunStop'),
+    },
+  },
+  RunActionRequest: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      reason: { type: 'string', maxLength: 500, description: 'Why (shown with the run); not starting with = + - @' },
+    },
+  },
+  RunStop: {
+    type: 'object',
+    description: 'What an operator stop left behind',
+    required: ['atMs', 'by', 'step', 'staged', 'notStaged', 'escrowKept', 'summary'],
+    properties: {
+      atMs: ms('When'),
+      by: { type: 'string', description: '`operator:<iam id>`' },
+      reason: { type: 'string' },
+      step: { type: 'string' },
+      staged: {
+        type: 'array',
+        description: 'Duplicates that already hold the run material as their current version',
+        items: {
+          type: 'object',
+          required: ['slot', 'region'],
+          properties: {
+            slot: { type: 'string' },
+            region: { type: 'string' },
+            crn: { type: 'string' },
+            versionId: { type: 'string' },
+          },
+        },
+      },
+      notStaged: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['slot', 'role', 'region'],
+          properties: { slot: { type: 'string' }, role: { type: 'string' }, region: { type: 'string' } },
+        },
+      },
+      escrowKept: { type: 'boolean' },
+      fingerprint: { type: 'string' },
+      summary: { type: 'string' },
+    },
+  },
+  RunActionResult: {
+    type: 'object',
+    required: ['runId', 'groupId', 'action', 'status', 'step', 'groupStatus', 'links'],
+    additionalProperties: false,
+    properties: {
+      runId: { type: 'string' },
+      groupId: { type: 'string' },
+      action: { type: 'string', enum: ['retried', 'stopped'] },
+      status: { type: 'string' },
+      step: { type: 'string' },
+      groupStatus: { type: 'string', enum: ['healthy', 'rotating', 'degraded', 'diverged', 'failed'] },
+      stop: ref('RunStop'),
+      links: {
+        type: 'object',
+        required: ['run'],
+        additionalProperties: false,
+        properties: { run: { type: 'string' } },
+      },
     },
   },
 } as const;
@@ -645,6 +712,53 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           responses: {
             '200': json('The run', ref('Run')),
             '404': errorResponse('Unknown run (RUN_NOT_FOUND)'),
+            ...commonErrors,
+          },
+        },
+      },
+      '/v1/runs/{runId}/retry': {
+        post: {
+          operationId: 'retryRun',
+          summary: 'Retry a run now (operator)',
+          description: [
+            'Re-opens an unfinished, failed or stopped run: a fresh deadline, no backoff, blocked members pending again.',
+            'The next tick advances it (the plan step re-reads every member, so the 1 h rule still holds). A stopped run',
+            'rolls forward with its escrowed material while its generation is still the next one.',
+          ].join(' '),
+          security: bearer,
+          parameters: [p.runId],
+          requestBody: { required: false, content: { 'application/json': { schema: ref('RunActionRequest') } } },
+          responses: {
+            '202': json('Re-opened', ref('RunActionResult'), {
+              Location: { schema: { type: 'string' }, description: 'The run' },
+            }),
+            '404': errorResponse('Unknown run (RUN_NOT_FOUND)'),
+            '409': errorResponse(
+              'Completed, diverged or superseded (RUN_STATE_INVALID); another run holds the group (RUN_IN_PROGRESS); a worker is advancing it right now (LEASE_HELD)',
+            ),
+            ...commonErrors,
+          },
+        },
+      },
+      '/v1/runs/{runId}/stop': {
+        post: {
+          operationId: 'stopRun',
+          summary: 'Stop a rotation run safely, before its primary is promoted (operator)',
+          description: [
+            'Ends the run with status `stopped` (never resumed by the tick) and records what it left: duplicates already',
+            'staged keep the material (the group is degraded until a retry rolls forward or the next rotation supersedes',
+            'it); the escrow stays with the run. Refused once the primary may hold the new material: then the run can',
+            'only finish (retry it).',
+          ].join(' '),
+          security: bearer,
+          parameters: [p.runId],
+          requestBody: { required: false, content: { 'application/json': { schema: ref('RunActionRequest') } } },
+          responses: {
+            '200': json('Stopped', ref('RunActionResult')),
+            '404': errorResponse('Unknown run (RUN_NOT_FOUND)'),
+            '409': errorResponse(
+              'Finished, not a rotation, or past promotion (RUN_STATE_INVALID); a worker is advancing it right now (LEASE_HELD)',
+            ),
             ...commonErrors,
           },
         },

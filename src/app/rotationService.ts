@@ -34,6 +34,7 @@ import {
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
 import { probeEvidence, runCanary } from './canary.js';
 import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
+import { createOperatorRuns } from './operatorRuns.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun, advanceReplay } from './replay.js';
 import { advance, type RunnerContext, readMemberState, runsOf } from './runner.js';
@@ -170,6 +171,7 @@ export function createRotationService(
   }
 
   const service: RotationService = {
+    ...createOperatorRuns(ctx),
     async createGroup(input: CreateGroupInput) {
       const groupId = asGroupId(input.id);
       const trigger = validateTrigger(input.trigger);
