@@ -418,7 +418,12 @@ const schemas = {
         items: {
           type: 'object',
           required: ['slot', 'role', 'region'],
-          properties: { slot: { type: 'string' }, role: { type: 'string' }, region: { type: 'string' } },
+          properties: {
+            slot: { type: 'string' },
+            role: { type: 'string' },
+            region: { type: 'string' },
+            unconfirmed: { type: 'boolean', description: 'An attempt failed without a clear answer' },
+          },
         },
       },
       escrowKept: { type: 'boolean' },

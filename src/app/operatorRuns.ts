@@ -327,14 +327,19 @@ function stopRecord(run: RotationRun, by: string, reason: string | undefined, no
     }));
   const notStaged = run.members
     .filter((m) => m.role === 'primary' || m.progress !== MemberProgress.STAGED)
-    .map((m) => ({ slot: m.slot, role: m.role, region: m.region }));
+    .map((m) => ({
+      slot: m.slot,
+      role: m.role,
+      region: m.region,
+      ...(m.attempts > 0 && m.lastError ? { unconfirmed: true } : {}),
+    }));
   const escrowKept = run.escrow !== undefined;
   const fp = run.fingerprint ? ` (fingerprint ${run.fingerprint})` : '';
   const head = `Stopped by ${by}${reason ? ` (${reason})` : ''} at step ${step}`;
   const summary =
     staged.length === 0
       ? `${head} before any member changed: every member still holds generation ${run.generation - 1}, the group is as before the run.${escrowKept ? ` The escrowed material of generation ${run.generation}${fp} stays with the run and is used only if the run is retried.` : ''}`
-      : `${head}: duplicate(s) ${staged.map((s) => `${s.region} (version ${s.versionId ?? '?'})`).join(', ')} already hold generation ${run.generation}'s material${fp} as their current version; ${notStaged.map((m) => `${m.role} ${m.region}`).join(', ')} do not. DEKs wrapped at the primary still unwrap everywhere; a DEK wrapped at those duplicates does not unwrap at the primary. The material stays escrowed with the run: \`lockstep run retry ${run.id}\` promotes the primary with it (roll forward), or the next rotation supersedes it on every member.`;
+      : `${head}: duplicate(s) ${staged.map((s) => `${s.region} (version ${s.versionId ?? '?'})`).join(', ')} already hold generation ${run.generation}'s material${fp} as their current version; ${notStaged.map((m) => `${m.role} ${m.region}${m.unconfirmed ? ' (unconfirmed: an attempt failed without a clear answer)' : ''}`).join(', ')} do not. DEKs wrapped at the primary still unwrap everywhere; a DEK wrapped at those duplicates does not unwrap at the primary. The material stays escrowed with the run: \`lockstep run retry ${run.id}\` promotes the primary with it (roll forward), or the next rotation supersedes it on every member.`;
   return {
     atMs: nowMs,
     by,

@@ -164,8 +164,11 @@ export interface RunStop {
   step: Step;
   /** Duplicates that already hold the run's material as their current version. */
   staged: { slot: string; region: RegionId; crn?: KeyCrn; versionId?: KeyVersionId }[];
-  /** Members that do not (the primary always among them). */
-  notStaged: { slot: string; role: MemberRole; region: RegionId }[];
+  /**
+   * Members not known to hold it (the primary always among them). `unconfirmed`: an attempt failed without a clear
+   * answer, so the member may hold it after all (a retry re-reads its versions before it rotates again).
+   */
+  notStaged: { slot: string; role: MemberRole; region: RegionId; unconfirmed?: boolean }[];
   /** The escrowed material stays with the run, so a retry rolls forward with it. */
   escrowKept: boolean;
   fingerprint?: string;
