@@ -19,8 +19,10 @@ export interface ApiAuthConfig {
   /** Role by IAM id (`iam_id` claim, else `sub`). Identities not listed get 403. */
   roles: Record<string, ApiRole>;
   /**
-   * Optional IAM token endpoint (`…/identity/token`). When set, the timeline page's login form also accepts an API
-   * key and exchanges it there (grant type `urn:ibm:params:oauth:grant-type:apikey`).
+   * Local stack only: the local IAM's token endpoint (`http://127.0.0.1:…/identity/token`). When set, the timeline
+   * page's login form also accepts an API key and exchanges it there. Never in production: the form would answer
+   * whether a key is valid to anyone, so `createApi` refuses any URL that is not http on a loopback address, and
+   * `functions/api.ts` sets it only with `LOCKSTEP_DEV_UI_API_KEY_LOGIN=true` (set by `lockstep dev`).
    */
   iamTokenUrl?: string;
 }
@@ -52,6 +54,15 @@ const MAX_TOKEN_CHARS = 8192;
  */
 export const MAX_TOKEN_LIFETIME_SECONDS = 3600;
 const CLOCK_TOLERANCE_SECONDS = 5;
+/**
+ * The jose claim checks every IAM access-token verifier uses (spread into `jwtVerify`'s options), followed by
+ * {@link checkIamAccessToken} on the payload.
+ */
+export const IAM_ACCESS_TOKEN_CLAIMS = {
+  clockTolerance: CLOCK_TOLERANCE_SECONDS,
+  requiredClaims: ['exp', 'iat'],
+  maxTokenAge: MAX_TOKEN_LIFETIME_SECONDS,
+};
 /** Identity claims are IAM ids (`IBMid-…`, `iam-ServiceId-…`, `iam-Profile-…`): bounded, printable, no spaces. */
 const IDENTITY_SHAPE = /^[\x21-\x7e]{1,256}$/;
 
@@ -97,9 +108,7 @@ export function createAuthenticator(config: ApiAuthConfig): Authenticator {
           issuer: config.issuer,
           audience: config.audience,
           algorithms: ['RS256'],
-          clockTolerance: CLOCK_TOLERANCE_SECONDS,
-          requiredClaims: ['exp', 'iat'],
-          maxTokenAge: MAX_TOKEN_LIFETIME_SECONDS,
+          ...IAM_ACCESS_TOKEN_CLAIMS,
         }));
       } catch (err) {
         throw translateJoseError(err);
@@ -109,23 +118,37 @@ export function createAuthenticator(config: ApiAuthConfig): Authenticator {
       if (config.audience === undefined && payload.aud !== undefined) {
         throw new AppError('UNAUTHENTICATED', 'The token was issued for another audience; send an IAM access token');
       }
-      const lifetimeSec = (payload.exp as number) - (payload.iat as number);
-      if (lifetimeSec > MAX_TOKEN_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS) {
-        throw new AppError(
-          'UNAUTHENTICATED',
-          `The token is valid for longer than ${MAX_TOKEN_LIFETIME_SECONDS / 60} minutes (exp - iat); IAM access tokens never are`,
-        );
-      }
-      const iamId = identityOf(payload);
-      const role = Object.hasOwn(config.roles, iamId) ? config.roles[iamId] : undefined;
-      if (role !== ApiRole.AUDITOR && role !== ApiRole.OPERATOR) {
-        throw new AppError('FORBIDDEN', 'This identity has no lockstep role; ask an administrator to grant auditor', {
-          details: { iamId },
-        });
-      }
-      return { iamId, role, expiresAtSec: payload.exp };
+      const iamId = checkIamAccessToken(payload);
+      return { iamId, role: roleFor(config, iamId), expiresAtSec: payload.exp };
     },
   };
+}
+
+/** The configured role of an IAM identity. @throws {AppError} FORBIDDEN when it has none */
+export function roleFor(config: Pick<ApiAuthConfig, 'roles'>, iamId: string): ApiRole {
+  const role = Object.hasOwn(config.roles, iamId) ? config.roles[iamId] : undefined;
+  if (role !== ApiRole.AUDITOR && role !== ApiRole.OPERATOR) {
+    throw new AppError('FORBIDDEN', 'This identity has no lockstep role; ask an administrator to grant auditor', {
+      details: { iamId },
+    });
+  }
+  return role;
+}
+
+/**
+ * What jose's options cannot check on a verified IAM access token: a lifetime (`exp - iat`) of at most an hour, and
+ * a string identity. Returns the identity.
+ * @throws {AppError} UNAUTHENTICATED
+ */
+export function checkIamAccessToken(payload: JWTPayload): string {
+  const lifetimeSec = (payload.exp as number) - (payload.iat as number);
+  if (!(lifetimeSec <= MAX_TOKEN_LIFETIME_SECONDS + CLOCK_TOLERANCE_SECONDS)) {
+    throw new AppError(
+      'UNAUTHENTICATED',
+      `The token is valid for longer than ${MAX_TOKEN_LIFETIME_SECONDS / 60} minutes (exp - iat); IAM access tokens never are`,
+    );
+  }
+  return identityOf(payload);
 }
 
 /**

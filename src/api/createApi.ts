@@ -43,8 +43,10 @@ export interface ApiDeps {
   checkpointPublicKeys: Record<string, string>;
   clock: Clock;
   logger: Logger;
-  /** Public URL of the API root (OpenAPI `servers`, links, `Secure` cookies when https). */
+  /** Public URL of the API root (OpenAPI `servers`, links, the page's expected Origin). */
   publicBaseUrl?: string;
+  /** `LOCKSTEP_UI_SESSION_SECRET`: the page's session key is derived from it (else random per process). */
+  sessionSecret?: string;
 }
 
 /** The transport-neutral API function. */

@@ -526,7 +526,8 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           type: 'apiKey',
           in: 'cookie',
           name: 'lockstep_session',
-          description: 'Set by POST /ui/login (holds the IAM token; HttpOnly, SameSite=Strict, path /ui)',
+          description:
+            'Set by POST /ui/login: a sealed, short-lived session (AES-256-GCM, at most 30 min), never the IAM token; HttpOnly, SameSite=Strict, Secure unless served from a loopback http URL, path /ui',
         },
       },
       schemas,
@@ -801,7 +802,7 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
       '/ui/login': {
         post: {
           operationId: 'uiLogin',
-          summary: 'Start a page session from an IAM access token (or an API key, when IAM is configured)',
+          summary: 'Start a page session from an IAM access token (or an API key, in the local stack only)',
           security: [],
           requestBody: {
             required: true,
@@ -830,9 +831,50 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           operationId: 'uiLogout',
           summary: 'End the page session',
           security: [],
-          responses: { '303': { description: 'Redirect to /ui (clears the cookie)' }, ...routerErrors },
+          responses: {
+            '303': { description: 'Redirect to /ui (clears the cookie)' },
+            '403': text('Posted from another origin', 'text/html'),
+            ...routerErrors,
+          },
         },
       },
+      ...Object.fromEntries(
+        (['retry', 'stop'] as const).map((action) => [
+          `/ui/runs/{runId}/${action}`,
+          {
+            post: {
+              operationId: action === 'retry' ? 'uiRetryRun' : 'uiStopRun',
+              summary:
+                action === 'retry'
+                  ? 'Page form: retry a run now (operator; as POST /v1/runs/{runId}/retry)'
+                  : 'Page form: stop a run safely (operator; as POST /v1/runs/{runId}/stop)',
+              security: [{ uiSession: [] }],
+              parameters: [p.runId],
+              requestBody: {
+                required: true,
+                content: {
+                  'application/x-www-form-urlencoded': {
+                    schema: {
+                      type: 'object',
+                      properties: {
+                        reason: { type: 'string', maxLength: 500 },
+                        ...(action === 'stop' ? { confirm: { type: 'string', enum: ['yes'] } } : {}),
+                      },
+                    },
+                  },
+                },
+              },
+              responses: {
+                '303': { description: 'Done; redirect to the group page' },
+                '401': pageError('Login form (no or an expired session)'),
+                '403': pageError('Not an operator, or posted from another origin (or without an Origin header)'),
+                '409': pageError('The run does not allow it (RUN_STATE_INVALID, RUN_IN_PROGRESS, LEASE_HELD)'),
+                default: pageError('Error page (code and message from the error table)'),
+              },
+            },
+          },
+        ]),
+      ),
       '/ui/export': {
         get: {
           operationId: 'uiExport',

@@ -3,7 +3,7 @@
  * adapters implement.
  */
 
-export type { OperatorRuns, RunActionResult } from './operatorRuns.js';
+export { type OperatorRuns, type RunActionResult, runActions } from './operatorRuns.js';
 export * from './ports.js';
 export { createRotationService } from './rotationService.js';
 export * from './service.js';

@@ -74,6 +74,17 @@ const STOPPABLE: readonly string[] = ['pending', 'running', 'degraded', 'failed'
 /** Steps before any command could have reached the primary. */
 const BEFORE_PROMOTE: readonly string[] = [Step.PLAN, Step.GENERATE, Step.STAGE, Step.VERIFY];
 
+/** Which operator actions a run allows now (the page shows only these forms; the use cases check again). */
+export function runActions(run: RotationRun): { retry: boolean; stop: boolean } {
+  let stop = true;
+  try {
+    checkStop(run);
+  } catch {
+    stop = false;
+  }
+  return { retry: RETRYABLE.includes(run.status), stop };
+}
+
 /** Builds the operator use cases over the runner's context. */
 export function createOperatorRuns(ctx: RunnerContext): OperatorRuns {
   const runs = runsOf(ctx.stores);

@@ -10,6 +10,7 @@
  *   and the `rotate` function (IAM bearer of listed identities; cron pings by design) → 401 for every bad
  *   credential with no effect; a signed event replayed → answered as a duplicate with no second effect.
  */
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CE_PING_TYPE, signBody, TOKEN_HEADER } from '../../src/codeengine/index.js';
 import type { Group } from '../../src/core/index.js';
@@ -50,7 +51,7 @@ async function call(url: string, init: RequestInit): Promise<Answer> {
   return { status: res.status, headers, text: await res.text() };
 }
 
-type RouteClass = 'public' | 'read' | 'act' | 'page' | 'login';
+type RouteClass = 'public' | 'read' | 'act' | 'page' | 'page-act' | 'login';
 interface Operation {
   method: string;
   path: string;
@@ -60,16 +61,23 @@ interface Operation {
 
 function classify(op: Operation): RouteClass {
   if (op.path === '/ui/login') return 'login';
-  if (op.security?.some((x) => 'uiSession' in x)) return 'page';
+  if (op.security?.some((x) => 'uiSession' in x)) return op.method === 'POST' ? 'page-act' : 'page';
   if (!op.security || op.security.length === 0) return 'public';
   return /\(operator\)/.test(op.summary) || op.method === 'POST' ? 'act' : 'read';
 }
 
+/** Run actions (retry/stop) on the matrix's run — the group's completed create run — reach the handler, which refuses. */
+const RUN_ACTION = /\/runs\/\{runId\}\/(retry|stop)$/;
+
 function expectedStatus(cls: RouteClass, c: CredentialCase, op: Operation): number {
   if (cls === 'public') return op.method === 'POST' ? 303 : 200;
   if (c.kind === 'bad') return 401;
-  if (c.kind === 'no-role') return 403;
-  if (cls === 'act') return c.kind === 'auditor' ? 403 : op.method === 'POST' ? 202 : 200;
+  // a page session exists only after a login with a role: the raw token as the cookie is no session
+  if (c.kind === 'no-role') return cls === 'page' || cls === 'page-act' ? 401 : 403;
+  if (cls === 'act' || cls === 'page-act') {
+    if (c.kind === 'auditor') return 403;
+    return RUN_ACTION.test(op.path) ? 409 : op.method === 'POST' ? 202 : 200;
+  }
   return cls === 'login' ? 303 : 200;
 }
 
@@ -99,15 +107,32 @@ describe('secrets and access: who gets in', () => {
     const covered = new Set<string>();
     let requests = 0;
 
-    const request = (op: Operation, cls: RouteClass, c: CredentialCase) => {
+    // page sessions of the cases with a role, from the login form (the cookie never holds the token itself)
+    const sessions = new Map<string, string>();
+    for (const c of cases.filter((x) => x.kind === 'auditor' || x.kind === 'operator')) {
+      const res = await call(`${api}/ui/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: api },
+        body: new URLSearchParams({ token: c.token! }).toString(),
+      });
+      sessions.set(c.name, (res.headers['set-cookie'] ?? '').split(';')[0]!);
+    }
+    const request = async (op: Operation, cls: RouteClass, c: CredentialCase) => {
       const headers: Record<string, string> = {};
       let body: string | undefined;
       const auth = authorizationOf(c);
       if (cls === 'public' || cls === 'read' || cls === 'act') {
         if (auth) headers.authorization = auth;
-      } else if (cls === 'page') {
+      } else if (cls === 'page' || cls === 'page-act') {
         const v = c.token ?? c.rawAuthorization?.replace(/\s+/g, '');
-        if (v) headers.cookie = `lockstep_session=${v}`;
+        const session = sessions.get(c.name);
+        if (session) headers.cookie = session;
+        else if (v) headers.cookie = `lockstep_session=${v}`;
+        if (cls === 'page-act') {
+          headers['content-type'] = 'application/x-www-form-urlencoded';
+          headers.origin = api;
+          body = new URLSearchParams({ reason: 'access matrix', confirm: 'yes' }).toString();
+        }
       } else {
         headers['content-type'] = 'application/x-www-form-urlencoded';
         body = new URLSearchParams({ token: c.token ?? c.rawAuthorization ?? '' }).toString();
@@ -138,10 +163,9 @@ describe('secrets and access: who gets in', () => {
         );
         return;
       }
-      // no response echoes the credential (the login route's session cookie is the caller's own token, by design)
+      // no response echoes the credential, the login's session cookie included (it holds a sealed session)
       const echoed = c.token && c.token.length > 20 ? c.token : undefined;
       const headerText = Object.entries(a.headers)
-        .filter(([k]) => !(cls === 'login' && want === 303 && k === 'set-cookie'))
         .map(([k, v]) => `${k}: ${v}`)
         .join('\n');
       if (echoed && (a.text.includes(echoed) || headerText.includes(echoed))) violations.push(`${where}: token echoed`);
@@ -153,7 +177,7 @@ describe('secrets and access: who gets in', () => {
         } catch {
           // reported below
         }
-        const code = want === 401 ? 'UNAUTHENTICATED' : 'FORBIDDEN';
+        const code = want === 401 ? 'UNAUTHENTICATED' : want === 409 ? 'RUN_STATE_INVALID' : 'FORBIDDEN';
         if (!a.headers['content-type']?.startsWith('application/json')) violations.push(`${where}: not JSON`);
         if (body.error?.code !== code) violations.push(`${where}: code ${String(body.error?.code)}, expected ${code}`);
         if (typeof body.error?.message !== 'string' || body.error.message.length < 10)
@@ -248,6 +272,123 @@ describe('secrets and access: who gets in', () => {
     expect(result.violations, result.examples?.join('\n')).toBe(0);
   }, 120_000);
 
+  it('page: sealed short-lived session cookie, Secure off only on loopback http, no cross-origin POST, no API-key login outside the local stack', async () => {
+    const api = s.runner.url('api');
+    const violations: string[] = [];
+    let requests = 0;
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const operator = await s.emu.iam.issueToken('operator');
+    const send = async (path: string, init: RequestInit) => {
+      requests += 1;
+      return call(`${api}${path}`, init);
+    };
+    /** A POST with a chosen Host header (fetch cannot set one). */
+    const postWithHost = (path: string, host: string, body: string) =>
+      new Promise<Answer>((resolve, reject) => {
+        requests += 1;
+        const u = new URL(`${api}${path}`);
+        const req = httpRequest(
+          { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { ...form, host } },
+          (res) => {
+            let text = '';
+            res.on('data', (d) => {
+              text += d;
+            });
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string>, text }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+
+    // the session cookie: sealed, never the IAM token, HttpOnly, SameSite=Strict, /ui, at most 30 min
+    const login = await send('/ui/login', {
+      method: 'POST',
+      headers: { ...form, origin: api },
+      body: new URLSearchParams({ token: operator }).toString(),
+    });
+    const cookie = login.headers['set-cookie'] ?? '';
+    const value = /^lockstep_session=([^;]*)/.exec(cookie)?.[1] ?? '';
+    if (login.status !== 303) violations.push(`login: ${login.status}`);
+    if (value === '' || cookie.includes(operator) || value.split('.').length === 3)
+      violations.push('cookie: holds the IAM token or a JWT');
+    for (const attr of ['HttpOnly', 'SameSite=Strict', 'Path=/ui'])
+      if (!cookie.includes(attr)) violations.push(`cookie: no ${attr}`);
+    const maxAge = Number(/Max-Age=(\d+)/.exec(cookie)?.[1] ?? 'NaN');
+    if (!(maxAge > 0 && maxAge <= 1800)) violations.push(`cookie: Max-Age ${maxAge}`);
+    if (/Secure/.test(cookie)) violations.push('cookie: Secure on a loopback http URL (browsers would drop it)');
+    const session = `lockstep_session=${value}`;
+    if ((await send('/ui', { headers: { cookie: session } })).status !== 200) violations.push('session: refused');
+    if ((await send('/ui', { headers: { cookie: `lockstep_session=${operator}` } })).status !== 401)
+      violations.push('session: the raw IAM token is accepted as a session');
+    // served under a public host name: Secure by default (serverless.yml sets no public URL)
+    for (const host of ['lockstep.example.com', 'lockstep.abc123.us-south.codeengine.appdomain.cloud']) {
+      const a = await postWithHost('/ui/login', host, new URLSearchParams({ token: operator }).toString());
+      if (a.status !== 303 || !/; Secure/.test(a.headers['set-cookie'] ?? ''))
+        violations.push(`cookie for Host ${host}: ${a.status} ${a.headers['set-cookie'] ?? 'none'} (not Secure)`);
+    }
+
+    // logout CSRF: a foreign, null or cross-site POST changes nothing; the page's own logout works
+    for (const [name, headers] of [
+      ['foreign Origin', { origin: 'https://evil.example' }],
+      ['null Origin', { origin: 'null' }],
+      ['cross-site fetch metadata', { 'sec-fetch-site': 'cross-site' }],
+    ] as const) {
+      const a = await send('/ui/logout', { method: 'POST', headers: { ...headers, cookie: session } });
+      if (a.status !== 403 || a.headers['set-cookie'] !== undefined)
+        violations.push(`logout ${name}: ${a.status} ${a.headers['set-cookie'] ?? ''}`);
+    }
+    const own = await send('/ui/logout', { method: 'POST', headers: { origin: api, cookie: session } });
+    if (own.status !== 303 || !/Max-Age=0/.test(own.headers['set-cookie'] ?? '')) violations.push('own logout failed');
+    const loginCsrf = await send('/ui/login', {
+      method: 'POST',
+      headers: { ...form, origin: 'https://evil.example' },
+      body: new URLSearchParams({ token: operator }).toString(),
+    });
+    if (loginCsrf.status !== 403 || loginCsrf.headers['set-cookie']) violations.push(`login CSRF: ${loginCsrf.status}`);
+    // operator forms need the Origin header and this origin
+    const [run] = await s.stores.runs.listByGroup(group.id, 1);
+    for (const headers of [{}, { origin: 'https://evil.example' }] as Record<string, string>[]) {
+      const before = await storeDigest(s.couch.url);
+      const a = await send(`/ui/runs/${run!.id}/retry`, {
+        method: 'POST',
+        headers: { ...form, ...headers, cookie: session },
+        body: '',
+      });
+      if (a.status !== 403) violations.push(`retry form ${JSON.stringify(headers)}: ${a.status}`);
+      if ((await storeDigest(s.couch.url)) !== before) violations.push('a refused form changed the store');
+    }
+
+    // API-key login: not offered and not answered outside the local stack (no key-validity oracle)
+    const loginPage = await send('/ui', {});
+    if (loginPage.text.includes('name="apikey"')) violations.push('the login page offers API-key login');
+    const withKey = async (apikey: string) =>
+      send('/ui/login', {
+        method: 'POST',
+        headers: { ...form, origin: api },
+        body: new URLSearchParams({ apikey }).toString(),
+      });
+    const valid = await withKey(s.emu.iam.apiKeyFor('operator'));
+    const invalid = await withKey('not-a-key-0000000000000000000000');
+    if (valid.status !== 401 || valid.headers['set-cookie']) violations.push(`API-key login: ${valid.status}`);
+    const strip = (t: string) => t.replace(/req-[\w-]+|[0-9a-f]{8}-[0-9a-f-]{27}/g, '');
+    if (valid.status !== invalid.status || strip(valid.text) !== strip(invalid.text))
+      violations.push('API-key login: a valid and an invalid key get different answers');
+
+    const result = recordScenario({
+      scenario: 'page: session cookie, cross-origin POSTs, API-key login',
+      area: 'access',
+      runs: requests,
+      violations: violations.length,
+      notes:
+        'login sets a sealed session (not the IAM token, not a JWT; HttpOnly, SameSite=Strict, Path=/ui, ≤ 30 min), Secure for public host names and off only on loopback http; the raw IAM token is no session; logout and login with a foreign/null Origin or cross-site fetch metadata → 403 without a cookie change; operator forms without or with a foreign Origin → 403, store unchanged; outside the local stack no API-key field and the same 401 for a valid and an invalid key',
+      examples: violations.slice(0, 8),
+    });
+    expect(result.violations, result.examples?.join('\n')).toBe(0);
+  }, 60_000);
+
   it('events and rotate functions: bad signatures, out-of-window or replayed events and bad tokens are refused or ignored', async () => {
     const eventsUrl = s.runner.url('events');
     const rotateUrl = s.runner.url('rotate');
@@ -301,7 +442,7 @@ describe('secrets and access: who gets in', () => {
       ['non-numeric timestamp', { ...signed, 'x-lockstep-timestamp': `${nowSec()}.5` }, body1],
       ['wrong static token', { [TOKEN_HEADER]: 'not-the-token' }, body1],
       ...cases
-        .filter((c) => c.kind !== 'operator' && authorizationOf(c))
+        .filter((c) => c.kind !== 'operator' && !c.apiOnly && authorizationOf(c))
         .map((c): [string, Record<string, string>, string] => [
           `bearer: ${c.name}`,
           { authorization: authorizationOf(c)! },
@@ -351,7 +492,7 @@ describe('secrets and access: who gets in', () => {
       ['HMAC-signed (not accepted here)', signBody(s.eventsHmacSecret, '', nowSec())],
       ['events static token (not accepted here)', { [TOKEN_HEADER]: s.eventsToken }],
       ...cases
-        .filter((c) => c.kind !== 'operator' && authorizationOf(c))
+        .filter((c) => c.kind !== 'operator' && !c.apiOnly && authorizationOf(c))
         .map((c): [string, Record<string, string>] => [`bearer: ${c.name}`, { authorization: authorizationOf(c)! }]),
     ];
     await expectRefused(
@@ -380,7 +521,7 @@ describe('secrets and access: who gets in', () => {
       area: 'access',
       runs: requests,
       violations: violations.length,
-      notes: `events: unsigned, wrong secret, other body, ±15 min outside the 300 s window, malformed, wrong token, ${cases.length - 1} bad bearer cases → 401, no store change; signed / token / IAM deliveries replayed → duplicate, no second effect. rotate: ${refusedRotate.length} bad credentials → 401; listed operator → 200; cron ping (Ce-Type header) → 200 by design`,
+      notes: `events: unsigned, wrong secret, other body, ±15 min outside the 300 s window, malformed, wrong token, ${cases.filter((c) => c.kind !== 'operator' && !c.apiOnly && authorizationOf(c)).length} bad bearer cases → 401, no store change; signed / token / IAM deliveries replayed → duplicate, no second effect. rotate: ${refusedRotate.length} bad credentials → 401; listed operator → 200; cron ping (Ce-Type header) → 200 by design`,
       examples: violations.slice(0, 8),
     });
     expect(result.violations, result.examples?.join('\n')).toBe(0);

@@ -18,6 +18,8 @@ export interface DevFunctionConfig {
   rotationMinIntervalMs: number;
   maxExecutionSeconds: number;
   logLevel: string;
+  /** The page's API-key login (the local stack's own IAM only; `lockstep dev` turns it on). */
+  uiApiKeyLogin?: boolean;
 }
 
 export type CeMainFn = (params: CeParams) => Promise<CeResult>;
@@ -41,6 +43,7 @@ export function functionEnv(c: DevFunctionConfig): Record<string, string> {
     LOCKSTEP_ROTATION_MIN_INTERVAL_MS: String(c.rotationMinIntervalMs),
     LOCKSTEP_MAX_EXECUTION_SECONDS: String(c.maxExecutionSeconds),
     LOCKSTEP_LOG_LEVEL: c.logLevel,
+    ...(c.uiApiKeyLogin ? { LOCKSTEP_DEV_UI_API_KEY_LOGIN: 'true' } : {}),
   };
 }
 

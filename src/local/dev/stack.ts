@@ -187,6 +187,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       rotationMinIntervalMs: opts.rotationMinIntervalMs,
       maxExecutionSeconds: 120,
       logLevel: opts.functionLogLevel ?? 'error',
+      uiApiKeyLogin: true,
     });
     const tickSeconds = Math.max(1, Math.round(opts.tickMs / 1000));
     const runner: FunctionRunner = await startFunctionRunner({

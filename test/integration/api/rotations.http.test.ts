@@ -201,6 +201,34 @@ describe('POST /v1/groups/{groupId}/rotations with the real service', () => {
     expect(proof.chain).toMatchObject({ ok: true, length: 2, headGeneration: 2 });
   });
 
+  it('stops a claimed run (200, what it left) and retries it (202): the real service behind the documented shapes', async () => {
+    await seedGroup('ledger', { nowMs: () => stack.kp.nowMs() });
+    stack.kp.advanceClock(3_700_000); // past the 1 h rule of the seeded keys
+    const { runId } = (await http.request('POST', '/v1/groups/ledger/rotations', { token: operator })).json();
+    expect((await http.request('POST', `/v1/runs/${runId}/stop`, { token: auditor })).status).toBe(403);
+    const stopped = await http.request('POST', `/v1/runs/${runId}/stop`, {
+      token: operator,
+      body: JSON.stringify({ reason: 'change freeze' }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(stopped.status).toBe(200);
+    expect(stopped.json()).toMatchObject({
+      action: 'stopped',
+      status: 'stopped',
+      groupStatus: 'healthy',
+      stop: { by: `operator:${operatorIamId}`, reason: 'change freeze', staged: [] },
+    });
+    expect((await http.request('GET', `/v1/runs/${runId}`, { token: auditor })).json().status).toBe('stopped');
+    const again = await http.request('POST', `/v1/runs/${runId}/stop`, { token: operator });
+    expect(again.json().error.code).toBe('RUN_STATE_INVALID');
+    const retried = await http.request('POST', `/v1/runs/${runId}/retry`, { token: operator });
+    expect(retried.status).toBe(202);
+    expect(retried.headers.location).toBe(`/v1/runs/${runId}`);
+    expect(retried.json()).toMatchObject({ action: 'retried', groupStatus: 'rotating' });
+    const done = await service.advanceRun(runId, { deadlineAtMs: stack.kp.nowMs() + 120_000, holder: 'api-test' });
+    expect(done.status).toBe('completed');
+  });
+
   it('answers 404 RUN_NOT_FOUND for an unknown run', async () => {
     const res = await http.request('GET', '/v1/runs/run-00000000-unknown', { token: operator });
     expect(res.status).toBe(404);
