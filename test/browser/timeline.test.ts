@@ -28,7 +28,7 @@ beforeAll(async () => {
     );
   }
   [iam, couch] = await Promise.all([startLocalIam(), startEmbeddedCouch()]);
-  const stores = await createCloudantStores({ url: couch.url });
+  const stores = await createCloudantStores({ ...couch.storeOptions });
   await stores.ensureSetup();
   const keys = testCheckpointKeys(9);
   const payments = makeGroup('payments', { name: 'Payments root keys', generation: 6 });

@@ -14,6 +14,7 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CE_PING_TYPE, signBody, TOKEN_HEADER } from '../../src/codeengine/index.js';
 import type { Group } from '../../src/core/index.js';
+import { storeConfigFromEnv } from '../../src/store/index.js';
 import { createGroupOn, type FunctionStack, startFunctionStack } from './_lib/accessStack.js';
 import { authorizationOf, type CredentialCase, credentialCases } from './_lib/accessTokens.js';
 import { recordScenario } from './_lib/report.js';
@@ -191,7 +192,7 @@ describe('secrets and access: who gets in', () => {
     };
 
     // Pass 1: every refused case, every route. Nothing may change in the store.
-    const before = await storeDigest(s.couch.url);
+    const before = await storeDigest(s.couch);
     const routes = ops.map((op) => ({ op, cls: classify(op) }));
     for (const { op, cls } of routes) {
       covered.add(`${op.method} ${op.path}`);
@@ -199,7 +200,7 @@ describe('secrets and access: who gets in', () => {
       const answers = await Promise.all(refused.map((c) => request(op, cls, c)));
       for (const [i, c] of refused.entries()) check(op, cls, c, answers[i]!);
     }
-    const after = await storeDigest(s.couch.url);
+    const after = await storeDigest(s.couch);
     if (after !== before) violations.push('the store changed during refused requests');
 
     // Pass 2: the credentials that must pass (the operator's POST last: it starts a run, so the store changes).
@@ -210,7 +211,7 @@ describe('secrets and access: who gets in', () => {
       for (const c of cases.filter((x) => expectedStatus(cls, x, op) < 400))
         check(op, cls, c, await request(op, cls, c));
     }
-    if ((await storeDigest(s.couch.url)) === after) violations.push('the operator POST changed nothing: check is void');
+    if ((await storeDigest(s.couch)) === after) violations.push('the operator POST changed nothing: check is void');
 
     // path, method and credential-carrier variants: never let an unauthenticated caller read or act
     const operatorToken = cases.find((c) => c.kind === 'operator')!.token!;
@@ -234,7 +235,7 @@ describe('secrets and access: who gets in', () => {
       ['GET', '/v1/groups', { authorization: `bearer  ${operatorToken} x` }],
       ['GET', '/v1/groups', { authorization: `Bearer ${operatorToken.split('.').slice(0, 2).join('.')}.` }],
     ];
-    const beforeVariants = await storeDigest(s.couch.url);
+    const beforeVariants = await storeDigest(s.couch);
     for (const [method, path, headers] of variants) {
       const a = await call(`${api}${path}`, { method, headers, ...(method === 'POST' ? { body: '{}' } : {}) });
       requests += 1;
@@ -243,7 +244,7 @@ describe('secrets and access: who gets in', () => {
         violations.push(`${method} ${path} ${Object.keys(headers).join(',')}: ${a.status} ${a.text.slice(0, 120)}`);
       }
     }
-    if ((await storeDigest(s.couch.url)) !== beforeVariants) violations.push('a variant request changed the store');
+    if ((await storeDigest(s.couch)) !== beforeVariants) violations.push('a variant request changed the store');
 
     // coverage: every documented operation was exercised, and the /v1 ones are bearer-protected
     const documented = ops.map((o) => `${o.method} ${o.path}`);
@@ -351,14 +352,14 @@ describe('secrets and access: who gets in', () => {
     // operator forms need the Origin header and this origin
     const [run] = await s.stores.runs.listByGroup(group.id, 1);
     for (const headers of [{}, { origin: 'https://evil.example' }] as Record<string, string>[]) {
-      const before = await storeDigest(s.couch.url);
+      const before = await storeDigest(s.couch);
       const a = await send(`/ui/runs/${run!.id}/retry`, {
         method: 'POST',
         headers: { ...form, ...headers, cookie: session },
         body: '',
       });
       if (a.status !== 403) violations.push(`retry form ${JSON.stringify(headers)}: ${a.status}`);
-      if ((await storeDigest(s.couch.url)) !== before) violations.push('a refused form changed the store');
+      if ((await storeDigest(s.couch)) !== before) violations.push('a refused form changed the store');
     }
 
     // API-key login: not offered and not answered outside the local stack (no key-validity oracle)
@@ -389,6 +390,67 @@ describe('secrets and access: who gets in', () => {
     expect(result.violations, result.examples?.join('\n')).toBe(0);
   }, 60_000);
 
+  it('local store: no admin party — without the credentials nothing is read or written', async () => {
+    const violations: string[] = [];
+    let requests = 0;
+    const dbs = Object.values(s.stores.databases);
+    const [run] = await s.stores.runs.listByGroup(group.id, 1);
+    const runsDb = s.stores.databases.runs;
+    const wrong = `Basic ${Buffer.from(`${s.couch.credentials.username}:not-the-password`).toString('base64')}`;
+    const attempts: Array<[string, string, string, string?]> = [
+      ['GET', '/', ''],
+      ['GET', '/_all_dbs', ''],
+      ['GET', `/${runsDb}/_all_docs?include_docs=true`, ''],
+      ['GET', `/${runsDb}/${encodeURIComponent(`run:${run!.id}`)}`, ''],
+      ['GET', `/${runsDb}/_changes?include_docs=true`, ''],
+      ['POST', `/${runsDb}/_find`, '{"selector":{}}'],
+      ['PUT', `/${runsDb}/forged`, '{"status":"completed"}'],
+      ['POST', `/${runsDb}/_bulk_docs`, '{"docs":[{"_id":"forged2"}]}'],
+      ['DELETE', `/${dbs[0]}`, ''],
+      ['PUT', '/attacker-db', ''],
+    ];
+    const before = await storeDigest(s.couch);
+    for (const [auth, label] of [
+      [undefined, 'no credentials'],
+      [wrong, 'wrong password'],
+      ['Bearer x', 'a bearer token'],
+    ] as const) {
+      for (const [method, path, body] of attempts) {
+        requests += 1;
+        const res = await fetch(`${s.couch.url}${path}`, {
+          method,
+          headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+          ...(body ? { body } : {}),
+        });
+        const text = await res.text();
+        if (res.status !== 401) violations.push(`${label}: ${method} ${path} → ${res.status}`);
+        if (/escrow|ciphertext|"_rev"/.test(text)) violations.push(`${label}: ${method} ${path} leaked a document`);
+      }
+    }
+    if ((await storeDigest(s.couch)) !== before) violations.push('the store changed');
+    requests += 1;
+    if (!(await fetch(`${s.couch.url}/_all_dbs`, { headers: { authorization: s.couch.authorization } })).ok)
+      violations.push('the real credentials are refused: check is void');
+    // and the functions refuse to start without store credentials, even for the loopback store
+    const { CLOUDANT_USERNAME: _u, CLOUDANT_PASSWORD: _p, ...noCreds } = s.env;
+    requests += 1;
+    try {
+      storeConfigFromEnv(noCreds);
+      violations.push('storeConfigFromEnv accepted a loopback store without credentials');
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'CONFIG_INVALID') violations.push(`config: ${String(err)}`);
+    }
+    const result = recordScenario({
+      scenario: 'local store: credentials required',
+      area: 'access',
+      runs: requests,
+      violations: violations.length,
+      notes: `${attempts.length} reads and writes (all databases, run documents, _changes, _find, PUT, _bulk_docs, DELETE/PUT database) × no credentials, a wrong password, a bearer token → 401, nothing leaked, store unchanged; the real credentials work; storeConfigFromEnv without credentials → CONFIG_INVALID, loopback included`,
+      examples: violations.slice(0, 8),
+    });
+    expect(result.violations, result.examples?.join('\n')).toBe(0);
+  }, 60_000);
+
   it('events and rotate functions: bad signatures, out-of-window or replayed events and bad tokens are refused or ignored', async () => {
     const eventsUrl = s.runner.url('events');
     const rotateUrl = s.runner.url('rotate');
@@ -402,10 +464,10 @@ describe('secrets and access: who gets in', () => {
 
     /** Sends one request; checks status, and that the store changed iff `effect`. Returns the answer. */
     const expectAnswer = async (name: string, url: string, init: RequestInit, want: number, effect: boolean) => {
-      const before = await storeDigest(s.couch.url);
+      const before = await storeDigest(s.couch);
       const a = await call(url, init);
       requests += 1;
-      const changed = (await storeDigest(s.couch.url)) !== before;
+      const changed = (await storeDigest(s.couch)) !== before;
       if (a.status !== want) violations.push(`${name}: ${a.status}, expected ${want}: ${a.text.slice(0, 160)}`);
       else if (changed !== effect) violations.push(`${name}: store ${changed ? 'changed' : 'unchanged'}`);
       if (want === 401) {
@@ -417,7 +479,7 @@ describe('secrets and access: who gets in', () => {
 
     /** Sends refused requests (concurrently); every one must get 401 UNAUTHENTICATED and the store must not change. */
     const expectRefused = async (what: string, url: string, list: Array<[string, RequestInit]>) => {
-      const before = await storeDigest(s.couch.url);
+      const before = await storeDigest(s.couch);
       const answers = await Promise.all(list.map(([, init]) => call(url, init)));
       requests += list.length;
       for (const [k, a] of answers.entries()) {
@@ -426,7 +488,7 @@ describe('secrets and access: who gets in', () => {
         else if ((JSON.parse(a.text) as { error?: { code?: string } }).error?.code !== 'UNAUTHENTICATED')
           violations.push(`${name}: not UNAUTHENTICATED`);
       }
-      if ((await storeDigest(s.couch.url)) !== before) violations.push(`${what}: a refused request changed the store`);
+      if ((await storeDigest(s.couch)) !== before) violations.push(`${what}: a refused request changed the store`);
     };
 
     // events: HMAC signature

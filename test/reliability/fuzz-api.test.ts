@@ -58,7 +58,7 @@ const keys = testCheckpointKeys(5);
 beforeAll(async () => {
   [iam, couch] = await Promise.all([startLocalIam(), startEmbeddedCouch()]);
   prefix = `fa${randomBytes(3).toString('hex')}-`;
-  stores = await createCloudantStores({ url: couch.url, dbPrefix: prefix });
+  stores = await createCloudantStores({ ...couch.storeOptions, dbPrefix: prefix });
   await stores.ensureSetup();
   const payments = makeGroup('payments', { generation: 3 });
   for (const g of [payments, makeGroup('ledger', { generation: 0 }), makeGroup('empty')]) await stores.groups.create(g);
@@ -776,7 +776,7 @@ describe('bad input: HTTP API (fuzz)', () => {
     'answers 4xx with a documented error, changes nothing, keeps serving',
     async () => {
       const tally = createTally();
-      const store = await watchStore(couch.url, prefix);
+      const store = await watchStore(couch, prefix);
       let n = 0;
       const covered = new Set<string>();
       await fuzz(

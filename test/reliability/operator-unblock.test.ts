@@ -83,10 +83,10 @@ describe('operator: an operator can always unblock a group', () => {
       await s.stores.runs.save({ ...cur.value, nextAttemptAtMs: Date.UTC(9999, 11, 31) }, cur.rev);
       const blocked = await post(`/v1/groups/${g.id}/rotations`, operator, { force: true });
       check(blocked.status === 409 && blocked.body.error?.code === 'RUN_IN_PROGRESS', `wait: rotate ${blocked.status}`);
-      const before = await storeDigest(s.couch.url);
+      const before = await storeDigest(s.couch);
       const byAuditor = await post(`/v1/runs/${runId}/retry`, auditor);
       check(byAuditor.status === 403, `wait: auditor retry answered ${byAuditor.status}`);
-      check((await storeDigest(s.couch.url)) === before, 'wait: an auditor retry changed the store');
+      check((await storeDigest(s.couch)) === before, 'wait: an auditor retry changed the store');
       const retried = await post(`/v1/runs/${runId}/retry`, operator, { reason: 'unblock the 9999 wait' });
       check(retried.status === 202 && retried.body.action === 'retried', `wait: retry answered ${retried.status}`);
       const due = await s.stores.runs.listUnfinished(Date.now() + 1_000, 100);
@@ -113,14 +113,14 @@ describe('operator: an operator can always unblock a group', () => {
       await new Promise((r) => setTimeout(r, 150)); // the dead worker's lease expires
       const at = (await s.stores.runs.get(runId)).value as RotationRun;
       check(at.step === 'promote', `promote: the crash left the run at ${at.step}`);
-      const before = await storeDigest(s.couch.url);
+      const before = await storeDigest(s.couch);
       const stop = await post(`/v1/runs/${runId}/stop`, operator);
       check(
         stop.status === 409 && stop.body.error?.code === 'RUN_STATE_INVALID',
         `promote: stop answered ${stop.status}`,
       );
       check(/retry/.test(stop.body.error?.message ?? ''), 'promote: the refusal does not say to retry');
-      check((await storeDigest(s.couch.url)) === before, 'promote: a refused stop changed the store');
+      check((await storeDigest(s.couch)) === before, 'promote: a refused stop changed the store');
       const retried = await post(`/v1/runs/${runId}/retry`, operator);
       check(retried.status === 202, `promote: retry answered ${retried.status} ${JSON.stringify(retried.body)}`);
       const done = await driveToEnd(s, svc, runId);
@@ -193,10 +193,10 @@ describe('operator: an operator can always unblock a group', () => {
         'staged: the tick would resume the stopped run',
       );
       s.emu.kp.setFaults({ region: down }, {});
-      const before = await storeDigest(s.couch.url);
+      const before = await storeDigest(s.couch);
       const res = await svc.advanceRun(runId, { deadlineAtMs: s.clock.nowMs() + 60_000, holder: 'worker-2' });
       check(res.status === 'stopped', `staged: a worker advanced the stopped run: ${res.status}`);
-      check((await storeDigest(s.couch.url)) === before, 'staged: a worker changed the stopped run');
+      check((await storeDigest(s.couch)) === before, 'staged: a worker changed the stopped run');
       check((await currentVersion(g, down)) === downBefore, 'staged: the down region was rotated after the stop');
       const again = await post(`/v1/runs/${runId}/stop`, operator);
       check(

@@ -232,7 +232,7 @@ describe('secrets and access: no secret in any log, document or response', () =>
     for (const [i, l] of s.functionLogs.entries())
       artefacts.push({ kind: 'log', where: `function log #${i}`, text: l });
     for (const [i, l] of s.otherStderr.entries()) artefacts.push({ kind: 'log', where: `stderr line #${i}`, text: l });
-    for (const d of await allRevisions(s.couch.url)) {
+    for (const d of await allRevisions(s.couch)) {
       artefacts.push({ kind: 'document', where: `${d.db}/${d.id}@${d.rev}`, text: d.text });
     }
 

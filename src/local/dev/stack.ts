@@ -54,7 +54,7 @@ export interface DevStackOptions {
 export interface DevJson {
   iam: { url: string; apiKeys: { operator: string; auditor: string } };
   keyProtect: Record<string, { url: string; instanceId: string }>;
-  cloudant: { url: string };
+  cloudant: { url: string; username: string; password: string };
   api: { url: string };
   events: { url: string; tokenHeader: string; token: string };
   groups: string[];
@@ -134,7 +134,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     // 2. the embedded store, on disk
     const couch: EmbeddedCouch = await startEmbeddedCouch({ dataDir: join(dataDir, 'couch'), port: port(5) });
     closers.push(() => couch.close());
-    const stores: CloudantStores = await createCloudantStores({ url: couch.url, logger });
+    const stores: CloudantStores = await createCloudantStores({ ...couch.storeOptions, logger });
     await stores.ensureSetup();
     opts.print(`✓ store ${couch.url} (${reused ? 'reusing' : 'new'} data in ${dataDir})`);
 
@@ -174,6 +174,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const mains = await loadFunctionMains({
       iamUrl: emu.iam.url,
       cloudantUrl: couch.url,
+      cloudantCredentials: couch.credentials,
       kpEndpoints: Object.fromEntries(DEV_REGIONS.map((r) => [r, emu.kp.regions[r]!.url])),
       lockstepApiKey: lockstepId.apiKey,
       lockstepIamId: lockstepId.iamId,
@@ -322,7 +323,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       keyProtect: Object.fromEntries(
         DEV_REGIONS.map((r) => [r, { url: emu.kp.regions[r]!.url, instanceId: state.instanceIds[r]! }]),
       ),
-      cloudant: { url: couch.url },
+      cloudant: { url: couch.url, ...couch.credentials },
       api: { url: runner.url('api') },
       events: { url: runner.url('events'), tokenHeader: TOKEN_HEADER, token: state.eventsToken },
       groups,

@@ -34,7 +34,7 @@ let checkpoint: Checkpoint;
 
 beforeAll(async () => {
   [iam, couch] = await Promise.all([startLocalIam(), startEmbeddedCouch()]);
-  stores = await createCloudantStores({ url: couch.url });
+  stores = await createCloudantStores({ ...couch.storeOptions });
   await stores.ensureSetup();
   const paymentsGroup = makeGroup('payments', { name: 'Payments DEKs', generation: 6 });
   const ledgerGroup = makeGroup('ledger', { generation: 2 });

@@ -108,7 +108,7 @@ beforeAll(async () => {
     startEmulatorStack({ regions: REGIONS, tokenKeyPairs: testTokenKeyPairs() }),
     startEmbeddedCouch(),
   ]);
-  stores = await createCloudantStores({ url: couch.url });
+  stores = await createCloudantStores({ ...couch.storeOptions });
   await stores.ensureSetup();
   // one clock for lockstep and the emulator
   const clock: Clock = { nowMs: () => stack.kp.nowMs() };
