@@ -7,7 +7,7 @@
  */
 import { type RotationService, runActions, type Stores } from '../app/index.js';
 import type { Clock, Group, GroupId, HttpRequest, HttpResponse, Logger } from '../core/index.js';
-import { AppError, asGroupId } from '../core/index.js';
+import { AppError, asGroupId, asRunId } from '../core/index.js';
 import type { RotationRun } from '../rotation/index.js';
 import {
   type ApiAuthConfig,
@@ -358,8 +358,10 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
         access: 'page',
         query: [],
         handle: page(async (req, params, principal) => {
+          const runId = asRunId(params.runId);
           requireSameOrigin(req, `${action} form`, true);
           requirePermission(principal, 'act');
+          await deps.stores.runs.get(runId); // RUN_NOT_FOUND before anything about the form
           const form = readForm(req);
           const reason = form.get('reason')?.trim() || undefined;
           if (action === 'stop' && form.get('confirm') !== 'yes') {
@@ -369,7 +371,6 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
           }
           if (!deps.service) throw new AppError('CONFIG_INVALID', 'The API was started without the rotation service');
           const trigger = { kind: 'operator' as const, by: principal.iamId, ...(reason ? { reason } : {}) };
-          const runId = params.runId as string;
           const done =
             action === 'retry'
               ? await deps.service.retryRun(runId, { trigger })
@@ -384,6 +385,7 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
 
 function readForm(req: HttpRequest): URLSearchParams {
   const raw = req.body ?? Buffer.alloc(0);
+  if (raw.length === 0 && req.headers['content-type'] === undefined) return new URLSearchParams();
   if (raw.length > MAX_FORM_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', 'The form is larger than 16 KiB');
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') {
