@@ -495,6 +495,33 @@ const text = (description: string, type: string) => ({
   content: { [type]: { schema: { type: 'string' } } },
 });
 
+/** A page form's body (`application/x-www-form-urlencoded`) with these fields. */
+const formBody = (properties: Record<string, object>) => ({
+  required: true,
+  content: { 'application/x-www-form-urlencoded': { schema: { type: 'object', properties } } },
+});
+
+/** `POST /v1/runs/{runId}/retry|stop`: the operator's actions on a run share everything but their words. */
+const runAction = (
+  operationId: string,
+  o: { summary: string; description: string[]; ok: Record<string, object>; conflict: string },
+) => ({
+  post: {
+    operationId,
+    summary: o.summary,
+    description: o.description.join(' '),
+    security: bearer,
+    parameters: [p.runId],
+    requestBody: { required: false, content: { 'application/json': { schema: ref('RunActionRequest') } } },
+    responses: {
+      ...o.ok,
+      '404': errorResponse('Unknown run (RUN_NOT_FOUND)'),
+      '409': errorResponse(o.conflict),
+      ...commonErrors,
+    },
+  },
+});
+
 /** Builds the document; `serverUrl` goes into `servers` (defaults to the relative root). */
 export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
   return {
@@ -722,53 +749,33 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           },
         },
       },
-      '/v1/runs/{runId}/retry': {
-        post: {
-          operationId: 'retryRun',
-          summary: 'Retry a run now (operator)',
-          description: [
-            'Re-opens an unfinished, failed or stopped run: a fresh deadline, no backoff, blocked members pending again.',
-            'The next tick advances it (the plan step re-reads every member, so the 1 h rule still holds). A stopped run',
-            'rolls forward with its escrowed material while its generation is still the next one.',
-          ].join(' '),
-          security: bearer,
-          parameters: [p.runId],
-          requestBody: { required: false, content: { 'application/json': { schema: ref('RunActionRequest') } } },
-          responses: {
-            '202': json('Re-opened', ref('RunActionResult'), {
-              Location: { schema: { type: 'string' }, description: 'The run' },
-            }),
-            '404': errorResponse('Unknown run (RUN_NOT_FOUND)'),
-            '409': errorResponse(
-              'Completed, diverged or superseded (RUN_STATE_INVALID); another run holds the group (RUN_IN_PROGRESS); a worker is advancing it right now (LEASE_HELD)',
-            ),
-            ...commonErrors,
-          },
+      '/v1/runs/{runId}/retry': runAction('retryRun', {
+        summary: 'Retry a run now (operator)',
+        description: [
+          'Re-opens an unfinished, failed or stopped run: a fresh deadline, no backoff, blocked members pending again.',
+          'The next tick advances it (the plan step re-reads every member, so the 1 h rule still holds). A stopped run',
+          'rolls forward with its escrowed material while its generation is still the next one.',
+        ],
+        ok: {
+          '202': json('Re-opened', ref('RunActionResult'), {
+            Location: { schema: { type: 'string' }, description: 'The run' },
+          }),
         },
-      },
-      '/v1/runs/{runId}/stop': {
-        post: {
-          operationId: 'stopRun',
-          summary: 'Stop a rotation run safely, before its primary is promoted (operator)',
-          description: [
-            'Ends the run with status `stopped` (never resumed by the tick) and records what it left: duplicates already',
-            'staged keep the material (the group is degraded until a retry rolls forward or the next rotation supersedes',
-            'it); the escrow stays with the run. Refused once the primary may hold the new material: then the run can',
-            'only finish (retry it).',
-          ].join(' '),
-          security: bearer,
-          parameters: [p.runId],
-          requestBody: { required: false, content: { 'application/json': { schema: ref('RunActionRequest') } } },
-          responses: {
-            '200': json('Stopped', ref('RunActionResult')),
-            '404': errorResponse('Unknown run (RUN_NOT_FOUND)'),
-            '409': errorResponse(
-              'Finished, not a rotation, or past promotion (RUN_STATE_INVALID); a worker is advancing it right now (LEASE_HELD)',
-            ),
-            ...commonErrors,
-          },
-        },
-      },
+        conflict:
+          'Completed, diverged or superseded (RUN_STATE_INVALID); another run holds the group (RUN_IN_PROGRESS); a worker is advancing it right now (LEASE_HELD)',
+      }),
+      '/v1/runs/{runId}/stop': runAction('stopRun', {
+        summary: 'Stop a rotation run safely, before its primary is promoted (operator)',
+        description: [
+          'Ends the run with status `stopped` (never resumed by the tick) and records what it left: duplicates already',
+          'staged keep the material (the group is degraded until a retry rolls forward or the next rotation supersedes',
+          'it); the escrow stays with the run. Refused once the primary may hold the new material: then the run can',
+          'only finish (retry it).',
+        ],
+        ok: { '200': json('Stopped', ref('RunActionResult')) },
+        conflict:
+          'Finished, not a rotation, or past promotion (RUN_STATE_INVALID); a worker is advancing it right now (LEASE_HELD)',
+      }),
       '/ui': {
         get: {
           operationId: 'uiHome',
@@ -804,17 +811,7 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           operationId: 'uiLogin',
           summary: 'Start a page session from an IAM access token (or an API key, in the local stack only)',
           security: [],
-          requestBody: {
-            required: true,
-            content: {
-              'application/x-www-form-urlencoded': {
-                schema: {
-                  type: 'object',
-                  properties: { token: { type: 'string' }, apikey: { type: 'string' } },
-                },
-              },
-            },
-          },
+          requestBody: formBody({ token: { type: 'string' }, apikey: { type: 'string' } }),
           responses: {
             '303': { description: 'Logged in; redirect to /ui (sets the session cookie)' },
             '400': pageError('Malformed form, unknown query parameter or malformed path'),
@@ -850,20 +847,10 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
                   : 'Page form: stop a run safely (operator; as POST /v1/runs/{runId}/stop)',
               security: [{ uiSession: [] }],
               parameters: [p.runId],
-              requestBody: {
-                required: true,
-                content: {
-                  'application/x-www-form-urlencoded': {
-                    schema: {
-                      type: 'object',
-                      properties: {
-                        reason: { type: 'string', maxLength: 500 },
-                        ...(action === 'stop' ? { confirm: { type: 'string', enum: ['yes'] } } : {}),
-                      },
-                    },
-                  },
-                },
-              },
+              requestBody: formBody({
+                reason: { type: 'string', maxLength: 500 },
+                ...(action === 'stop' ? { confirm: { type: 'string', enum: ['yes'] } } : {}),
+              }),
               responses: {
                 '303': { description: 'Done; redirect to the group page' },
                 '401': pageError('Login form (no or an expired session)'),
