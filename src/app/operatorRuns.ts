@@ -150,7 +150,8 @@ export function createOperatorRuns(ctx: RunnerContext): OperatorRuns {
             { details: { runId: run.id, status: run.status } },
           );
         }
-        if (group.activeRunId !== undefined && group.activeRunId !== run.id) {
+        const holdsGroup = run.kind === RunKind.ROTATION || run.kind === RunKind.CREATE;
+        if (holdsGroup && group.activeRunId !== undefined && group.activeRunId !== run.id) {
           throw new AppError('RUN_IN_PROGRESS', `Run ${group.activeRunId} holds group ${group.id}; retry that one`, {
             details: { runId: group.activeRunId },
           });
@@ -178,14 +179,18 @@ export function createOperatorRuns(ctx: RunnerContext): OperatorRuns {
             return reopened;
           },
         );
-        const g = await ctx.stores.groups.mutate(saved.groupId, (cur) => {
-          const out: Group = { ...cur, activeRunId: saved.id, updatedAtMs: nowMs };
-          if (cur.status !== 'diverged') {
-            out.status = 'rotating';
-            delete out.statusReason;
-          }
-          return out;
-        });
+        // a rotation (or create) run holds its group; a region replay never claims it (replay.ts)
+        const holdsGroup = saved.kind === RunKind.ROTATION || saved.kind === RunKind.CREATE;
+        const g = holdsGroup
+          ? await ctx.stores.groups.mutate(saved.groupId, (cur) => {
+              const out: Group = { ...cur, activeRunId: saved.id, updatedAtMs: nowMs };
+              if (cur.status !== 'diverged') {
+                out.status = 'rotating';
+                delete out.statusReason;
+              }
+              return out;
+            })
+          : await ctx.stores.groups.get(saved.groupId);
         log.info('run retried', { runId: saved.id, groupId: saved.groupId, by: byOf(opts.trigger) });
         return {
           runId: saved.id,
