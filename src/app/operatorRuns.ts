@@ -216,33 +216,11 @@ export function createOperatorRuns(ctx: RunnerContext): OperatorRuns {
         const saved = await saveRun(runId, checkStop, (run) => {
           reasonBefore = run.statusReason;
           stop = stopRecord(run, by, opts.trigger.reason, nowMs);
-          const step = normalizeStep(run);
-          const next: RotationRun = structuredClone(run);
-          next.transitions.push({ atMs: nowMs, from: step, to: step, status: 'stopped', note: `stopped by ${by}` });
-          next.status = 'stopped';
-          next.statusReason = stop.summary;
-          next.finishedAtMs = nowMs;
-          delete next.nextAttemptAtMs;
-          next.updatedAtMs = nowMs;
-          next.notes.push(stop.summary);
-          next.stop = stop;
-          return next;
+          return stoppedRun(run, stop, nowMs);
         });
         const record = stop as RunStop;
         const g = await ctx.stores.groups.mutate(saved.groupId, (cur) => {
-          const out: Group = { ...cur, updatedAtMs: nowMs };
-          if (cur.activeRunId === saved.id) delete out.activeRunId;
-          if (record.staged.length > 0) {
-            if (cur.status !== 'diverged') out.status = 'degraded';
-            out.statusReason = record.summary;
-          } else if (
-            cur.status === 'rotating' ||
-            cur.status === 'failed' ||
-            (cur.status === 'degraded' && cur.statusReason === reasonBefore)
-          ) {
-            out.status = 'healthy';
-            delete out.statusReason;
-          }
+          const out = groupAfterStop(cur, saved.id, record, reasonBefore, nowMs);
           const due = ctx.nextDueAtMs(out, nowMs);
           if (due !== undefined) out.nextDueAtMs = due;
           return out;
@@ -328,6 +306,53 @@ function checkStop(run: RotationRun): void {
       { details: { runId: run.id, step } },
     );
   }
+}
+
+/** The run as a stop leaves it: status `stopped`, the stop record, a `stopped` transition. */
+function stoppedRun(run: RotationRun, stop: RunStop, nowMs: number): RotationRun {
+  const next: RotationRun = structuredClone(run);
+  next.transitions.push({
+    atMs: nowMs,
+    from: stop.step,
+    to: stop.step,
+    status: 'stopped',
+    note: `stopped by ${stop.by}`,
+  });
+  next.status = 'stopped';
+  next.statusReason = stop.summary;
+  next.finishedAtMs = nowMs;
+  delete next.nextAttemptAtMs;
+  next.updatedAtMs = nowMs;
+  next.notes.push(stop.summary);
+  next.stop = stop;
+  return next;
+}
+
+/**
+ * The group after a stop: free of the run; degraded with the explanation when a duplicate holds the run's material;
+ * else healthy again if it was only rotating, failed or degraded because of this run (`reasonBefore`).
+ */
+function groupAfterStop(
+  cur: Group,
+  runId: RunId,
+  stop: RunStop,
+  reasonBefore: string | undefined,
+  nowMs: number,
+): Group {
+  const out: Group = { ...cur, updatedAtMs: nowMs };
+  if (cur.activeRunId === runId) delete out.activeRunId;
+  if (stop.staged.length > 0) {
+    if (cur.status !== 'diverged') out.status = 'degraded';
+    out.statusReason = stop.summary;
+  } else if (
+    cur.status === 'rotating' ||
+    cur.status === 'failed' ||
+    (cur.status === 'degraded' && cur.statusReason === reasonBefore)
+  ) {
+    out.status = 'healthy';
+    delete out.statusReason;
+  }
+  return out;
 }
 
 /** What a stop leaves behind, and the explanation operators and auditors read. */
