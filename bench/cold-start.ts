@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     }
 
     // The databases exist before the first invocation (set up at deploy time, not on the cold path).
-    await (await createCloudantStores({ url: couch.url, dbPrefix: 'cold-' })).ensureSetup();
+    await (await createCloudantStores({ ...couch.storeOptions, dbPrefix: 'cold-' })).ensureSetup();
     const auditor = stack.iam.identities.find((i) => i.name === 'auditor')!;
     const eventsToken = 'bench-events-token-0123456789abcdef';
     const env: NodeJS.ProcessEnv = {
@@ -115,6 +115,7 @@ async function main(): Promise<void> {
         Object.fromEntries(Object.entries(stack.kp.regions).map(([r, v]) => [r, v.url])),
       ),
       CLOUDANT_URL: couch.url,
+      ...couch.env,
       CLOUDANT_DB_PREFIX: 'cold-',
       LOCKSTEP_API_ROLES: `${auditor.iamId}=auditor`,
       LOCKSTEP_EVENTS_TOKENS: `bench:${eventsToken}`,

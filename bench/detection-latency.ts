@@ -52,6 +52,7 @@ async function main() {
   const devConfig = {
     iamUrl: s.emu.iam.url,
     cloudantUrl: s.couchUrl,
+    cloudantCredentials: s.couchAccess.credentials,
     kpEndpoints: Object.fromEntries(s.regions.map((r) => [r, s.emu.kp.regions[r]!.url])),
     lockstepApiKey: lockstep.apiKey,
     lockstepIamId: lockstep.iamId,
@@ -69,7 +70,7 @@ async function main() {
   };
   // the functions and this script share one set of store databases
   const dbPrefix = `dl${randomBytes(3).toString('hex')}-`;
-  const stores = await createCloudantStores({ url: s.couchUrl, dbPrefix });
+  const stores = await createCloudantStores({ ...s.couchAccess.storeOptions, dbPrefix });
   await stores.ensureSetup();
   process.env.CLOUDANT_DB_PREFIX = dbPrefix;
   const service = s.service({ stores });

@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   await installRsaKeyCache(3);
   const couch = await startCouchChild();
   const prefix = `fleet${randomBytes(3).toString('hex')}-`;
-  const stack = await startBenchStack({ couchUrl: couch.url, instancesPerRegion: INSTANCES });
+  const stack = await startBenchStack({ couch, instancesPerRegion: INSTANCES });
   let done: WorkerDone | undefined;
   const tickLines: Array<Record<string, unknown>> = [];
   let seedMs = 0;
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   let failedRuns = 0;
   try {
     // Seed with the fleet's own store prefix (the worker reads the same databases).
-    const stores = await createCloudantStores({ url: couch.url, dbPrefix: prefix, timeoutMs: 120_000 });
+    const stores = await createCloudantStores({ ...couch.storeOptions, dbPrefix: prefix, timeoutMs: 120_000 });
     await stores.ensureSetup();
     const seeder = stack.service({ stores });
     console.error(`seeding ${GROUPS} groups × 3 members on ${INSTANCES} instance(s) per region…`);
@@ -120,6 +120,7 @@ async function main(): Promise<void> {
         Object.fromEntries(stack.regions.map((r) => [r, stack.emu.kp.regions[r]!.url])),
       ),
       CLOUDANT_URL: couch.url,
+      ...couch.env,
       CLOUDANT_DB_PREFIX: prefix,
       LOCKSTEP_LOG_LEVEL: 'error',
       LOCKSTEP_KP_REQUESTS_PER_SECOND: String(CLIENT_RATE),

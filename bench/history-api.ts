@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   const facts: Array<[string, string]> = [];
   let explain: Record<string, unknown> = {};
   try {
-    const stores = await createCloudantStores({ url: couch.url, dbPrefix: 'hist-', timeoutMs: 600_000 });
+    const stores = await createCloudantStores({ ...couch.storeOptions, dbPrefix: 'hist-', timeoutMs: 600_000 });
     await stores.ensureSetup();
     console.error(`loading ${RECORDS} records…`);
     const t0 = performance.now();

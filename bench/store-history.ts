@@ -63,14 +63,15 @@ async function time<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 async function main(): Promise<void> {
   const dataDir = STORAGE === 'leveldb' ? await mkdtemp(join(tmpdir(), 'lockstep-bench-')) : undefined;
-  const { url, child, stop } = await startCouchChild(dataDir);
+  const couch = await startCouchChild(dataDir);
+  const { child, stop } = couch;
   const rows: string[][] = [];
   const add = (what: string, value: string, note = '') => {
     rows.push([what, value, note]);
     console.error(`  ${what}: ${value} ${note}`);
   };
   try {
-    const stores = await createCloudantStores({ url, dbPrefix: 'bench-', timeoutMs: 600_000 });
+    const stores = await createCloudantStores({ ...couch.storeOptions, dbPrefix: 'bench-', timeoutMs: 600_000 });
     await stores.ensureSetup();
     const db = stores.databases.lineage;
     const client = stores.client;

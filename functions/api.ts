@@ -16,8 +16,10 @@ const handler = perContainer(async () => {
       jwksUrl: `${iamUrl}/identity/keys`,
       issuer: `${iamUrl}/identity`,
       roles: d.extra.roles,
-      iamTokenUrl: `${iamUrl}/identity/token`,
+      // the page's API-key login: local stack only (createApi refuses a non-loopback IAM)
+      ...(d.extra.devUiApiKeyLogin ? { iamTokenUrl: `${iamUrl}/identity/token` } : {}),
     },
+    ...(d.extra.sessionSecret ? { sessionSecret: d.extra.sessionSecret } : {}),
     checkpointPublicKeys: d.extra.checkpointPublicKeys,
     clock,
     logger: d.logger,

@@ -3,11 +3,13 @@
  * `big` generations, the rest in groups of `perGroup`; records hash-chained per group, documents exactly as the
  * store's `append` writes them, loaded through `_bulk_docs`; the embedded store runs in a child process.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Group, GroupId, KeyVersionId, LineageRecord, RunId } from '../../src/core/index.js';
 import { formatKeyCrn } from '../../src/core/index.js';
+import { type CouchAccess, couchAccess, randomCouchCredentials } from '../../src/local/couch/index.js';
 import { type CloudantStores, toLineageDocument } from '../../src/store/index.js';
 import { benchDir } from './common.js';
 
@@ -149,13 +151,24 @@ export async function loadLineage(
   return { versions, groups };
 }
 
-/** Starts the embedded store in a child process (so its CPU and memory are its own); resolves its URL. */
+/**
+ * Starts the embedded store in a child process (so its CPU and memory are its own) with fresh credentials; resolves
+ * its URL and how to authenticate (`storeOptions`, `authorization`, and `env` for other children).
+ */
 export async function startCouchChild(
   dataDir?: string,
-): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
+): Promise<CouchAccess & { child: ChildProcess; env: Record<string, string>; stop(): Promise<void> }> {
   const args = ['--import', 'tsx', join(benchDir, '..', 'src', 'local', 'couch', 'main.ts'), '--port', '0'];
   if (dataDir) args.push('--data-dir', dataDir);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const credentials = randomCouchCredentials();
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      LOCKSTEP_COUCH_USERNAME: credentials.username,
+      LOCKSTEP_COUCH_PASSWORD: credentials.password,
+    },
+  });
   const url = await new Promise<string>((ok, fail) => {
     let out = '';
     child.stdout!.on('data', (b: Buffer) => {
@@ -166,8 +179,9 @@ export async function startCouchChild(
     child.once('exit', (code) => fail(new Error(`embedded store exited with ${code}`)));
   });
   return {
-    url,
+    ...couchAccess(url, credentials),
     child,
+    env: { CLOUDANT_USERNAME: credentials.username, CLOUDANT_PASSWORD: credentials.password },
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise((ok) => child.once('exit', ok));

@@ -16,7 +16,7 @@ import {
 import type { Clock, Group, InstanceId, RegionId } from '../../src/core/index.js';
 import { KeyMaterial, silentLogger } from '../../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient, type RetryPolicy } from '../../src/keyprotect/index.js';
-import { type EmbeddedCouch, startEmbeddedCouch } from '../../src/local/couch/index.js';
+import { type CouchAccess, type EmbeddedCouch, startEmbeddedCouch } from '../../src/local/couch/index.js';
 import { type EmulatorStack, startEmulatorStack } from '../../src/local/kp-emulator/index.js';
 import { type CloudantStores, createCloudantStores } from '../../src/store/index.js';
 
@@ -24,6 +24,8 @@ export interface BenchStack {
   emu: EmulatorStack;
   couch?: EmbeddedCouch;
   couchUrl: string;
+  /** The store's URL and the credentials it requires. */
+  couchAccess: CouchAccess;
   stores: CloudantStores;
   kp: KeyProtectPort;
   /** A second client that imports plain payloads (seeding only). */
@@ -40,7 +42,7 @@ export interface BenchStack {
 }
 
 export async function startBenchStack(
-  opts: { regions?: string[]; instancesPerRegion?: number; couchUrl?: string; retry?: Partial<RetryPolicy> } = {},
+  opts: { regions?: string[]; instancesPerRegion?: number; couch?: CouchAccess; retry?: Partial<RetryPolicy> } = {},
 ): Promise<BenchStack> {
   const regions = opts.regions ?? ['us-south', 'us-east', 'eu-de'];
   const emu = await startEmulatorStack({
@@ -49,10 +51,11 @@ export async function startBenchStack(
     tokenKeyPoolSize: 4,
     prewarmTokenKeys: true,
   });
-  const couch = opts.couchUrl ? undefined : await startEmbeddedCouch();
-  const couchUrl = opts.couchUrl ?? couch!.url;
+  const couch = opts.couch ? undefined : await startEmbeddedCouch();
+  const access = opts.couch ?? (couch as CouchAccess);
+  const couchUrl = access.url;
   const stores = await createCloudantStores({
-    url: couchUrl,
+    ...access.storeOptions,
     dbPrefix: `b${randomBytes(3).toString('hex')}-`,
     timeoutMs: 60_000,
   });
@@ -77,6 +80,7 @@ export async function startBenchStack(
     emu,
     ...(couch ? { couch } : {}),
     couchUrl,
+    couchAccess: access,
     stores,
     kp,
     setupKp,

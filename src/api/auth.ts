@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
-import { AppError } from '../core/index.js';
+import { AppError, checkIamAccessToken, IAM_ACCESS_TOKEN_CLAIMS, MAX_TOKEN_LIFETIME_SECONDS } from '../core/index.js';
 
 /** What a caller may do: auditors read; operators read and act. */
 export const ApiRole = { AUDITOR: 'auditor', OPERATOR: 'operator' } as const;
@@ -19,8 +19,10 @@ export interface ApiAuthConfig {
   /** Role by IAM id (`iam_id` claim, else `sub`). Identities not listed get 403. */
   roles: Record<string, ApiRole>;
   /**
-   * Optional IAM token endpoint (`…/identity/token`). When set, the timeline page's login form also accepts an API
-   * key and exchanges it there (grant type `urn:ibm:params:oauth:grant-type:apikey`).
+   * Local stack only: the local IAM's token endpoint (`http://127.0.0.1:…/identity/token`). When set, the timeline
+   * page's login form also accepts an API key and exchanges it there. Never in production: the form would answer
+   * whether a key is valid to anyone, so `createApi` refuses any URL that is not http on a loopback address, and
+   * `functions/api.ts` sets it only with `LOCKSTEP_DEV_UI_API_KEY_LOGIN=true` (set by `lockstep dev`).
    */
   iamTokenUrl?: string;
 }
@@ -89,7 +91,7 @@ export function createAuthenticator(config: ApiAuthConfig): Authenticator {
           issuer: config.issuer,
           audience: config.audience,
           algorithms: ['RS256'],
-          clockTolerance: 5,
+          ...IAM_ACCESS_TOKEN_CLAIMS,
         }));
       } catch (err) {
         throw translateJoseError(err);
@@ -99,19 +101,21 @@ export function createAuthenticator(config: ApiAuthConfig): Authenticator {
       if (config.audience === undefined && payload.aud !== undefined) {
         throw new AppError('UNAUTHENTICATED', 'The token was issued for another audience; send an IAM access token');
       }
-      const iamId = typeof payload.iam_id === 'string' ? payload.iam_id : payload.sub;
-      if (typeof iamId !== 'string' || iamId === '') {
-        throw new AppError('UNAUTHENTICATED', 'The token names no identity (no iam_id or sub claim)');
-      }
-      const role = Object.hasOwn(config.roles, iamId) ? config.roles[iamId] : undefined;
-      if (role !== ApiRole.AUDITOR && role !== ApiRole.OPERATOR) {
-        throw new AppError('FORBIDDEN', 'This identity has no lockstep role; ask an administrator to grant auditor', {
-          details: { iamId },
-        });
-      }
-      return { iamId, role, expiresAtSec: payload.exp };
+      const iamId = checkIamAccessToken(payload);
+      return { iamId, role: roleFor(config, iamId), expiresAtSec: payload.exp };
     },
   };
+}
+
+/** The configured role of an IAM identity. @throws {AppError} FORBIDDEN when it has none */
+export function roleFor(config: Pick<ApiAuthConfig, 'roles'>, iamId: string): ApiRole {
+  const role = Object.hasOwn(config.roles, iamId) ? config.roles[iamId] : undefined;
+  if (role !== ApiRole.AUDITOR && role !== ApiRole.OPERATOR) {
+    throw new AppError('FORBIDDEN', 'This identity has no lockstep role; ask an administrator to grant auditor', {
+      details: { iamId },
+    });
+  }
+  return role;
 }
 
 function translateJoseError(err: unknown): AppError {
@@ -127,6 +131,20 @@ function translateJoseError(err: unknown): AppError {
       ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'The token signature is not valid',
       ERR_JOSE_ALG_NOT_ALLOWED: 'The token must be signed with RS256',
     };
+    const claim = (err as { claim?: unknown }).claim;
+    const reason = (err as { reason?: unknown }).reason;
+    if (reason === 'missing' && (claim === 'exp' || claim === 'iat')) {
+      return new AppError('UNAUTHENTICATED', `The token has no ${claim} claim; IAM access tokens carry exp and iat`, {
+        cause: err,
+      });
+    }
+    if (claim === 'iat') {
+      return new AppError(
+        'UNAUTHENTICATED',
+        `The token was issued in the future or more than ${MAX_TOKEN_LIFETIME_SECONDS / 60} minutes ago; get a new IAM access token`,
+        { cause: err },
+      );
+    }
     return new AppError('UNAUTHENTICATED', why[code] ?? 'The bearer token is not a valid IAM access token', {
       cause: err,
     });

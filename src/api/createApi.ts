@@ -39,8 +39,10 @@ export interface ApiDeps {
   checkpointPublicKeys: Record<string, string>;
   clock: Clock;
   logger: Logger;
-  /** Public URL of the API root (OpenAPI `servers`, links, `Secure` cookies when https). */
+  /** Public URL of the API root (OpenAPI `servers`, links, the page's expected Origin). */
   publicBaseUrl?: string;
+  /** `LOCKSTEP_UI_SESSION_SECRET`: the page's session key is derived from it (else random per process). */
+  sessionSecret?: string;
 }
 
 /** The transport-neutral API function. */
@@ -220,11 +222,37 @@ export function createApi(deps: ApiDeps): ApiHandler {
       const runPath = `${basePath}/v1/runs/${runId}`;
       return jsonResponse(202, { runId, groupId, status: 'accepted', links: { run: runPath } }, { location: runPath });
     }),
-    fromOp(OPERATIONS.getRun, 'act', async ({ params }) => {
+    // auditors read runs too: the view never carries the escrow ciphertext, for any role (src/api/README.md)
+    fromOp(OPERATIONS.getRun, 'read', async ({ params }) => {
       const runId = asRunId(params.runId);
       const run = deps.service ? await deps.service.getRun(runId) : (await stores.runs.get(runId)).value;
       return jsonResponse(200, runView(run));
     }),
+    ...(['retry', 'stop'] as const).map((action) =>
+      fromOp(
+        action === 'retry' ? OPERATIONS.retryRun : OPERATIONS.stopRun,
+        'act',
+        async ({ input, params, principal }) => {
+          const runId = asRunId(params.runId);
+          const body = (input.body ?? {}) as { reason?: string };
+          const service = requireService(deps.service);
+          const trigger: Trigger = {
+            kind: 'operator',
+            by: (principal as Principal).iamId,
+            ...(body.reason !== undefined ? { reason: checkLineageText('reason', body.reason, 'reason') } : {}),
+          };
+          const done =
+            action === 'retry' ? await service.retryRun(runId, { trigger }) : await service.stopRun(runId, { trigger });
+          deps.logger.info(`run ${done.action}`, { runId, groupId: done.groupId, by: trigger.by });
+          const runPath = `${basePath}/v1/runs/${runId}`;
+          return jsonResponse(
+            action === 'retry' ? 202 : 200,
+            { ...done, links: { run: runPath } },
+            action === 'retry' ? { location: runPath } : {},
+          );
+        },
+      ),
+    ),
   ];
   // One schema source: an API route that is not an operation of operations.ts would be neither documented nor validated.
   for (const r of apiRoutes) {

@@ -15,6 +15,7 @@ export const httpStatusByCode: Readonly<Record<ErrorCode, number>> = {
   GROUP_NOT_FOUND: 404,
   GROUP_EXISTS: 409,
   RUN_NOT_FOUND: 404,
+  RUN_STATE_INVALID: 409,
   GENERATION_NOT_FOUND: 404,
   VERSION_NOT_FOUND: 404,
   RUN_IN_PROGRESS: 409,

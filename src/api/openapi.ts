@@ -105,7 +105,8 @@ function assemble(serverUrl: string): Record<string, unknown> {
           type: 'apiKey',
           in: 'cookie',
           name: 'lockstep_session',
-          description: 'Set by POST /ui/login (HttpOnly, SameSite=Strict, path /ui)',
+          description:
+            'Set by POST /ui/login: a sealed, short-lived session (AES-256-GCM, at most 30 min), never the IAM token; HttpOnly, SameSite=Strict, Secure unless served from a loopback http URL, path /ui',
         },
       },
       schemas: SCHEMAS,

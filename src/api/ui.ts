@@ -41,12 +41,13 @@ const STYLE = `
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;background:#fff}
 header{display:flex;align-items:center;gap:16px;padding:10px 24px;background:#0f1b2d;color:#fff}
 header a{color:#fff;text-decoration:none;font-weight:600}header .who{margin-left:auto;font-size:13px;opacity:.9}
-header form{margin:0}header button{background:transparent;color:#fff;border:1px solid #fff6;border-radius:4px;padding:3px 10px;cursor:pointer}
+header form{margin:0}td form{display:inline-flex;gap:4px;align-items:center;margin:2px 0}header button{background:transparent;color:#fff;border:1px solid #fff6;border-radius:4px;padding:3px 10px;cursor:pointer}
 main{max-width:1200px;margin:0 auto;padding:20px 24px 60px}
 h1{font-size:22px;margin:4px 0 2px}h2{font-size:17px;margin:26px 0 10px}h3{font-size:15px;margin:0}
 .muted{color:var(--muted)}.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px}
 .badge{display:inline-block;padding:2px 9px;border-radius:12px;font-size:12px;font-weight:600;color:#fff;vertical-align:middle}
 .s-complete,.s-healthy,.s-valid,.s-ok{background:var(--ok)}.s-degraded,.s-rotating,.s-unsigned{background:var(--warn)}
+.s-stopped{background:var(--muted)}.s-pending,.s-running{background:var(--warn)}
 .s-diverged,.s-failed,.s-broken,.s-bad-signature,.s-unknown-key,.s-head-mismatch,.s-beyond-chain,.s-wrong-group{background:var(--bad)}
 .s-superseded{background:var(--sup)}.s-none{background:var(--muted)}
 .panel{border:1px solid var(--line);border-radius:8px;padding:14px 16px;background:var(--bg);margin:12px 0}
@@ -255,10 +256,57 @@ ${r.notes?.length ? `<p>${r.notes.map((n) => esc(n)).join('<br>')}</p>` : ''}
 }
 
 /** `/ui/groups/{id}`: integrity at the top, the time axis, then every generation (newest first). */
+/** A run as the group page lists it, with the operator actions it allows. */
+export interface RunRow {
+  id: string;
+  kind: string;
+  generation: number;
+  status: string;
+  step: string;
+  statusReason?: string;
+  updatedAtMs: number;
+  canRetry: boolean;
+  canStop: boolean;
+}
+
+/** Recent runs; operators get a retry and a stop form per run where the run allows them (no scripts: plain forms). */
+function runsSection(basePath: string, principal: Principal, runs: RunRow[]): string {
+  if (!runs.length) return '';
+  const operator = principal.role === 'operator';
+  const actions = (r: RunRow) =>
+    !operator
+      ? ''
+      : `${
+          r.canRetry
+            ? `<form method="post" action="${esc(basePath)}/ui/runs/${esc(r.id)}/retry" data-testid="retry-form">
+<input type="text" name="reason" maxlength="500" placeholder="reason (optional)" aria-label="reason">
+<button type="submit">Retry now</button></form>`
+            : ''
+        }${
+          r.canStop
+            ? `<form method="post" action="${esc(basePath)}/ui/runs/${esc(r.id)}/stop" data-testid="stop-form">
+<input type="text" name="reason" maxlength="500" placeholder="reason" aria-label="reason">
+<label><input type="checkbox" name="confirm" value="yes" required> stop before promotion</label>
+<button type="submit">Stop</button></form>`
+            : ''
+        }`;
+  const rows = runs
+    .map(
+      (r) =>
+        `<tr data-testid="run" data-run="${esc(r.id)}"><td class="mono">${esc(r.id)}</td><td>${esc(r.kind)}</td><td>${esc(r.generation)}</td>
+<td><span class="badge s-${esc(r.status)}" data-testid="run-status">${esc(r.status)}</span> ${esc(r.step)}</td>
+<td>${esc(fmtTime(r.updatedAtMs))}</td><td class="muted">${esc(r.statusReason ?? '')}</td>${operator ? `<td>${actions(r)}</td>` : ''}</tr>`,
+    )
+    .join('');
+  return `<h2>Runs</h2><table><thead><tr><th>run</th><th>kind</th><th>gen</th><th>status</th><th>updated</th><th>why</th>${operator ? '<th>operator</th>' : ''}</tr></thead><tbody>${rows}</tbody></table>`;
+}
+
 export function renderGroupPage(opts: {
   basePath: string;
   principal: Principal;
   group: Group;
+  /** Recent runs, newest first (optional). */
+  runs?: RunRow[];
   /** Oldest first, as the chain. */
   records: LineageRecord[];
   report: ChainReport;
@@ -317,6 +365,7 @@ ${group.description ? `<p class="muted">${esc(group.description)}</p>` : ''}
 <p>${exportLinks(opts.basePath, group.id)} <span class="muted">· proof JSON: GET /v1/groups/${esc(group.id)}/proof</span></p>
 <h2>Timeline</h2>${axis(records, opts.basePath, group.id, new Set(report.breaks.map((b) => b.generation)))}${records.length ? legend : ''}
 <h2>Members</h2><table><thead><tr><th>role</th><th>region</th><th>instance</th><th>key id</th></tr></thead><tbody>${membersNow}</tbody></table>
+${runsSection(opts.basePath, opts.principal, opts.runs ?? [])}
 <h2>Generations</h2>${newestFirst.map((r, i) => generationCard(r, breaksAt(r.generation), untilOf(i))).join('\n') || '<p class="muted">None yet.</p>'}`,
   });
 }

@@ -1,22 +1,41 @@
 /**
- * The timeline page's routes. The page is rendered on the server; it authenticates with the same IAM tokens as
- * the API, kept in an HttpOnly, SameSite=Strict cookie scoped to `/ui` that `POST /ui/login` sets from a pasted
- * access token (or an API key exchanged at IAM, when `auth.iamTokenUrl` is configured). The page has no scripts.
+ * The timeline page's routes. The page is rendered on the server and has no scripts. `POST /ui/login` verifies a
+ * pasted IAM access token (or, in the local stack only, an API key exchanged at the local IAM) like the API does,
+ * then sets a short-lived sealed session (`session.ts`; never the IAM token) in an HttpOnly, SameSite=Strict cookie
+ * scoped to `/ui`, `Secure` unless the page is served from a loopback http URL. Every POST is refused when it comes
+ * from another origin; the operator forms (retry, stop a run) also need the `Origin` header.
  */
-import type { Stores } from '../app/index.js';
+import { type RotationService, runActions, type Stores } from '../app/index.js';
 import type { Clock, Group, GroupId, HttpRequest, HttpResponse, Logger } from '../core/index.js';
-import { AppError, asGroupId } from '../core/index.js';
-import { type ApiAuthConfig, type Authenticator, exchangeApiKey, type Principal, requirePermission } from './auth.js';
+import { AppError, asGroupId, asRunId } from '../core/index.js';
+import type { RotationRun } from '../rotation/index.js';
+import {
+  type ApiAuthConfig,
+  type Authenticator,
+  exchangeApiKey,
+  type Principal,
+  requirePermission,
+  roleFor,
+} from './auth.js';
 import { type ExportBody, exportPage } from './export.js';
 import { toErrorResponse } from './httpStatus.js';
 import { parseFormat } from './params.js';
 import { buildProof, type TrustedCheckpointKeys } from './proof.js';
-import { type GroupSummary, renderErrorPage, renderGroupPage, renderLoginPage, renderOverview } from './ui.js';
+import { createSessionSealer, SESSION_MAX_SECONDS } from './session.js';
+import {
+  type GroupSummary,
+  type RunRow,
+  renderErrorPage,
+  renderGroupPage,
+  renderLoginPage,
+  renderOverview,
+} from './ui.js';
 
-/** Name of the page's session cookie (holds the IAM access token). */
+/** Name of the page's session cookie (holds a sealed session, never the IAM token). */
 export const SESSION_COOKIE = 'lockstep_session';
 const MAX_FORM_BYTES = 16 * 1024;
 const OVERVIEW_GROUPS = 100;
+const RECENT_RUNS = 5;
 
 const HTML_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
@@ -35,6 +54,9 @@ interface UiDeps {
   clock: Clock;
   logger: Logger;
   publicBaseUrl?: string;
+  /** Derives the session key (`LOCKSTEP_UI_SESSION_SECRET`); without it the key is random per process. */
+  sessionSecret?: string;
+  service?: RotationService;
   basePath: string;
   exportBody: ExportBody;
   requireGroup(groupId: GroupId): Promise<Group>;
@@ -60,15 +82,58 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return out;
 }
 
+/** `localhost`, `127.0.0.0/8` or `::1`. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** The host name of a `Host` header value (without the port). */
+function hostnameOf(host: string | undefined): string {
+  if (host === undefined) return '';
+  try {
+    return new URL(`http://${host}`).hostname;
+  } catch {
+    return '';
+  }
+}
+
 export function createUiRoutes(deps: UiDeps): UiRoute[] {
   const base = deps.basePath;
-  const secure = deps.publicBaseUrl?.startsWith('https:') ? '; Secure' : '';
+  const publicUrl = deps.publicBaseUrl === undefined ? undefined : new URL(deps.publicBaseUrl);
+  const apiKeyLogin = deps.auth.iamTokenUrl !== undefined;
+  if (deps.auth.iamTokenUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(deps.auth.iamTokenUrl);
+    } catch {
+      // reported below
+    }
+    if (url?.protocol !== 'http:' || !isLoopbackHost(url.hostname)) {
+      throw new AppError(
+        'CONFIG_INVALID',
+        'The API-key login of the page is for the local stack only: auth.iamTokenUrl must be the local IAM (http on a loopback address)',
+      );
+    }
+  }
+  const sealer = createSessionSealer(deps.sessionSecret);
+  /**
+   * `Secure` by default; off only when the page is served from a loopback http URL (the local stack): the configured
+   * public URL, else the request's Host (a request can only name a loopback Host on that machine).
+   */
+  const secureFor = (req: HttpRequest): string => {
+    const loopbackHttp = publicUrl
+      ? publicUrl.protocol === 'http:' && isLoopbackHost(publicUrl.hostname)
+      : isLoopbackHost(hostnameOf(req.headers.host));
+    return loopbackHttp ? '' : '; Secure';
+  };
   const html = (statusCode: number, body: string, headers: Record<string, string> = {}): HttpResponse => ({
     statusCode,
     headers: { ...HTML_HEADERS, ...headers },
     body,
   });
-  const clearCookie = `${SESSION_COOKIE}=; Path=${base}/ui; HttpOnly; SameSite=Strict; Max-Age=0${secure}`;
+  const clearCookie = (req: HttpRequest) =>
+    `${SESSION_COOKIE}=; Path=${base}/ui; HttpOnly; SameSite=Strict; Max-Age=0${secureFor(req)}`;
 
   /** Renders any error as an HTML page; a missing or bad session gets the login form. */
   const errorPage = (err: unknown, req: HttpRequest, principal?: Principal): HttpResponse => {
@@ -80,10 +145,10 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
         401,
         renderLoginPage({
           basePath: base,
-          apiKeyLogin: deps.auth.iamTokenUrl !== undefined,
+          apiKeyLogin,
           message: hadSession ? `Your session ended: ${body.error.message}` : undefined,
         }),
-        hadSession ? { 'set-cookie': clearCookie } : {},
+        hadSession ? { 'set-cookie': clearCookie(req) } : {},
       );
     }
     return html(
@@ -93,11 +158,10 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
   };
 
   const session = async (req: HttpRequest): Promise<Principal> => {
-    const token = parseCookies(req.headers.cookie)[SESSION_COOKIE];
-    if (token === undefined || token === '') {
-      throw new AppError('UNAUTHENTICATED', 'Log in with an IAM access token');
-    }
-    const principal = await deps.authenticator.authenticate(token);
+    const nowSec = Math.floor(deps.clock.nowMs() / 1000);
+    const s = sealer.open(parseCookies(req.headers.cookie)[SESSION_COOKIE], nowSec);
+    // the role is looked up again on every request: a role taken away ends the session's rights at once
+    const principal: Principal = { iamId: s.iamId, role: roleFor(deps.auth, s.iamId), expiresAtSec: s.expiresAtSec };
     requirePermission(principal, 'read');
     return principal;
   };
@@ -115,13 +179,27 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
       }
     };
 
-  const sameOrigin = (req: HttpRequest) => {
+  /**
+   * Every POST: a foreign or `null` Origin is refused. Without an Origin (non-browser clients; browsers send it on
+   * every POST) only a `Sec-Fetch-Site` of same-origin/none passes, and `originRequired` refuses it outright.
+   */
+  const sameOrigin = (req: HttpRequest, originRequired = false) => {
     const origin = req.headers.origin;
-    if (origin === undefined || origin === 'null') return origin === undefined;
+    if (origin === undefined) {
+      const site = req.headers['sec-fetch-site'];
+      return !originRequired && (site === undefined || site === 'same-origin' || site === 'none');
+    }
+    if (origin === 'null') return false;
     try {
-      return new URL(origin).host === req.headers.host;
+      const o = new URL(origin);
+      return publicUrl ? o.origin === publicUrl.origin : o.host === req.headers.host;
     } catch {
       return false;
+    }
+  };
+  const requireSameOrigin = (req: HttpRequest, what: string, originRequired = false) => {
+    if (!sameOrigin(req, originRequired)) {
+      throw new AppError('FORBIDDEN', `The ${what} must be posted from this site's own page`);
     }
   };
 
@@ -169,12 +247,30 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
           { stores: deps.stores, clock: deps.clock, keys: deps.keys },
           groupId,
         );
+        const runs = (await deps.stores.runs.listByGroup(groupId, RECENT_RUNS)) as RotationRun[];
         return html(
           200,
           renderGroupPage({
             basePath: base,
             principal,
             group,
+            runs: runs.map((r): RunRow => {
+              const can = runActions(r);
+              return {
+                id: r.id,
+                kind: r.kind,
+                generation: r.generation,
+                status: r.status,
+                step: r.step,
+                ...(r.statusReason ? { statusReason: r.statusReason } : {}),
+                updatedAtMs: r.updatedAtMs,
+                canRetry:
+                  can.retry &&
+                  (group.activeRunId === undefined || group.activeRunId === r.id) &&
+                  (r.kind === 'add-region' || r.generation === group.currentGeneration + 1),
+                canStop: can.stop,
+              };
+            }),
             records: [...records].sort((a, b) => a.generation - b.generation),
             report: proof.chain,
             checkpoint: proof.checkpoint,
@@ -200,11 +296,12 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
       query: [],
       async handle({ req }) {
         try {
-          if (!sameOrigin(req)) throw new AppError('FORBIDDEN', 'The login form must be posted from this site');
+          requireSameOrigin(req, 'login form');
           const form = readForm(req);
           let token = form.get('token')?.trim() ?? '';
           const apiKey = form.get('apikey')?.trim() ?? '';
-          if (token === '' && apiKey !== '' && deps.auth.iamTokenUrl !== undefined) {
+          // outside the local stack an API key is ignored: the answer never says whether a key is valid
+          if (token === '' && apiKey !== '' && apiKeyLogin && deps.auth.iamTokenUrl !== undefined) {
             token = await exchangeApiKey(deps.auth.iamTokenUrl, apiKey);
           }
           if (token === '') throw new AppError('UNAUTHENTICATED', 'Paste an IAM access token');
@@ -212,13 +309,15 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
           const principal = await deps.authenticator.authenticate(token);
           requirePermission(principal, 'read');
           const nowSec = Math.floor(deps.clock.nowMs() / 1000);
-          const maxAge = Math.max(1, Math.min(12 * 3600, (principal.expiresAtSec ?? nowSec + 3600) - nowSec));
+          const expiresAtSec = Math.min(principal.expiresAtSec ?? nowSec, nowSec + SESSION_MAX_SECONDS);
+          const maxAge = Math.max(1, expiresAtSec - nowSec);
+          const value = sealer.seal({ iamId: principal.iamId, issuedAtSec: nowSec, expiresAtSec: nowSec + maxAge });
           deps.logger.info('ui login', { requestId: req.requestId, iamId: principal.iamId, role: principal.role });
           return {
             statusCode: 303,
             headers: {
               location: `${base}/ui`,
-              'set-cookie': `${SESSION_COOKIE}=${token}; Path=${base}/ui; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure}`,
+              'set-cookie': `${SESSION_COOKIE}=${value}; Path=${base}/ui; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secureFor(req)}`,
             },
             body: '',
           };
@@ -229,7 +328,7 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
               401,
               renderLoginPage({
                 basePath: base,
-                apiKeyLogin: deps.auth.iamTokenUrl !== undefined,
+                apiKeyLogin,
                 message: body.error.message,
               }),
             );
@@ -243,21 +342,54 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
       path: '/ui/logout',
       access: 'none',
       query: [],
-      handle: async () => ({
-        statusCode: 303,
-        headers: { location: `${base}/ui`, 'set-cookie': clearCookie },
-        body: '',
-      }),
+      async handle({ req }) {
+        try {
+          requireSameOrigin(req, 'logout form');
+        } catch (err) {
+          return errorPage(err, req);
+        }
+        return { statusCode: 303, headers: { location: `${base}/ui`, 'set-cookie': clearCookie(req) }, body: '' };
+      },
     },
+    ...(['retry', 'stop'] as const).map(
+      (action): UiRoute => ({
+        method: 'POST',
+        path: `/ui/runs/{runId}/${action}`,
+        access: 'page',
+        query: [],
+        handle: page(async (req, params, principal) => {
+          const runId = asRunId(params.runId);
+          requireSameOrigin(req, `${action} form`, true);
+          requirePermission(principal, 'act');
+          await deps.stores.runs.get(runId); // RUN_NOT_FOUND before anything about the form
+          const form = readForm(req);
+          const reason = form.get('reason')?.trim() || undefined;
+          if (action === 'stop' && form.get('confirm') !== 'yes') {
+            throw new AppError('VALIDATION_FAILED', 'Tick the box to confirm the stop', {
+              details: { field: 'confirm' },
+            });
+          }
+          if (!deps.service) throw new AppError('CONFIG_INVALID', 'The API was started without the rotation service');
+          const trigger = { kind: 'operator' as const, by: principal.iamId, ...(reason ? { reason } : {}) };
+          const done =
+            action === 'retry'
+              ? await deps.service.retryRun(runId, { trigger })
+              : await deps.service.stopRun(runId, { trigger });
+          deps.logger.info(`ui run ${done.action}`, { requestId: req.requestId, runId, by: principal.iamId });
+          return { statusCode: 303, headers: { location: `${base}/ui/groups/${done.groupId}` }, body: '' };
+        }),
+      }),
+    ),
   ];
 }
 
 function readForm(req: HttpRequest): URLSearchParams {
   const raw = req.body ?? Buffer.alloc(0);
+  if (raw.length === 0 && req.headers['content-type'] === undefined) return new URLSearchParams();
   if (raw.length > MAX_FORM_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', 'The form is larger than 16 KiB');
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') {
-    throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Post the login form as application/x-www-form-urlencoded');
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'Post the form as application/x-www-form-urlencoded');
   }
   return new URLSearchParams(raw.toString('utf8'));
 }

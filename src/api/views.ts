@@ -104,7 +104,7 @@ export function checkpointView(c: Checkpoint): Checkpoint {
 }
 
 /**
- * A run as operators see it: the saga's progress without its escrow ciphertext (which only lockstep may unwrap),
+ * A run as auditors and operators see it (the same view for both roles): the saga's progress without its escrow ciphertext (which only lockstep may unwrap),
  * with secret-looking fields redacted as a second line of defence.
  */
 export function runView(run: object): Record<string, unknown> {

@@ -2,6 +2,8 @@
  * Use cases over ports: the rotation service (one engine behind every trigger), its config, and the ports the
  * adapters implement.
  */
+
+export { type OperatorRuns, type RunActionResult, runActions } from './operatorRuns.js';
 export * from './ports.js';
 export { createRotationService } from './rotationService.js';
 export * from './service.js';

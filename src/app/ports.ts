@@ -161,6 +161,8 @@ export const RunStatus = {
   COMPLETED: 'completed',
   FAILED: 'failed',
   DIVERGED: 'diverged',
+  /** Stopped by an operator before promotion (`src/app/operatorRuns.ts`): terminal unless retried. */
+  STOPPED: 'stopped',
 } as const;
 export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
 export const UNFINISHED_RUN_STATUSES: readonly RunStatus[] = ['pending', 'running', 'degraded'];

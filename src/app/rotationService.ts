@@ -35,6 +35,7 @@ import {
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
 import { runCanary } from './canary.js';
 import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
+import { createOperatorRuns } from './operatorRuns.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun, advanceReplay } from './replay.js';
 import { advance, type RunnerContext, readMemberState, runsOf } from './runner.js';
@@ -176,6 +177,7 @@ export function createRotationService(
   }
 
   const service: RotationService = {
+    ...createOperatorRuns(ctx),
     async createGroup(input: CreateGroupInput) {
       const groupId = asGroupId(input.id);
       const trigger = validateTrigger(input.trigger);

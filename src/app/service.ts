@@ -30,6 +30,7 @@ import type {
   Trigger,
 } from '../core/index.js';
 import type { RotationRun, Step } from '../rotation/index.js';
+import type { OperatorRuns } from './operatorRuns.js';
 import type { KeyProtectPort, Notifier, Stores } from './ports.js';
 
 /** Tunables of the rotation service. Every field has a default (see `DEFAULT_ROTATION_CONFIG`). */
@@ -231,6 +232,10 @@ export interface RotationService {
     opts: { deadlineAtMs: number; holder: string },
   ): Promise<{ advanced: number; pending: number }>;
   getRun(runId: string): Promise<RotationRun>;
+  /** Operator: re-opens a run so the next tick advances it at once (`operatorRuns.ts`). */
+  retryRun: OperatorRuns['retryRun'];
+  /** Operator: stops a rotation run safely before promotion and records what it left (`operatorRuns.ts`). */
+  stopRun: OperatorRuns['stopRun'];
   /** Attaches Activity Tracker evidence of lockstep's own action to a run's member (by run id, or by member CRN). */
   attachEvidence(target: { crn: string; runId?: string }, evidence: AtEvidence): Promise<{ runId?: RunId }>;
   /**

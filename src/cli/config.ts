@@ -37,7 +37,7 @@ export interface KeyProtectRegion {
 export interface CliConfig {
   iam: { url?: string; apiKey?: Sensitive<string> };
   api: { url?: string };
-  cloudant: { url?: string; apiKey?: Sensitive<string> };
+  cloudant: { url?: string; apiKey?: Sensitive<string>; username?: string; password?: Sensitive<string> };
   keyProtect: Record<string, KeyProtectRegion>;
   escrow?: KeyCrnParts & { crn: KeyCrn };
   /** Minimum time between two rotations of one key (Key Protect: 1 h; shortened by the local dev stack). */
@@ -71,6 +71,8 @@ const KEY_ORDER = [
   'api.url',
   'cloudant.url',
   'cloudant.apiKey',
+  'cloudant.username',
+  'cloudant.password',
   'escrow.crn',
   'rotationMinIntervalMs',
   'region',
@@ -90,6 +92,8 @@ export const ENV_VARS = {
   LOCKSTEP_CLOUDANT_URL: 'cloudant.url (CLOUDANT_URL is the fallback)',
   CLOUDANT_URL: 'cloudant.url',
   CLOUDANT_APIKEY: 'cloudant.apiKey',
+  CLOUDANT_USERNAME: 'cloudant.username (basic auth: a CouchDB, or the local stack store)',
+  CLOUDANT_PASSWORD: 'cloudant.password',
   LOCKSTEP_KP_ENDPOINTS: 'keyProtect.<region>.url as region=url,region=url or {"region":"url"}',
   LOCKSTEP_KP_INSTANCES: 'keyProtect.<region>.instanceId as region=guid,region=guid or {"region":"guid"}',
   LOCKSTEP_ESCROW_KEY: 'escrow.crn',
@@ -323,6 +327,8 @@ function envLayer(
   if (env.LOCKSTEP_CLOUDANT_URL) put(l, 'cloudant.url', env.LOCKSTEP_CLOUDANT_URL, 'env LOCKSTEP_CLOUDANT_URL');
   else put(l, 'cloudant.url', env.CLOUDANT_URL, 'env CLOUDANT_URL');
   put(l, 'cloudant.apiKey', env.CLOUDANT_APIKEY, 'env CLOUDANT_APIKEY');
+  put(l, 'cloudant.username', env.CLOUDANT_USERNAME, 'env CLOUDANT_USERNAME');
+  put(l, 'cloudant.password', env.CLOUDANT_PASSWORD, 'env CLOUDANT_PASSWORD');
   put(l, 'escrow.crn', env.LOCKSTEP_ESCROW_KEY, 'env LOCKSTEP_ESCROW_KEY');
   put(l, 'rotationMinIntervalMs', env.LOCKSTEP_ROTATION_MIN_INTERVAL, 'env LOCKSTEP_ROTATION_MIN_INTERVAL');
   if (env.LOCKSTEP_KP_ENDPOINTS) {
@@ -341,7 +347,7 @@ function envLayer(
 const FILE_SHAPE: Record<string, readonly string[] | 'regions' | 'scalar'> = {
   iam: ['url', 'apiKey'],
   api: ['url'],
-  cloudant: ['url', 'apiKey'],
+  cloudant: ['url', 'apiKey', 'username', 'password'],
   keyProtect: 'regions',
   escrow: ['crn'],
   rotationMinInterval: 'scalar',
@@ -427,6 +433,8 @@ function devLayer(text: string, file: string, role: string | undefined): Layer {
   put(l, 'iam.apiKey', get(['iam', 'apiKeys', which]), src(`iam.apiKeys.${which}`));
   put(l, 'api.url', get(['api', 'url']), src('api.url'));
   put(l, 'cloudant.url', get(['cloudant', 'url']), src('cloudant.url'));
+  put(l, 'cloudant.username', get(['cloudant', 'username']), src('cloudant.username'));
+  put(l, 'cloudant.password', get(['cloudant', 'password']), src('cloudant.password'));
   put(l, 'escrow.crn', get(['escrow', 'crn']), src('escrow.crn'));
   put(l, 'rotationMinIntervalMs', get(['rotationMinIntervalMs']), src('rotationMinIntervalMs'));
   const kp = get(['keyProtect']);
@@ -537,7 +545,12 @@ function validate(m: Layer): CliConfig {
   return {
     iam: { url: url('iam.url'), apiKey: secret('iam.apiKey') },
     api: { url: url('api.url') },
-    cloudant: { url: url('cloudant.url'), apiKey: secret('cloudant.apiKey') },
+    cloudant: {
+      url: url('cloudant.url'),
+      apiKey: secret('cloudant.apiKey'),
+      ...(str('cloudant.username') !== undefined ? { username: str('cloudant.username') } : {}),
+      ...(m.has('cloudant.password') ? { password: secret('cloudant.password') } : {}),
+    },
     keyProtect,
     escrow,
     rotationMinIntervalMs,

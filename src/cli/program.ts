@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { groupList, history, status } from './commands/read.js';
+import { runRetry, runStop } from './commands/runs.js';
 import type { ConfigFlags } from './config.js';
 import { settingSourcesHelp } from './config.js';
 import type { CliContext, CliIo } from './context.js';
@@ -283,6 +284,18 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
         handlers.rotate(c, id, { wait: opts.wait, force: opts.force, reason: opts.reason, timeoutMs: opts.timeout }),
       ),
     );
+
+  const runCmd = program.command('run').description('unblock a group: retry a run now, or stop it safely (operator)');
+  runCmd
+    .command('retry <runId>')
+    .description('re-open an unfinished, failed or stopped run so the next tick advances it at once')
+    .option('--reason <text>', 'recorded in the run')
+    .action(act((c, id: string, opts: { reason?: string }) => runRetry(c, id, opts)));
+  runCmd
+    .command('stop <runId>')
+    .description('stop a rotation run before its primary is promoted; says what the stop leaves behind')
+    .option('--reason <text>', 'recorded in the run')
+    .action(act((c, id: string, opts: { reason?: string }) => runStop(c, id, opts)));
 
   program
     .command('status [groupId]')

@@ -1,4 +1,4 @@
-import { IamAuthenticator } from 'ibm-cloud-sdk-core';
+import { BasicAuthenticator, IamAuthenticator } from 'ibm-cloud-sdk-core';
 import type { RotationService } from '../app/index.js';
 import { createRotationService, cryptoRandom, systemClock } from '../app/index.js';
 import { silentLogger } from '../core/index.js';
@@ -76,7 +76,14 @@ export async function createRuntime(ctx: CliContext): Promise<Runtime> {
             ...(config.iam.url ? { url: config.iam.url } : {}),
           }),
         }
-      : {}),
+      : config.cloudant.username && config.cloudant.password
+        ? {
+            authenticator: new BasicAuthenticator({
+              username: config.cloudant.username,
+              password: config.cloudant.password.reveal(),
+            }),
+          }
+        : {}),
   });
   const service = createRotationService({
     kp,

@@ -6,7 +6,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { HttpRequest, Sensitive } from '../core/index.js';
-import { AppError } from '../core/index.js';
+import { AppError, checkIamAccessToken, IAM_ACCESS_TOKEN_CLAIMS } from '../core/index.js';
 import type { Principal } from './context.js';
 
 /** Header carrying the signing time (Unix seconds). */
@@ -106,11 +106,13 @@ export function iamBearerAuthenticator(opts: {
         algorithms: ['RS256'],
         currentDate: new Date(nowMs),
         ...(opts.issuer ? { issuer: opts.issuer } : {}),
+        // exp and iat required, issued at most an hour ago: the same rules as the API (src/core/iamToken.ts)
+        ...IAM_ACCESS_TOKEN_CLAIMS,
       });
       // IAM access tokens carry no audience: one that names an audience was issued for another relying party.
       if (payload.aud !== undefined) return undefined;
-      const subject = String(payload.iam_id ?? payload.sub ?? '');
-      if (!subject) return undefined;
+      // a lifetime of at most an hour and a string identity claim, or no identity at all
+      const subject = checkIamAccessToken(payload);
       if (opts.allowedIamIds?.length && !opts.allowedIamIds.includes(subject)) return undefined;
       return { method: 'iam', subject };
     } catch {

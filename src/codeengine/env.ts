@@ -264,17 +264,28 @@ export function readOwnIamIds(r: EnvReader): string[] {
   return ids;
 }
 
-/** `LOCKSTEP_API_ROLES` (`<iam id>=operator|auditor,…`) and `LOCKSTEP_CHECKPOINT_PUBLIC_KEYS` (JSON {keyId: PEM}). */
+/**
+ * `LOCKSTEP_API_ROLES` (`<iam id>=operator|auditor,…`), `LOCKSTEP_CHECKPOINT_PUBLIC_KEYS` (JSON {keyId: PEM}),
+ * `LOCKSTEP_PUBLIC_URL`, `LOCKSTEP_UI_SESSION_SECRET` (≥ 32 characters; the page's session key) and
+ * `LOCKSTEP_DEV_UI_API_KEY_LOGIN` (`true` only in the local stack: the page's API-key login).
+ */
 export function readApiConfig(r: EnvReader): {
   roles: Record<string, 'operator' | 'auditor'>;
   checkpointPublicKeys: Record<string, string>;
   publicBaseUrl?: string;
+  sessionSecret?: string;
+  devUiApiKeyLogin: boolean;
 } {
   const roles: Record<string, 'operator' | 'auditor'> = {};
   for (const item of r.list('LOCKSTEP_API_ROLES')) {
     const [id, role] = item.split('=').map((s) => s.trim());
     if (!id || (role !== 'operator' && role !== 'auditor')) {
       r.problems.push(`LOCKSTEP_API_ROLES: "${item.slice(0, 60)}" must be <iam id>=operator|auditor`);
+      continue;
+    }
+    if (Object.hasOwn(roles, id)) {
+      // a second entry would silently win: which role was meant is the administrator's call, not ours
+      r.problems.push(`LOCKSTEP_API_ROLES: "${id.slice(0, 60)}" is listed more than once; give each identity one role`);
       continue;
     }
     roles[id] = role;
@@ -284,7 +295,21 @@ export function readApiConfig(r: EnvReader): {
   }
   const keys = r.json('LOCKSTEP_CHECKPOINT_PUBLIC_KEYS', isStringMap, '{"<key id>": "<Ed25519 public key PEM>"}') ?? {};
   const publicBaseUrl = r.optional('LOCKSTEP_PUBLIC_URL');
-  return { roles, checkpointPublicKeys: keys, ...(publicBaseUrl ? { publicBaseUrl } : {}) };
+  const sessionSecret = r.optional('LOCKSTEP_UI_SESSION_SECRET');
+  if (sessionSecret !== undefined && sessionSecret.length < 32) {
+    r.problems.push('LOCKSTEP_UI_SESSION_SECRET must be at least 32 characters');
+  }
+  const devLogin = r.optional('LOCKSTEP_DEV_UI_API_KEY_LOGIN');
+  if (devLogin !== undefined && devLogin !== 'true' && devLogin !== 'false') {
+    r.problems.push('LOCKSTEP_DEV_UI_API_KEY_LOGIN must be true or false (true only in the local stack)');
+  }
+  return {
+    roles,
+    checkpointPublicKeys: keys,
+    ...(publicBaseUrl ? { publicBaseUrl } : {}),
+    ...(sessionSecret ? { sessionSecret } : {}),
+    devUiApiKeyLogin: devLogin === 'true',
+  };
 }
 
 /**

@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   'GROUP_NOT_FOUND',
   'GROUP_EXISTS',
   'RUN_NOT_FOUND',
+  'RUN_STATE_INVALID',
   'GENERATION_NOT_FOUND',
   'VERSION_NOT_FOUND',
   // rotation rules

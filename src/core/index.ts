@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './http.js';
+export * from './iamToken.js';
 export * from './ids.js';
 export * from './model.js';
 export * from './ports.js';

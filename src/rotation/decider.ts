@@ -63,7 +63,7 @@ export function backoffMs(attempt: number, cfg: DeciderConfig, retryAfterMs?: nu
 const THROTTLED = 'UPSTREAM_RATE_LIMITED';
 
 function isTerminal(run: RotationRun): boolean {
-  if (run.status === 'completed' || run.status === 'failed') return true;
+  if (run.status === 'completed' || run.status === 'failed' || run.status === 'stopped') return true;
   // A divergence found after promotion still records the generation (as diverged) before it stops.
   return run.status === 'diverged' && run.step !== Step.RECORD && run.step !== Step.RELEASE;
 }

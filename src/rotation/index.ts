@@ -27,6 +27,7 @@ export {
   type RunError,
   RunKind,
   type RunMember,
+  type RunStop,
   type RunTransition,
   STEP_ORDER,
   Step,

@@ -162,6 +162,30 @@ export interface RotationRun extends RunRecordBase {
   /** For a `create` run: the group document to write when the keys exist. */
   groupSpec?: { name: string; description?: string; schedule: Schedule };
   transitions: RunTransition[];
+  /** Set when an operator stopped the run (status `stopped`): who, when, and what it left behind. */
+  stop?: RunStop;
+}
+
+/** What an operator's stop left behind (see `src/app/operatorRuns.ts`). */
+export interface RunStop {
+  atMs: number;
+  /** `operator:<iam id>` */
+  by: string;
+  reason?: string;
+  /** The step the run was at. */
+  step: Step;
+  /** Duplicates that already hold the run's material as their current version. */
+  staged: { slot: string; region: RegionId; crn?: KeyCrn; versionId?: KeyVersionId }[];
+  /**
+   * Members not known to hold it (the primary always among them). `unconfirmed`: an attempt failed without a clear
+   * answer, so the member may hold it after all (a retry re-reads its versions before it rotates again).
+   */
+  notStaged: { slot: string; role: MemberRole; region: RegionId; unconfirmed?: boolean }[];
+  /** The escrowed material stays with the run, so a retry rolls forward with it. */
+  escrowKept: boolean;
+  fingerprint?: string;
+  /** The operator-facing explanation (also the run's `statusReason`). */
+  summary: string;
 }
 
 // ───────────────────────────── Commands (decider → runner) ─────────────────────────────

@@ -1,5 +1,5 @@
 import type { Authenticator } from 'ibm-cloud-sdk-core';
-import { BasicAuthenticator, ContainerAuthenticator, IamAuthenticator, NoAuthAuthenticator } from 'ibm-cloud-sdk-core';
+import { BasicAuthenticator, ContainerAuthenticator, IamAuthenticator } from 'ibm-cloud-sdk-core';
 import { AppError } from '../core/index.js';
 
 export interface StoreConfig {
@@ -8,10 +8,8 @@ export interface StoreConfig {
   dbPrefix?: string;
   timeoutMs?: number;
   /** How the client authenticates, for logs: never the credential itself. */
-  auth: 'iam-apikey' | 'trusted-profile' | 'basic' | 'none';
+  auth: 'iam-apikey' | 'trusted-profile' | 'basic';
 }
-
-const isLoopback = (u: URL) => ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);
 
 /** Parses and checks a Cloudant URL. @throws {AppError} CONFIG_INVALID */
 export function parseStoreUrl(raw: string | undefined): URL {
@@ -46,8 +44,8 @@ export function parseStoreUrl(raw: string | undefined): URL {
  * - `CLOUDANT_URL` (required);
  * - `CLOUDANT_APIKEY` → IAM API key; or `CLOUDANT_TRUSTED_PROFILE` (profile id `Profile-…` or name) → Code Engine
  *   trusted profile (compute resource token); `IAM_URL` overrides the IAM endpoint for either;
- * - `CLOUDANT_USERNAME` + `CLOUDANT_PASSWORD` → basic auth (a plain CouchDB);
- * - no credentials → accepted only for a loopback URL (the embedded server);
+ * - `CLOUDANT_USERNAME` + `CLOUDANT_PASSWORD` → basic auth (a plain CouchDB, or the embedded server, which requires
+ *   credentials too: no store is used without them);
  * - optional `CLOUDANT_DB_PREFIX`, `CLOUDANT_TIMEOUT_MS`.
  * @throws {AppError} CONFIG_INVALID saying which variable to set
  */
@@ -94,10 +92,9 @@ export function storeConfigFromEnv(env: Record<string, string | undefined> = pro
       ...extra,
     };
   }
-  if (isLoopback(u)) return { url, auth: 'none', authenticator: new NoAuthAuthenticator(), ...extra };
   throw new AppError(
     'CONFIG_INVALID',
-    'No Cloudant credentials: set CLOUDANT_APIKEY or CLOUDANT_TRUSTED_PROFILE (IAM), or CLOUDANT_USERNAME and CLOUDANT_PASSWORD',
+    'No Cloudant credentials: set CLOUDANT_APIKEY or CLOUDANT_TRUSTED_PROFILE (IAM), or CLOUDANT_USERNAME and CLOUDANT_PASSWORD (also for the embedded server of `lockstep dev`)',
     { details: { field: 'CLOUDANT_APIKEY' } },
   );
 }

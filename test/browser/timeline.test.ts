@@ -20,6 +20,8 @@ let iam: LocalIam;
 let couch: EmbeddedCouch;
 let server: HttpServerHandle;
 let browser: Browser;
+let operatorServer: HttpServerHandle;
+const runCalls: Array<{ action: string; runId: string; by: string; reason?: string }> = [];
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
@@ -28,7 +30,7 @@ beforeAll(async () => {
     );
   }
   [iam, couch] = await Promise.all([startLocalIam(), startEmbeddedCouch()]);
-  const stores = await createCloudantStores({ url: couch.url });
+  const stores = await createCloudantStores({ ...couch.storeOptions });
   await stores.ensureSetup();
   const keys = testCheckpointKeys(9);
   const payments = makeGroup('payments', { name: 'Payments root keys', generation: 6 });
@@ -59,6 +61,56 @@ beforeAll(async () => {
     logger: silentLogger,
   });
   server = await serveHttp(api);
+
+  // The operator's page: a waiting run of payments (generation 7), and a service that records the actions.
+  const operatorId = iam.identities.find((i) => i.name === 'operator')!.iamId;
+  const runId = 'run-payments-g7-0000aaaa';
+  await stores.runs.create({
+    id: runId,
+    groupId: payments.id,
+    generation: 7,
+    kind: 'rotation',
+    status: 'degraded',
+    step: 'stage',
+    statusReason: 'waiting for us-east',
+    members: [
+      { role: 'primary', region: 'us-south', slot: 'primary:us-south:a', progress: 'pending', attempts: 0 },
+      { role: 'duplicate', region: 'us-east', slot: 'duplicate:us-east:b', progress: 'blocked', attempts: 2 },
+    ],
+    transitions: [],
+    notes: [],
+    createdAtMs: Date.now(),
+    updatedAtMs: Date.now(),
+  } as never);
+  const act = (action: 'retry' | 'stop') => async (id: string, opts: { trigger: { by: string; reason?: string } }) => {
+    runCalls.push({
+      action,
+      runId: id,
+      by: opts.trigger.by,
+      ...(opts.trigger.reason ? { reason: opts.trigger.reason } : {}),
+    });
+    const cur = await stores.runs.get(id as never);
+    const status = action === 'stop' ? 'stopped' : 'running';
+    await stores.runs.save({ ...cur.value, status } as never, cur.rev);
+    return {
+      runId: id,
+      groupId: payments.id,
+      action: action === 'stop' ? 'stopped' : 'retried',
+      status,
+      step: 'stage',
+      groupStatus: 'healthy',
+    };
+  };
+  operatorServer = await serveHttp(
+    createApi({
+      stores,
+      service: { retryRun: act('retry'), stopRun: act('stop') } as never,
+      auth: { jwksUrl: iam.jwksUrl, issuer: iam.issuer, roles: { [operatorId]: 'operator' } },
+      checkpointPublicKeys: { main: keys.pem },
+      clock: { nowMs: () => Date.now() },
+      logger: silentLogger,
+    }),
+  );
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -77,6 +129,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await server?.close();
+  await operatorServer?.close();
   await couch?.close();
   await iam?.close();
 });
@@ -169,6 +222,34 @@ describe('timeline page in Chromium', () => {
       /^hash-mismatch: Generation 2 was edited after it was recorded/,
     );
     await page.screenshot({ path: 'test-results/timeline-broken.png', fullPage: true });
+    await context.close();
+  });
+
+  it('lets an operator stop a run from the page (a real browser sends the Origin the forms need)', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${operatorServer.url}/ui`);
+    await page.fill('textarea[name="token"]', await iam.issueToken('operator'));
+    await Promise.all([page.waitForURL(`${operatorServer.url}/ui`), page.click('button[type="submit"]')]);
+    expect(await page.textContent('[data-testid="role"]')).toBe('operator');
+    await Promise.all([page.waitForURL(/\/ui\/groups\/payments$/), page.click('text=Payments root keys')]);
+    const run = page.locator('[data-run="run-payments-g7-0000aaaa"]');
+    expect(await run.locator('[data-testid="run-status"]').textContent()).toBe('degraded');
+    // the stop needs its confirmation box: the browser does not submit without it
+    await run.locator('[data-testid="stop-form"] button').click();
+    expect(runCalls).toEqual([]);
+    await run.locator('[data-testid="stop-form"] input[name="reason"]').fill('change freeze');
+    await run.locator('[data-testid="stop-form"] input[name="confirm"]').check();
+    await Promise.all([
+      page.waitForURL(/\/ui\/groups\/payments$/),
+      run.locator('[data-testid="stop-form"] button').click(),
+    ]);
+    const operatorId = iam.identities.find((i) => i.name === 'operator')!.iamId;
+    expect(runCalls).toEqual([
+      { action: 'stop', runId: 'run-payments-g7-0000aaaa', by: operatorId, reason: 'change freeze' },
+    ]);
+    expect(await run.locator('[data-testid="run-status"]').textContent()).toBe('stopped');
+    await page.screenshot({ path: 'test-results/timeline-operator.png', fullPage: true });
     await context.close();
   });
 });

@@ -11,9 +11,11 @@
  *   data) → 401 for every bad credential with no effect; a signed event replayed → answered as a duplicate with no
  *   second effect.
  */
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CE_PING_TYPE, signBody, TOKEN_HEADER } from '../../src/codeengine/index.js';
 import type { Group } from '../../src/core/index.js';
+import { storeConfigFromEnv } from '../../src/store/index.js';
 import { createGroupOn, type FunctionStack, startFunctionStack } from './_lib/accessStack.js';
 import { authorizationOf, type CredentialCase, credentialCases } from './_lib/accessTokens.js';
 import { recordScenario } from './_lib/report.js';
@@ -51,7 +53,7 @@ async function call(url: string, init: RequestInit): Promise<Answer> {
   return { status: res.status, headers, text: await res.text() };
 }
 
-type RouteClass = 'public' | 'read' | 'act' | 'page' | 'login';
+type RouteClass = 'public' | 'read' | 'act' | 'page' | 'page-act' | 'login';
 interface Operation {
   method: string;
   path: string;
@@ -61,16 +63,23 @@ interface Operation {
 
 function classify(op: Operation): RouteClass {
   if (op.path === '/ui/login') return 'login';
-  if (op.security?.some((x) => 'uiSession' in x)) return 'page';
+  if (op.security?.some((x) => 'uiSession' in x)) return op.method === 'POST' ? 'page-act' : 'page';
   if (!op.security || op.security.length === 0) return 'public';
   return /\(operator\)/.test(op.summary) || op.method === 'POST' ? 'act' : 'read';
 }
 
+/** Run actions (retry/stop) on the matrix's run — the group's completed create run — reach the handler, which refuses. */
+const RUN_ACTION = /\/runs\/\{runId\}\/(retry|stop)$/;
+
 function expectedStatus(cls: RouteClass, c: CredentialCase, op: Operation): number {
   if (cls === 'public') return op.method === 'POST' ? 303 : 200;
   if (c.kind === 'bad') return 401;
-  if (c.kind === 'no-role') return 403;
-  if (cls === 'act') return c.kind === 'auditor' ? 403 : op.method === 'POST' ? 202 : 200;
+  // a page session exists only after a login with a role: the raw token as the cookie is no session
+  if (c.kind === 'no-role') return cls === 'page' || cls === 'page-act' ? 401 : 403;
+  if (cls === 'act' || cls === 'page-act') {
+    if (c.kind === 'auditor') return 403;
+    return RUN_ACTION.test(op.path) ? 409 : op.method === 'POST' ? 202 : 200;
+  }
   return cls === 'login' ? 303 : 200;
 }
 
@@ -100,15 +109,32 @@ describe('secrets and access: who gets in', () => {
     const covered = new Set<string>();
     let requests = 0;
 
-    const request = (op: Operation, cls: RouteClass, c: CredentialCase) => {
+    // page sessions of the cases with a role, from the login form (the cookie never holds the token itself)
+    const sessions = new Map<string, string>();
+    for (const c of cases.filter((x) => x.kind === 'auditor' || x.kind === 'operator')) {
+      const res = await call(`${api}/ui/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: api },
+        body: new URLSearchParams({ token: c.token! }).toString(),
+      });
+      sessions.set(c.name, (res.headers['set-cookie'] ?? '').split(';')[0]!);
+    }
+    const request = async (op: Operation, cls: RouteClass, c: CredentialCase) => {
       const headers: Record<string, string> = {};
       let body: string | undefined;
       const auth = authorizationOf(c);
       if (cls === 'public' || cls === 'read' || cls === 'act') {
         if (auth) headers.authorization = auth;
-      } else if (cls === 'page') {
+      } else if (cls === 'page' || cls === 'page-act') {
         const v = c.token ?? c.rawAuthorization?.replace(/\s+/g, '');
-        if (v) headers.cookie = `lockstep_session=${v}`;
+        const session = sessions.get(c.name);
+        if (session) headers.cookie = session;
+        else if (v) headers.cookie = `lockstep_session=${v}`;
+        if (cls === 'page-act') {
+          headers['content-type'] = 'application/x-www-form-urlencoded';
+          headers.origin = api;
+          body = new URLSearchParams({ reason: 'access matrix', confirm: 'yes' }).toString();
+        }
       } else {
         headers['content-type'] = 'application/x-www-form-urlencoded';
         body = new URLSearchParams({ token: c.token ?? c.rawAuthorization ?? '' }).toString();
@@ -139,10 +165,9 @@ describe('secrets and access: who gets in', () => {
         );
         return;
       }
-      // no response echoes the credential (the login route's session cookie is the caller's own token, by design)
+      // no response echoes the credential, the login's session cookie included (it holds a sealed session)
       const echoed = c.token && c.token.length > 20 ? c.token : undefined;
       const headerText = Object.entries(a.headers)
-        .filter(([k]) => !(cls === 'login' && want === 303 && k === 'set-cookie'))
         .map(([k, v]) => `${k}: ${v}`)
         .join('\n');
       if (echoed && (a.text.includes(echoed) || headerText.includes(echoed))) violations.push(`${where}: token echoed`);
@@ -154,7 +179,7 @@ describe('secrets and access: who gets in', () => {
         } catch {
           // reported below
         }
-        const code = want === 401 ? 'UNAUTHENTICATED' : 'FORBIDDEN';
+        const code = want === 401 ? 'UNAUTHENTICATED' : want === 409 ? 'RUN_STATE_INVALID' : 'FORBIDDEN';
         if (!a.headers['content-type']?.startsWith('application/json')) violations.push(`${where}: not JSON`);
         if (body.error?.code !== code) violations.push(`${where}: code ${String(body.error?.code)}, expected ${code}`);
         if (typeof body.error?.message !== 'string' || body.error.message.length < 10)
@@ -168,7 +193,7 @@ describe('secrets and access: who gets in', () => {
     };
 
     // Pass 1: every refused case, every route. Nothing may change in the store.
-    const before = await storeDigest(s.couch.url);
+    const before = await storeDigest(s.couch);
     const routes = ops.map((op) => ({ op, cls: classify(op) }));
     for (const { op, cls } of routes) {
       covered.add(`${op.method} ${op.path}`);
@@ -176,7 +201,7 @@ describe('secrets and access: who gets in', () => {
       const answers = await Promise.all(refused.map((c) => request(op, cls, c)));
       for (const [i, c] of refused.entries()) check(op, cls, c, answers[i]!);
     }
-    const after = await storeDigest(s.couch.url);
+    const after = await storeDigest(s.couch);
     if (after !== before) violations.push('the store changed during refused requests');
 
     // Pass 2: the credentials that must pass (the operator's POST last: it starts a run, so the store changes).
@@ -187,7 +212,7 @@ describe('secrets and access: who gets in', () => {
       for (const c of cases.filter((x) => expectedStatus(cls, x, op) < 400))
         check(op, cls, c, await request(op, cls, c));
     }
-    if ((await storeDigest(s.couch.url)) === after) violations.push('the operator POST changed nothing: check is void');
+    if ((await storeDigest(s.couch)) === after) violations.push('the operator POST changed nothing: check is void');
 
     // path, method and credential-carrier variants: never let an unauthenticated caller read or act
     const operatorToken = cases.find((c) => c.kind === 'operator')!.token!;
@@ -211,7 +236,7 @@ describe('secrets and access: who gets in', () => {
       ['GET', '/v1/groups', { authorization: `bearer  ${operatorToken} x` }],
       ['GET', '/v1/groups', { authorization: `Bearer ${operatorToken.split('.').slice(0, 2).join('.')}.` }],
     ];
-    const beforeVariants = await storeDigest(s.couch.url);
+    const beforeVariants = await storeDigest(s.couch);
     for (const [method, path, headers] of variants) {
       const a = await call(`${api}${path}`, { method, headers, ...(method === 'POST' ? { body: '{}' } : {}) });
       requests += 1;
@@ -220,7 +245,7 @@ describe('secrets and access: who gets in', () => {
         violations.push(`${method} ${path} ${Object.keys(headers).join(',')}: ${a.status} ${a.text.slice(0, 120)}`);
       }
     }
-    if ((await storeDigest(s.couch.url)) !== beforeVariants) violations.push('a variant request changed the store');
+    if ((await storeDigest(s.couch)) !== beforeVariants) violations.push('a variant request changed the store');
 
     // coverage: every documented operation was exercised, and the /v1 ones are bearer-protected
     const documented = ops.map((o) => `${o.method} ${o.path}`);
@@ -228,6 +253,9 @@ describe('secrets and access: who gets in', () => {
     const v1 = routes.filter((r) => r.op.path.startsWith('/v1/'));
     for (const r of v1) if (r.cls !== 'read' && r.cls !== 'act') violations.push(`${r.op.path}: not bearer-protected`);
     const actRoutes = routes.filter((r) => r.cls === 'act').map((r) => `${r.op.method} ${r.op.path}`);
+    // issue 13: auditors read everything, runs included (the README's promise)
+    if (routes.find((r) => r.op.method === 'GET' && r.op.path === '/v1/runs/{runId}')?.cls !== 'read')
+      violations.push('GET /v1/runs/{runId}: auditors cannot read runs');
 
     // no presented token in any function log line
     const logText = s.functionLogs.join('\n');
@@ -235,16 +263,194 @@ describe('secrets and access: who gets in', () => {
       if (c.token && c.token.length > 20 && logText.includes(c.token)) violations.push(`${c.name}: token logged`);
 
     const result = recordScenario({
-      scenario: 'API tokens: every route × 17 credential cases',
+      scenario: `API tokens: every route × ${cases.length} credential cases`,
       area: 'access',
       runs: requests,
       violations: violations.length,
-      notes: `${documented.length} documented operations (${v1.length} under /v1, operator-only: ${actRoutes.join(', ')}); no token, garbage, expired, forged (foreign key ×2, alg none ×2, HS256 confusion, tampered), wrong audience/issuer, no identity, not yet valid → 401; no role → 403; auditor on operator routes → 403; store unchanged by refusals; ${variants.length} path/method/carrier variants (trailing or double slashes, encoded segments, HEAD/OPTIONS/DELETE, session cookie on /v1, bearer on /ui) never 2xx`,
+      notes: `${documented.length} documented operations (${v1.length} under /v1, operator-only: ${actRoutes.join(', ')}); no token, garbage, expired, forged (foreign key ×2, alg none ×2, HS256 confusion, tampered), wrong audience/issuer, no identity, not yet valid, no exp, no iat, exp 300 years ahead, issued 2 h ago or in the future, non-string iam_id or sub → 401; no role → 403; auditor on operator routes → 403; store unchanged by refusals; ${variants.length} path/method/carrier variants (trailing or double slashes, encoded segments, HEAD/OPTIONS/DELETE, session cookie on /v1, bearer on /ui) never 2xx`,
       examples: violations.slice(0, 8),
     });
     expect(documented.length).toBeGreaterThanOrEqual(15);
     expect(result.violations, result.examples?.join('\n')).toBe(0);
   }, 120_000);
+
+  it('page: sealed short-lived session cookie, Secure off only on loopback http, no cross-origin POST, no API-key login outside the local stack', async () => {
+    const api = s.runner.url('api');
+    const violations: string[] = [];
+    let requests = 0;
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const operator = await s.emu.iam.issueToken('operator');
+    const send = async (path: string, init: RequestInit) => {
+      requests += 1;
+      return call(`${api}${path}`, init);
+    };
+    /** A POST with a chosen Host header (fetch cannot set one). */
+    const postWithHost = (path: string, host: string, body: string) =>
+      new Promise<Answer>((resolve, reject) => {
+        requests += 1;
+        const u = new URL(`${api}${path}`);
+        const req = httpRequest(
+          { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { ...form, host } },
+          (res) => {
+            let text = '';
+            res.on('data', (d) => {
+              text += d;
+            });
+            res.on('end', () =>
+              resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string>, text }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+
+    // the session cookie: sealed, never the IAM token, HttpOnly, SameSite=Strict, /ui, at most 30 min
+    const login = await send('/ui/login', {
+      method: 'POST',
+      headers: { ...form, origin: api },
+      body: new URLSearchParams({ token: operator }).toString(),
+    });
+    const cookie = login.headers['set-cookie'] ?? '';
+    const value = /^lockstep_session=([^;]*)/.exec(cookie)?.[1] ?? '';
+    if (login.status !== 303) violations.push(`login: ${login.status}`);
+    if (value === '' || cookie.includes(operator) || value.split('.').length === 3)
+      violations.push('cookie: holds the IAM token or a JWT');
+    for (const attr of ['HttpOnly', 'SameSite=Strict', 'Path=/ui'])
+      if (!cookie.includes(attr)) violations.push(`cookie: no ${attr}`);
+    const maxAge = Number(/Max-Age=(\d+)/.exec(cookie)?.[1] ?? 'NaN');
+    if (!(maxAge > 0 && maxAge <= 1800)) violations.push(`cookie: Max-Age ${maxAge}`);
+    if (/Secure/.test(cookie)) violations.push('cookie: Secure on a loopback http URL (browsers would drop it)');
+    const session = `lockstep_session=${value}`;
+    if ((await send('/ui', { headers: { cookie: session } })).status !== 200) violations.push('session: refused');
+    if ((await send('/ui', { headers: { cookie: `lockstep_session=${operator}` } })).status !== 401)
+      violations.push('session: the raw IAM token is accepted as a session');
+    // served under a public host name: Secure by default (serverless.yml sets no public URL)
+    for (const host of ['lockstep.example.com', 'lockstep.abc123.us-south.codeengine.appdomain.cloud']) {
+      const a = await postWithHost('/ui/login', host, new URLSearchParams({ token: operator }).toString());
+      if (a.status !== 303 || !/; Secure/.test(a.headers['set-cookie'] ?? ''))
+        violations.push(`cookie for Host ${host}: ${a.status} ${a.headers['set-cookie'] ?? 'none'} (not Secure)`);
+    }
+
+    // logout CSRF: a foreign, null or cross-site POST changes nothing; the page's own logout works
+    for (const [name, headers] of [
+      ['foreign Origin', { origin: 'https://evil.example' }],
+      ['null Origin', { origin: 'null' }],
+      ['cross-site fetch metadata', { 'sec-fetch-site': 'cross-site' }],
+    ] as const) {
+      const a = await send('/ui/logout', { method: 'POST', headers: { ...headers, cookie: session } });
+      if (a.status !== 403 || a.headers['set-cookie'] !== undefined)
+        violations.push(`logout ${name}: ${a.status} ${a.headers['set-cookie'] ?? ''}`);
+    }
+    const own = await send('/ui/logout', { method: 'POST', headers: { origin: api, cookie: session } });
+    if (own.status !== 303 || !/Max-Age=0/.test(own.headers['set-cookie'] ?? '')) violations.push('own logout failed');
+    const loginCsrf = await send('/ui/login', {
+      method: 'POST',
+      headers: { ...form, origin: 'https://evil.example' },
+      body: new URLSearchParams({ token: operator }).toString(),
+    });
+    if (loginCsrf.status !== 403 || loginCsrf.headers['set-cookie']) violations.push(`login CSRF: ${loginCsrf.status}`);
+    // operator forms need the Origin header and this origin
+    const [run] = await s.stores.runs.listByGroup(group.id, 1);
+    for (const headers of [{}, { origin: 'https://evil.example' }] as Record<string, string>[]) {
+      const before = await storeDigest(s.couch);
+      const a = await send(`/ui/runs/${run!.id}/retry`, {
+        method: 'POST',
+        headers: { ...form, ...headers, cookie: session },
+        body: '',
+      });
+      if (a.status !== 403) violations.push(`retry form ${JSON.stringify(headers)}: ${a.status}`);
+      if ((await storeDigest(s.couch)) !== before) violations.push('a refused form changed the store');
+    }
+
+    // API-key login: not offered and not answered outside the local stack (no key-validity oracle)
+    const loginPage = await send('/ui', {});
+    if (loginPage.text.includes('name="apikey"')) violations.push('the login page offers API-key login');
+    const withKey = async (apikey: string) =>
+      send('/ui/login', {
+        method: 'POST',
+        headers: { ...form, origin: api },
+        body: new URLSearchParams({ apikey }).toString(),
+      });
+    const valid = await withKey(s.emu.iam.apiKeyFor('operator'));
+    const invalid = await withKey('not-a-key-0000000000000000000000');
+    if (valid.status !== 401 || valid.headers['set-cookie']) violations.push(`API-key login: ${valid.status}`);
+    const strip = (t: string) => t.replace(/req-[\w-]+|[0-9a-f]{8}-[0-9a-f-]{27}/g, '');
+    if (valid.status !== invalid.status || strip(valid.text) !== strip(invalid.text))
+      violations.push('API-key login: a valid and an invalid key get different answers');
+
+    const result = recordScenario({
+      scenario: 'page: session cookie, cross-origin POSTs, API-key login',
+      area: 'access',
+      runs: requests,
+      violations: violations.length,
+      notes:
+        'login sets a sealed session (not the IAM token, not a JWT; HttpOnly, SameSite=Strict, Path=/ui, ≤ 30 min), Secure for public host names and off only on loopback http; the raw IAM token is no session; logout and login with a foreign/null Origin or cross-site fetch metadata → 403 without a cookie change; operator forms without or with a foreign Origin → 403, store unchanged; outside the local stack no API-key field and the same 401 for a valid and an invalid key',
+      examples: violations.slice(0, 8),
+    });
+    expect(result.violations, result.examples?.join('\n')).toBe(0);
+  }, 60_000);
+
+  it('local store: no admin party — without the credentials nothing is read or written', async () => {
+    const violations: string[] = [];
+    let requests = 0;
+    const dbs = Object.values(s.stores.databases);
+    const [run] = await s.stores.runs.listByGroup(group.id, 1);
+    const runsDb = s.stores.databases.runs;
+    const wrong = `Basic ${Buffer.from(`${s.couch.credentials.username}:not-the-password`).toString('base64')}`;
+    const attempts: Array<[string, string, string, string?]> = [
+      ['GET', '/', ''],
+      ['GET', '/_all_dbs', ''],
+      ['GET', `/${runsDb}/_all_docs?include_docs=true`, ''],
+      ['GET', `/${runsDb}/${encodeURIComponent(`run:${run!.id}`)}`, ''],
+      ['GET', `/${runsDb}/_changes?include_docs=true`, ''],
+      ['POST', `/${runsDb}/_find`, '{"selector":{}}'],
+      ['PUT', `/${runsDb}/forged`, '{"status":"completed"}'],
+      ['POST', `/${runsDb}/_bulk_docs`, '{"docs":[{"_id":"forged2"}]}'],
+      ['DELETE', `/${dbs[0]}`, ''],
+      ['PUT', '/attacker-db', ''],
+    ];
+    const before = await storeDigest(s.couch);
+    for (const [auth, label] of [
+      [undefined, 'no credentials'],
+      [wrong, 'wrong password'],
+      ['Bearer x', 'a bearer token'],
+    ] as const) {
+      for (const [method, path, body] of attempts) {
+        requests += 1;
+        const res = await fetch(`${s.couch.url}${path}`, {
+          method,
+          headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+          ...(body ? { body } : {}),
+        });
+        const text = await res.text();
+        if (res.status !== 401) violations.push(`${label}: ${method} ${path} → ${res.status}`);
+        if (/escrow|ciphertext|"_rev"/.test(text)) violations.push(`${label}: ${method} ${path} leaked a document`);
+      }
+    }
+    if ((await storeDigest(s.couch)) !== before) violations.push('the store changed');
+    requests += 1;
+    if (!(await fetch(`${s.couch.url}/_all_dbs`, { headers: { authorization: s.couch.authorization } })).ok)
+      violations.push('the real credentials are refused: check is void');
+    // and the functions refuse to start without store credentials, even for the loopback store
+    const { CLOUDANT_USERNAME: _u, CLOUDANT_PASSWORD: _p, ...noCreds } = s.env;
+    requests += 1;
+    try {
+      storeConfigFromEnv(noCreds);
+      violations.push('storeConfigFromEnv accepted a loopback store without credentials');
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'CONFIG_INVALID') violations.push(`config: ${String(err)}`);
+    }
+    const result = recordScenario({
+      scenario: 'local store: credentials required',
+      area: 'access',
+      runs: requests,
+      violations: violations.length,
+      notes: `${attempts.length} reads and writes (all databases, run documents, _changes, _find, PUT, _bulk_docs, DELETE/PUT database) × no credentials, a wrong password, a bearer token → 401, nothing leaked, store unchanged; the real credentials work; storeConfigFromEnv without credentials → CONFIG_INVALID, loopback included`,
+      examples: violations.slice(0, 8),
+    });
+    expect(result.violations, result.examples?.join('\n')).toBe(0);
+  }, 60_000);
 
   it('events and rotate functions: bad signatures, out-of-window or replayed events and bad tokens are refused or ignored', async () => {
     const eventsUrl = s.runner.url('events');
@@ -259,10 +465,10 @@ describe('secrets and access: who gets in', () => {
 
     /** Sends one request; checks status, and that the store changed iff `effect`. Returns the answer. */
     const expectAnswer = async (name: string, url: string, init: RequestInit, want: number, effect: boolean) => {
-      const before = await storeDigest(s.couch.url);
+      const before = await storeDigest(s.couch);
       const a = await call(url, init);
       requests += 1;
-      const changed = (await storeDigest(s.couch.url)) !== before;
+      const changed = (await storeDigest(s.couch)) !== before;
       if (a.status !== want) violations.push(`${name}: ${a.status}, expected ${want}: ${a.text.slice(0, 160)}`);
       else if (changed !== effect) violations.push(`${name}: store ${changed ? 'changed' : 'unchanged'}`);
       if (want === 401) {
@@ -274,7 +480,7 @@ describe('secrets and access: who gets in', () => {
 
     /** Sends refused requests (concurrently); every one must get 401 UNAUTHENTICATED and the store must not change. */
     const expectRefused = async (what: string, url: string, list: Array<[string, RequestInit]>) => {
-      const before = await storeDigest(s.couch.url);
+      const before = await storeDigest(s.couch);
       const answers = await Promise.all(list.map(([, init]) => call(url, init)));
       requests += list.length;
       for (const [k, a] of answers.entries()) {
@@ -283,7 +489,7 @@ describe('secrets and access: who gets in', () => {
         else if ((JSON.parse(a.text) as { error?: { code?: string } }).error?.code !== 'UNAUTHENTICATED')
           violations.push(`${name}: not UNAUTHENTICATED`);
       }
-      if ((await storeDigest(s.couch.url)) !== before) violations.push(`${what}: a refused request changed the store`);
+      if ((await storeDigest(s.couch)) !== before) violations.push(`${what}: a refused request changed the store`);
     };
 
     // events: HMAC signature
@@ -389,7 +595,7 @@ describe('secrets and access: who gets in', () => {
       area: 'access',
       runs: requests,
       violations: violations.length,
-      notes: `events: unsigned, wrong secret, other body, ±15 min outside the 300 s window, malformed, wrong token, ${cases.length - 1} bad bearer cases → 401, no store change; signed / token / IAM deliveries replayed → duplicate, no second effect. rotate: ${refusedRotate.length} bad credentials → 401; listed operator → 200; cron ping with the subscription secret in its data (HTTP and the runner's delivery) → 200`,
+      notes: `events: unsigned, wrong secret, other body, ±15 min outside the 300 s window, malformed, wrong token, ${cases.filter((c) => c.kind !== 'operator' && authorizationOf(c)).length} bad bearer cases → 401, no store change; signed / token / IAM deliveries replayed → duplicate, no second effect. rotate: ${refusedRotate.length} bad credentials → 401; listed operator → 200; cron ping with the subscription secret in its data (HTTP and the runner's delivery) → 200`,
       examples: violations.slice(0, 8),
     });
     expect(result.violations, result.examples?.join('\n')).toBe(0);

@@ -102,7 +102,7 @@ async function withProxiedStore(
   const proxy = await startFaultProxy(s.couch.url, decide, observe);
   try {
     const dbPrefix = s.stores.databases.groups.replace(/groups$/, '');
-    const stores = await createCloudantStores({ url: proxy.url, dbPrefix });
+    const stores = await createCloudantStores({ ...s.couch.storeOptions, url: proxy.url, dbPrefix });
     const service = createRotationService({
       kp: s.kp,
       stores,

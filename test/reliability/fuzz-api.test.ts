@@ -48,6 +48,7 @@ let stores: CloudantStores;
 let server: HttpServerHandle;
 let prefix: string;
 let operator: string;
+let operatorSession: string;
 let doc: Record<string, unknown>;
 let validator: ReturnType<typeof createOpenApiValidator>;
 let chain: LineageRecord[];
@@ -58,7 +59,7 @@ const keys = testCheckpointKeys(5);
 beforeAll(async () => {
   [iam, couch] = await Promise.all([startLocalIam(), startEmbeddedCouch()]);
   prefix = `fa${randomBytes(3).toString('hex')}-`;
-  stores = await createCloudantStores({ url: couch.url, dbPrefix: prefix });
+  stores = await createCloudantStores({ ...couch.storeOptions, dbPrefix: prefix });
   await stores.ensureSetup();
   const payments = makeGroup('payments', { generation: 3 });
   for (const g of [payments, makeGroup('ledger', { generation: 0 }), makeGroup('empty')]) await stores.groups.create(g);
@@ -89,6 +90,14 @@ beforeAll(async () => {
   });
   server = await serveHttp(api, { port: 0 });
   operator = await iam.issueToken('operator');
+  // the page's session: a sealed value from the login form (the cookie never holds the IAM token)
+  const login = await fetch(`${server.url}/ui/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: operator }).toString(),
+  });
+  operatorSession = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
   doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as Record<string, unknown>;
   validator = createOpenApiValidator(doc);
   const page = (await (
@@ -164,6 +173,24 @@ const ROUTES: RouteSpec[] = [
     body: 'rotation',
   },
   { method: 'GET', path: '/v1/runs/{runId}', params: { runId: () => 'run-unknown-0000' }, query: {}, queryNames: [] },
+  ...(['retry', 'stop'] as const).flatMap((action): RouteSpec[] => [
+    {
+      method: 'POST',
+      path: `/v1/runs/{runId}/${action}`,
+      params: { runId: () => 'run-unknown-0000' },
+      query: {},
+      queryNames: [],
+      body: 'rotation',
+    },
+    {
+      method: 'POST',
+      path: `/ui/runs/{runId}/${action}`,
+      params: { runId: () => 'run-unknown-0000' },
+      query: {},
+      queryNames: [],
+      page: true,
+    },
+  ]),
   { method: 'GET', path: '/ui', params: {}, query: {}, queryNames: [], page: true },
   { method: 'GET', path: '/ui/groups/{groupId}', params: { groupId: GROUP }, query: {}, queryNames: [], page: true },
   { method: 'POST', path: '/ui/login', params: {}, query: {}, queryNames: [], body: 'login' },
@@ -483,7 +510,7 @@ function buildTarget(r: RouteSpec, params: Record<string, string>, pairs: [strin
 }
 
 function authHeaders(r: RouteSpec, host: string): Record<string, string> {
-  if (r.page) return { cookie: `lockstep_session=${operator}` };
+  if (r.page) return { cookie: operatorSession, ...(r.method === 'POST' ? { origin: `http://${host}` } : {}) };
   if (r.path === '/ui/login') return { origin: `http://${host}` };
   return { authorization: `Bearer ${operator}` };
 }
@@ -760,7 +787,7 @@ describe('bad input: HTTP API (fuzz)', () => {
       const method = target.startsWith('/ui/logout') ? 'POST' : 'GET';
       const res = await fetch(`${server.url}${target}`, {
         method,
-        headers: { cookie: `lockstep_session=${operator}` },
+        headers: { cookie: operatorSession },
       });
       const headers: Record<string, string> = {};
       res.headers.forEach((v, k) => {
@@ -776,7 +803,7 @@ describe('bad input: HTTP API (fuzz)', () => {
     'answers 4xx with a documented error, changes nothing, keeps serving',
     async () => {
       const tally = createTally();
-      const store = await watchStore(couch.url, prefix);
+      const store = await watchStore(couch, prefix);
       let n = 0;
       const covered = new Set<string>();
       await fuzz(

@@ -63,7 +63,7 @@ beforeAll(async () => {
   process.on('uncaughtException', onCrash);
   couch = await startEmbeddedCouch();
   prefix = `fe${randomBytes(3).toString('hex')}-`;
-  stores = await createCloudantStores({ url: couch.url, dbPrefix: prefix });
+  stores = await createCloudantStores({ ...couch.storeOptions, dbPrefix: prefix });
   await stores.ensureSetup();
   groups = [makeGroup('alpha', { generation: 3 }), makeGroup('beta', { generation: 1 })];
   for (const g of groups) await stores.groups.create(g);
@@ -72,6 +72,8 @@ beforeAll(async () => {
   // Key Protect and IAM are unreachable on purpose: no bad input may get as far as calling them.
   Object.assign(process.env, {
     CLOUDANT_URL: couch.url,
+    CLOUDANT_USERNAME: couch.credentials.username,
+    CLOUDANT_PASSWORD: couch.credentials.password,
     CLOUDANT_DB_PREFIX: prefix,
     IAM_URL: 'http://127.0.0.1:9',
     LOCKSTEP_API_KEY: 'fuzz-unused-api-key',
@@ -495,7 +497,7 @@ describe('bad input: events endpoint (fuzz)', () => {
       const tally = createTally();
       const eventsDb = `${prefix}events`;
       let lastProbe = 0;
-      const store = await watchStore(couch.url, prefix);
+      const store = await watchStore(couch, prefix);
       await fuzz(
         tally,
         'events',

@@ -82,7 +82,7 @@ describe('fuzz: attacker-controlled fields (ce-* headers, free text into the lin
   it('rotate: random ce-* headers and bodies without the secret → 401, nothing changes; with it → a status only', async () => {
     const s = stack();
     const tally = createTally();
-    const before = await storeDigest(s.couch.url);
+    const before = await storeDigest(s.couch);
     await fuzz(
       tally,
       'rotate without the cron secret',
@@ -95,7 +95,7 @@ describe('fuzz: attacker-controlled fields (ce-* headers, free text into the lin
         return problems;
       },
     );
-    if ((await storeDigest(s.couch.url)) !== before) {
+    if ((await storeDigest(s.couch)) !== before) {
       tally.violations += 1;
       tally.examples.push('the store changed during the unauthenticated cases');
     }

@@ -96,7 +96,7 @@ describe('trust boundaries: cron pings', () => {
     const violations: string[] = [];
     let requests = 0;
     for (let round = 0; round < rounds; round++) {
-      const before = await storeDigest(s.couch.url);
+      const before = await storeDigest(s.couch);
       const runsBefore = (await s.stores.runs.listByGroup(group.id as GroupId, 50)).length;
       for (const [name, headers, body, query] of spoofs) {
         const a = await post(`${url}/${query}`, headers, body);
@@ -106,7 +106,7 @@ describe('trust boundaries: cron pings', () => {
           if (a.text.includes(leak)) violations.push(`${name}: the answer names "${leak}"`);
         }
       }
-      if ((await storeDigest(s.couch.url)) !== before) violations.push(`round ${round}: the store changed`);
+      if ((await storeDigest(s.couch)) !== before) violations.push(`round ${round}: the store changed`);
       const runsAfter = (await s.stores.runs.listByGroup(group.id as GroupId, 50)).length;
       if (runsAfter !== runsBefore) violations.push(`round ${round}: ${runsAfter - runsBefore} run(s) started`);
     }
@@ -205,7 +205,7 @@ describe('trust boundaries: cron pings', () => {
     const page = await get(`/ui/groups/${group.id}`, { cookie });
     if (page.status !== 200) violations.push(`timeline page: ${page.status}`);
     texts.push(['timeline page', page.text]);
-    texts.push(['store', [...(await liveDocuments(s.couch.url)).values()].join('\n')]);
+    texts.push(['store', [...(await liveDocuments(s.couch)).values()].join('\n')]);
     for (const [where, text] of texts) if (text.includes('HYPERLINK')) violations.push(`${where} holds the Ce-Id`);
 
     // a legacy record (written before lineage text was validated) holding formulas: the CSV export is guarded

@@ -4,6 +4,7 @@
  * child builds from it — a clock that follows the emulator's, the Key Protect client over IAM, the Cloudant stores.
  * Children are bundled with esbuild: this module imports nothing from vitest and only types from localStack.
  */
+import { BasicAuthenticator } from 'ibm-cloud-sdk-core';
 import type { Clock, Logger, Random } from '../../src/core/index.js';
 import {
   authenticatorFromConfig,
@@ -21,6 +22,8 @@ export function childEnv(s: LocalStack): Record<string, string> {
     LOCKSTEP_API_KEY: s.stack.iam.apiKeyFor('lockstep'),
     LOCKSTEP_ADMIN_URL: s.stack.kp.adminUrl,
     LOCKSTEP_COUCH_URL: s.couch.url,
+    LOCKSTEP_COUCH_USERNAME: s.couch.credentials.username,
+    LOCKSTEP_COUCH_PASSWORD: s.couch.credentials.password,
     LOCKSTEP_DB_PREFIX: s.stores.databases.groups.replace(/groups$/, ''),
   };
 }
@@ -76,6 +79,10 @@ export function kpClientFromEnv(
 export function storesFromEnv(logger?: Logger) {
   return createCloudantStores({
     url: requiredEnv('LOCKSTEP_COUCH_URL'),
+    authenticator: new BasicAuthenticator({
+      username: requiredEnv('LOCKSTEP_COUCH_USERNAME'),
+      password: requiredEnv('LOCKSTEP_COUCH_PASSWORD'),
+    }),
     dbPrefix: requiredEnv('LOCKSTEP_DB_PREFIX'),
     ...(logger ? { logger } : {}),
   });

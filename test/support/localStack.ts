@@ -10,7 +10,7 @@ import { createRotationService } from '../../src/app/rotationService.js';
 import type { RotationConfig, RotationService } from '../../src/app/service.js';
 import type { Clock, Group, InstanceId, Logger, RegionId } from '../../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../../src/keyprotect/index.js';
-import { type EmbeddedCouch, startEmbeddedCouch } from '../../src/local/couch/index.js';
+import { type CouchAccess, type EmbeddedCouch, startEmbeddedCouch } from '../../src/local/couch/index.js';
 import { type EmulatorStack, startEmulatorStack } from '../../src/local/kp-emulator/index.js';
 import type { RotationRun } from '../../src/rotation/index.js';
 import { type CloudantStores, createCloudantStores } from '../../src/store/index.js';
@@ -50,8 +50,8 @@ export interface StartLocalStackOptions {
   regions?: string[];
   instancesPerRegion?: number;
   config?: Partial<RotationConfig>;
-  /** Share a store across stacks (e.g. a child process): pass its URL and prefix. */
-  couchUrl?: string;
+  /** Share a store across stacks (e.g. a child process): pass its access (URL + credentials) and prefix. */
+  couch?: CouchAccess;
   dbPrefix?: string;
 }
 
@@ -65,9 +65,9 @@ export async function startLocalStack(opts: StartLocalStackOptions = {}): Promis
     // unchanged): generating a pair costs 2–13 s of CPU here, and a rotation of three members needs three tokens.
     tokenKeyPairs: testTokenKeyPairs(),
   });
-  const couch = opts.couchUrl ? undefined : await startEmbeddedCouch();
+  const couch = opts.couch ? undefined : await startEmbeddedCouch();
   const stores = await createCloudantStores({
-    url: opts.couchUrl ?? couch!.url,
+    ...(opts.couch ?? (couch as EmbeddedCouch)).storeOptions,
     dbPrefix: opts.dbPrefix ?? `t${randomBytes(4).toString('hex')}-`,
   });
   await stores.ensureSetup();

@@ -13,6 +13,8 @@ export async function showConfig(ctx: CliContext): Promise<number> {
   add('iam.apiKey', config.iam.apiKey ? '[REDACTED]' : undefined);
   add('cloudant.url', config.cloudant.url);
   add('cloudant.apiKey', config.cloudant.apiKey ? '[REDACTED]' : undefined);
+  add('cloudant.username', config.cloudant.username);
+  add('cloudant.password', config.cloudant.password ? '[REDACTED]' : undefined);
   for (const [region, r] of Object.entries(config.keyProtect)) {
     add(`keyProtect.${region}.url`, r.url);
     add(`keyProtect.${region}.instanceId`, r.instanceId);

@@ -139,7 +139,7 @@ export async function followRun(ctx: CliContext, runId: string, timeoutMs: numbe
     const run = await ctx.api().get<ApiRun>(`/v1/runs/${runId}`);
     for (const line of progressLines(run, seen, memberSeen)) ctx.out.progress(`  ${line}`);
     seen = run.transitions?.length ?? 0;
-    if (run.status === 'completed' || run.status === 'failed' || run.status === 'diverged') return run;
+    if (['completed', 'failed', 'diverged', 'stopped'].includes(run.status)) return run;
     if (Date.now() >= until) return run;
     await Promise.race([new Promise((r) => setTimeout(r, 1000)), ctx.io.interrupted]);
   }

@@ -3,7 +3,7 @@
  * in memory or (with `dataDir`) on LevelDB, behind a small shim that fills the gaps the Cloudant SDK and lockstep
  * rely on. Every difference from Cloudant is listed in `src/store/README.md`.
  */
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,10 +11,12 @@ import { resolve } from 'node:path';
 import type { NextFunction, Request, Response } from 'express';
 import express from 'express';
 import expressPouchDB from 'express-pouchdb';
+import { BasicAuthenticator } from 'ibm-cloud-sdk-core';
 import leveldb from 'pouchdb-adapter-leveldb';
 import memory from 'pouchdb-adapter-memory';
 import PouchDB, { type PouchDBConstructor } from 'pouchdb-core';
 import find from 'pouchdb-find';
+
 import { fastMapReduce } from './fastMapReduce.js';
 
 /** Cloudant's limit on one document (1 MB). */
@@ -31,11 +33,46 @@ export interface EmbeddedCouchOptions {
   port?: number;
   /** Keep the databases on disk (LevelDB) in this directory; default: in memory, gone on close. */
   dataDir?: string;
+  /**
+   * The server admin every request must authenticate as (no "admin party"); default: user `lockstep` with a random
+   * password, readable from {@link EmbeddedCouch.credentials}.
+   */
+  credentials?: CouchCredentials;
 }
 
-export interface EmbeddedCouch {
+export interface CouchCredentials {
+  username: string;
+  password: string;
+}
+
+/** How to reach an embedded server (this process's, or one in a child process). */
+export interface CouchAccess {
   /** Base URL, e.g. `http://127.0.0.1:5984`; pass it as the Cloudant service URL. */
   url: string;
+  /** The admin credentials the server requires (basic auth, or a `POST /_session` cookie). */
+  credentials: CouchCredentials;
+  /** `Basic …` header value for raw HTTP clients. */
+  authorization: string;
+  /** `createCloudantStores({ ...couch.storeOptions })`: the URL and a basic authenticator. */
+  storeOptions: { url: string; authenticator: BasicAuthenticator };
+}
+
+/** The access record of a server at `url` that requires `credentials`. */
+export function couchAccess(url: string, credentials: CouchCredentials): CouchAccess {
+  return {
+    url,
+    credentials,
+    authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
+    storeOptions: { url, authenticator: new BasicAuthenticator(credentials) },
+  };
+}
+
+/** Fresh admin credentials: user `lockstep`, a random password. */
+export function randomCouchCredentials(): CouchCredentials {
+  return { username: 'lockstep', password: randomBytes(24).toString('base64url') };
+}
+
+export interface EmbeddedCouch extends CouchAccess {
   /** Where the data lives: `memory` or the absolute data directory. */
   storage: string;
   /** Stops listening, closes every database (in memory: drops them). Idempotent. */
@@ -120,6 +157,85 @@ function trackDatabases(registry: DatabaseRegistry): express.Router {
     });
 }
 
+/** How long a `_session` cookie lasts (CouchDB's default `chttpd_auth/timeout`: 600 s). */
+const SESSION_TIMEOUT_SECONDS = 600;
+
+/**
+ * No admin party: every request authenticates as the server admin with basic auth or the `AuthSession` cookie of
+ * `POST /_session` (CouchDB's `require_valid_user`; docs.couchdb.org api/server/authn). Anything else gets 401
+ * `{"error":"unauthorized","reason":"Authentication required."}`; wrong credentials get `Name or password is
+ * incorrect.` Only `/_session` answers without credentials.
+ */
+function requireCredentials(creds: CouchCredentials): express.Router {
+  const secret = randomBytes(32);
+  const same = (a: string, b: string) => {
+    const x = Buffer.from(a);
+    const y = Buffer.from(b);
+    return x.length === y.length && timingSafeEqual(x, y);
+  };
+  const matches = (name: unknown, password: unknown) =>
+    typeof name === 'string' &&
+    typeof password === 'string' &&
+    same(name, creds.username) &&
+    same(password, creds.password);
+  const cookieMac = (name: string, expiresSec: number) =>
+    createHmac('sha256', secret).update(`${name}:${expiresSec}`).digest('base64url');
+  const issueCookie = (res: Response) => {
+    const expiresSec = Math.floor(Date.now() / 1000) + SESSION_TIMEOUT_SECONDS;
+    const value = Buffer.from(`${creds.username}:${expiresSec}:${cookieMac(creds.username, expiresSec)}`).toString(
+      'base64url',
+    );
+    res.append('Set-Cookie', `AuthSession=${value}; Version=1; Path=/; HttpOnly; Max-Age=${SESSION_TIMEOUT_SECONDS}`);
+  };
+  const fromCookie = (header: string | undefined): boolean => {
+    const m = /(?:^|;\s*)AuthSession=([A-Za-z0-9_-]+)/.exec(header ?? '');
+    if (!m?.[1]) return false;
+    const [name, exp, mac] = Buffer.from(m[1], 'base64url').toString('utf8').split(':');
+    const expiresSec = Number(exp);
+    if (!name || !mac || !Number.isSafeInteger(expiresSec) || expiresSec <= Date.now() / 1000) return false;
+    return same(name, creds.username) && same(mac, cookieMac(name, expiresSec));
+  };
+  /** `undefined`: no basic header; true/false: it matches or not. */
+  const fromBasic = (header: string | undefined): boolean | undefined => {
+    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+    if (!m?.[1]) return header === undefined ? undefined : false;
+    const text = Buffer.from(m[1], 'base64').toString('utf8');
+    const i = text.indexOf(':');
+    return i > 0 && matches(text.slice(0, i), text.slice(i + 1));
+  };
+  const unauthorized = (res: Response, reason: string) => {
+    res.status(401).set('WWW-Authenticate', 'Basic realm="server"').json({ error: 'unauthorized', reason });
+  };
+  const userCtx = { name: creds.username, roles: ['_admin'] };
+  const router = express.Router();
+  router.post('/_session', express.urlencoded({ extended: false }), express.json(), (req, res) => {
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    if (!matches(b.name ?? b.username, b.password)) return unauthorized(res, 'Name or password is incorrect.');
+    issueCookie(res);
+    res.json({ ok: true, ...userCtx });
+  });
+  router.get('/_session', (req, res) => {
+    const basic = fromBasic(req.headers.authorization);
+    if (basic === false) return unauthorized(res, 'Name or password is incorrect.');
+    const ok = basic === true || fromCookie(req.headers.cookie);
+    res.json({
+      ok: true,
+      userCtx: ok ? userCtx : { name: null, roles: [] },
+      info: { authenticated: ok ? 'default' : undefined },
+    });
+  });
+  router.delete('/_session', (_req, res) => {
+    res.append('Set-Cookie', 'AuthSession=; Version=1; Path=/; HttpOnly; Max-Age=0');
+    res.json({ ok: true });
+  });
+  router.use((req, res, next) => {
+    const basic = fromBasic(req.headers.authorization);
+    if (basic === true || (basic === undefined && fromCookie(req.headers.cookie))) return next();
+    unauthorized(res, basic === false ? 'Name or password is incorrect.' : 'Authentication required.');
+  });
+  return router;
+}
+
 /** What Cloudant does and express-pouchdb does not (see src/store/README.md). */
 function cloudantShim(): express.Router {
   const jsonBody = express.json({ limit: MAX_REQUEST_BYTES, strict: false });
@@ -188,7 +304,7 @@ function cloudantShim(): express.Router {
  * Starts the embedded server on `host:port` (default 127.0.0.1, a random free port).
  * @example
  * const couch = await startEmbeddedCouch();
- * const stores = await createCloudantStores({ url: couch.url });
+ * const stores = await createCloudantStores({ ...couch.storeOptions });
  * // …
  * await couch.close();
  */
@@ -213,8 +329,13 @@ export async function startEmbeddedCouch(opts: EmbeddedCouchOptions = {}): Promi
 
   DB.allDbs = registry.allDbs;
 
+  const credentials = opts.credentials ?? randomCouchCredentials();
+  if (!credentials.username || credentials.username.includes(':') || credentials.password.length < 12) {
+    throw new Error('embedded store credentials: a username without ":" and a password of at least 12 characters');
+  }
   const app = express();
   app.disable('x-powered-by');
+  app.use(requireCredentials(credentials));
   app.use(trackDatabases(registry));
   app.use(cloudantShim());
   app.use(
@@ -249,5 +370,5 @@ export async function startEmbeddedCouch(opts: EmbeddedCouchOptions = {}): Promi
     })();
     return closing;
   };
-  return { url: `http://${urlHost}:${port}`, storage, close };
+  return { ...couchAccess(`http://${urlHost}:${port}`, credentials), storage, close };
 }

@@ -1,10 +1,11 @@
 /**
  * Standalone embedded CouchDB-compatible server:
- *   npx tsx src/local/couch/main.ts [--port 5984] [--host 127.0.0.1] [--data-dir dir]
- * Prints its URL; stops cleanly on SIGINT/SIGTERM.
+ *   LOCKSTEP_COUCH_USERNAME=… LOCKSTEP_COUCH_PASSWORD=… npx tsx src/local/couch/main.ts [--port 5984] [--host 127.0.0.1] [--data-dir dir]
+ * Requires those credentials on every request (without them it makes up a password and prints `user:password` on
+ * the second line of stdout). Prints its URL; stops cleanly on SIGINT/SIGTERM.
  */
 import { parseArgs } from 'node:util';
-import { startEmbeddedCouch } from './index.js';
+import { randomCouchCredentials, startEmbeddedCouch } from './index.js';
 
 const { values } = parseArgs({
   options: {
@@ -18,14 +19,20 @@ if (!Number.isInteger(port) || port < 0 || port > 65_535) {
   console.error(`--port must be an integer 0-65535, got ${values.port}`);
   process.exit(2);
 }
+const given = process.env.LOCKSTEP_COUCH_USERNAME && process.env.LOCKSTEP_COUCH_PASSWORD;
+const credentials = given
+  ? { username: process.env.LOCKSTEP_COUCH_USERNAME as string, password: process.env.LOCKSTEP_COUCH_PASSWORD as string }
+  : randomCouchCredentials();
 const couch = await startEmbeddedCouch({
   host: values.host,
   port,
+  credentials,
   ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
 });
 // The URL alone on stdout (scripts read it); the banner on stderr.
 console.error(`embedded CouchDB-compatible server listening on ${couch.url} (storage: ${couch.storage})`);
 console.log(couch.url);
+if (!given) console.log(`${credentials.username}:${credentials.password}`);
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

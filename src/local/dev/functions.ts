@@ -8,6 +8,8 @@ import type { CeParams, CeResult } from '../../codeengine/index.js';
 export interface DevFunctionConfig {
   iamUrl: string;
   cloudantUrl: string;
+  /** The embedded store's admin credentials (it requires them: no admin party). */
+  cloudantCredentials: { username: string; password: string };
   kpEndpoints: Record<string, string>;
   /** API key of lockstep's own service id (Key Protect and the store act as it). */
   lockstepApiKey: string;
@@ -20,6 +22,8 @@ export interface DevFunctionConfig {
   rotationMinIntervalMs: number;
   maxExecutionSeconds: number;
   logLevel: string;
+  /** The page's API-key login (the local stack's own IAM only; `lockstep dev` turns it on). */
+  uiApiKeyLogin?: boolean;
 }
 
 export type CeMainFn = (params: CeParams) => Promise<CeResult>;
@@ -30,6 +34,8 @@ export function functionEnv(c: DevFunctionConfig): Record<string, string> {
     IAM_URL: c.iamUrl,
     LOCKSTEP_IAM_URL: c.iamUrl,
     CLOUDANT_URL: c.cloudantUrl,
+    CLOUDANT_USERNAME: c.cloudantCredentials.username,
+    CLOUDANT_PASSWORD: c.cloudantCredentials.password,
     LOCKSTEP_API_KEY: c.lockstepApiKey,
     LOCKSTEP_KP_ENDPOINTS: JSON.stringify(c.kpEndpoints),
     LOCKSTEP_OWN_IAM_IDS: c.lockstepIamId,
@@ -44,6 +50,7 @@ export function functionEnv(c: DevFunctionConfig): Record<string, string> {
     LOCKSTEP_ROTATION_MIN_INTERVAL_MS: String(c.rotationMinIntervalMs),
     LOCKSTEP_MAX_EXECUTION_SECONDS: String(c.maxExecutionSeconds),
     LOCKSTEP_LOG_LEVEL: c.logLevel,
+    ...(c.uiApiKeyLogin ? { LOCKSTEP_DEV_UI_API_KEY_LOGIN: 'true' } : {}),
   };
 }
 

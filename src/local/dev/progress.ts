@@ -55,7 +55,7 @@ export function watchRuns(opts: {
       members.set(run.id, m);
       for (const line of progressLines(run, seen.get(run.id) ?? 0, m)) opts.print(line);
       seen.set(run.id, run.transitions?.length ?? 0);
-      if (run.status === 'completed' || run.status === 'failed' || run.status === 'diverged') {
+      if (['completed', 'failed', 'diverged', 'stopped'].includes(run.status)) {
         finished.add(run.id);
         opts.print(
           `${hhmmss(run.finishedAtMs ?? run.updatedAtMs)}  ${run.groupId} gen ${run.generation}${run.kind && run.kind !== 'rotation' ? ` [${run.kind}]` : ''}  ${run.status.toUpperCase()}${run.fingerprint ? `  fingerprint ${run.fingerprint}` : ''}${run.statusReason ? `  — ${run.statusReason}` : ''}`,
@@ -72,7 +72,7 @@ export function watchRuns(opts: {
     .listRuns()
     .then((runs) => {
       for (const r of runs) {
-        if (r.status === 'completed' || r.status === 'failed' || r.status === 'diverged') finished.add(r.id);
+        if (['completed', 'failed', 'diverged', 'stopped'].includes(r.status)) finished.add(r.id);
       }
     })
     .catch((err) => opts.onError?.(err));

@@ -65,7 +65,7 @@ export interface DevStackOptions {
 export interface DevJson {
   iam: { url: string; apiKeys: { operator: string; auditor: string } };
   keyProtect: Record<string, { url: string; instanceId: string }>;
-  cloudant: { url: string };
+  cloudant: { url: string; username: string; password: string };
   api: { url: string };
   events: { url: string; tokenHeader: string; token: string; relayUrl?: string };
   groups: string[];
@@ -145,7 +145,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     // 2. the embedded store, on disk
     const couch: EmbeddedCouch = await startEmbeddedCouch({ dataDir: join(dataDir, 'couch'), port: port(5) });
     closers.push(() => couch.close());
-    const stores: CloudantStores = await createCloudantStores({ url: couch.url, logger });
+    const stores: CloudantStores = await createCloudantStores({ ...couch.storeOptions, logger });
     await stores.ensureSetup();
     opts.print(`✓ store ${couch.url} (${reused ? 'reusing' : 'new'} data in ${dataDir})`);
 
@@ -187,6 +187,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const mains = await loadFunctionMains({
       iamUrl: emu.iam.url,
       cloudantUrl: couch.url,
+      cloudantCredentials: couch.credentials,
       kpEndpoints: Object.fromEntries(DEV_REGIONS.map((r) => [r, emu.kp.regions[r]!.url])),
       lockstepApiKey: lockstepId.apiKey,
       lockstepIamId: lockstepId.iamId,
@@ -201,6 +202,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       rotationMinIntervalMs: opts.rotationMinIntervalMs,
       maxExecutionSeconds: 120,
       logLevel: opts.functionLogLevel ?? 'error',
+      uiApiKeyLogin: true,
     });
     const tickSeconds = Math.max(1, Math.round(opts.tickMs / 1000));
     const runner: FunctionRunner = await startFunctionRunner({
@@ -342,7 +344,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       keyProtect: Object.fromEntries(
         DEV_REGIONS.map((r) => [r, { url: emu.kp.regions[r]!.url, instanceId: state.instanceIds[r]! }]),
       ),
-      cloudant: { url: couch.url },
+      cloudant: { url: couch.url, ...couch.credentials },
       api: { url: runner.url('api') },
       events: {
         url: runner.url('events'),

@@ -108,7 +108,7 @@ beforeAll(async () => {
     startEmulatorStack({ regions: REGIONS, tokenKeyPairs: testTokenKeyPairs() }),
     startEmbeddedCouch(),
   ]);
-  stores = await createCloudantStores({ url: couch.url });
+  stores = await createCloudantStores({ ...couch.storeOptions });
   await stores.ensureSetup();
   // one clock for lockstep and the emulator
   const clock: Clock = { nowMs: () => stack.kp.nowMs() };
@@ -176,7 +176,9 @@ describe('POST /v1/groups/{groupId}/rotations with the real service', () => {
       trigger: { kind: 'operator', by: operatorIamId, reason: 'quarterly rotation' },
     });
     expect(run.json().escrow).toBeUndefined();
-    expect((await http.request('GET', `/v1/runs/${runId}`, { token: auditor })).status).toBe(403);
+    const audited = await http.request('GET', `/v1/runs/${runId}`, { token: auditor });
+    expect(audited.status).toBe(200);
+    expect(audited.json()).toEqual(run.json());
 
     const again = await http.request('POST', '/v1/groups/orders/rotations', { token: operator });
     expect(again.status).toBe(409);
@@ -197,6 +199,34 @@ describe('POST /v1/groups/{groupId}/rotations with the real service', () => {
     expect(lookup).toMatchObject({ groupId: 'orders', generation: 2, member: { role: 'primary' } });
     const proof = (await http.request('GET', '/v1/groups/orders/proof', { token: auditor })).json();
     expect(proof.chain).toMatchObject({ ok: true, length: 2, headGeneration: 2 });
+  });
+
+  it('stops a claimed run (200, what it left) and retries it (202): the real service behind the documented shapes', async () => {
+    await seedGroup('ledger', { nowMs: () => stack.kp.nowMs() });
+    stack.kp.advanceClock(3_700_000); // past the 1 h rule of the seeded keys
+    const { runId } = (await http.request('POST', '/v1/groups/ledger/rotations', { token: operator })).json();
+    expect((await http.request('POST', `/v1/runs/${runId}/stop`, { token: auditor })).status).toBe(403);
+    const stopped = await http.request('POST', `/v1/runs/${runId}/stop`, {
+      token: operator,
+      body: JSON.stringify({ reason: 'change freeze' }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(stopped.status).toBe(200);
+    expect(stopped.json()).toMatchObject({
+      action: 'stopped',
+      status: 'stopped',
+      groupStatus: 'healthy',
+      stop: { by: `operator:${operatorIamId}`, reason: 'change freeze', staged: [] },
+    });
+    expect((await http.request('GET', `/v1/runs/${runId}`, { token: auditor })).json().status).toBe('stopped');
+    const again = await http.request('POST', `/v1/runs/${runId}/stop`, { token: operator });
+    expect(again.json().error.code).toBe('RUN_STATE_INVALID');
+    const retried = await http.request('POST', `/v1/runs/${runId}/retry`, { token: operator });
+    expect(retried.status).toBe(202);
+    expect(retried.headers.location).toBe(`/v1/runs/${runId}`);
+    expect(retried.json()).toMatchObject({ action: 'retried', groupStatus: 'rotating' });
+    const done = await service.advanceRun(runId, { deadlineAtMs: stack.kp.nowMs() + 120_000, holder: 'api-test' });
+    expect(done.status).toBe('completed');
   });
 
   it('answers 404 RUN_NOT_FOUND for an unknown run', async () => {

@@ -85,12 +85,14 @@ beforeAll(async () => {
   stack = await startEmulatorStack({ regions: REGIONS, instancesPerRegion: 1, tokenKeyPairs: testTokenKeyPairs() });
   couch = await startEmbeddedCouch();
   const dbPrefix = `b${randomBytes(3).toString('hex')}-`;
-  stores = await createCloudantStores({ url: couch.url, dbPrefix });
+  stores = await createCloudantStores({ ...couch.storeOptions, dbPrefix });
   await stores.ensureSetup();
   const lockstep = stack.iam.identities.find((i) => i.name === 'lockstep')!;
   const operator = stack.iam.identities.find((i) => i.name === 'operator')!;
   Object.assign(process.env, {
     CLOUDANT_URL: couch.url,
+    CLOUDANT_USERNAME: couch.credentials.username,
+    CLOUDANT_PASSWORD: couch.credentials.password,
     CLOUDANT_DB_PREFIX: dbPrefix,
     IAM_URL: stack.iam.url,
     LOCKSTEP_API_KEY: lockstep.apiKey,

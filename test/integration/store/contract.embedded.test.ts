@@ -10,4 +10,4 @@ afterAll(async () => {
   await couch?.close();
 });
 
-describeStoreContract('embedded', async () => ({ url: couch!.url, timeoutMs: 10_000 }));
+describeStoreContract('embedded', async () => ({ ...couch!.storeOptions, timeoutMs: 10_000 }));

@@ -3,19 +3,25 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudantV1 } from '@ibm-cloud/cloudant';
-import { NoAuthAuthenticator } from 'ibm-cloud-sdk-core';
+import { type Authenticator, NoAuthAuthenticator } from 'ibm-cloud-sdk-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GroupId } from '../../../src/core/index.js';
-import { type EmbeddedCouch, startEmbeddedCouch } from '../../../src/local/couch/index.js';
+import {
+  type CouchAccess,
+  couchAccess,
+  type EmbeddedCouch,
+  randomCouchCredentials,
+  startEmbeddedCouch,
+} from '../../../src/local/couch/index.js';
 import { createCloudantStores } from '../../../src/store/index.js';
 import { makeChain, makeGroup, makeRun } from './fixtures.js';
 
 const makeRunFor = (groupId: string) => makeRun(groupId);
 
-const sdk = (url: string) =>
+const sdk = (a: CouchAccess | { url: string; storeOptions: { authenticator: Authenticator } }) =>
   new CloudantV1({
-    authenticator: new NoAuthAuthenticator(),
-    serviceUrl: url,
+    authenticator: a.storeOptions.authenticator,
+    serviceUrl: a.url,
     timeout: 10_000,
   } as ConstructorParameters<typeof CloudantV1>[0]);
 
@@ -34,7 +40,7 @@ describe('embedded CouchDB-compatible server', () => {
 
   beforeAll(async () => {
     couch = await startEmbeddedCouch();
-    client = sdk(couch.url);
+    client = sdk(couch);
     await client.putDatabase({ db: 'shim' });
   });
   afterAll(async () => {
@@ -45,9 +51,42 @@ describe('embedded CouchDB-compatible server', () => {
     expect(couch.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(couch.storage).toBe('memory');
     // The SDK's model drops unknown fields, so read the welcome document raw.
-    const welcome = (await (await fetch(`${couch.url}/`)).json()) as Record<string, unknown>;
+    const welcome = (await (
+      await fetch(`${couch.url}/`, { headers: { authorization: couch.authorization } })
+    ).json()) as Record<string, unknown>;
     expect(welcome['express-pouchdb-mode']).toBe('minimumForPouchDB');
     expect((globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest).toBeUndefined();
+  });
+
+  it('requires credentials: basic auth or a _session cookie, never admin party', async () => {
+    const noAuth = { url: couch.url, storeOptions: { authenticator: new NoAuthAuthenticator() } };
+    expect(await statusOf(sdk(noAuth).getAllDbs())).toBe(401);
+    expect(await statusOf(sdk(noAuth).putDatabase({ db: 'sneaky' }))).toBe(401);
+    const wrong = couchAccess(couch.url, { username: couch.credentials.username, password: 'not-the-password' });
+    expect(await statusOf(sdk(wrong).getAllDbs())).toBe(401);
+    expect((await client.getAllDbs()).result).not.toContain('sneaky');
+    const raw = await fetch(`${couch.url}/shim/_all_docs`);
+    expect(raw.status).toBe(401);
+    expect(await raw.json()).toEqual({ error: 'unauthorized', reason: 'Authentication required.' });
+    // cookie authentication (POST /_session), as CouchDB and Cloudant offer it
+    const refused = await fetch(`${couch.url}/_session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: couch.credentials.username, password: 'nope' }),
+    });
+    expect(refused.status).toBe(401);
+    const session = await fetch(`${couch.url}/_session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ name: couch.credentials.username, password: couch.credentials.password }).toString(),
+    });
+    expect(session.status).toBe(200);
+    const cookie = (session.headers.get('set-cookie') ?? '').split(';')[0]!;
+    expect(cookie).toMatch(/^AuthSession=/);
+    expect((await fetch(`${couch.url}/_all_dbs`, { headers: { cookie } })).status).toBe(200);
+    const at = 'AuthSession='.length + 8;
+    const forged = `${cookie.slice(0, at)}${cookie[at] === 'A' ? 'B' : 'A'}${cookie.slice(at + 1)}`;
+    expect((await fetch(`${couch.url}/_all_dbs`, { headers: { cookie: forged } })).status).toBe(401);
   });
 
   it('answers document reads with ETag "<rev>" as Cloudant does', async () => {
@@ -117,7 +156,9 @@ describe('embedded CouchDB-compatible server', () => {
   it('keeps two servers in one process apart', async () => {
     const other = await startEmbeddedCouch();
     try {
-      const c2 = sdk(other.url);
+      const c2 = sdk(other);
+      // the other server's own credentials: this one's are refused there
+      expect(await statusOf(sdk({ ...couch, url: other.url }).getAllDbs())).toBe(401);
       expect(await statusOf(c2.getDatabaseInformation({ db: 'shim' }))).toBe(404);
       await c2.putDatabase({ db: 'shim' });
       expect(await statusOf(c2.getDocument({ db: 'shim', docId: 'etag' }))).toBe(404);
@@ -133,7 +174,7 @@ describe('embedded CouchDB-compatible server', () => {
     try {
       let disk = await startEmbeddedCouch({ dataDir: dir });
       expect(disk.storage).toBe(dir);
-      let stores = await createCloudantStores({ url: disk.url, dbPrefix: 'persist-' });
+      let stores = await createCloudantStores({ ...disk.storeOptions, dbPrefix: 'persist-' });
       await stores.ensureSetup();
       await stores.groups.create(makeGroup('kept'));
       for (const r of makeChain('kept', 3)) await stores.lineage.append(r);
@@ -141,7 +182,7 @@ describe('embedded CouchDB-compatible server', () => {
       await disk.close(); // idempotent
 
       disk = await startEmbeddedCouch({ dataDir: dir });
-      stores = await createCloudantStores({ url: disk.url, dbPrefix: 'persist-' });
+      stores = await createCloudantStores({ ...disk.storeOptions, dbPrefix: 'persist-' });
       await stores.ensureSetup(); // finds everything in place
       expect((await stores.groups.get('kept' as GroupId)).value.id).toBe('kept');
       expect((await stores.lineage.head('kept' as GroupId))?.generation).toBe(3);
@@ -152,7 +193,7 @@ describe('embedded CouchDB-compatible server', () => {
   });
 
   it('tells the caller to run ensureSetup when the databases do not exist', async () => {
-    const stores = await createCloudantStores({ url: couch.url, dbPrefix: 'never-set-up-' });
+    const stores = await createCloudantStores({ ...couch.storeOptions, dbPrefix: 'never-set-up-' });
     for (const call of [
       () => stores.groups.find('any' as GroupId),
       () => stores.runs.create(makeRunFor('any')),
@@ -174,9 +215,15 @@ describe('embedded CouchDB-compatible server', () => {
   });
 
   it('runs standalone and prints its URL', async () => {
+    const credentials = randomCouchCredentials();
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/local/couch/main.ts', '--port', '0'], {
       cwd: process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        LOCKSTEP_COUCH_USERNAME: credentials.username,
+        LOCKSTEP_COUCH_PASSWORD: credentials.password,
+      },
     });
     try {
       const url = await new Promise<string>((ok, fail) => {
@@ -188,8 +235,9 @@ describe('embedded CouchDB-compatible server', () => {
         });
         child.once('exit', (code) => fail(new Error(`exited with ${code}`)));
       });
-      const info = await sdk(url).getServerInformation();
+      const info = await sdk(couchAccess(url, credentials)).getServerInformation();
       expect(info.status).toBe(200);
+      expect((await fetch(`${url}/_all_dbs`)).status).toBe(401);
     } finally {
       const exited = new Promise((ok) => child.once('exit', ok));
       child.kill('SIGTERM');

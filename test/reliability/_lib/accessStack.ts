@@ -106,7 +106,7 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
   try {
     const couch = await startEmbeddedCouch();
     closers.push(() => couch.close());
-    const stores = await createCloudantStores({ url: couch.url });
+    const stores = await createCloudantStores({ ...couch.storeOptions });
     await stores.ensureSetup();
     const endpoints: Record<string, string> = {};
     for (const r of regions) {
@@ -153,6 +153,7 @@ export async function startFunctionStack(opts: FunctionStackOptions = {}): Promi
     const devConfig = {
       iamUrl: emu.iam.url,
       cloudantUrl: couch.url,
+      cloudantCredentials: couch.credentials,
       kpEndpoints: endpoints,
       lockstepApiKey: lockstep.apiKey,
       lockstepIamId: lockstep.iamId,

@@ -70,6 +70,28 @@ export async function credentialCases(iam: LocalIam, signingKey: IamSigningKey):
   const { iam_id: _i, sub: _s, id: _id, ...anonymous } = body;
   const noIdentity = await signWith(signingKey.privateKey, signingKey.kid, anonymous);
   const notYetValid = await signWith(signingKey.privateKey, signingKey.kid, { ...body, nbf: nowSec + 3600 });
+  // Issue 13 finding 8: IAM-signed, but not what IAM issues as an access token (at most 1 h, with exp and iat).
+  const { exp: _e, ...withoutExp } = body;
+  const { iat: _t, ...withoutIat } = body;
+  const noExp = await signWith(signingKey.privateKey, signingKey.kid, withoutExp);
+  const noIat = await signWith(signingKey.privateKey, signingKey.kid, withoutIat);
+  const farFuture = await signWith(signingKey.privateKey, signingKey.kid, { ...body, exp: nowSec + 300 * 365 * 86400 });
+  const oldButUnexpired = await signWith(signingKey.privateKey, signingKey.kid, {
+    ...body,
+    iat: nowSec - 2 * 3600,
+    exp: nowSec + 600,
+  });
+  const issuedInFuture = await signWith(signingKey.privateKey, signingKey.kid, {
+    ...body,
+    iat: nowSec + 1800,
+    exp: nowSec + 3000,
+  });
+  // a non-string iam_id next to the operator's sub: must not fall back to sub
+  const arrayIamId = await signWith(signingKey.privateKey, signingKey.kid, { ...body, iam_id: [base.iam_id] });
+  const numberSub = await signWith(signingKey.privateKey, signingKey.kid, {
+    ...anonymous,
+    sub: 12345,
+  } as unknown as JWTPayload);
 
   return [
     { name: 'no token', kind: 'bad' },
@@ -86,6 +108,13 @@ export async function credentialCases(iam: LocalIam, signingKey: IamSigningKey):
     { name: 'wrong issuer (IAM-signed)', kind: 'bad', token: wrongIssuer },
     { name: 'no identity claims (IAM-signed)', kind: 'bad', token: noIdentity },
     { name: 'not yet valid (IAM-signed)', kind: 'bad', token: notYetValid },
+    { name: 'no exp (IAM-signed)', kind: 'bad', token: noExp },
+    { name: 'no iat (IAM-signed)', kind: 'bad', token: noIat },
+    { name: 'exp 300 years ahead (IAM-signed)', kind: 'bad', token: farFuture },
+    { name: 'issued 2 h ago, unexpired (IAM-signed)', kind: 'bad', token: oldButUnexpired },
+    { name: 'issued in the future (IAM-signed)', kind: 'bad', token: issuedInFuture },
+    { name: 'non-string iam_id, operator sub (IAM-signed)', kind: 'bad', token: arrayIamId },
+    { name: 'numeric sub, no iam_id (IAM-signed)', kind: 'bad', token: numberSub },
     { name: 'identity without a role (real IAM token)', kind: 'no-role', token: outsider },
     { name: 'auditor (real IAM token)', kind: 'auditor', token: auditor },
     { name: 'operator (real IAM token)', kind: 'operator', token: operator },

@@ -10,19 +10,25 @@ import { join, relative } from 'node:path';
 /** Database name → document id → the document as JSON (including `_rev`, so a rewrite shows). */
 export type StoreSnapshot = Record<string, Record<string, string>>;
 
-async function getJson(url: string): Promise<unknown> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`store snapshot: GET ${url} answered ${res.status}`);
+/** The embedded store's URL and the `Authorization` value it requires (an `EmbeddedCouch` is one). */
+export interface Couch {
+  url: string;
+  authorization: string;
+}
+
+async function getJson(couch: Couch, path: string): Promise<unknown> {
+  const res = await fetch(`${couch.url}${path}`, { headers: { authorization: couch.authorization } });
+  if (!res.ok) throw new Error(`store snapshot: GET ${path} answered ${res.status}`);
   return res.json();
 }
 
 /** Reads every database whose name starts with `prefix`. */
-export async function snapshotStore(couchUrl: string, prefix: string): Promise<StoreSnapshot> {
-  const dbs = ((await getJson(`${couchUrl}/_all_dbs`)) as string[]).filter((d) => d.startsWith(prefix));
+export async function snapshotStore(couch: Couch, prefix: string): Promise<StoreSnapshot> {
+  const dbs = ((await getJson(couch, `/_all_dbs`)) as string[]).filter((d) => d.startsWith(prefix));
   const out: StoreSnapshot = {};
   await Promise.all(
     dbs.map(async (db) => {
-      const all = (await getJson(`${couchUrl}/${encodeURIComponent(db)}/_all_docs?include_docs=true`)) as {
+      const all = (await getJson(couch, `/${encodeURIComponent(db)}/_all_docs?include_docs=true`)) as {
         rows: Array<{ id: string; doc?: unknown }>;
       };
       const docs: Record<string, string> = {};
@@ -103,11 +109,11 @@ export function diffDir(before: DirSnapshot, after: DirSnapshot): string[] {
 }
 
 /** Every database's update sequence under `prefix`: a cheap fingerprint that changes with any write. */
-export async function storeVersion(couchUrl: string, prefix: string): Promise<string> {
-  const dbs = ((await getJson(`${couchUrl}/_all_dbs`)) as string[]).filter((d) => d.startsWith(prefix)).sort();
+export async function storeVersion(couch: Couch, prefix: string): Promise<string> {
+  const dbs = ((await getJson(couch, `/_all_dbs`)) as string[]).filter((d) => d.startsWith(prefix)).sort();
   const infos = await Promise.all(
     dbs.map(async (db) => {
-      const info = (await getJson(`${couchUrl}/${encodeURIComponent(db)}`)) as { update_seq?: unknown };
+      const info = (await getJson(couch, `/${encodeURIComponent(db)}`)) as { update_seq?: unknown };
       return `${db}@${JSON.stringify(info.update_seq)}`;
     }),
   );
@@ -119,18 +125,18 @@ export async function storeVersion(couchUrl: string, prefix: string): Promise<st
  * again only when an update sequence moved (most bad-input cases write nothing, so most checks cost one request per
  * database). Nothing else may write to the prefix's databases meanwhile.
  */
-export async function watchStore(couchUrl: string, prefix: string) {
-  let snapshot = await snapshotStore(couchUrl, prefix);
-  let version = await storeVersion(couchUrl, prefix);
+export async function watchStore(couch: Couch, prefix: string) {
+  let snapshot = await snapshotStore(couch, prefix);
+  let version = await storeVersion(couch, prefix);
   return {
     /** Differences since the previous call (or the start); added documents `allowAdded` accepts are not differences. */
     async changes(allowAdded?: (d: AddedDoc) => boolean): Promise<string[]> {
-      const now = await storeVersion(couchUrl, prefix);
+      const now = await storeVersion(couch, prefix);
       if (now === version) return [];
-      const after = await snapshotStore(couchUrl, prefix);
+      const after = await snapshotStore(couch, prefix);
       const diff = diffStore(snapshot, after, allowAdded);
       snapshot = after;
-      version = await storeVersion(couchUrl, prefix);
+      version = await storeVersion(couch, prefix);
       return diff;
     },
   };

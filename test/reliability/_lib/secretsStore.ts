@@ -13,23 +13,32 @@ export interface StoredRevision {
   text: string;
 }
 
-async function getJson<T>(url: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(url, { headers: { accept: 'application/json' } });
+/** The embedded store's URL and the `Authorization` value it requires (an `EmbeddedCouch` is one). */
+export interface Couch {
+  url: string;
+  authorization: string;
+}
+
+async function getJson<T>(couch: Couch, path: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${couch.url}${path}`, {
+    headers: { accept: 'application/json', authorization: couch.authorization },
+  });
   return { status: res.status, body: (await res.json()) as T };
 }
 
 /** Every database name (system databases `_…` excluded). */
-export async function databases(couchUrl: string): Promise<string[]> {
-  const { body } = await getJson<string[]>(`${couchUrl}/_all_dbs`);
+export async function databases(couch: Couch): Promise<string[]> {
+  const { body } = await getJson<string[]>(couch, '/_all_dbs');
   return body.filter((d) => !d.startsWith('_'));
 }
 
 /** Live documents of every database (incl. design documents), as `db/id` → JSON text. For "no state change" checks. */
-export async function liveDocuments(couchUrl: string): Promise<Map<string, string>> {
+export async function liveDocuments(couch: Couch): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for (const db of await databases(couchUrl)) {
+  for (const db of await databases(couch)) {
     const { body } = await getJson<{ rows: { id: string; doc: unknown }[] }>(
-      `${couchUrl}/${encodeURIComponent(db)}/_all_docs?include_docs=true`,
+      couch,
+      `/${encodeURIComponent(db)}/_all_docs?include_docs=true`,
     );
     for (const row of body.rows) out.set(`${db}/${row.id}`, JSON.stringify(row.doc));
   }
@@ -37,19 +46,20 @@ export async function liveDocuments(couchUrl: string): Promise<Map<string, strin
 }
 
 /** A digest of every live document (order-independent): equal digests mean no document changed. */
-export async function storeDigest(couchUrl: string): Promise<string> {
-  const docs = await liveDocuments(couchUrl);
+export async function storeDigest(couch: Couch): Promise<string> {
+  const docs = await liveDocuments(couch);
   const h = createHash('sha256');
   for (const k of [...docs.keys()].sort()) h.update(k).update('\0').update(docs.get(k)!).update('\0');
   return h.digest('hex');
 }
 
 /** Every revision body the server holds, of every document ever written (deleted ones included). */
-export async function allRevisions(couchUrl: string): Promise<StoredRevision[]> {
+export async function allRevisions(couch: Couch): Promise<StoredRevision[]> {
   const out: StoredRevision[] = [];
-  for (const db of await databases(couchUrl)) {
-    const base = `${couchUrl}/${encodeURIComponent(db)}`;
+  for (const db of await databases(couch)) {
+    const base = `/${encodeURIComponent(db)}`;
     const { body: changes } = await getJson<{ results: { id: string; changes: { rev: string }[] }[] }>(
+      couch,
       `${base}/_changes?style=all_docs`,
     );
     for (const change of changes.results) {
@@ -57,6 +67,7 @@ export async function allRevisions(couchUrl: string): Promise<StoredRevision[]> 
       const revs = new Set<string>();
       for (const { rev } of change.changes) {
         const { status, body } = await getJson<{ _revisions?: { start: number; ids: string[] } }>(
+          couch,
           `${docUrl}?rev=${encodeURIComponent(rev)}&revs=true`,
         );
         if (status !== 200 || !body._revisions) {
@@ -67,8 +78,8 @@ export async function allRevisions(couchUrl: string): Promise<StoredRevision[]> 
         for (const [i, id] of ids.entries()) revs.add(`${start - i}-${id}`);
       }
       for (const rev of revs) {
-        const res = await fetch(`${docUrl}?rev=${encodeURIComponent(rev)}`, {
-          headers: { accept: 'application/json' },
+        const res = await fetch(`${couch.url}${docUrl}?rev=${encodeURIComponent(rev)}`, {
+          headers: { accept: 'application/json', authorization: couch.authorization },
         });
         const text = await res.text();
         if (res.status === 200) out.push({ db, id: change.id, rev, text });

@@ -50,7 +50,35 @@ describe('createApi (over in-memory port fakes)', () => {
     async getRun(runId: string) {
       return (await stores.runs.get(runId as never)).value;
     },
+    async retryRun(runId: string, opts: unknown) {
+      runCalls.push({ action: 'retry', runId, opts });
+      if (runId === 'run-finished-1') throw new AppError('RUN_STATE_INVALID', 'Run run-finished-1 is completed');
+      return { runId, groupId: 'alpha', action: 'retried', status: 'running', step: 'plan', groupStatus: 'rotating' };
+    },
+    async stopRun(runId: string, opts: unknown) {
+      runCalls.push({ action: 'stop', runId, opts });
+      if (runId === 'run-finished-1') throw new AppError('RUN_STATE_INVALID', 'Run run-finished-1 is completed');
+      const stop = {
+        atMs: NOW,
+        by: `operator:${OPERATOR}`,
+        step: 'stage',
+        staged: [],
+        notStaged: [{ slot: 'primary:us-south:i', role: 'primary', region: 'us-south' }],
+        escrowKept: true,
+        summary: 'Stopped before any member changed',
+      };
+      return {
+        runId,
+        groupId: 'alpha',
+        action: 'stopped',
+        status: 'stopped',
+        step: 'stage',
+        groupStatus: 'healthy',
+        stop,
+      };
+    },
   } as unknown as RotationService;
+  const runCalls: { action: string; runId: string; opts: unknown }[] = [];
 
   async function call(
     method: string,
@@ -97,9 +125,24 @@ describe('createApi (over in-memory port fakes)', () => {
       generation: 6,
       kind: 'rotation',
       status: 'running',
+      step: 'stage',
+      members: [
+        { role: 'primary', region: 'us-south', slot: 'primary:us-south:i', progress: 'pending', attempts: 0 },
+        { role: 'duplicate', region: 'eu-de', slot: 'duplicate:eu-de:i', progress: 'staged', attempts: 0 },
+      ],
       createdAtMs: NOW,
       updatedAtMs: NOW,
       escrow: { keyCrn: 'crn', ciphertext: 'ESCROW-CIPHERTEXT', aad: [], fingerprint: 'fp' },
+    } as never);
+    stores.data.runs.set('run-finished-1', {
+      id: 'run-finished-1',
+      groupId: 'alpha',
+      generation: 5,
+      kind: 'rotation',
+      status: 'completed',
+      step: 'done',
+      createdAtMs: NOW - 1000,
+      updatedAtMs: NOW - 1000,
     } as never);
     api = createApi({
       stores,
@@ -161,7 +204,8 @@ describe('createApi (over in-memory port fakes)', () => {
       expect((await call('GET', '/v1/groups', { token: tokens.operator })).statusCode).toBe(200);
       const denied = await call('POST', '/v1/groups/alpha/rotations', { token: tokens.auditor });
       expect(denied.statusCode).toBe(403);
-      expect((await call('GET', '/v1/runs/run-abcdefgh-1', { token: tokens.auditor })).statusCode).toBe(403);
+      // auditors read runs (issue 13)
+      expect((await call('GET', '/v1/runs/run-abcdefgh-1', { token: tokens.auditor })).statusCode).toBe(200);
       expect(rotateCalls).toHaveLength(0);
     });
 
@@ -541,6 +585,43 @@ describe('createApi (over in-memory port fakes)', () => {
     });
   });
 
+  describe('POST /v1/runs/{runId}/retry|stop', () => {
+    it('retries (202) and stops (200) for operators, with the operator as trigger', async () => {
+      const retried = await call('POST', '/v1/runs/run-abcdefgh-1/retry', {
+        token: tokens.operator,
+        body: JSON.stringify({ reason: 'unblock' }),
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(retried.statusCode).toBe(202);
+      expect(retried.headers.location).toBe('/v1/runs/run-abcdefgh-1');
+      expect(retried.json()).toMatchObject({ action: 'retried', links: { run: '/v1/runs/run-abcdefgh-1' } });
+      const stopped = await call('POST', '/v1/runs/run-abcdefgh-1/stop', { token: tokens.operator });
+      expect(stopped.statusCode).toBe(200);
+      expect(stopped.json()).toMatchObject({ action: 'stopped', status: 'stopped', stop: { escrowKept: true } });
+      expect(runCalls.slice(-2).map((c) => c.opts)).toEqual([
+        { trigger: { kind: 'operator', by: OPERATOR, reason: 'unblock' } },
+        { trigger: { kind: 'operator', by: OPERATOR } },
+      ]);
+    });
+
+    it('refuses auditors, bad bodies and finished runs without acting', async () => {
+      const before = runCalls.length;
+      expect((await call('POST', '/v1/runs/run-abcdefgh-1/stop', { token: tokens.auditor })).statusCode).toBe(403);
+      for (const body of ['{"force":true}', '{"reason":"=cmd"}', '{"runId":"x"}']) {
+        const res = await call('POST', '/v1/runs/run-abcdefgh-1/retry', {
+          token: tokens.operator,
+          body,
+          headers: { 'content-type': 'application/json' },
+        });
+        expect(res.statusCode).toBe(400);
+      }
+      expect(runCalls.length).toBe(before);
+      const finished = await call('POST', '/v1/runs/run-finished-1/retry', { token: tokens.operator });
+      expect(finished.statusCode).toBe(409);
+      expect(finished.json().error.code).toBe('RUN_STATE_INVALID');
+    });
+  });
+
   describe('routing', () => {
     it('answers 404 NOT_FOUND for an unknown path and 405 with Allow for a wrong method', async () => {
       const missing = await call('GET', '/v2/everything', { token: tokens.auditor }).catch((e: Error) => e);
@@ -579,7 +660,11 @@ describe('createApi (over in-memory port fakes)', () => {
         headers: { ...formHeaders, origin: 'http://lockstep.test' },
       });
       expect(login.statusCode).toBe(303);
-      expect(login.headers['set-cookie']).toMatch(/HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+      // Secure by default (the Host is not loopback); a sealed value, never the IAM token; at most 30 min
+      expect(login.headers['set-cookie']).toMatch(/HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+      expect(login.headers['set-cookie']).not.toContain(tokens.auditor);
+      expect(login.headers['set-cookie']).toMatch(/^lockstep_session=v1\.[A-Za-z0-9_-]+;/);
+      expect(Number(/Max-Age=(\d+)/.exec(login.headers['set-cookie'] ?? '')?.[1])).toBeLessThanOrEqual(1800);
       const cookie = cookieOf(login);
       expect(cookie.startsWith(`${SESSION_COOKIE}=`)).toBe(true);
 
@@ -627,16 +712,91 @@ describe('createApi (over in-memory port fakes)', () => {
       expect(res.headers['set-cookie']).toContain('Max-Age=0');
     });
 
+    const loginAs = async (token: string) =>
+      cookieOf(await call('POST', '/ui/login', { body: form({ token }), headers: formHeaders }));
+
+    it('refuses the raw IAM token as the session cookie', async () => {
+      const res = await call('GET', '/ui', { headers: { cookie: `${SESSION_COOKIE}=${tokens.auditor}` } });
+      expect(res.statusCode).toBe(401);
+      expect(res.headers['set-cookie']).toContain('Max-Age=0');
+    });
+
+    it('refuses an altered session value', async () => {
+      const cookie = await loginAs(tokens.auditor);
+      // a character in the middle (the last one may only carry padding bits)
+      const at = Math.floor(cookie.length / 2);
+      const altered = `${cookie.slice(0, at)}${cookie[at] === 'A' ? 'B' : 'A'}${cookie.slice(at + 1)}`;
+      const res = await call('GET', '/ui', { headers: { cookie: altered } });
+      expect(res.statusCode).toBe(401);
+    });
+
     it('renders 404 and 400 as pages', async () => {
-      const cookie = `${SESSION_COOKIE}=${tokens.auditor}`;
+      const cookie = await loginAs(tokens.auditor);
       expect((await call('GET', '/ui/groups/nope', { headers: { cookie } })).statusCode).toBe(404);
       expect((await call('GET', '/ui/groups/Bad_Id', { headers: { cookie } })).statusCode).toBe(400);
     });
 
     it('logs out', async () => {
-      const res = await call('POST', '/ui/logout');
+      const res = await call('POST', '/ui/logout', { headers: { origin: 'http://lockstep.test' } });
       expect(res.statusCode).toBe(303);
       expect(res.headers['set-cookie']).toMatch(/^lockstep_session=; .*Max-Age=0/);
+    });
+
+    it('refuses a logout posted from another origin (logout CSRF) and keeps the session', async () => {
+      for (const origin of ['https://evil.example', 'null']) {
+        const res = await call('POST', '/ui/logout', { headers: { origin } });
+        expect(res.statusCode).toBe(403);
+        expect(res.headers['set-cookie']).toBeUndefined();
+      }
+      const crossSite = await call('POST', '/ui/logout', { headers: { 'sec-fetch-site': 'cross-site' } });
+      expect(crossSite.statusCode).toBe(403);
+    });
+
+    it('lets operators retry and stop runs from the page, same origin only', async () => {
+      const operatorCookie = await loginAs(tokens.operator);
+      const auditorCookie = await loginAs(tokens.auditor);
+      const page = await call('GET', '/ui/groups/alpha', { headers: { cookie: operatorCookie } });
+      expect(page.text).toContain('data-testid="retry-form"');
+      expect(page.text).toContain('data-testid="stop-form"');
+      const asAuditor = await call('GET', '/ui/groups/alpha', { headers: { cookie: auditorCookie } });
+      expect(asAuditor.text).not.toContain('data-testid="stop-form"');
+      const origin = 'http://lockstep.test';
+      const post = (path: string, cookie: string, body: Record<string, string>, extra: Record<string, string> = {}) =>
+        call('POST', path, { body: form(body), headers: { ...formHeaders, cookie, ...extra } });
+      const before = runCalls.length;
+      // no Origin, a foreign one, an auditor, an unconfirmed stop: refused, nothing called
+      expect((await post('/ui/runs/run-abcdefgh-1/retry', operatorCookie, {})).statusCode).toBe(403);
+      expect(
+        (
+          await post(
+            '/ui/runs/run-abcdefgh-1/stop',
+            operatorCookie,
+            { confirm: 'yes' },
+            { origin: 'https://x.example' },
+          )
+        ).statusCode,
+      ).toBe(403);
+      expect(
+        (await post('/ui/runs/run-abcdefgh-1/stop', auditorCookie, { confirm: 'yes' }, { origin })).statusCode,
+      ).toBe(403);
+      expect((await post('/ui/runs/run-abcdefgh-1/stop', operatorCookie, {}, { origin })).statusCode).toBe(400);
+      expect(runCalls.length).toBe(before);
+      const retried = await post('/ui/runs/run-abcdefgh-1/retry', operatorCookie, { reason: 'now' }, { origin });
+      expect(retried.statusCode).toBe(303);
+      expect(retried.headers.location).toBe('/ui/groups/alpha');
+      const stopped = await post('/ui/runs/run-abcdefgh-1/stop', operatorCookie, { confirm: 'yes' }, { origin });
+      expect(stopped.statusCode).toBe(303);
+      expect(runCalls.slice(before)).toEqual([
+        {
+          action: 'retry',
+          runId: 'run-abcdefgh-1',
+          opts: { trigger: { kind: 'operator', by: OPERATOR, reason: 'now' } },
+        },
+        { action: 'stop', runId: 'run-abcdefgh-1', opts: { trigger: { kind: 'operator', by: OPERATOR } } },
+      ]);
+      const refused = await post('/ui/runs/run-finished-1/stop', operatorCookie, { confirm: 'yes' }, { origin });
+      expect(refused.statusCode).toBe(409);
+      expect(refused.text).toContain('RUN_STATE_INVALID');
     });
   });
 
@@ -681,6 +841,56 @@ describe('createApi (over in-memory port fakes)', () => {
         publicBaseUrl: 'not a url',
       }),
     ).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+
+  it('page cookie: Secure unless served from a loopback http URL; sessions end after 30 min; API-key login only with the local IAM', async () => {
+    let nowMs = NOW;
+    const make = (publicBaseUrl?: string, iamTokenUrl?: string) =>
+      createApi({
+        stores,
+        service,
+        auth: {
+          jwksUrl: issuer.jwksUrl,
+          issuer: issuer.issuer,
+          roles: { [OPERATOR]: 'operator' },
+          ...(iamTokenUrl ? { iamTokenUrl } : {}),
+        },
+        checkpointPublicKeys: {},
+        clock: { nowMs: () => nowMs },
+        logger,
+        ...(publicBaseUrl ? { publicBaseUrl } : {}),
+      });
+    const login = (handler: ApiHandler, host: string) =>
+      handler({
+        method: 'POST',
+        path: '/ui/login',
+        query: {},
+        requestId: 'r',
+        headers: { host, 'content-type': 'application/x-www-form-urlencoded' },
+        body: Buffer.from(new URLSearchParams({ token: tokens.operator }).toString()),
+      });
+    const cookieFlags = async (publicBaseUrl: string | undefined, host: string) =>
+      (await login(make(publicBaseUrl), host)).headers['set-cookie'] ?? '';
+    expect(await cookieFlags(undefined, 'lockstep.example')).toMatch(/; Secure$/);
+    expect(await cookieFlags(undefined, '127.0.0.1:4610')).not.toMatch(/Secure/);
+    expect(await cookieFlags(undefined, 'localhost:4610')).not.toMatch(/Secure/);
+    expect(await cookieFlags('http://127.0.0.1:4610', 'lockstep.example')).not.toMatch(/Secure/);
+    expect(await cookieFlags('http://lockstep.example', '127.0.0.1')).toMatch(/; Secure$/);
+    expect(await cookieFlags('https://lockstep.example', '127.0.0.1')).toMatch(/; Secure$/);
+
+    const handler = make();
+    const cookie = ((await login(handler, 'lockstep.test')).headers['set-cookie'] ?? '').split(';')[0] as string;
+    const home = () => handler({ method: 'GET', path: '/ui', query: {}, requestId: 'r', headers: { cookie } });
+    expect((await home()).statusCode).toBe(200);
+    nowMs += 31 * 60_000;
+    const ended = await home();
+    expect(ended.statusCode).toBe(401);
+    expect(String(ended.body)).toContain('Your session ended: Your session expired');
+
+    for (const url of ['https://iam.cloud.ibm.com/identity/token', 'http://iam.example/identity/token', 'nonsense']) {
+      expect(() => make(undefined, url)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    }
+    expect(() => make(undefined, 'http://127.0.0.1:4601/identity/token')).not.toThrow();
   });
 
   it('validated every documented operation at least once', () => {

@@ -59,6 +59,16 @@ describe('function configuration', () => {
     expect(message).not.toContain('short');
   });
 
+  it('refuses an identity listed twice in LOCKSTEP_API_ROLES (the last entry would silently win)', () => {
+    for (const roles of ['IBMid-1=auditor,IBMid-1=operator', 'IBMid-1=operator, IBMid-1=operator']) {
+      const r = new EnvReader({ LOCKSTEP_API_ROLES: roles });
+      readApiConfig(r);
+      expect(r.problems).toEqual([
+        'LOCKSTEP_API_ROLES: "IBMid-1" is listed more than once; give each identity one role',
+      ]);
+    }
+  });
+
   it('reads a complete configuration with defaults', () => {
     const r = new EnvReader({
       LOCKSTEP_TRUSTED_PROFILE: 'lockstep',

@@ -1,4 +1,4 @@
-import { BasicAuthenticator, ContainerAuthenticator, IamAuthenticator, NoAuthAuthenticator } from 'ibm-cloud-sdk-core';
+import { BasicAuthenticator, ContainerAuthenticator, IamAuthenticator } from 'ibm-cloud-sdk-core';
 import { describe, expect, it } from 'vitest';
 import type { AppError } from '../../../src/core/index.js';
 import { toStoreError } from '../../../src/store/errors.js';
@@ -35,19 +35,23 @@ describe('storeConfigFromEnv', () => {
     expect(byName.authenticator).toBeInstanceOf(ContainerAuthenticator);
   });
 
-  it('uses basic auth for a plain CouchDB and no auth only on loopback', () => {
+  it('uses basic auth for a plain CouchDB and never runs without credentials, not even on loopback', () => {
     expect(
       storeConfigFromEnv({ CLOUDANT_URL: 'http://couch:5984', CLOUDANT_USERNAME: 'u', CLOUDANT_PASSWORD: 'p' })
         .authenticator,
     ).toBeInstanceOf(BasicAuthenticator);
-    expect(storeConfigFromEnv({ CLOUDANT_URL: 'http://127.0.0.1:5984' }).authenticator).toBeInstanceOf(
-      NoAuthAuthenticator,
-    );
+    for (const url of ['http://127.0.0.1:5984', 'http://localhost:5984', 'http://couch:5984']) {
+      expect(() => storeConfigFromEnv({ CLOUDANT_URL: url })).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('CLOUDANT_USERNAME') }),
+      );
+    }
   });
 
   it('reads the optional prefix and timeout', () => {
     const c = storeConfigFromEnv({
       CLOUDANT_URL: 'http://localhost:1',
+      CLOUDANT_USERNAME: 'u',
+      CLOUDANT_PASSWORD: 'p',
       CLOUDANT_DB_PREFIX: 'prod-',
       CLOUDANT_TIMEOUT_MS: '5000',
     });

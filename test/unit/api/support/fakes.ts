@@ -61,7 +61,12 @@ export function createFakeStores(): Stores & {
       create: notUsed,
       save: notUsed,
       listUnfinished: notUsed,
-      listByGroup: notUsed,
+      async listByGroup(groupId, limit) {
+        return [...runs.values()]
+          .filter((r) => r.groupId === groupId)
+          .sort((a, b) => b.createdAtMs - a.createdAtMs)
+          .slice(0, limit);
+      },
       async get(id) {
         const r = runs.get(id);
         if (!r) throw new AppError('RUN_NOT_FOUND', `no run ${id}`);

@@ -27,7 +27,7 @@ export async function startTestIssuer() {
     let jwt = new SignJWT({ iam_id: iamId, sub: iamId })
       .setProtectedHeader({ alg: 'RS256', kid: opts.kid ?? 'k1' })
       .setIssuer(opts.issuer ?? issuer)
-      .setIssuedAt(now - 10)
+      .setIssuedAt(now)
       .setExpirationTime(now + (opts.expiresIn ?? 3600));
     if (opts.audience) jwt = jwt.setAudience(opts.audience);
     return jwt.sign(opts.foreignKey ? other.privateKey : privateKey);
