@@ -132,6 +132,18 @@ export const SETTING_SOURCES: ReadonlyArray<{
   },
   { setting: 'cloudant.apiKey', env: ['CLOUDANT_APIKEY'], file: 'cloudant.apiKey' },
   {
+    setting: 'cloudant.username',
+    env: ['CLOUDANT_USERNAME'],
+    file: 'cloudant.username',
+    dev: 'cloudant.username',
+  },
+  {
+    setting: 'cloudant.password',
+    env: ['CLOUDANT_PASSWORD'],
+    file: 'cloudant.password',
+    dev: 'cloudant.password',
+  },
+  {
     setting: 'keyProtect.<region>.url',
     flag: '--kp-endpoint',
     env: ['LOCKSTEP_KP_ENDPOINTS'],

@@ -46,7 +46,7 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 beforeAll(async () => {
   stack = await startEmulatorStack({ regions: [SOUTH, EAST], tokenKeyPairs: testTokenKeyPairs() });
   couch = await startEmbeddedCouch();
-  const stores = await createCloudantStores({ url: couch.url });
+  const stores = await createCloudantStores({ ...couch.storeOptions });
   await stores.ensureSetup();
   const kp = createKeyProtectClient({
     endpoints: { [SOUTH]: stack.kp.regions[SOUTH]!.url, [EAST]: stack.kp.regions[EAST]!.url },
@@ -92,7 +92,7 @@ beforeAll(async () => {
       keyProtect: Object.fromEntries(
         [SOUTH, EAST].map((r) => [r, { url: stack.kp.regions[r]!.url, instanceId: inst(r) }]),
       ),
-      cloudant: { url: couch.url },
+      cloudant: { url: couch.url, ...couch.credentials },
       api: { url: 'http://127.0.0.1:9' },
       groups: ['chk'],
     }),

@@ -50,7 +50,9 @@ beforeAll(async () => {
       return;
     }
     seen.forwarded++;
-    const { authorization: _dropped, host: _host, ...headers } = req.headers;
+    // The gate answers for the caller's credentials; the embedded server behind it requires its own.
+    const { authorization: _dropped, host: _host, ...rest } = req.headers;
+    const headers = { ...rest, authorization: couch.authorization };
     const out = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
       (up) => {
