@@ -314,7 +314,17 @@ const schemas = {
   },
   Proof: {
     type: 'object',
-    required: ['groupId', 'checkedAtMs', 'records', 'head', 'chain', 'checkpoint', 'publicKeys', 'howToVerify'],
+    required: [
+      'groupId',
+      'checkedAtMs',
+      'records',
+      'head',
+      'chain',
+      'checkpoint',
+      'publicKeys',
+      'howToVerify',
+      'verification',
+    ],
     additionalProperties: false,
     properties: {
       groupId: { type: 'string' },
@@ -336,6 +346,20 @@ const schemas = {
       checkpoint: { oneOf: [{ type: 'null' }, ref('Checkpoint')], description: 'Latest signed checkpoint' },
       publicKeys: { type: 'array', items: ref('PublicKey') },
       howToVerify: { type: 'array', items: { type: 'string' } },
+      verification: {
+        type: 'object',
+        description:
+          'How the server checked: `full` (every record and checkpoint) or `incremental` (what was appended since its last check, the newest records re-hashed; a full check at least every 10 minutes and whenever anything is broken). `chain` lists at most `listedAtMost` breaks and checkpoint checks; `breaks` and `checkpoints` are the complete counts.',
+        required: ['mode', 'lastFullCheckAtMs', 'breaks', 'checkpoints', 'listedAtMost'],
+        additionalProperties: false,
+        properties: {
+          mode: { enum: ['full', 'incremental'] },
+          lastFullCheckAtMs: ms('When the chain was last checked from its first record'),
+          breaks: { type: 'integer', minimum: 0 },
+          checkpoints: { type: 'integer', minimum: 0 },
+          listedAtMost: { type: 'integer', minimum: 1 },
+        },
+      },
     },
   },
   RotationRequest: {
@@ -564,7 +588,7 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           summary: 'Every lineage record (all groups or one), as JSON lines or CSV',
           description: [
             'Records in (groupId, generation) order. JSONL: one canonical record (as in `LineageRecord`) per line.',
-            'At most `limit` records per response (a Code Engine function answers with one body): when more follow,',
+            'At most `limit` records and about 1 MiB per response (a Code Engine function answers with one body): when more follow,',
             'the `Link` header (rel="next") and `X-Lockstep-Next-Cursor` give the next page; the CSV header row is',
             'only on the first page. Concatenating the pages gives the whole export.',
             'CSV (RFC 4180, CRLF, header row): one row per member per generation; columns:',

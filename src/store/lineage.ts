@@ -242,9 +242,9 @@ export class CloudantLineageRepository implements LineageRepository {
     }
   }
 
-  async chain(groupId: GroupId): Promise<LineageRecord[]> {
+  async chain(groupId: GroupId, fromGeneration = 0): Promise<LineageRecord[]> {
     const out: LineageRecord[] = [];
-    for await (const r of this.streamGroup(asGroupId(groupId))) out.push(r);
+    for await (const r of this.streamGroup(asGroupId(groupId), checkInt('fromGeneration', fromGeneration))) out.push(r);
     return out;
   }
 }
