@@ -16,11 +16,23 @@ export default defineConfig({
         extends: true,
         // Unit files import much of src/ each; without isolation one worker imports it once for all of them (25 s →
         // 10 s for test/unit). They share one module graph: restore whatever a test mocks or replaces.
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], isolate: false, maxWorkers: 1 },
+        // (first, as group 0: projects with different worker counts run one group after the other)
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          isolate: false,
+          maxWorkers: 1,
+          sequence: { groupOrder: 0 },
+        },
       },
       {
         extends: true,
-        test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: ['test/unit/**'] },
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/unit/**'],
+          sequence: { groupOrder: 1 },
+        },
       },
     ],
   },

@@ -167,8 +167,21 @@ export class CloudantLineageRepository implements LineageRepository {
       }
       upTo = c.n;
     }
-    // One record more than asked: its generation starts the next page (inclusive bounds only: PouchDB's Mango
-    // loses rows at exclusive bounds combined with a limit).
+    if (!Object.keys(time).length) {
+      // The plain page: an index-only range read of the page view, newest first, one row more than asked (its
+      // generation starts the next page).
+      const rows = await this.col.viewValues<LineageRecord>(DESIGN_DOCS.lineagePage.ddoc, 'by-group-generation', {
+        startKey: [groupId, upTo],
+        endKey: [groupId, 0],
+        limit: limit + 1,
+        descending: true,
+      });
+      const items = rows.slice(0, limit).map((r) => r.value);
+      const extra = rows[limit];
+      return extra ? { items, next: encodeCursor({ g: groupId, n: extra.value.generation }) } : { items };
+    }
+    // With a time filter: Mango over the [groupId, generation] index. One record more than asked, as above
+    // (inclusive bounds only: PouchDB's Mango loses rows at exclusive bounds combined with a limit).
     const docs = await this.col.find<LineageRecord>({
       selector: {
         groupId,

@@ -85,6 +85,20 @@ export const DESIGN_DOCS = {
       },
     },
   },
+  /**
+   * History pages (`lineage.list`) as index-only reads: the view row carries the record, so a page of 50 is one
+   * B-tree range read (descending from [groupId, upTo]) with no document fetch per row. Costs a second copy of each
+   * record in the view index. Its own design document, so its build holds up nothing else.
+   */
+  lineagePage: {
+    kind: 'lineage',
+    ddoc: 'lockstep-lineage-page',
+    views: {
+      'by-group-generation': {
+        map: 'function (doc) { if (doc.kind === "lineage" && doc.data) emit([doc.data.groupId, doc.data.generation], doc.data); }',
+      },
+    },
+  },
 } as const satisfies Record<string, DesignDoc>;
 
 /** Creates missing databases, indexes and design documents; safe to run any number of times, concurrently. */
