@@ -588,7 +588,7 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
           summary: 'Every lineage record (all groups or one), as JSON lines or CSV',
           description: [
             'Records in (groupId, generation) order. JSONL: one canonical record (as in `LineageRecord`) per line.',
-            'At most `limit` records and about 1 MiB per response (a Code Engine function answers with one body): when more follow,',
+            'At most `limit` records and about 1 MB per response (a Code Engine function answers with one body): when more follow,',
             'the `Link` header (rel="next") and `X-Lockstep-Next-Cursor` give the next page; the CSV header row is',
             'only on the first page. Concatenating the pages gives the whole export.',
             'CSV (RFC 4180, CRLF, header row): one row per member per generation; columns:',

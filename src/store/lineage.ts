@@ -219,19 +219,27 @@ export class CloudantLineageRepository implements LineageRepository {
   }
 
   /**
-   * One key-range walk of the `by-group-generation` view from the position after `after` (or the group's start),
+   * One key-range walk of the page view (`by-group-generation`, index-only) from the position after `after` (or the
+   * group's start),
    * pages of STREAM_PAGE + 1 rows: the extra row's key starts the next page. Never `skip`.
    */
   async *exportAll(groupId?: GroupId, after?: ExportPosition): AsyncIterable<LineageRecord> {
     const only = groupId === undefined ? undefined : asGroupId(groupId);
     if (only && after && after.groupId !== only) return;
-    const dd = DESIGN_DOCS.lineageExport;
+    // index-only: the page view's rows carry the records (the same [groupId, generation] order as the export view)
+    const dd = DESIGN_DOCS.lineagePage;
     let start: unknown[] = after ? [after.groupId, after.generation + 1] : only ? [only, 0] : [''];
+    const end: unknown[] = only ? [only, Number.MAX_SAFE_INTEGER] : [{}];
     for (;;) {
-      const rows = await this.col.viewRange<LineageRecord>(dd.ddoc, 'by-group-generation', start, STREAM_PAGE + 1);
-      for (const { doc } of rows.slice(0, STREAM_PAGE)) {
-        if (only && doc.data.groupId !== only) return;
-        yield doc.data;
+      const rows = await this.col.viewValues<LineageRecord>(dd.ddoc, 'by-group-generation', {
+        startKey: start,
+        endKey: end,
+        limit: STREAM_PAGE + 1,
+        descending: false,
+      });
+      for (const { value } of rows.slice(0, STREAM_PAGE)) {
+        if (only && value.groupId !== only) return;
+        yield value;
       }
       const extra = rows[STREAM_PAGE];
       if (!extra) return;
