@@ -366,7 +366,7 @@ async function main(): Promise<void> {
     '',
     '**Export.** The export throughput was ' +
       measures
-        .filter((m) => m.name.includes('export') && Number.isFinite(Math.min(...m.samples)))
+        .filter((m) => /\(\d+ records/.test(m.name) && Number.isFinite(Math.min(...m.samples)))
         .map(
           (m) =>
             `${m.name}: ${Math.round((Number(/\((\d+) records/.exec(m.name)?.[1] ?? 0) / Math.min(...m.samples)) * 1000)} records/s`,

@@ -247,19 +247,20 @@ export class CloudantLineageRepository implements LineageRepository {
     }
   }
 
+  /** One group's records in generation order from `fromGeneration`: index-only range reads of the page view. */
   private async *streamGroup(groupId: GroupId, fromGeneration = 0): AsyncIterable<LineageRecord> {
-    let from = fromGeneration;
+    let start: unknown[] = [groupId, fromGeneration];
     for (;;) {
-      const docs = await this.col.find<LineageRecord>({
-        selector: { groupId, generation: { $gte: from } },
-        sort: [{ groupId: 'asc' }, { generation: 'asc' }],
+      const rows = await this.col.viewValues<LineageRecord>(DESIGN_DOCS.lineagePage.ddoc, 'by-group-generation', {
+        startKey: start,
+        endKey: [groupId, Number.MAX_SAFE_INTEGER],
         limit: STREAM_PAGE + 1,
-        useIndex: useIndex(INDEXES.lineageByGroup),
+        descending: false,
       });
-      for (const d of docs.slice(0, STREAM_PAGE)) yield d.data;
-      const extra = docs[STREAM_PAGE];
+      for (const { value } of rows.slice(0, STREAM_PAGE)) yield value;
+      const extra = rows[STREAM_PAGE];
       if (!extra) return;
-      from = extra.data.generation;
+      start = extra.key as unknown[];
     }
   }
 

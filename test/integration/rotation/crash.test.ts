@@ -5,14 +5,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Group } from '../../../src/core/index.js';
 import { expectChain } from '../../support/assertions.js';
+import { bundleChild } from '../../support/bundleChild.js';
 import { childEnv } from '../../support/childProcess.js';
 import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
 import { leakedSecrets, SimulatedCrash } from '../../support/rotationHarness.js';
@@ -90,21 +87,10 @@ describe('crash injection over HTTP', () => {
       }
     };
     // The child is an esbuild bundle (a plain node start; tsx would compile the sources at every start).
-    const dir = mkdtempSync(join(tmpdir(), 'lockstep-rotation-child-'));
-    const script = join(dir, 'rotationChild.cjs');
-    await phase(
+    const bundle = await phase(
       'bundle the child',
       30_000,
-      build({
-        entryPoints: [fileURLToPath(new URL('../../support/rotationChild.ts', import.meta.url))],
-        outfile: script,
-        bundle: true,
-        platform: 'node',
-        format: 'cjs',
-        target: 'node20',
-        logLevel: 'silent',
-        external: ['pg-native', 'encoding', 'bufferutil', 'utf-8-validate', 'supports-color'],
-      }),
+      bundleChild(fileURLToPath(new URL('../../support/rotationChild.ts', import.meta.url)), 'rotation-child'),
     );
     s.clock.advance(HOUR + 1_000);
     const { runId } = await s.service().rotateNow(group.id, { trigger: op });
@@ -117,7 +103,7 @@ describe('crash injection over HTTP', () => {
     });
     await planner.advanceRun(runId, { deadlineAtMs: s.clock.nowMs() + HOUR, holder: 'planner' }).catch(() => undefined);
     s.clock.advance(LEASE_EXPIRY_MS);
-    const child: ChildProcess = spawn(process.execPath, [script], {
+    const child: ChildProcess = spawn(process.execPath, [bundle.file], {
       env: { ...process.env, ...childEnv(s), LOCKSTEP_RUN_ID: runId, LOCKSTEP_HANG_AT_STEP: 'stage' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -158,7 +144,7 @@ describe('crash injection over HTTP', () => {
       );
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
+      bundle.dispose();
     }
   }, 200_000); // the sum of the phase bounds, with room
 
