@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EmulatorStack, startEmulatorStack } from '../../../src/local/kp-emulator/index.js';
-import { testTokenKeyPairs } from '../../support/tokenKeys.js';
 import { b64, expectKpError, json, keyBody, raw, type Sdk, sdkFor, seal } from './helpers.js';
 
 let stack: EmulatorStack;
@@ -15,8 +14,7 @@ let url: string;
 let bearer: string;
 
 beforeAll(async () => {
-  // the committed test key pairs (RSA-4096 generation costs 2–13 s of CPU; no test here examines it)
-  stack = await startEmulatorStack({ regions: ['eu-de'], tokenKeyPairs: testTokenKeyPairs(), tokenKeyMaxUses: 4 });
+  stack = await startEmulatorStack({ regions: ['eu-de'], tokenKeyPoolSize: 0, tokenKeyMaxUses: 4 });
   url = stack.kp.regions['eu-de']!.url;
   inst = stack.kp.regions['eu-de']!.instances[0]!;
   sdk = sdkFor(stack.iam, url);
