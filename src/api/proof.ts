@@ -70,9 +70,12 @@ export const PROOF_LIST_LIMIT = 20;
  */
 export const FULL_CHECK_EVERY_MS = 10 * 60_000;
 
-/** What one process remembers of a verified chain: enough to continue the check from its head. */
+/** What one process remembers of a verified chain: enough to continue the check from its head (bounded in size). */
 interface ChainState {
+  /** The report as listed (see `summarise`): bounded, whatever the chain's length. */
   report: ChainReport;
+  breaksTotal: number;
+  checkpointsTotal: number;
   head?: { generation: number; hash: string };
   /** Position of the last checkpoint checked, in the store's (generation, signedAtMs) order. */
   lastCheckpoint?: Checkpoint;
@@ -100,7 +103,12 @@ async function fullCheck(
   ]);
   const report = verifyChain(records, checkpoints, deps.keys.keyring, { groupId });
   const sorted = [...checkpoints].sort(byPosition);
-  const state: ChainState = { report, fullAtMs: nowMs };
+  const state: ChainState = {
+    report: summarise(report, sorted.at(-1)),
+    breaksTotal: report.breaks.length,
+    checkpointsTotal: report.checkpoints.length,
+    fullAtMs: nowMs,
+  };
   if (report.headGeneration !== undefined && report.headHash !== undefined)
     state.head = { generation: report.headGeneration, hash: report.headHash };
   if (sorted.length) state.lastCheckpoint = state.latest = sorted.at(-1);
@@ -160,10 +168,15 @@ async function continueCheck(
   if (firstBreak !== undefined) report.firstBreak = firstBreak;
   const signed = Math.max(was.signedThroughGeneration ?? -1, inc.signedThroughGeneration ?? -1);
   if (signed >= 0) report.signedThroughGeneration = signed;
-  const state: ChainState = { ...prev, report };
+  const lastCp = checkpoints.at(-1);
+  const state: ChainState = {
+    ...prev,
+    report: summarise(report, lastCp ?? prev.latest),
+    breaksTotal: prev.breaksTotal + inc.breaks.length,
+    checkpointsTotal: prev.checkpointsTotal + inc.checkpoints.length,
+  };
   if (headGeneration !== undefined && headHash !== undefined)
     state.head = { generation: headGeneration, hash: headHash };
-  const lastCp = checkpoints.at(-1);
   if (lastCp) state.lastCheckpoint = state.latest = lastCp;
   return state;
 }
@@ -215,15 +228,15 @@ export async function buildProof(
     checkedAtMs: nowMs,
     records: report.length,
     head: state.head ? { ...state.head } : null,
-    chain: summarise(report, state.latest),
+    chain: report,
     checkpoint: state.latest ? checkpointView(state.latest) : null,
     publicKeys: deps.keys.published.map((k) => ({ ...k })),
     howToVerify: [...HOW_TO_VERIFY],
     verification: {
       mode,
       lastFullCheckAtMs: state.fullAtMs,
-      breaks: report.breaks.length,
-      checkpoints: report.checkpoints.length,
+      breaks: state.breaksTotal,
+      checkpoints: state.checkpointsTotal,
       listedAtMost: PROOF_LIST_LIMIT,
     },
   };
