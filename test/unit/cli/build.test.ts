@@ -4,7 +4,17 @@
  * that use them load; and the built `--help` runs.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain JS build script without types
@@ -54,5 +64,38 @@ describe('the built CLI', () => {
     const help = execFileSync(process.execPath, [join(out, 'main.js'), '--help'], { encoding: 'utf8' });
     expect(help).toMatch(/Usage: lockstep/);
     expect(help).toMatch(/history \[options\] <groupId>/);
+  });
+});
+
+describe('bin/lockstep.js', () => {
+  const root = resolve(import.meta.dirname, '../../..');
+  const tree = mkdtempSync(join(tmpdir(), 'lockstep-bin-'));
+  afterAll(() => rmSync(tree, { recursive: true, force: true }));
+  const run = () => execFileSync(process.execPath, [join(tree, 'bin/lockstep.js')], { encoding: 'utf8' });
+
+  it('runs the build while it is fresh, the sources (tsx) when a source is newer or the build is missing', () => {
+    // Arrange: a checkout with its own bin, a "build" and a "source" that say which one ran
+    mkdirSync(join(tree, 'bin'));
+    mkdirSync(join(tree, 'dist/cli'), { recursive: true });
+    mkdirSync(join(tree, 'src/cli'), { recursive: true });
+    copyFileSync(join(root, 'bin/lockstep.js'), join(tree, 'bin/lockstep.js'));
+    symlinkSync(join(root, 'node_modules'), join(tree, 'node_modules'));
+    writeFileSync(join(tree, 'package.json'), '{"type":"module"}');
+    writeFileSync(join(tree, 'src/cli/main.ts'), "process.stdout.write('sources' as string);\n");
+    writeFileSync(join(tree, 'dist/cli/main.js'), "process.stdout.write('build');\n");
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(tree, 'src/cli/main.ts'), old, old);
+    const info = (builtAtMs: number) =>
+      writeFileSync(join(tree, 'dist/cli/build-info.json'), JSON.stringify({ builtAtMs, inputs: ['src/cli/main.ts'] }));
+    // Act + Assert
+    info(Date.now());
+    expect(run()).toBe('build');
+    info(old.getTime() - 1_000); // the source changed after the build
+    expect(run()).toBe('sources');
+    rmSync(join(tree, 'dist/cli/build-info.json'));
+    expect(run()).toBe('sources');
+    info(Date.now());
+    rmSync(join(tree, 'src'), { recursive: true }); // installed without sources: the build is all there is
+    expect(run()).toBe('build');
   });
 });
