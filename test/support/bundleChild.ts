@@ -18,6 +18,7 @@ export async function bundleChild(entry: string, name = 'child'): Promise<{ file
     format: 'cjs',
     target: 'node20',
     logLevel: 'silent',
+    legalComments: 'none',
     // Optional native/peer modules some SDKs probe for (as plugins/ibm-code-engine/build.ts).
     external: ['pg-native', 'encoding', 'bufferutil', 'utf-8-validate', 'supports-color'],
   });
