@@ -385,7 +385,7 @@ async function main(): Promise<void> {
     `  (${indexUsed ? 'a JSON index on [groupId, generation], not `_all_docs`' : '**not an index: a full scan**'}), range below.`,
     '- `/v1/versions/{id}` (`lineage.findByKeyVersion`): the `by-key-version` map view (key = member version id,',
     '  `limit=1`): a B-tree lookup by construction.',
-    '- Export (`lineage.exportAll`): one key-range walk of the map view `lockstep-lineage-export/by-group-generation`',
+    '- Export (`lineage.exportAll`): one index-only key-range walk of the same page view',
     '  (key [groupId, generation]; pages start at the key after the last row), never `skip`.',
     '',
     '```json',

@@ -72,23 +72,10 @@ export const DESIGN_DOCS = {
     },
   },
   /**
-   * The export's single key-range walk over [groupId, generation] across every group (Mango would need one query per
-   * group: a range on groupId alone leaves generation to an in-memory filter, so `limit` cannot be pushed down).
-   * Its own design document, so building it does not hold up `by-key-version`.
-   */
-  lineageExport: {
-    kind: 'lineage',
-    ddoc: 'lockstep-lineage-export',
-    views: {
-      'by-group-generation': {
-        map: 'function (doc) { if (doc.kind === "lineage" && doc.data) emit([doc.data.groupId, doc.data.generation], null); }',
-      },
-    },
-  },
-  /**
-   * History pages (`lineage.list`) as index-only reads: the view row carries the record, so a page of 50 is one
-   * B-tree range read (descending from [groupId, upTo]) with no document fetch per row. Costs a second copy of each
-   * record in the view index. Its own design document, so its build holds up nothing else.
+   * History pages (`lineage.list`), the chain and the export as index-only reads: the view row carries the record, so
+   * a page of 50 is one B-tree range read (descending from [groupId, upTo]) with no document fetch per row, and the
+   * export one key-range walk across every group (a Mango range on groupId alone could not push `limit` down). Costs
+   * a second copy of each record in the view index. Its own design document, so its build holds up nothing else.
    */
   lineagePage: {
     kind: 'lineage',
