@@ -150,7 +150,7 @@ async function main(): Promise<void> {
 
       // Index catch-up after the bulk load is paid by the first query (reported, not part of the percentiles).
       const first = await get(`/v1/groups/${BIG_GROUP}/generations?limit=50`);
-      facts.push(['first history page after the load (Mango index build)', fmtMs(first.ms)]);
+      facts.push(['first history page after the load (page view build)', fmtMs(first.ms)]);
       const firstV = await get(`/v1/versions/${versions[0]}`);
       facts.push(['first /v1/versions after the load (view build)', fmtMs(firstV.ms)]);
 
