@@ -2,7 +2,7 @@
 // Builds the `lockstep` CLI into dist/cli (ESM, one chunk per lazily loaded command; npm packages stay external).
 // `npm ci` / `npm install` run it as the `prepare` script, so a fresh clone needs no separate build step.
 // Writes dist/cli/build-info.json (build start time + source files) so bin/lockstep.js can tell a stale build.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,7 +34,8 @@ export async function buildCli(outdir = join(root, 'dist', 'cli')) {
   return result.metafile;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+// run as a script (not imported by a test): compare real paths, the checkout may sit behind a symlink
+if (process.argv[1] && realpathSync(fileURLToPath(import.meta.url)) === realpathSync(process.argv[1])) {
   try {
     await import('esbuild');
   } catch {
