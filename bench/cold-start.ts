@@ -8,6 +8,10 @@
  * (esbuild metafile), then starts a fresh `node` process per run that requires the bundle and answers one
  * invocation (Code Engine-shaped params) against the local stack (IAM, Key Protect emulator, embedded store).
  * Node's own start-up (`node -e 0`) is measured in the same run. Writes bench/results/cold-start.md and .json.
+ *
+ * Then the CLI: builds it as `npm ci` does (scripts/build-cli.mjs → dist/cli), starts the local stack (`lockstep
+ * dev`'s stack, in this process) and times `lockstep --help`, `lockstep status` and `lockstep history demo` (spawn →
+ * exit) beside `node -e 0`, and `--help` through tsx (how every command started before the build) for comparison.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,10 +20,23 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build, type Metafile } from 'esbuild';
 import { BUNDLE_OPTIONS } from '../plugins/ibm-code-engine/build.js';
+// @ts-expect-error plain JS build script without types
+import { buildCli } from '../scripts/build-cli.mjs';
 import { toCeParams, toCronParams } from '../src/codeengine/index.js';
+import { startDevStack } from '../src/local/dev/index.js';
 import { startEmulatorStack } from '../src/local/kp-emulator/index.js';
 import { createCloudantStores } from '../src/store/index.js';
-import { benchDir, fmtKb, fmtMs, machineLine, mdTable, median, summarize, writeResult } from './_lib/common.js';
+import {
+  benchDir,
+  fmtKb,
+  fmtMs,
+  fmtRatio,
+  machineLine,
+  mdTable,
+  median,
+  summarize,
+  writeResult,
+} from './_lib/common.js';
 import { startCouchChild } from './_lib/lineageData.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
@@ -80,6 +97,100 @@ function timeChild(args: string[], env: NodeJS.ProcessEnv): Promise<{ wallMs: nu
       else fail(new Error(`child exited ${code} without answering: ${err.slice(-500)}`));
     });
   });
+}
+
+/** Spawns `node args…` and resolves the wall time until it exits (it must exit 0). */
+function timeExit(args: string[], cwd: string): Promise<number> {
+  return new Promise((ok, fail) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, args, {
+      cwd,
+      env: { PATH: process.env.PATH, NO_COLOR: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    child.once('exit', (code) => {
+      const ms = performance.now() - t0;
+      if (code === 0) ok(ms);
+      else fail(new Error(`node ${args.join(' ')} exited ${code}: ${err.slice(-500)}`));
+    });
+  });
+}
+
+const CLI_TARGETS: Record<string, { ms: number; nodeRatio?: number }> = {
+  '--help': { ms: 300, nodeRatio: 3 },
+  status: { ms: 400 },
+  'history demo': { ms: 400 },
+};
+
+/** The CLI rows: built CLI against the local stack, beside `node -e 0`; `--help` through tsx as the before. */
+async function cliStart(): Promise<{ md: string; json: unknown }> {
+  const work = await mkdtemp(join(tmpdir(), 'lockstep-cold-cli-'));
+  await buildCli();
+  const devFile = join(work, 'dev.json');
+  const stack = await startDevStack({
+    dataDir: join(work, 'data'),
+    fresh: true,
+    devFile,
+    portBase: 0,
+    rotationMinIntervalMs: 120_000,
+    demo: true,
+    demoEveryMs: 3_600_000,
+    tickMs: 600_000,
+    print: () => undefined,
+  });
+  const bin = join(root, 'bin', 'lockstep.js');
+  const commands: Record<string, string[]> = {
+    'node -e 0': ['-e', '0'],
+    '--help': [bin, '--help'],
+    status: [bin, '--dev-file', devFile, 'status'],
+    'history demo': [bin, '--dev-file', devFile, 'history', 'demo'],
+    '--help through tsx (before)': ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), '--help'],
+  };
+  const times = new Map<string, number[]>(Object.keys(commands).map((k) => [k, []]));
+  try {
+    for (let r = 0; r < RUNS; r++) {
+      for (const [name, args] of Object.entries(commands)) times.get(name)!.push(await timeExit(args, root));
+    }
+  } finally {
+    await stack.close();
+    await rm(work, { recursive: true, force: true });
+  }
+  const nodeMs = median(times.get('node -e 0')!);
+  const rows = [...times.entries()].map(([name, xs]) => {
+    const w = summarize(xs);
+    const target = CLI_TARGETS[name];
+    const ratioNode = w.median / nodeMs;
+    const meets =
+      target === undefined
+        ? '—'
+        : w.median <= target.ms && (target.nodeRatio === undefined || ratioNode <= target.nodeRatio)
+          ? 'yes'
+          : '**no**';
+    return [
+      name === 'node -e 0' ? name : `lockstep ${name}`,
+      `${fmtMs(w.median)} (${fmtMs(w.min)}–${fmtMs(w.max)}, spread ${(w.spread * 100).toFixed(0)}%)`,
+      fmtRatio(ratioNode),
+      target ? `≤ ${target.ms} ms${target.nodeRatio ? ` and ≤ ${target.nodeRatio}× node -e 0` : ''}` : '—',
+      target ? fmtRatio(w.median / target.ms) : '—',
+      meets,
+    ];
+  });
+  const md = [
+    '## The CLI: start to exit',
+    '',
+    'The CLI as `npm ci` builds it (`prepare` → scripts/build-cli.mjs → dist/cli: ESM, one chunk per command, npm',
+    'packages external; `bin/lockstep.js` loads it). `status` and `history demo` run against the local stack (the',
+    "`lockstep dev` stack in the benchmark's process, demo group with one generation): IAM token + API requests.",
+    'Wall time from spawn to exit, as a shell sees it; `node -e 0` in the same run. The last row is how every command',
+    'started before (the sources compiled through tsx at each start).',
+    '',
+    mdTable(['command', 'wall, median (range, spread)', '÷ node -e 0', 'target', '÷ target', 'meets target'], rows),
+  ].join('\n');
+  return { md, json: Object.fromEntries(times) };
 }
 
 async function main(): Promise<void> {
@@ -180,7 +291,7 @@ async function main(): Promise<void> {
     return [
       b.fn,
       fmtKb(b.bytes),
-      `${fmtMs(wall.median)} (${fmtMs(wall.min)}–${fmtMs(wall.max)})`,
+      `${fmtMs(wall.median)} (${fmtMs(wall.min)}–${fmtMs(wall.max)}, spread ${(wall.spread * 100).toFixed(0)}%)`,
       fmtMs(nodeMs),
       fmtMs(median(rs.map((x) => x.requireMs))),
       fmtMs(median(rs.map((x) => x.invokeMs))),
@@ -203,6 +314,7 @@ async function main(): Promise<void> {
       return v ? `${fmtKb(v)} (${((v / b.bytes) * 100).toFixed(0)}%)` : '—';
     }),
   ]);
+  const cli = await cliStart();
   const md = [
     '# Benchmark 4 — cold start and bundle size',
     '',
@@ -219,7 +331,7 @@ async function main(): Promise<void> {
       [
         'function',
         'bundle',
-        'cold start, median (range)',
+        'cold start, median (range, spread)',
         'node -e 0',
         'require',
         'first invocation',
@@ -231,6 +343,8 @@ async function main(): Promise<void> {
       rows,
     ),
     '',
+    cli.md,
+    '',
     '## What each dependency contributes (bytes in the minified output, ≥ 1 KB)',
     '',
     mdTable(['module', ...bundles.map((b) => `${b.fn} (${fmtKb(b.bytes)})`)], depRows),
@@ -241,6 +355,7 @@ async function main(): Promise<void> {
     machine: machineLine(),
     runs: RUNS,
     nodeStartMs: nodeStart,
+    cli: cli.json,
     bundles: bundles.map((b) => ({
       fn: b.fn,
       bytes: b.bytes,

@@ -14,6 +14,7 @@ import { decodeCursor, encodeCursor } from './cursor.js';
 import {
   csvHeader,
   decodeExportPosition,
+  EXPORT_PAGE_MAX_BYTES,
   type ExportBody,
   encodeExportPosition,
   exportPage,
@@ -111,12 +112,21 @@ export function createApi(deps: ApiDeps): ApiHandler {
     let count = 0;
     let last: LineageRecord | undefined;
     let more = false;
+    let bytes = Buffer.byteLength(chunks[0]!);
     for await (const record of stores.lineage.exportAll(groupId, after)) {
       if (count === limit) {
         more = true;
         break;
       }
-      chunks.push(format === 'csv' ? toCsvRows(record) : toJsonlLine(record));
+      const text = format === 'csv' ? toCsvRows(record) : toJsonlLine(record);
+      // bounded by bytes too (Code Engine's 5 MB body limit; one page stays one quick response); one record always fits
+      const size = Buffer.byteLength(text);
+      if (count > 0 && bytes + size > EXPORT_PAGE_MAX_BYTES) {
+        more = true;
+        break;
+      }
+      chunks.push(text);
+      bytes += size;
       count += 1;
       last = record;
     }

@@ -71,6 +71,12 @@ export const CSV_COLUMN_DOCS: Record<(typeof CSV_COLUMNS)[number], string> = {
   notesJson: 'Notes of the generation (JSON array; empty when absent)',
 };
 
+/**
+ * Upper bound of one export page's body in bytes (besides the record count `limit`): well under Code Engine's 5 MB
+ * response limit, and one page stays a quick response at any history length. The rest follows the `next` link.
+ */
+export const EXPORT_PAGE_MAX_BYTES = 1_000_000;
+
 /** The position after `record` in the export order, for a cursor (`<generation>:<groupId>`). */
 export function encodeExportPosition(record: Pick<LineageRecord, 'groupId' | 'generation'>): string {
   return `${record.generation}:${record.groupId}`;

@@ -15,6 +15,6 @@ export {
 } from './export.js';
 export { type ErrorBody, httpStatusByCode, toErrorResponse } from './httpStatus.js';
 export { buildOpenApiDocument } from './openapi.js';
-export { HOW_TO_VERIFY, type ProofDocument } from './proof.js';
+export { FULL_CHECK_EVERY_MS, HOW_TO_VERIFY, PAGE_RECORDS, PROOF_LIST_LIMIT, type ProofDocument } from './proof.js';
 export { type HttpServerHandle, type ServeHttpOptions, serveHttp } from './serveHttp.js';
 export { SESSION_COOKIE } from './uiRoutes.js';

@@ -321,6 +321,13 @@ export const OPERATIONS = {
           checkpoint: null,
           publicKeys: [],
           howToVerify: ['Download the records: GET /v1/export?format=jsonl&groupId=payments'],
+          verification: {
+            mode: 'incremental',
+            lastFullCheckAtMs: 1767312000000,
+            breaks: 0,
+            checkpoints: 3,
+            listedAtMost: 20,
+          },
         },
       }),
       ...groupNotFound,
@@ -334,7 +341,7 @@ export const OPERATIONS = {
     summary: 'Every lineage record (all groups or one), as JSON lines or CSV',
     description: [
       'Records in (groupId, generation) order. JSONL: one canonical record (as in `LineageRecord`) per line.',
-      'At most `limit` records per response (a Code Engine function answers with one body): when more follow,',
+      'At most `limit` records and about 1 MB per response (a Code Engine function answers with one body): when more follow,',
       'the `Link` header (rel="next") and `X-Lockstep-Next-Cursor` give the next page; the CSV header row is',
       'only on the first page. Concatenating the pages gives the whole export.',
       'CSV (RFC 4180, CRLF, header row): one row per member per generation; columns:',

@@ -5,6 +5,7 @@ import {
   type CheckpointKeyring,
   checkpointKeyring,
   GENESIS_PREV_HASH,
+  hashRecord,
   loadCheckpointPublicKey,
   verifyChain,
 } from '../lineage/index.js';
@@ -20,6 +21,14 @@ export interface ProofDocument {
   checkpoint: Checkpoint | null;
   publicKeys: { keyId: string; algorithm: 'Ed25519'; pem: string }[];
   howToVerify: string[];
+  /** How the server checked the chain (see `buildProof`), and the complete counts behind the listed breaks/checks. */
+  verification: {
+    mode: 'full' | 'incremental';
+    lastFullCheckAtMs: number;
+    breaks: number;
+    checkpoints: number;
+    listedAtMost: number;
+  };
 }
 
 /** The steps an auditor follows to re-verify a proof without trusting lockstep (also in the OpenAPI document). */
@@ -51,33 +60,185 @@ export function loadTrustedKeys(pems: Record<string, string>): TrustedCheckpoint
   return { keyring, published };
 }
 
+/** How many of the newest records a proof hands to the group page (older ones: the export and `/generations`). */
+export const PAGE_RECORDS = 50;
+/** Breaks and checkpoint checks listed in a proof's `chain` (the counts in `verification` are complete). */
+export const PROOF_LIST_LIMIT = 20;
 /**
- * Runs the chain check for one group over the stored chain and checkpoints and assembles the proof: the report,
- * the latest signed checkpoint and the trusted public keys (SPKI PEM) to verify it offline.
+ * A cached verification is redone from the first record at least this often, so a rewrite of an already verified
+ * record is still found (an incremental check only re-reads what was appended since, and the newest records).
+ */
+export const FULL_CHECK_EVERY_MS = 10 * 60_000;
+
+/** What one process remembers of a verified chain: enough to continue the check from its head (bounded in size). */
+interface ChainState {
+  /** The report as listed (see `summarise`): bounded, whatever the chain's length. */
+  report: ChainReport;
+  breaksTotal: number;
+  checkpointsTotal: number;
+  head?: { generation: number; hash: string };
+  /** Position of the last checkpoint checked, in the store's (generation, signedAtMs) order. */
+  lastCheckpoint?: Checkpoint;
+  /** The latest checkpoint by (generation, signedAtMs). */
+  latest?: Checkpoint;
+  fullAtMs: number;
+}
+
+/** Per API instance (keyed by its trusted keys), per group: the chain verified so far. In memory only. */
+const verified = new WeakMap<TrustedCheckpointKeys, Map<GroupId, ChainState>>();
+const MAX_CACHED_GROUPS = 1000;
+
+const byPosition = (a: Checkpoint, b: Checkpoint) => a.generation - b.generation || a.signedAtMs - b.signedAtMs;
+const after = (c: Checkpoint, pos: Checkpoint | undefined) => pos === undefined || byPosition(c, pos) > 0;
+
+/** Reads and verifies the whole chain and every checkpoint. */
+async function fullCheck(
+  deps: { stores: Stores; keys: TrustedCheckpointKeys },
+  groupId: GroupId,
+  nowMs: number,
+): Promise<ChainState> {
+  const [records, checkpoints] = await Promise.all([
+    deps.stores.lineage.chain(groupId),
+    deps.stores.checkpoints.list(groupId),
+  ]);
+  const report = verifyChain(records, checkpoints, deps.keys.keyring, { groupId });
+  const sorted = [...checkpoints].sort(byPosition);
+  const state: ChainState = {
+    report: summarise(report, sorted.at(-1)),
+    breaksTotal: report.breaks.length,
+    checkpointsTotal: report.checkpoints.length,
+    fullAtMs: nowMs,
+  };
+  if (report.headGeneration !== undefined && report.headHash !== undefined)
+    state.head = { generation: report.headGeneration, hash: report.headHash };
+  if (sorted.length) state.lastCheckpoint = state.latest = sorted.at(-1);
+  return state;
+}
+
+/**
+ * Continues an intact verified chain with what was appended since (records after its head, checkpoints after the
+ * last one checked). Returns undefined when the continuation needs a full check instead.
+ */
+async function continueCheck(
+  deps: { stores: Stores; keys: TrustedCheckpointKeys },
+  groupId: GroupId,
+  prev: ChainState & { head: { generation: number; hash: string } },
+  newest: readonly LineageRecord[],
+): Promise<ChainState | undefined> {
+  // the newest records re-read for the page must still hash to what was verified (a rewritten head needs a full check)
+  const stillHead = newest.find((r) => r.generation === prev.head.generation);
+  if (stillHead === undefined || stillHead.hash !== prev.head.hash || hashRecord(stillHead) !== prev.head.hash)
+    return undefined;
+  // `newest` holds the head, so it holds every record appended after it (fewer than PAGE_RECORDS)
+  const cps = await deps.stores.checkpoints.list(
+    groupId,
+    prev.lastCheckpoint && {
+      generation: prev.lastCheckpoint.generation,
+      signedAtMs: prev.lastCheckpoint.signedAtMs,
+    },
+  );
+  const records = newest.filter((r) => r.generation > prev.head.generation).sort((a, b) => a.generation - b.generation);
+  const checkpoints = cps.filter((c) => after(c, prev.lastCheckpoint)).sort(byPosition);
+  if (records.length === 0 && checkpoints.length === 0) return prev;
+  // a new checkpoint over an already verified generation: its record's hash is needed (rare; else check fully)
+  const older = [...new Set(checkpoints.filter((c) => c.generation < prev.head.generation).map((c) => c.generation))];
+  if (older.length > PROOF_LIST_LIMIT) return undefined;
+  const earlier = await Promise.all(
+    older.map(async (g) => {
+      const r = await deps.stores.lineage.get(groupId, g);
+      return { generation: g, hash: hashRecord(r) === r.hash ? r.hash : `rewritten:${r.hash}` };
+    }),
+  );
+  const inc = verifyChain(records, checkpoints, deps.keys.keyring, { groupId, after: prev.head, earlier });
+  const was = prev.report;
+  const report: ChainReport = {
+    ok: was.ok && inc.ok,
+    length: was.length + inc.length,
+    breaks: [...was.breaks, ...inc.breaks],
+    checkpoints: [...was.checkpoints, ...inc.checkpoints],
+  };
+  if (was.groupId !== undefined) report.groupId = was.groupId;
+  const first = was.firstGeneration ?? inc.firstGeneration;
+  if (first !== undefined) report.firstGeneration = first;
+  const headGeneration = inc.headGeneration ?? was.headGeneration;
+  const headHash = inc.headHash ?? was.headHash;
+  if (headGeneration !== undefined) report.headGeneration = headGeneration;
+  if (headHash !== undefined) report.headHash = headHash;
+  const firstBreak = was.firstBreak ?? inc.firstBreak;
+  if (firstBreak !== undefined) report.firstBreak = firstBreak;
+  const signed = Math.max(was.signedThroughGeneration ?? -1, inc.signedThroughGeneration ?? -1);
+  if (signed >= 0) report.signedThroughGeneration = signed;
+  const lastCp = checkpoints.at(-1);
+  const state: ChainState = {
+    ...prev,
+    report: summarise(report, lastCp ?? prev.latest),
+    breaksTotal: prev.breaksTotal + inc.breaks.length,
+    checkpointsTotal: prev.checkpointsTotal + inc.checkpoints.length,
+  };
+  if (headGeneration !== undefined && headHash !== undefined)
+    state.head = { generation: headGeneration, hash: headHash };
+  if (lastCp) state.lastCheckpoint = state.latest = lastCp;
+  return state;
+}
+
+/** The report as a proof lists it: complete verdict and counts, at most PROOF_LIST_LIMIT breaks and checks. */
+function summarise(report: ChainReport, latest: Checkpoint | undefined): ChainReport {
+  const bad = report.checkpoints.filter((c) => c.status !== 'valid');
+  const latestCheck = latest
+    ? report.checkpoints.findLast((c) => c.generation === latest.generation && c.signedAtMs === latest.signedAtMs)
+    : undefined;
+  const checks = bad.slice(0, PROOF_LIST_LIMIT);
+  if (latestCheck && !checks.includes(latestCheck)) checks.push(latestCheck);
+  return { ...report, breaks: report.breaks.slice(0, PROOF_LIST_LIMIT), checkpoints: checks };
+}
+
+/**
+ * Runs the chain check for one group and assembles the proof: the verdict, the latest signed checkpoint and the
+ * trusted public keys (SPKI PEM) to verify it offline; `records` are the newest PAGE_RECORDS records, oldest first.
+ *
+ * The check is incremental: each API instance remembers, per group, the chain it verified (its head and the last
+ * checkpoint checked) and only verifies what was appended since, re-hashing the newest records on every call; a
+ * chain with any break, a rewritten head, or one last checked fully FULL_CHECK_EVERY_MS ago is checked again from
+ * the first record. So a proof costs a few indexed reads at any history length, and stays bounded in size: the
+ * report lists at most PROOF_LIST_LIMIT breaks and checkpoint checks (the first breaks, every failed checkpoint up to
+ * the limit, and the latest checkpoint); `verification` says how it was checked and the complete counts.
  */
 export async function buildProof(
   deps: { stores: Stores; clock: Clock; keys: TrustedCheckpointKeys },
   groupId: GroupId,
 ): Promise<{ proof: ProofDocument; records: LineageRecord[] }> {
-  const [records, checkpoints] = await Promise.all([
-    deps.stores.lineage.chain(groupId),
-    deps.stores.checkpoints.list(groupId),
-  ]);
-  const chain = verifyChain(records, checkpoints, deps.keys.keyring, { groupId });
-  const latest = [...checkpoints].sort((a, b) => b.generation - a.generation || b.signedAtMs - a.signedAtMs)[0];
-  const head = records.reduce<LineageRecord | undefined>(
-    (h, r) => (h === undefined || r.generation > h.generation ? r : h),
-    undefined,
-  );
+  const nowMs = deps.clock.nowMs();
+  const cache = verified.get(deps.keys) ?? new Map<GroupId, ChainState>();
+  verified.set(deps.keys, cache);
+  const newest = (await deps.stores.lineage.list(groupId, { limit: PAGE_RECORDS })).items;
+  const prev = cache.get(groupId);
+  let state: ChainState | undefined;
+  let mode: 'full' | 'incremental' = 'full';
+  if (prev?.head && prev.report.ok && nowMs - prev.fullAtMs < FULL_CHECK_EVERY_MS && nowMs >= prev.fullAtMs) {
+    state = await continueCheck(deps, groupId, { ...prev, head: prev.head }, newest);
+    if (state) mode = 'incremental';
+  }
+  state ??= await fullCheck(deps, groupId, nowMs);
+  cache.delete(groupId);
+  if (cache.size >= MAX_CACHED_GROUPS) cache.delete(cache.keys().next().value as GroupId);
+  cache.set(groupId, state);
+  const { report } = state;
   const proof: ProofDocument = {
     groupId,
-    checkedAtMs: deps.clock.nowMs(),
-    records: records.length,
-    head: head ? { generation: head.generation, hash: head.hash } : null,
-    chain,
-    checkpoint: latest ? checkpointView(latest) : null,
+    checkedAtMs: nowMs,
+    records: report.length,
+    head: state.head ? { ...state.head } : null,
+    chain: report,
+    checkpoint: state.latest ? checkpointView(state.latest) : null,
     publicKeys: deps.keys.published.map((k) => ({ ...k })),
     howToVerify: [...HOW_TO_VERIFY],
+    verification: {
+      mode,
+      lastFullCheckAtMs: state.fullAtMs,
+      breaks: state.breaksTotal,
+      checkpoints: state.checkpointsTotal,
+      listedAtMost: PROOF_LIST_LIMIT,
+    },
   };
-  return { proof, records };
+  return { proof, records: [...newest].sort((a, b) => a.generation - b.generation) };
 }

@@ -19,7 +19,7 @@ export interface ServeHttpOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
-  /** Request bodies larger than this are refused with 413 before the handler runs (default 1 MiB). */
+  /** Request bodies larger than this are refused with 413 before the handler runs (default 1 MB). */
   maxBodyBytes?: number;
 }
 

@@ -393,8 +393,22 @@ export const SCHEMAS = {
       },
       publicKeys: list('The trusted checkpoint keys', ref('PublicKey'), 50),
       howToVerify: list('The steps to re-verify independently of lockstep', text('A step', 2000), 20),
+      verification: ref('ProofVerification'),
     },
-    ['groupId', 'checkedAtMs', 'records', 'head', 'chain', 'checkpoint', 'publicKeys', 'howToVerify'],
+    ['groupId', 'checkedAtMs', 'records', 'head', 'chain', 'checkpoint', 'publicKeys', 'howToVerify', 'verification'],
+  ),
+  ProofVerification: obj(
+    'How the server checked: `full` (every record and checkpoint) or `incremental` (what was appended since its last ' +
+      'check, the newest records re-hashed; a full check at least every 10 minutes and whenever anything is broken). ' +
+      '`chain` lists at most `listedAtMost` breaks and checkpoint checks; `breaks` and `checkpoints` are the complete counts.',
+    {
+      mode: oneOfValues('full or incremental', ['full', 'incremental']),
+      lastFullCheckAtMs: ms('When the chain was last checked from its first record'),
+      breaks: int('Breaks found (complete count)'),
+      checkpoints: int('Checkpoints checked (complete count)'),
+      listedAtMost: int('Most breaks and checkpoint checks listed in `chain`', 1),
+    },
+    ['mode', 'lastFullCheckAtMs', 'breaks', 'checkpoints', 'listedAtMost'],
   ),
   RotationRequest: obj('Optional body of a rotation request', {
     reason: {

@@ -6,6 +6,7 @@ import type { Checkpoint, Group, LineageRecord } from '../core/index.js';
 import { parseKeyCrn } from '../core/index.js';
 import type { ChainBreak, ChainReport } from '../lineage/index.js';
 import type { Principal } from './auth.js';
+import { PROOF_LIST_LIMIT } from './proof.js';
 
 /** HTML-escapes text for element content and quoted attribute values. */
 export function esc(value: unknown): string {
@@ -307,7 +308,7 @@ export function renderGroupPage(opts: {
   group: Group;
   /** Recent runs, newest first (optional). */
   runs?: RunRow[];
-  /** Oldest first, as the chain. */
+  /** Oldest first, as the chain: the newest generations (all of them when `report.length` is not larger). */
   records: LineageRecord[];
   report: ChainReport;
   checkpoint: Checkpoint | null;
@@ -319,7 +320,7 @@ export function renderGroupPage(opts: {
   const chainPanel = `<div class="panel" data-testid="chain-panel"><h3>Hash chain ${chainBadge(report)}</h3>
 <p>${esc(report.length)} records${report.firstGeneration !== undefined ? `, generations ${esc(report.firstGeneration)}–${esc(report.headGeneration)}` : ''}.
 ${report.headHash ? `Head <span class="mono" title="${esc(report.headHash)}">${esc(short(report.headHash))}</span>.` : ''}</p>
-${report.breaks.length ? `<p class="alert">${esc(report.breaks.length)} break(s); first at generation ${esc(report.firstBreak?.generation)}: ${esc(report.firstBreak?.message)}</p>` : '<p class="muted">Every record matches its hash and links to the previous one.</p>'}</div>`;
+${report.breaks.length ? `<p class="alert">${esc(report.breaks.length)}${report.breaks.length >= PROOF_LIST_LIMIT ? ' or more' : ''} break(s); first at generation ${esc(report.firstBreak?.generation)}: ${esc(report.firstBreak?.message)}</p>` : '<p class="muted">Every record matches its hash and links to the previous one.</p>'}</div>`;
   const cpCheck = checkpoint
     ? report.checkpoints.find((c) => c.generation === checkpoint.generation && c.signedAtMs === checkpoint.signedAtMs)
     : undefined;
@@ -347,6 +348,11 @@ ${
   const newestFirst = [...records].sort((a, b) => b.generation - a.generation);
   // a generation protects new wraps from its recording until the next generation is recorded
   const untilOf = (i: number) => (i === 0 ? undefined : newestFirst[i - 1]?.finishedAtMs);
+  // the page shows the newest generations only (bounded at any history length); the export has every record
+  const olderNote =
+    records.length < report.length
+      ? `<p class="muted" data-testid="older-generations">Showing the newest ${esc(records.length)} of ${esc(report.length)} generations; every generation is in the export (links above).</p>`
+      : '';
   const legend = `<p class="legend">status:${['complete', 'degraded', 'diverged', 'superseded']
     .map((s) => `<span class="badge s-${s}">${s}</span>`)
     .join('')}</p>`;
@@ -363,7 +369,7 @@ ${group.statusReason ? ` · ${esc(group.statusReason)}` : ''}</p>
 ${group.description ? `<p class="muted">${esc(group.description)}</p>` : ''}
 <div class="integrity">${chainPanel}${cpPanel}</div>
 <p>${exportLinks(opts.basePath, group.id)} <span class="muted">· proof JSON: GET /v1/groups/${esc(group.id)}/proof</span></p>
-<h2>Timeline</h2>${axis(records, opts.basePath, group.id, new Set(report.breaks.map((b) => b.generation)))}${records.length ? legend : ''}
+<h2>Timeline</h2>${olderNote}${axis(records, opts.basePath, group.id, new Set(report.breaks.map((b) => b.generation)))}${records.length ? legend : ''}
 <h2>Members</h2><table><thead><tr><th>role</th><th>region</th><th>instance</th><th>key id</th></tr></thead><tbody>${membersNow}</tbody></table>
 ${runsSection(opts.basePath, opts.principal, opts.runs ?? [])}
 <h2>Generations</h2>${newestFirst.map((r, i) => generationCard(r, breaksAt(r.generation), untilOf(i))).join('\n') || '<p class="muted">None yet.</p>'}`,

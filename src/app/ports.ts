@@ -238,8 +238,8 @@ export interface LineageRepository {
    * position (an export resumed page by page).
    */
   exportAll(groupId?: GroupId, after?: ExportPosition): AsyncIterable<LineageRecord>;
-  /** Whole chain of one group, oldest first. */
-  chain(groupId: GroupId): Promise<LineageRecord[]>;
+  /** Whole chain of one group, oldest first; with `fromGeneration`, only the records from that generation on. */
+  chain(groupId: GroupId, fromGeneration?: number): Promise<LineageRecord[]>;
 }
 
 /** A position in the (groupId, generation) order of the lineage. */
@@ -251,7 +251,8 @@ export interface ExportPosition {
 export interface CheckpointRepository {
   put(checkpoint: Checkpoint): Promise<void>;
   latest(groupId: GroupId): Promise<Checkpoint | undefined>;
-  list(groupId: GroupId): Promise<Checkpoint[]>;
+  /** In (generation, signedAtMs) order; with `after`, only the checkpoints that follow that position. */
+  list(groupId: GroupId, after?: { generation: number; signedAtMs: number }): Promise<Checkpoint[]>;
 }
 
 /** Everything the use cases persist. */

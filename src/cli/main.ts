@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { runCli } from './cli.js';
 
-/** Entry point of `lockstep` (bin/lockstep.js and `npm start` run this file through tsx). */
+/** Entry point of `lockstep` (bin/lockstep.js runs its build in dist/cli, or this file through tsx when stale). */
 const interrupted = new Promise<string>((resolve) => {
   const stop = (signal: string) => {
     // a second Ctrl-C while shutting down: stop waiting

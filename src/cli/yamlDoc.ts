@@ -1,4 +1,13 @@
-import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document } from 'yaml';
+
+type Yaml = typeof import('yaml');
+let yamlModule: Yaml | undefined;
+/** `yaml` is loaded on first parse (~20 ms): commands that read no YAML file (`--help`, `status`) never pay for it. */
+const yaml = (): Yaml => {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as Yaml;
+  return yamlModule;
+};
 
 /** A parsed YAML document that can say where a path is (1-based line and column). */
 export interface LocatedYaml {
@@ -11,6 +20,7 @@ export interface LocatedYaml {
 
 /** Parses YAML (JSON is YAML too) keeping positions for error messages. */
 export function parseLocatedYaml(text: string): LocatedYaml {
+  const { isMap, isScalar, isSeq, LineCounter, parseDocument } = yaml();
   const lineCounter = new LineCounter();
   const doc: Document = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   const syntaxErrors = doc.errors.map((e) => {

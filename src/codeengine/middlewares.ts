@@ -126,7 +126,7 @@ export interface RequestRules {
   methods?: readonly string[];
   /** Require a JSON body (Content-Type application/json or +json). */
   requireJson?: boolean;
-  /** Largest accepted body. Default 1 MiB. */
+  /** Largest accepted body. Default 1 MB. */
   maxBodyBytes?: number;
   /** Extra check; throw an AppError VALIDATION_FAILED naming the field to fix. */
   validate?: (event: CeEvent) => void;

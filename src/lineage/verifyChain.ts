@@ -65,6 +65,13 @@ export interface ChainReport {
 export interface VerifyChainOptions {
   /** The group the chain must belong to (default: the group of the first record, else of the first checkpoint). */
   groupId?: string;
+  /**
+   * Incremental check: `records` continue a chain already verified through this record, so the first of them must
+   * be generation `after.generation + 1` and link to `after.hash` (instead of starting at the genesis hash).
+   */
+  after?: { generation: number; hash: string };
+  /** Incremental check: hashes of already verified records that a checkpoint in `checkpoints` may sign. */
+  earlier?: ReadonlyArray<{ generation: number; hash: string }>;
 }
 
 const short = (h: string): string => (typeof h === 'string' ? h.slice(0, 12) : String(h));
@@ -153,8 +160,17 @@ export function verifyChain(
 
   // 2. Content and links, in generation order (first copy of each generation).
   const chain = [...seen.values()].sort((a, b) => a.generation - b.generation);
-  let prev: LineageRecord | undefined;
+  const after = options.after;
+  let prev: Pick<LineageRecord, 'generation' | 'hash'> | undefined = after;
   for (const r of chain) {
+    if (after !== undefined && r.generation <= after.generation) {
+      breaks.push({
+        generation: r.generation,
+        kind: 'duplicate',
+        message: `Generation ${r.generation} was already verified (the chain was checked through generation ${after.generation}): it is stored twice`,
+      });
+      continue;
+    }
     const computed = safeHash(r);
     if (computed instanceof Error) {
       breaks.push({
@@ -196,7 +212,9 @@ export function verifyChain(
 
   // 3. Checkpoints, oldest statement first, so a head mismatch can name the last checkpoint that still matched.
   const first = chain[0];
-  const head = chain.at(-1);
+  const head: Pick<LineageRecord, 'generation' | 'hash'> | undefined = chain.at(-1) ?? after;
+  const earlier = new Map((options.earlier ?? []).map((e) => [e.generation, e.hash]));
+  if (after !== undefined) earlier.set(after.generation, after.hash);
   const cps = [...checkpoints].sort((a, b) => a.generation - b.generation || a.signedAtMs - b.signedAtMs);
   const checks: CheckpointCheck[] = [];
   let lastGood: number | undefined;
@@ -205,7 +223,7 @@ export function verifyChain(
     const sig = verifyCheckpoint(cp, publicKeys);
     let status: CheckpointStatus;
     let message: string;
-    const rec = seen.get(cp.generation);
+    const recHash = seen.get(cp.generation)?.hash ?? earlier.get(cp.generation);
     if (sig === 'unknown-key') {
       status = sig;
       message = `Checkpoint for generation ${cp.generation} is signed with key ${cp.keyId}, which is not a trusted checkpoint key: it may have been re-signed after a rewrite; check the key configuration`;
@@ -218,13 +236,13 @@ export function verifyChain(
     } else if (head === undefined || cp.generation > head.generation) {
       status = 'beyond-chain';
       message = `Checkpoint signed generation ${cp.generation} (head ${short(cp.headHash)}…) but the chain ends at ${head === undefined ? 'no generation (it is empty)' : `generation ${head.generation}`}: records after that were deleted`;
-    } else if (rec === undefined) {
+    } else if (recHash === undefined) {
       status = 'head-mismatch';
       message = `Checkpoint signed generation ${cp.generation} but the chain has no record for it: it was deleted`;
-    } else if (rec.hash !== cp.headHash) {
+    } else if (recHash !== cp.headHash) {
       status = 'head-mismatch';
       const since = lastGood === undefined ? 'the start of the chain' : `generation ${lastGood + 1}`;
-      message = `Checkpoint signed generation ${cp.generation} with head ${short(cp.headHash)}… but the chain now has ${short(rec.hash)}…: a record from ${since} to generation ${cp.generation} was rewritten and the chain re-hashed`;
+      message = `Checkpoint signed generation ${cp.generation} with head ${short(cp.headHash)}… but the chain now has ${short(recHash)}…: a record from ${since} to generation ${cp.generation} was rewritten and the chain re-hashed`;
     } else {
       status = 'valid';
       message = `Generation ${cp.generation} matches the head signed at ${new Date(cp.signedAtMs).toISOString()}`;

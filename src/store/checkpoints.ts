@@ -57,10 +57,11 @@ export class CloudantCheckpointRepository implements CheckpointRepository {
     return doc?.data;
   }
 
-  async list(groupId: GroupId): Promise<Checkpoint[]> {
+  async list(groupId: GroupId, after?: { generation: number; signedAtMs: number }): Promise<Checkpoint[]> {
     const p = `checkpoint:${asGroupId(groupId)}:`;
     const out: Checkpoint[] = [];
-    let start = p;
+    // ids sort by (generation, signedAtMs): the key just after `after`'s id starts the range
+    let start = after ? `${checkpointDocId({ groupId, ...after } as Checkpoint)}\u0000` : p;
     for (;;) {
       const docs = await this.col.range<Checkpoint>({ startKey: start, endKey: `${p}\ufff0`, limit: PAGE + 1 });
       out.push(...docs.slice(0, PAGE).map((d) => d.data));

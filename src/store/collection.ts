@@ -180,6 +180,30 @@ export class Collection {
     }
   }
 
+  /** Rows of a view between two keys (inclusive), keys and emitted values only (index-only: no document reads). */
+  async viewValues<T>(
+    ddoc: string,
+    view: string,
+    opts: { startKey: unknown[]; endKey: unknown[]; limit: number; descending: boolean },
+  ): Promise<Array<{ key: unknown; value: T }>> {
+    try {
+      const res = await this.client.postView({
+        db: this.db,
+        ddoc,
+        view,
+        startKey: opts.startKey,
+        endKey: opts.endKey,
+        limit: opts.limit,
+        descending: opts.descending,
+        includeDocs: false,
+        reduce: false,
+      });
+      return res.result.rows.map((r) => ({ key: r.key, value: r.value as T }));
+    } catch (err) {
+      throw toStoreError(err, `query view ${ddoc}/${view} on ${this.db}`);
+    }
+  }
+
   async view<T>(ddoc: string, view: string, key: string, limit: number): Promise<Envelope<T>[]> {
     try {
       const res = await this.client.postView({ db: this.db, ddoc, view, key, limit, includeDocs: true, reduce: false });

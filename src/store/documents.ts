@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, isSecretKey, KeyMaterial, Sensitive } from '../core/index.js';
 
-/** Cloudant's document limit is 1 MiB; stay just under it so the envelope and `_rev` always fit. */
+/** Cloudant's document limit is 1 MB; stay just under it so the envelope and `_rev` always fit. */
 export const MAX_DOCUMENT_BYTES = 1_000_000;
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

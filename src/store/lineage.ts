@@ -167,8 +167,21 @@ export class CloudantLineageRepository implements LineageRepository {
       }
       upTo = c.n;
     }
-    // One record more than asked: its generation starts the next page (inclusive bounds only: PouchDB's Mango
-    // loses rows at exclusive bounds combined with a limit).
+    if (!Object.keys(time).length) {
+      // The plain page: an index-only range read of the page view, newest first, one row more than asked (its
+      // generation starts the next page).
+      const rows = await this.col.viewValues<LineageRecord>(DESIGN_DOCS.lineagePage.ddoc, 'by-group-generation', {
+        startKey: [groupId, upTo],
+        endKey: [groupId, 0],
+        limit: limit + 1,
+        descending: true,
+      });
+      const items = rows.slice(0, limit).map((r) => r.value);
+      const extra = rows[limit];
+      return extra ? { items, next: encodeCursor({ g: groupId, n: extra.value.generation }) } : { items };
+    }
+    // With a time filter: Mango over the [groupId, generation] index. One record more than asked, as above
+    // (inclusive bounds only: PouchDB's Mango loses rows at exclusive bounds combined with a limit).
     const docs = await this.col.find<LineageRecord>({
       selector: {
         groupId,
@@ -206,19 +219,27 @@ export class CloudantLineageRepository implements LineageRepository {
   }
 
   /**
-   * One key-range walk of the `by-group-generation` view from the position after `after` (or the group's start),
+   * One key-range walk of the page view (`by-group-generation`, index-only) from the position after `after` (or the
+   * group's start),
    * pages of STREAM_PAGE + 1 rows: the extra row's key starts the next page. Never `skip`.
    */
   async *exportAll(groupId?: GroupId, after?: ExportPosition): AsyncIterable<LineageRecord> {
     const only = groupId === undefined ? undefined : asGroupId(groupId);
     if (only && after && after.groupId !== only) return;
-    const dd = DESIGN_DOCS.lineageExport;
+    // index-only: the page view's rows carry the records (the same [groupId, generation] order as the export view)
+    const dd = DESIGN_DOCS.lineagePage;
     let start: unknown[] = after ? [after.groupId, after.generation + 1] : only ? [only, 0] : [''];
+    const end: unknown[] = only ? [only, Number.MAX_SAFE_INTEGER] : [{}];
     for (;;) {
-      const rows = await this.col.viewRange<LineageRecord>(dd.ddoc, 'by-group-generation', start, STREAM_PAGE + 1);
-      for (const { doc } of rows.slice(0, STREAM_PAGE)) {
-        if (only && doc.data.groupId !== only) return;
-        yield doc.data;
+      const rows = await this.col.viewValues<LineageRecord>(dd.ddoc, 'by-group-generation', {
+        startKey: start,
+        endKey: end,
+        limit: STREAM_PAGE + 1,
+        descending: false,
+      });
+      for (const { value } of rows.slice(0, STREAM_PAGE)) {
+        if (only && value.groupId !== only) return;
+        yield value;
       }
       const extra = rows[STREAM_PAGE];
       if (!extra) return;
@@ -226,25 +247,26 @@ export class CloudantLineageRepository implements LineageRepository {
     }
   }
 
+  /** One group's records in generation order from `fromGeneration`: index-only range reads of the page view. */
   private async *streamGroup(groupId: GroupId, fromGeneration = 0): AsyncIterable<LineageRecord> {
-    let from = fromGeneration;
+    let start: unknown[] = [groupId, fromGeneration];
     for (;;) {
-      const docs = await this.col.find<LineageRecord>({
-        selector: { groupId, generation: { $gte: from } },
-        sort: [{ groupId: 'asc' }, { generation: 'asc' }],
+      const rows = await this.col.viewValues<LineageRecord>(DESIGN_DOCS.lineagePage.ddoc, 'by-group-generation', {
+        startKey: start,
+        endKey: [groupId, Number.MAX_SAFE_INTEGER],
         limit: STREAM_PAGE + 1,
-        useIndex: useIndex(INDEXES.lineageByGroup),
+        descending: false,
       });
-      for (const d of docs.slice(0, STREAM_PAGE)) yield d.data;
-      const extra = docs[STREAM_PAGE];
+      for (const { value } of rows.slice(0, STREAM_PAGE)) yield value;
+      const extra = rows[STREAM_PAGE];
       if (!extra) return;
-      from = extra.data.generation;
+      start = extra.key as unknown[];
     }
   }
 
-  async chain(groupId: GroupId): Promise<LineageRecord[]> {
+  async chain(groupId: GroupId, fromGeneration = 0): Promise<LineageRecord[]> {
     const out: LineageRecord[] = [];
-    for await (const r of this.streamGroup(asGroupId(groupId))) out.push(r);
+    for await (const r of this.streamGroup(asGroupId(groupId), checkInt('fromGeneration', fromGeneration))) out.push(r);
     return out;
   }
 }

@@ -72,16 +72,17 @@ export const DESIGN_DOCS = {
     },
   },
   /**
-   * The export's single key-range walk over [groupId, generation] across every group (Mango would need one query per
-   * group: a range on groupId alone leaves generation to an in-memory filter, so `limit` cannot be pushed down).
-   * Its own design document, so building it does not hold up `by-key-version`.
+   * History pages (`lineage.list`), the chain and the export as index-only reads: the view row carries the record, so
+   * a page of 50 is one B-tree range read (descending from [groupId, upTo]) with no document fetch per row, and the
+   * export one key-range walk across every group (a Mango range on groupId alone could not push `limit` down). Costs
+   * a second copy of each record in the view index. Its own design document, so its build holds up nothing else.
    */
-  lineageExport: {
+  lineagePage: {
     kind: 'lineage',
-    ddoc: 'lockstep-lineage-export',
+    ddoc: 'lockstep-lineage-page',
     views: {
       'by-group-generation': {
-        map: 'function (doc) { if (doc.kind === "lineage" && doc.data) emit([doc.data.groupId, doc.data.generation], null); }',
+        map: 'function (doc) { if (doc.kind === "lineage" && doc.data) emit([doc.data.groupId, doc.data.generation], doc.data); }',
       },
     },
   },

@@ -448,7 +448,7 @@ function badBody(r: RouteSpec): fc.Arbitrary<{ body: Buffer; contentType?: strin
         body: Buffer.alloc(1024 * 1024 + 10, 0x20),
         contentType: 'application/json',
         expect: [413],
-        what: 'over 1 MiB',
+        what: 'over 1 MB',
       })),
       fc
         .constantFrom(

@@ -1,41 +1,25 @@
 /**
- * vitest global setup: makes a few RSA-4096 import-token key pairs once per test run and provides them to every
- * test file (`inject('tokenKeyPairs')`, see test/support/tokenKeys.ts). Generating a pair costs 2–13 s of CPU on
- * the 2-core CI machine; without this each test file's emulators generated their own, and a loaded machine made
- * requests wait on generation. Cached under node_modules/.cache so repeated local runs skip the generation.
+ * vitest global setup: provides the RSA-4096 import-token key pairs to every test file (`inject('tokenKeyPairs')`,
+ * see test/support/tokenKeys.ts). They are committed, TEST-ONLY fixtures (test/fixtures/import-token-keys.TEST-ONLY
+ * .json): generating a pair costs 2–13 s of CPU on the 2-core CI machine, and a cache under node_modules did not
+ * survive `npm ci`. Nothing outside test/ reads them (test/unit/fixtures.test.ts checks it); the real service and
+ * the emulator in `npm start` generate their own.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { exportKeyPairs, generateKeyPairs } from '../../src/local/kp-emulator/index.js';
 
 type Pem = { publicKeyPem: string; privateKeyPem: string };
-const COUNT = 4;
-const cacheFile = join(
+export const TOKEN_KEYS_FIXTURE = join(
   dirname(fileURLToPath(import.meta.url)),
-  '../../node_modules/.cache/lockstep-test/token-keys.json',
+  '../fixtures/import-token-keys.TEST-ONLY.json',
 );
 
-async function cached(): Promise<Pem[] | undefined> {
-  try {
-    const pems = JSON.parse(await readFile(cacheFile, 'utf8')) as Pem[];
-    return Array.isArray(pems) && pems.length >= COUNT ? pems : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export default async function setup(project: TestProject): Promise<void> {
-  let pems = await cached();
-  if (!pems) {
-    pems = exportKeyPairs(await generateKeyPairs(COUNT));
-    await mkdir(dirname(cacheFile), { recursive: true });
-    const tmp = `${cacheFile}.${process.pid}`;
-    await writeFile(tmp, JSON.stringify(pems), { mode: 0o600 });
-    await rename(tmp, cacheFile);
-  }
-  project.provide('tokenKeyPairs', pems);
+  const { pairs } = JSON.parse(await readFile(TOKEN_KEYS_FIXTURE, 'utf8')) as { pairs: Pem[] };
+  if (!Array.isArray(pairs) || pairs.length < 4) throw new Error(`${TOKEN_KEYS_FIXTURE}: expected 4 key pairs`);
+  project.provide('tokenKeyPairs', pairs);
 }
 
 declare module 'vitest' {

@@ -1,5 +1,5 @@
 /**
- * What the worker child processes of the tests share (the crash matrix's and the
+ * What the worker child processes of the tests share (test/support/rotationChild.ts, the crash matrix's and the
  * concurrency scenario's workers): the environment that points a child at a running local stack, and the pieces a
  * child builds from it — a clock that follows the emulator's, the Key Protect client over IAM, the Cloudant stores.
  * Children are bundled with esbuild: this module imports nothing from vitest and only types from localStack.

@@ -1,5 +1,5 @@
 /**
- * The RSA-4096 import-token key pairs made once per test run by test/setup/tokenKeys.global.ts. Pass them to
+ * The committed TEST-ONLY RSA-4096 import-token key pairs (test/setup/tokenKeys.global.ts). Pass them to
  * emulators as `tokenKeyPairs` wherever a test does not examine key generation itself.
  */
 import { inject } from 'vitest';

@@ -1,6 +1,16 @@
+/**
+ * Crash injection over HTTP: the runner is killed after each persisted step (in-process hook), and once as a real
+ * child process killed with SIGKILL mid-stage. Resuming (another worker, after the dead one's leases expire)
+ * completes with the same fingerprint, exactly one new version per member, and no lost material.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Group } from '../../../src/core/index.js';
 import { expectChain } from '../../support/assertions.js';
+import { bundleChild } from '../../support/bundleChild.js';
+import { childEnv } from '../../support/childProcess.js';
 import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
 import { leakedSecrets, SimulatedCrash } from '../../support/rotationHarness.js';
 
@@ -62,6 +72,81 @@ describe('crash injection over HTTP', () => {
       matrix.push(`persist #${crashAt} (${crashed?.step}) → resumed: completed, fingerprint kept, 1 version/member`);
     },
   );
+
+  it('a real child process SIGKILLed mid-stage: resuming completes with the same material', async () => {
+    // Each phase has its own bound, so a failure says where it waited.
+    const phase = async <T>(name: string, ms: number, p: Promise<T>): Promise<T> => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`phase "${name}" took more than ${ms} ms`)), ms);
+      });
+      try {
+        return await Promise.race([p, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    // The child is an esbuild bundle (a plain node start; tsx would compile the sources at every start).
+    const bundle = await phase(
+      'bundle the child',
+      30_000,
+      bundleChild(fileURLToPath(new URL('../../support/rotationChild.ts', import.meta.url)), 'rotation-child'),
+    );
+    s.clock.advance(HOUR + 1_000);
+    const { runId } = await s.service().rotateNow(group.id, { trigger: op });
+    generation += 1;
+    // This process plans and escrows (so the material is one this test knows), then "dies" before staging.
+    const planner = s.service({
+      afterPersist: (run) => {
+        if (run.step === 'stage') throw new SimulatedCrash('stage');
+      },
+    });
+    await planner.advanceRun(runId, { deadlineAtMs: s.clock.nowMs() + HOUR, holder: 'planner' }).catch(() => undefined);
+    s.clock.advance(LEASE_EXPIRY_MS);
+    const child: ChildProcess = spawn(process.execPath, [bundle.file], {
+      env: { ...process.env, ...childEnv(s), LOCKSTEP_RUN_ID: runId, LOCKSTEP_HANG_AT_STEP: 'stage' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // registered at once: the exit can never be missed, whenever it happens
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    let out = '';
+    let errText = '';
+    let marked: () => void = () => undefined;
+    const marker = new Promise<void>((resolve) => {
+      marked = resolve;
+    });
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/HANGING|FINISHED|FAILED/.test(out)) marked();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      errText += d.toString();
+    });
+    try {
+      // the child starts, stages at least one duplicate and hangs (or ends early: that fails below, with its output)
+      await phase('child reaches the stage', 90_000, Promise.race([marker, exited]));
+      expect(out, errText.slice(-2_000)).toContain('HANGING stage');
+      const before = await s.service().getRun(runId);
+      const stagedBefore = before.members.filter((m) => m.progress === 'staged').length;
+      expect(stagedBefore).toBeGreaterThanOrEqual(1);
+      expect(child.exitCode).toBeNull(); // alive while it hangs: the kill below is what ends it
+      expect(child.kill('SIGKILL')).toBe(true);
+      const [code, signal] = await phase('child exits after SIGKILL', 10_000, exited);
+      expect({ code, signal }).toEqual({ code: null, signal: 'SIGKILL' });
+      s.clock.advance(LEASE_EXPIRY_MS);
+      const run = await phase('another worker resumes', 60_000, driveRun(s, s.service(), runId));
+      expect(run.status).toBe('completed');
+      expect(run.fingerprint).toBe(before.fingerprint);
+      await expectLockstep(generation);
+      expect(leakedSecrets(errText + out, s.random.secrets)).toEqual([]);
+      matrix.push(
+        `SIGKILL child at stage (${stagedBefore} duplicate(s) staged) → resumed: completed, fingerprint kept`,
+      );
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      bundle.dispose();
+    }
+  }, 200_000); // the sum of the phase bounds, with room
 
   it('no key material in any log line or stored document of these runs', async () => {
     const docs: string[] = [];

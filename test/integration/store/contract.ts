@@ -462,6 +462,7 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
         for await (const r of s.lineage.exportAll('lin-a-b' as GroupId)) one.push(r);
         expect(one.map((r) => r.generation)).toEqual([1, 2]);
         expect(await s.lineage.chain('lin-a' as GroupId)).toEqual(chain);
+        expect(await s.lineage.chain('lin-a' as GroupId, 21)).toEqual(chain.filter((r) => r.generation >= 21));
       });
 
       it('resumes an export after any position: the rest of the order, across group boundaries', async () => {
@@ -504,6 +505,12 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
         await s.groups.create(makeGroup('ck-group-2'));
         await s.checkpoints.put(makeCheckpoint('ck-group-2', 9, 1));
         expect(await s.checkpoints.list('ck-group' as GroupId)).toHaveLength(3);
+        // from a position on: only what follows it (the proof's incremental check)
+        expect(await s.checkpoints.list('ck-group' as GroupId, { generation: 2, signedAtMs: 200 })).toEqual([cps[2]]);
+        expect(await s.checkpoints.list('ck-group' as GroupId, { generation: 1, signedAtMs: 100 })).toEqual(
+          cps.slice(1),
+        );
+        expect(await s.checkpoints.list('ck-group' as GroupId, { generation: 2, signedAtMs: 300 })).toEqual([]);
       });
     });
 

@@ -5,34 +5,18 @@
  * contention the leases absorb.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import type { TickSummary } from '../../../src/app/tick.js';
+import { bundleChild } from '../../support/bundleChild.js';
 import { childEnv } from '../../support/childProcess.js';
 import type { LocalStack } from '../../support/localStack.js';
 import type { ConcChildStats } from './concChild.js';
 
 /** The child as one CommonJS file (starts in ~0.3 s instead of ~1–2 s under tsx); `dispose` removes it. */
 export async function bundleConcChild(): Promise<{ file: string; buildMs: number; dispose(): void }> {
-  const dir = mkdtempSync(join(tmpdir(), 'lockstep-conc-'));
-  const file = join(dir, 'concChild.cjs');
   const t0 = Date.now();
-  await build({
-    entryPoints: [fileURLToPath(new URL('./concChild.ts', import.meta.url))],
-    outfile: file,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    logLevel: 'silent',
-    legalComments: 'none',
-    // Same optional probes the Code Engine bundle leaves out (plugins/ibm-code-engine/build.ts).
-    external: ['pg-native', 'encoding', 'bufferutil', 'utf-8-validate', 'supports-color'],
-  });
-  return { file, buildMs: Date.now() - t0, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  const { file, dispose } = await bundleChild(fileURLToPath(new URL('./concChild.ts', import.meta.url)), 'concChild');
+  return { file, buildMs: Date.now() - t0, dispose };
 }
 
 /** One running orchestrator child and everything it printed. */

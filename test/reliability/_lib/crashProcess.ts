@@ -5,13 +5,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import type { RotationConfig } from '../../../src/app/index.js';
+import { bundleChild } from '../../support/bundleChild.js';
 import { childEnv } from '../../support/childProcess.js';
 import type { LocalStack } from '../../support/localStack.js';
 import type { CrashWorkerCommand } from './crashWorker.js';
@@ -27,20 +24,8 @@ export interface CrashLauncher {
 
 /** Bundles crashWorker.ts (and everything it imports) into one CommonJS file in a temporary directory. */
 export async function bundledLauncher(): Promise<CrashLauncher> {
-  const dir = mkdtempSync(join(tmpdir(), 'lockstep-crash-worker-'));
-  const outfile = join(dir, 'worker.cjs');
-  await build({
-    entryPoints: [WORKER_TS],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    logLevel: 'silent',
-    // Optional native/peer modules some SDKs probe for (as plugins/ibm-code-engine/build.ts).
-    external: ['pg-native', 'encoding', 'bufferutil', 'utf-8-validate', 'supports-color'],
-  });
-  return { mode: 'bundle', args: [outfile], dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  const { file, dispose } = await bundleChild(WORKER_TS, 'crash-worker');
+  return { mode: 'bundle', args: [file], dispose };
 }
 
 /** Runs crashWorker.ts through tsx (compiled at every start). */

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type ApiHandler,
   createApi,
+  FULL_CHECK_EVERY_MS,
   recordsFromCsv,
   recordsFromJsonl,
   SESSION_COOKIE,
@@ -32,6 +33,7 @@ describe('createApi (over in-memory port fakes)', () => {
   const openapi = createOpenApiValidator();
   let alphaChain: LineageRecord[];
   let seq = 0;
+  let now = NOW;
 
   const logger: Logger = {
     debug: (m, f) => logLines.push(JSON.stringify({ m, ...f })),
@@ -153,7 +155,7 @@ describe('createApi (over in-memory port fakes)', () => {
         roles: { [OPERATOR]: 'operator', [AUDITOR]: 'auditor' },
       },
       checkpointPublicKeys: { main: keys.pem },
-      clock: { nowMs: () => NOW },
+      clock: { nowMs: () => now },
       logger,
     });
   });
@@ -416,16 +418,31 @@ describe('createApi (over in-memory port fakes)', () => {
       expect(signed.headHash).toBe(alphaChain[3]!.hash);
     });
 
-    it('locates a rewritten record', async () => {
+    it('locates a rewritten record (at the next full check: at once for the head, within FULL_CHECK_EVERY_MS)', async () => {
+      // Arrange: the chain was verified (and cached) by the test above
       const stored = stores.data.lineage.find((r) => r.groupId === 'alpha' && r.generation === 2)!;
+      const head = stores.data.lineage.find((r) => r.groupId === 'alpha' && r.generation === 5)!;
       const original = stored.fingerprint;
+      const originalHead = head.fingerprint;
       stored.fingerprint = 'fp1:forged';
       try {
+        // Act + Assert: once the full check is due, the rewrite is located
+        now = NOW + FULL_CHECK_EVERY_MS;
         const proof = (await call('GET', '/v1/groups/alpha/proof', { token: tokens.auditor })).json();
+        expect(proof.verification).toMatchObject({ mode: 'full', lastFullCheckAtMs: now });
         expect(proof.chain.ok).toBe(false);
         expect(proof.chain.firstBreak).toMatchObject({ generation: 2, kind: 'hash-mismatch' });
+        // a rewritten head is found at once, even right after a check
+        stored.fingerprint = original;
+        expect((await call('GET', '/v1/groups/alpha/proof', { token: tokens.auditor })).json().chain.ok).toBe(true);
+        head.fingerprint = 'fp1:forged';
+        const again = (await call('GET', '/v1/groups/alpha/proof', { token: tokens.auditor })).json();
+        expect(again.verification.mode).toBe('full');
+        expect(again.chain.firstBreak).toMatchObject({ generation: 5, kind: 'hash-mismatch' });
       } finally {
         stored.fingerprint = original;
+        head.fingerprint = originalHead;
+        now = NOW;
       }
     });
 

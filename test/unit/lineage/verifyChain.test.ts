@@ -348,3 +348,41 @@ describe('verifyChain — tampering is detected and located', () => {
     expect(recordInput(1).groupId).toBe(GROUP);
   });
 });
+
+describe('verifyChain — incremental (after a verified head)', () => {
+  it('continues a verified chain: the same verdict as checking it whole', () => {
+    // Arrange: generations 1..8, verified through 5
+    const chain = buildChain(1, 8);
+    const head = chain[4]!;
+    const cps = [cpFor(chain[2]!), cpFor(chain[7]!)];
+    // Act: only 6..8 and the checkpoints, with generation 3's hash from the earlier check
+    const report = verifyChain(chain.slice(5), cps, ring, {
+      after: { generation: head.generation, hash: head.hash },
+      earlier: [{ generation: 3, hash: chain[2]!.hash }],
+    });
+    // Assert
+    expect(report).toMatchObject({ ok: true, length: 3, firstGeneration: 6, headGeneration: 8, breaks: [] });
+    expect(report.checkpoints.map((c) => [c.generation, c.status])).toEqual([
+      [3, 'valid'],
+      [8, 'valid'],
+    ]);
+  });
+
+  it('finds a gap, a broken link and a checkpoint over a changed earlier record', () => {
+    const chain = buildChain(1, 8);
+    const head = chain[4]!;
+    // a gap: 6 is missing
+    expect(kinds(verifyChain(chain.slice(6), [], ring, { after: head }))).toEqual([['gap', 7]]);
+    // a broken link: 6 does not link to the verified head
+    const unlinked = rehash({ ...chain[5]!, prevHash: 'e'.repeat(64) });
+    expect(kinds(verifyChain([unlinked], [], ring, { after: head }))).toEqual([['prev-hash-mismatch', 6]]);
+    // a checkpoint over generation 3, whose record now hashes differently
+    const report = verifyChain([], [cpFor(chain[2]!)], ring, {
+      after: head,
+      earlier: [{ generation: 3, hash: 'f'.repeat(64) }],
+    });
+    expect(report.checkpoints.map((c) => c.status)).toEqual(['head-mismatch']);
+    // a record at or before the verified head is reported, never silently re-verified
+    expect(kinds(verifyChain(chain.slice(4), [], ring, { after: head }))).toEqual([['duplicate', 5]]);
+  });
+});
