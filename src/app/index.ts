@@ -2,6 +2,16 @@
  * Use cases over ports: the rotation service (one engine behind every trigger), its config, and the ports the
  * adapters implement.
  */
+
+export {
+  createDrillService,
+  DEFAULT_DRILL_CONFIG,
+  type DrillConfig,
+  type DrillDeps,
+  type DrillService,
+  drillDue,
+  type SwitchoverPort,
+} from './drill.js';
 export * from './ports.js';
 export { createRotationService } from './rotationService.js';
 export * from './service.js';

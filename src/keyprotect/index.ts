@@ -21,3 +21,4 @@ export {
   sealForImport,
   toWireFields,
 } from './secure-import/index.js';
+export { createSwitchoverProbe, type SwitchoverProbeOptions } from './switchover.js';
