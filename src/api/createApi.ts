@@ -1,4 +1,4 @@
-import type { RotationService, Stores } from '../app/index.js';
+import type { DrillService, RotationService, Stores } from '../app/index.js';
 import type { Clock, GroupId, HttpRequest, HttpResponse, LineageRecord, Logger, Trigger } from '../core/index.js';
 import { AppError, asGroupId, asKeyVersionId, asRunId, hasCode, jsonResponse } from '../core/index.js';
 import {
@@ -10,6 +10,7 @@ import {
   requirePermission,
 } from './auth.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { createDrRoutes, drillView } from './drillRoutes.js';
 import {
   csvHeader,
   decodeExportPosition,
@@ -45,6 +46,10 @@ export interface ApiDeps {
   logger: Logger;
   /** Public URL of the API root (OpenAPI `servers`, links, `Secure` cookies when https). */
   publicBaseUrl?: string;
+  /** DR drills (`POST /v1/groups/{id}/drills`); without it that route answers CONFIG_INVALID. */
+  drills?: DrillService;
+  /** Key Protect URL per region, reported by `GET /v1/groups/{id}/endpoints`. */
+  keyProtectEndpoints?: Readonly<Record<string, string>>;
 }
 
 /** The transport-neutral API function. */
@@ -93,6 +98,17 @@ export function createApi(deps: ApiDeps): ApiHandler {
     return found.value;
   };
 
+  const allGroupIds = async (): Promise<GroupId[]> => {
+    const ids: GroupId[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await stores.groups.list({ limit: 200, ...(cursor ? { cursor } : {}) });
+      ids.push(...page.items.map((g) => g.id));
+      cursor = page.next;
+    } while (cursor);
+    return ids;
+  };
+
   const exportBody: ExportBody = async (format, groupId, page) => {
     if (groupId !== undefined) await requireGroup(groupId);
     const limit = page.limit ?? DEFAULT_EXPORT_LIMIT;
@@ -112,6 +128,12 @@ export function createApi(deps: ApiDeps): ApiHandler {
       chunks.push(format === 'csv' ? toCsvRows(record) : toJsonlLine(record));
       count += 1;
       last = record;
+    }
+    // DR drill records follow the generations on the last JSONL page (lines with "kind": "drill").
+    if (!more && format === 'jsonl' && stores.drills) {
+      for (const id of groupId ? [groupId] : await allGroupIds()) {
+        for (const d of await stores.drills.chain(id)) chunks.push(`${JSON.stringify(drillView(d))}\n`);
+      }
     }
     const stamp = new Date(deps.clock.nowMs()).toISOString().slice(0, 10);
     const name = `lockstep-lineage${groupId ? `-${groupId}` : ''}-${stamp}${after ? '-continued' : ''}.${format}`;
@@ -287,6 +309,15 @@ export function createApi(deps: ApiDeps): ApiHandler {
 
   const routes: Route[] = [
     ...apiRoutes,
+    ...createDrRoutes({
+      stores,
+      ...(deps.drills ? { drills: deps.drills } : {}),
+      ...(deps.keyProtectEndpoints ? { keyProtectEndpoints: deps.keyProtectEndpoints } : {}),
+      requireGroup,
+      parseBody: ({ req }) => parseRotationRequest(req),
+      basePath,
+      nowMs: () => deps.clock.nowMs(),
+    }),
     ...createUiRoutes({ ...deps, authenticator, basePath, exportBody, requireGroup, keys }),
   ];
   const compiled = routes.map((r) => ({ route: r, segments: r.path.split('/').slice(1) }));
@@ -414,7 +445,7 @@ function requireService(service: RotationService | undefined): RotationService {
 }
 
 /** Reads the optional JSON body of `POST …/rotations`. */
-function parseRotationRequest(req: HttpRequest): { reason?: string; force?: boolean } {
+export function parseRotationRequest(req: HttpRequest): { reason?: string; force?: boolean } {
   const raw = req.body;
   if (!raw || raw.length === 0) return {};
   if (raw.length > MAX_BODY_BYTES) {

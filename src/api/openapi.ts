@@ -1,5 +1,6 @@
 import { ERROR_CODES } from '../core/index.js';
 import { CSV_COLUMN_DOCS, CSV_COLUMNS } from './export.js';
+import { drPaths, drSchemas } from './openapiDr.js';
 
 /**
  * The OpenAPI 3.1 document served at `/openapi.json`. Hand-written; the test suite validates every response it
@@ -103,8 +104,15 @@ const schemas = {
       id: { type: 'string' },
       name: { type: 'string' },
       description: { type: 'string' },
-      status: { type: 'string', enum: ['healthy', 'rotating', 'degraded', 'diverged', 'failed'] },
+      status: { type: 'string', enum: ['healthy', 'rotating', 'degraded', 'diverged', 'failed', 'drill-failed'] },
       statusReason: { type: 'string' },
+      drillSchedule: {
+        type: 'object',
+        required: ['intervalMs'],
+        additionalProperties: false,
+        properties: { intervalMs: { type: 'integer', minimum: 1 }, enabled: { type: 'boolean' } },
+      },
+      lastDrill: ref('DrillSummary'),
       currentGeneration: { type: 'integer', minimum: 0 },
       lastRotatedAtMs: ms('When the current generation was completed'),
       nextDueAtMs: ms('Next time the scheduler looks at the group'),
@@ -300,6 +308,7 @@ const schemas = {
       checkpoints: { type: 'array', items: ref('CheckpointCheck') },
       firstBreak: ref('ChainBreak'),
       signedThroughGeneration: { type: 'integer', description: 'Highest generation covered by a valid checkpoint' },
+      drills: ref('DrillChainReport'),
     },
   },
   PublicKey: {
@@ -334,6 +343,10 @@ const schemas = {
       },
       chain: ref('ChainReport'),
       checkpoint: { oneOf: [{ type: 'null' }, ref('Checkpoint')], description: 'Latest signed checkpoint' },
+      drillCheckpoint: {
+        oneOf: [{ type: 'null' }, ref('DrillCheckpoint')],
+        description: 'Latest signed head of the DR drill chain',
+      },
       publicKeys: { type: 'array', items: ref('PublicKey') },
       howToVerify: { type: 'array', items: { type: 'string' } },
     },
@@ -379,6 +392,7 @@ const schemas = {
       nextAttemptAtMs: ms('Not before'),
     },
   },
+  ...drSchemas,
 } as const;
 
 const p = {
@@ -460,6 +474,7 @@ export function buildOpenApiDocument(serverUrl = '/'): Record<string, unknown> {
       schemas,
     },
     paths: {
+      ...drPaths,
       '/openapi.json': {
         get: {
           operationId: 'getOpenApi',

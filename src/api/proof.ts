@@ -1,5 +1,5 @@
 import type { Stores } from '../app/index.js';
-import type { Checkpoint, Clock, GroupId, LineageRecord } from '../core/index.js';
+import type { Checkpoint, Clock, DrillCheckpoint, GroupId, LineageRecord } from '../core/index.js';
 import {
   type ChainReport,
   type CheckpointKeyring,
@@ -8,6 +8,7 @@ import {
   loadCheckpointPublicKey,
   verifyChain,
 } from '../lineage/index.js';
+import { drillCheckpointView } from './drillRoutes.js';
 import { checkpointView } from './views.js';
 
 /** What `GET /v1/groups/{groupId}/proof` returns. */
@@ -18,6 +19,8 @@ export interface ProofDocument {
   head: { generation: number; hash: string } | null;
   chain: ChainReport;
   checkpoint: Checkpoint | null;
+  /** The latest signed head of the group's DR drill chain (absent when the store keeps no drills). */
+  drillCheckpoint?: DrillCheckpoint | null;
   publicKeys: { keyId: string; algorithm: 'Ed25519'; pem: string }[];
   howToVerify: string[];
 }
@@ -59,11 +62,20 @@ export async function buildProof(
   deps: { stores: Stores; clock: Clock; keys: TrustedCheckpointKeys },
   groupId: GroupId,
 ): Promise<{ proof: ProofDocument; records: LineageRecord[] }> {
-  const [records, checkpoints] = await Promise.all([
+  const [records, checkpoints, drills, drillCheckpoints] = await Promise.all([
     deps.stores.lineage.chain(groupId),
     deps.stores.checkpoints.list(groupId),
+    deps.stores.drills?.chain(groupId),
+    deps.stores.drills?.checkpoints(groupId),
   ]);
-  const chain = verifyChain(records, checkpoints, deps.keys.keyring, { groupId });
+  const chain = verifyChain(records, checkpoints, deps.keys.keyring, {
+    groupId,
+    ...(drills && drillCheckpoints ? { drills: { records: drills, checkpoints: drillCheckpoints } } : {}),
+  });
+  const latestDrillCp = drillCheckpoints?.reduce<DrillCheckpoint | undefined>(
+    (a, c) => (a === undefined || c.seq > a.seq || (c.seq === a.seq && c.signedAtMs > a.signedAtMs) ? c : a),
+    undefined,
+  );
   const latest = [...checkpoints].sort((a, b) => b.generation - a.generation || b.signedAtMs - a.signedAtMs)[0];
   const head = records.reduce<LineageRecord | undefined>(
     (h, r) => (h === undefined || r.generation > h.generation ? r : h),
@@ -76,6 +88,7 @@ export async function buildProof(
     head: head ? { generation: head.generation, hash: head.hash } : null,
     chain,
     checkpoint: latest ? checkpointView(latest) : null,
+    ...(drillCheckpoints ? { drillCheckpoint: latestDrillCp ? drillCheckpointView(latestDrillCp) : null } : {}),
     publicKeys: deps.keys.published.map((k) => ({ ...k })),
     howToVerify: [...HOW_TO_VERIFY],
   };

@@ -26,6 +26,8 @@ export function groupView(g: Group): Record<string, unknown> {
       crn: m.crn,
     })),
     escrowKey: { region: g.escrow.region, instanceId: g.escrow.instanceId, keyId: g.escrow.keyId, crn: g.escrow.crn },
+    drillSchedule: g.drillSchedule,
+    lastDrill: g.lastDrill,
   });
 }
 

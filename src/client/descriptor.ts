@@ -30,10 +30,11 @@ const GROUP_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export async function fetchEndpoints(opts: FetchEndpointsOptions): Promise<MemberEndpoint[]> {
   if (!GROUP_ID.test(opts.groupId)) throw new Error(`groupId "${opts.groupId}" is not a lockstep group id`);
   const base = opts.apiUrl.replace(/\/+$/, '');
-  const headers: Record<string, string> = { accept: 'application/json' };
-  await opts.authenticator.authenticate({ headers });
+  // sdk-core authenticators replace `headers` on the object they are given (they do not mutate it)
+  const request: { headers: Record<string, string> } = { headers: { accept: 'application/json' } };
+  await opts.authenticator.authenticate(request);
   const res = await fetch(`${base}/v1/groups/${encodeURIComponent(opts.groupId)}/endpoints`, {
-    headers,
+    headers: request.headers,
     signal: AbortSignal.timeout(opts.timeoutMs),
   });
   const text = await res.text();

@@ -1,0 +1,134 @@
+/**
+ * The DR routes: `GET /v1/groups/{groupId}/endpoints` (what the failover client reads), `GET|POST
+ * /v1/groups/{groupId}/drills`. Schemas: `openapiDr.ts`.
+ */
+import type { DrillService, Stores } from '../app/index.js';
+import type { DrillCheckpoint, DrillRecord, Group, GroupId, HttpResponse, Trigger } from '../core/index.js';
+import { AppError, asGroupId, jsonResponse, keyProtectEndpoints } from '../core/index.js';
+import type { Principal } from './auth.js';
+import type { Route, RouteContext } from './createApi.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { parseLimit } from './params.js';
+
+export interface DrRouteDeps {
+  stores: Stores;
+  drills?: DrillService;
+  /** Key Protect URL per region as lockstep is configured (IBM's regional URL when a region is not configured). */
+  keyProtectEndpoints?: Readonly<Record<string, string>>;
+  requireGroup(groupId: GroupId): Promise<Group>;
+  parseBody(ctx: RouteContext): { reason?: string; force?: boolean };
+  basePath: string;
+  nowMs(): number;
+}
+
+/** How often a failover client should re-read the endpoints (seconds). */
+export const ENDPOINTS_REFRESH_SECONDS = 300;
+
+/** The drill record as stored (exactly its fields, so its hash can be recomputed from the response). */
+export function drillView(r: DrillRecord): DrillRecord {
+  const { _id: _i, _rev: _r, ...rest } = r as DrillRecord & { _id?: string; _rev?: string };
+  return JSON.parse(JSON.stringify(rest)) as DrillRecord;
+}
+
+export function drillCheckpointView(c: DrillCheckpoint): DrillCheckpoint {
+  const { chain, groupId, seq, headHash, signedAtMs, keyId, algorithm, signature } = c;
+  return { chain, groupId, seq, headHash, signedAtMs, keyId, algorithm, signature };
+}
+
+/** Each member's role, region, Key Protect URLs, instance, key, ring and health as the latest drill found it. */
+export function endpointsView(group: Group, endpoints: Readonly<Record<string, string>>, nowMs: number) {
+  const drill = group.lastDrill;
+  return {
+    groupId: group.id,
+    status: group.status,
+    currentGeneration: group.currentGeneration,
+    generatedAtMs: nowMs,
+    refreshAfterSeconds: ENDPOINTS_REFRESH_SECONDS,
+    members: group.members.map((m) => {
+      const seen = drill?.members.find((x) => x.crn === m.crn);
+      return {
+        role: m.role,
+        region: m.region,
+        instanceId: m.instanceId,
+        keyId: m.keyId,
+        crn: m.crn,
+        keyRingId: m.keyRingId ?? null,
+        endpoints: keyProtectEndpoints(endpoints[m.region] ?? `https://${m.region}.kms.cloud.ibm.com`),
+        health:
+          drill && seen
+            ? { status: seen.health, source: 'drill', checkedAtMs: drill.atMs, drillSeq: drill.seq }
+            : { status: 'unknown', source: 'none' },
+      };
+    }),
+  };
+}
+
+export function createDrRoutes(deps: DrRouteDeps): Route[] {
+  const repo = () => {
+    if (!deps.stores.drills) throw new AppError('CONFIG_INVALID', 'This deployment stores no DR drills');
+    return deps.stores.drills;
+  };
+  return [
+    {
+      method: 'GET',
+      path: '/v1/groups/{groupId}/endpoints',
+      access: 'read',
+      query: [],
+      async handle({ params }) {
+        const group = await deps.requireGroup(asGroupId(params.groupId));
+        return jsonResponse(200, endpointsView(group, deps.keyProtectEndpoints ?? {}, deps.nowMs()), {
+          'cache-control': `private, max-age=${ENDPOINTS_REFRESH_SECONDS}`,
+        });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/groups/{groupId}/drills',
+      access: 'read',
+      query: ['limit', 'cursor'],
+      async handle({ req, params }) {
+        const groupId = asGroupId(params.groupId);
+        const limit = parseLimit(req.query.limit);
+        const scope = `drills:${groupId}`;
+        const cursor = req.query.cursor === undefined ? undefined : decodeCursor(req.query.cursor, scope);
+        await deps.requireGroup(groupId);
+        const drills = repo();
+        const [page, checkpoints] = await Promise.all([
+          drills.list(groupId, { limit, ...(cursor ? { cursor } : {}) }),
+          drills.checkpoints(groupId),
+        ]);
+        const latest = [...checkpoints].sort((a, b) => b.seq - a.seq || b.signedAtMs - a.signedAtMs)[0];
+        return jsonResponse(200, {
+          items: page.items.map(drillView),
+          checkpoint: latest ? drillCheckpointView(latest) : null,
+          ...(page.next ? { next: encodeCursor(page.next, scope) } : {}),
+        });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/groups/{groupId}/drills',
+      access: 'act',
+      query: [],
+      async handle(ctx): Promise<HttpResponse> {
+        const groupId = asGroupId(ctx.params.groupId);
+        const body = deps.parseBody(ctx);
+        if (body.force) {
+          throw new AppError('VALIDATION_FAILED', 'force does not apply to drills; send {reason?}', {
+            details: { field: 'force' },
+          });
+        }
+        if (!deps.drills) throw new AppError('CONFIG_INVALID', 'This deployment cannot run DR drills');
+        await deps.requireGroup(groupId);
+        const trigger: Trigger = {
+          kind: 'operator',
+          by: (ctx.principal as Principal).iamId,
+          ...(body.reason ? { reason: body.reason } : {}),
+        };
+        const record = await deps.drills.run(groupId, { trigger });
+        const path = `${deps.basePath}/v1/groups/${groupId}/drills`;
+        return jsonResponse(201, drillView(record), { location: path });
+      },
+    },
+  ];
+}
