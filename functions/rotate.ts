@@ -45,6 +45,7 @@ export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
       {
         service: d.service,
         stores: d.stores,
+        drills: d.drills,
         clock,
         logger: context.logger,
         config: {

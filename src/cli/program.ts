@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import { drill } from './commands/drill.js';
 import { groupList, history, status } from './commands/read.js';
 import type { ConfigFlags } from './config.js';
 import { ENV_VARS } from './config.js';
@@ -284,6 +285,13 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
     .description('lineage of a group, newest first')
     .option('-n, --limit <n>', 'at most this many generations', integer('--limit', 1), 50)
     .action(act((c, id: string, opts: { limit: number }) => history(c, id, opts)));
+
+  program
+    .command('drill [groupId]')
+    .description('DR drill: every member unwraps every retained generation, each duplicate takes over from the primary')
+    .option('--all', 'drill every group', false)
+    .option('--reason <text>', 'recorded in the drill record')
+    .action(act((c, id: string | undefined, opts: { all: boolean; reason?: string }) => drill(c, id, opts)));
 
   const audit = program.command('audit').description('auditor tools');
   audit
