@@ -244,4 +244,18 @@ describe('DR drills', () => {
     });
     expect(cut.drills?.checkpoints[0]?.status).toBe('beyond-chain');
   });
+
+  it('the timeline page shows the latest drill and the drill chain', async () => {
+    const login = await http.request('POST', '/ui/login', {
+      body: `token=${encodeURIComponent(auditor)}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    const cookie = (login.headers['set-cookie'] ?? '').split(';')[0] ?? '';
+    const page = await http.request('GET', `/ui/groups/${group.id}`, { headers: { cookie } });
+    expect(page.status).toBe(200);
+    const panel = /data-testid="drill-panel">([\s\S]*?)<\/div>/.exec(page.text)?.[1] ?? '';
+    expect(panel).toContain('data-testid="drill-result">passed');
+    expect(panel).toMatch(/Drill 4 at/);
+    expect(panel).toMatch(/Drill chain: 4 record\(s\)/);
+  });
 });
