@@ -284,6 +284,7 @@ export class GroupKeyring {
       let done = false;
       let hedgeTimer: ReturnType<typeof setTimeout> | undefined;
       let last: Slot | undefined;
+      let winner: Slot | undefined;
       const finish = (settle: () => void) => {
         if (done) return;
         done = true;
@@ -314,13 +315,15 @@ export class GroupKeyring {
         last = slot;
         const started = this.#now();
         emit(onEvent, { type: 'attempt', op, member: refOf(slot.member), hedged: reason === 'hedge' });
-        this.#attempt(slot, overall.signal, call).then((outcome) => {
+        const lost = () => winner !== undefined && winner !== slot;
+        this.#attempt(slot, overall.signal, call, lost).then((outcome) => {
           inflight -= 1;
           const latencyMs = this.#now() - started;
           if (done) return;
           if ('value' in outcome) {
             slot.metrics.lastLatencyMs = latencyMs;
             emit(onEvent, { type: 'success', op, member: refOf(slot.member), latencyMs, attempts: next });
+            winner = slot;
             finish(() => resolve({ value: outcome.value, slot, attempts: next }));
             return;
           }
@@ -347,7 +350,9 @@ export class GroupKeyring {
     slot: Slot,
     overall: AbortSignal,
     call: (m: MemberEndpoint, signal: AbortSignal) => Promise<T>,
+    lostRace: () => boolean,
   ): Promise<{ value: T } | { failure: AttemptFailure }> {
+    const started = this.#now();
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), this.#opts.attemptTimeoutMs);
     slot.breaker.take();
@@ -359,8 +364,16 @@ export class GroupKeyring {
       return { value };
     } catch (err) {
       if (overall.aborted) {
-        // Another member answered first (or the call ended): this says nothing about this member.
-        slot.breaker.release();
+        const hedge = this.#opts.hedgeDelayMs;
+        if (lostRace() && hedge !== undefined && this.#now() - started >= hedge) {
+          // Outrun by a hedged member after the hedge delay: as slow as unavailable for this call, and a strike
+          // against the breaker, so a hanging primary stops costing every call the hedge delay.
+          slot.breaker.failure();
+          slot.metrics.failures.timeout = (slot.metrics.failures.timeout ?? 0) + 1;
+        } else {
+          // The call ended for another reason (deadline, caller, a quick winner): nothing learnt about this member.
+          slot.breaker.release();
+        }
         return { failure: { member: refOf(slot.member), kind: 'timeout', message: 'abandoned' } };
       }
       const failure: AttemptFailure =

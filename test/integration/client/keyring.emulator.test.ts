@@ -101,6 +101,18 @@ describe('GroupKeyring against the emulator', () => {
     expect(Date.now() - started).toBeLessThan(1_200);
   });
 
+  it('with hedging, a primary outrun by a duplicate counts against its breaker, so a hang stops costing the hedge delay', async () => {
+    const { ciphertext } = await wrapped();
+    stack.kp.setFaults({ region: 'us-south' }, { latencyMs: 5_000 });
+    const r = ring({ attemptTimeoutMs: 10_000, hedgeDelayMs: 50, breakerThreshold: 2 });
+    for (let i = 0; i < 2; i++) expect((await r.unwrap(ciphertext)).member.region).toBe('us-east');
+    expect(r.metrics()[0]).toMatchObject({ breaker: 'open', failures: { timeout: 2 } });
+    const started = Date.now();
+    const direct = await r.unwrap(ciphertext);
+    expect(direct.attempts).toBe(1);
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
   it('never fails over on 401: a member the caller cannot use is DENIED', async () => {
     const { ciphertext } = await wrapped();
     const bad = group.members.map((m) =>
