@@ -284,7 +284,7 @@ export class GroupKeyring {
       let done = false;
       let hedgeTimer: ReturnType<typeof setTimeout> | undefined;
       let last: Slot | undefined;
-      let winner: Slot | undefined;
+      const running = new Map<Slot, number>();
       const finish = (settle: () => void) => {
         if (done) return;
         done = true;
@@ -315,15 +315,23 @@ export class GroupKeyring {
         last = slot;
         const started = this.#now();
         emit(onEvent, { type: 'attempt', op, member: refOf(slot.member), hedged: reason === 'hedge' });
-        const lost = () => winner !== undefined && winner !== slot;
-        this.#attempt(slot, overall.signal, call, lost).then((outcome) => {
+        running.set(slot, this.#now());
+        this.#attempt(slot, overall.signal, call).then((outcome) => {
           inflight -= 1;
+          running.delete(slot);
           const latencyMs = this.#now() - started;
           if (done) return;
           if ('value' in outcome) {
             slot.metrics.lastLatencyMs = latencyMs;
             emit(onEvent, { type: 'success', op, member: refOf(slot.member), latencyMs, attempts: next });
-            winner = slot;
+            // Members outrun after the hedge delay are as slow as unavailable for this call: a strike against
+            // their breaker, so a hanging primary stops costing every call the hedge delay.
+            for (const [other, startedMs] of running) {
+              if (other !== slot && hedge !== undefined && this.#now() - startedMs >= hedge) {
+                other.breaker.failure();
+                other.metrics.failures.timeout = (other.metrics.failures.timeout ?? 0) + 1;
+              }
+            }
             finish(() => resolve({ value: outcome.value, slot, attempts: next }));
             return;
           }
@@ -350,9 +358,7 @@ export class GroupKeyring {
     slot: Slot,
     overall: AbortSignal,
     call: (m: MemberEndpoint, signal: AbortSignal) => Promise<T>,
-    lostRace: () => boolean,
   ): Promise<{ value: T } | { failure: AttemptFailure }> {
-    const started = this.#now();
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(), this.#opts.attemptTimeoutMs);
     slot.breaker.take();
@@ -364,16 +370,8 @@ export class GroupKeyring {
       return { value };
     } catch (err) {
       if (overall.aborted) {
-        const hedge = this.#opts.hedgeDelayMs;
-        if (lostRace() && hedge !== undefined && this.#now() - started >= hedge) {
-          // Outrun by a hedged member after the hedge delay: as slow as unavailable for this call, and a strike
-          // against the breaker, so a hanging primary stops costing every call the hedge delay.
-          slot.breaker.failure();
-          slot.metrics.failures.timeout = (slot.metrics.failures.timeout ?? 0) + 1;
-        } else {
-          // The call ended for another reason (deadline, caller, a quick winner): nothing learnt about this member.
-          slot.breaker.release();
-        }
+        // The call ended (another member won — judged in #race —, the deadline, the caller): frees a probe slot.
+        slot.breaker.release();
         return { failure: { member: refOf(slot.member), kind: 'timeout', message: 'abandoned' } };
       }
       const failure: AttemptFailure =
