@@ -8,6 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { IamAuthenticator } from 'ibm-cloud-sdk-core';
 import { GroupKeyring } from 'lockstep/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runApp } from '../../../examples/app/app.js';
 import {
   createApi,
   drillsFromJsonl,
@@ -138,6 +139,34 @@ describe('GET /v1/groups/{id}/endpoints and the failover client', () => {
       GroupKeyring.fromApi({ apiUrl: 'http://127.0.0.1:9', groupId: group.id, authenticator: auditorAuth() }),
     ).rejects.toMatchObject({ code: 'DESCRIPTOR_UNAVAILABLE' });
     ring.close();
+  });
+});
+
+describe('examples/app', () => {
+  it('keeps wrapping and unwrapping with no failure while the primary region is down', async () => {
+    const lines: string[] = [];
+    const outage = setTimeout(() => s.stack.kp.setFaults({ region: 'us-south' }, { outage: 'refuse' }), 700);
+    const restore = setTimeout(() => s.stack.kp.clearFaults(), 2_300);
+    try {
+      const stats = await runApp({
+        apiUrl: server.url,
+        iamUrl: s.stack.iam.url,
+        apiKey: s.stack.iam.apiKeyFor('auditor'),
+        groupId: group.id,
+        durationMs: 3_000,
+        intervalMs: 20,
+        log: (l) => lines.push(l),
+      });
+      expect(stats.errors).toEqual([]);
+      expect(stats.failures).toBe(0);
+      expect(stats.byRegion['us-south']).toBeGreaterThan(0);
+      expect(stats.byRegion['us-east']).toBeGreaterThan(0);
+      expect(lines.some((l) => /breaker us-south: closed → open/.test(l))).toBe(true);
+    } finally {
+      clearTimeout(outage);
+      clearTimeout(restore);
+      s.stack.kp.clearFaults();
+    }
   });
 });
 
