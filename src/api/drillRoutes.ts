@@ -118,8 +118,8 @@ export function createDrRoutes(deps: DrRouteDeps): Route[] {
             details: { field: 'force' },
           });
         }
-        if (!deps.drills) throw new AppError('CONFIG_INVALID', 'This deployment cannot run DR drills');
         await deps.requireGroup(groupId);
+        if (!deps.drills) throw new AppError('CONFIG_INVALID', 'This deployment cannot run DR drills');
         const trigger: Trigger = {
           kind: 'operator',
           by: (ctx.principal as Principal).iamId,
