@@ -106,6 +106,11 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
       },
     });
   }
+  // the 1 h rule and the checkpoint key, shared by rotations and drills
+  const tuning = {
+    ...(config.rotationMinIntervalMs ? { rotationMinIntervalMs: config.rotationMinIntervalMs } : {}),
+    ...(config.checkpointSigning ? { checkpointSigning: config.checkpointSigning } : {}),
+  };
   const service = createRotationService({
     kp,
     stores,
@@ -113,10 +118,7 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
     random,
     logger,
     ...(notifier ? { notifier } : {}),
-    config: {
-      ...(config.rotationMinIntervalMs ? { rotationMinIntervalMs: config.rotationMinIntervalMs } : {}),
-      ...(config.checkpointSigning ? { checkpointSigning: config.checkpointSigning } : {}),
-    },
+    config: tuning,
     nextDueAtMs: (group: Group, completedAtMs: number) =>
       nextDueAtMs(group.schedule, {
         lastRotatedAtMs: completedAtMs,
@@ -133,10 +135,7 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
     random,
     logger,
     ...(notifier ? { notifier } : {}),
-    config: {
-      ...(config.rotationMinIntervalMs ? { rotationMinIntervalMs: config.rotationMinIntervalMs } : {}),
-      ...(config.checkpointSigning ? { checkpointSigning: config.checkpointSigning } : {}),
-    },
+    config: tuning,
   });
   return { config, logger, stores, service, drills, extra: more };
 }

@@ -185,7 +185,8 @@ export function classify(member: MemberRef, err: unknown, signal?: AbortSignal):
   return { member, kind: 'connection', message: code ?? (typeof e.message === 'string' ? e.message : 'network error') };
 }
 
-function reasonCodeOf(result: unknown): string | undefined {
+/** The first `reasons[].code` of a Key Protect error body (also used by the orchestrator's adapter). */
+export function reasonCodeOf(result: unknown): string | undefined {
   const resources = (result as { resources?: unknown } | null | undefined)?.resources;
   const first = Array.isArray(resources) ? (resources[0] as { reasons?: unknown } | undefined) : undefined;
   const reasons = first?.reasons;
