@@ -22,6 +22,20 @@ export interface FetchEndpointsOptions {
   authenticator: SdkAuthenticator;
   endpointType: 'public' | 'private';
   timeoutMs: number;
+  /** Which Key Protect URLs a descriptor may name (default {@link isKeyProtectUrl}). */
+  trustUrl?: (url: string) => boolean;
+}
+
+const IBM_KMS = /^https:\/\/(private\.)?[a-z]{2}-[a-z]{2,6}\.kms\.cloud\.ibm\.com\/?$/;
+const LOOPBACK = /^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?\/?$/;
+
+/**
+ * The default for URLs read from the API: IBM's Key Protect endpoints (`https://[private.]<region>.kms.cloud.ibm.com`)
+ * and loopback (the local stack). The keyring sends its IAM token and the caller's plaintext DEKs to these URLs, so a
+ * descriptor naming any other host is refused (and the last known members are kept) unless `trustUrl` allows it.
+ */
+export function isKeyProtectUrl(url: string): boolean {
+  return IBM_KMS.test(url) || LOOPBACK.test(url);
 }
 
 const GROUP_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -45,15 +59,24 @@ export async function fetchEndpoints(opts: FetchEndpointsOptions): Promise<Membe
   } catch {
     throw new Error('lockstep API answered with a body that is not JSON');
   }
-  return parseEndpoints(body, opts.endpointType);
+  return parseEndpoints(body, opts.endpointType, opts.trustUrl ?? isKeyProtectUrl);
 }
 
 /** Maps the descriptor's members to keyring members (private URL when asked for and known, else public). */
-export function parseEndpoints(body: { members?: unknown }, endpointType: 'public' | 'private'): MemberEndpoint[] {
+export function parseEndpoints(
+  body: { members?: unknown },
+  endpointType: 'public' | 'private',
+  trustUrl: (url: string) => boolean = isKeyProtectUrl,
+): MemberEndpoint[] {
   if (!Array.isArray(body?.members) || body.members.length === 0) throw new Error('the descriptor lists no members');
   return (body.members as EndpointMember[]).map((m, i) => {
     const url = endpointType === 'private' ? (m?.endpoints?.private ?? m?.endpoints?.public) : m?.endpoints?.public;
     if (typeof url !== 'string') throw new Error(`descriptor member ${i} has no ${endpointType} endpoint`);
+    if (!trustUrl(url)) {
+      throw new Error(
+        `descriptor member ${i} names ${url.slice(0, 100)}, which is not a trusted Key Protect URL (see trustUrl)`,
+      );
+    }
     return {
       role: m.role,
       region: m.region,

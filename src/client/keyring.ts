@@ -98,6 +98,7 @@ export class GroupKeyring {
         authenticator: opts.apiAuthenticator ?? opts.authenticator,
         endpointType: opts.endpointType ?? 'public',
         timeoutMs: opts.apiTimeoutMs ?? 5_000,
+        ...(opts.trustUrl ? { trustUrl: opts.trustUrl } : {}),
       });
     let members: MemberEndpoint[];
     try {

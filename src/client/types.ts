@@ -151,4 +151,9 @@ export interface FromApiOptions extends Omit<GroupKeyringOptions, 'members'> {
   apiTimeoutMs?: number;
   /** A last known descriptor, used when the API cannot be read at start (e.g. from a file or an env var). */
   fallbackMembers?: MemberEndpoint[];
+  /**
+   * Which Key Protect URLs the API may name: the keyring sends its token and plaintext DEKs there. Default: IBM's
+   * `https://[private.]<region>.kms.cloud.ibm.com` and loopback (`isKeyProtectUrl`).
+   */
+  trustUrl?: (url: string) => boolean;
 }

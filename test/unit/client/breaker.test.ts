@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CircuitBreaker, classify } from '../../../src/client/index.js';
+import { CircuitBreaker, classify, isKeyProtectUrl, parseEndpoints } from '../../../src/client/index.js';
 
 describe('CircuitBreaker', () => {
   it('opens after the threshold, lets one half-open probe through after the cooldown, closes on success', () => {
@@ -67,5 +67,36 @@ describe('classify', () => {
     [{ statusText: 'ETIMEDOUT' }, 'timeout'],
   ])('%o is %s', (err, kind) => {
     expect(classify(m, err).kind).toBe(kind);
+  });
+});
+
+describe('descriptor from the API', () => {
+  const member = (url: string) => ({
+    role: 'primary',
+    region: 'us-south',
+    instanceId: 'i',
+    keyId: 'k',
+    endpoints: { public: url, private: 'https://private.us-south.kms.cloud.ibm.com' },
+  });
+  it.each([
+    ['https://us-south.kms.cloud.ibm.com', true],
+    ['https://private.eu-de.kms.cloud.ibm.com/', true],
+    ['http://127.0.0.1:4601', true],
+    ['http://us-south.kms.cloud.ibm.com', false],
+    ['https://us-south.kms.cloud.ibm.com.evil.example', false],
+    ['https://evil.example/us-south.kms.cloud.ibm.com', false],
+  ])('%s trusted: %s', (url, trusted) => {
+    expect(isKeyProtectUrl(url)).toBe(trusted);
+    const parse = () => parseEndpoints({ members: [member(url)] }, 'public');
+    if (trusted) expect(parse()[0]?.url).toBe(url);
+    else expect(parse).toThrow(/not a trusted Key Protect URL/);
+  });
+
+  it('uses the private URL when asked for, and a caller-supplied trust rule', () => {
+    expect(parseEndpoints({ members: [member('https://us-south.kms.cloud.ibm.com')] }, 'private')[0]?.url).toBe(
+      'https://private.us-south.kms.cloud.ibm.com',
+    );
+    const proxy = 'https://kms-proxy.internal.example';
+    expect(parseEndpoints({ members: [member(proxy)] }, 'public', (u) => u === proxy)[0]?.url).toBe(proxy);
   });
 });
