@@ -291,7 +291,12 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
     .description('DR drill: every member unwraps every retained generation, each duplicate takes over from the primary')
     .option('--all', 'drill every group', false)
     .option('--reason <text>', 'recorded in the drill record')
-    .action(act((c, id: string | undefined, opts: { all: boolean; reason?: string }) => drill(c, id, opts)));
+    .option('--schedule <every|off>', 'instead of drilling now: drill the group every <duration> from the rotate tick')
+    .action(
+      act((c, id: string | undefined, opts: { all: boolean; reason?: string; schedule?: string }) =>
+        drill(c, id, opts),
+      ),
+    );
 
   const audit = program.command('audit').description('auditor tools');
   audit

@@ -5,6 +5,9 @@
  * endpoints route with an auditor token and survives the API going away.
  */
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { IamAuthenticator } from 'ibm-cloud-sdk-core';
 import { GroupKeyring } from 'lockstep/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +20,7 @@ import {
   serveHttp,
 } from '../../../src/api/index.js';
 import { createDrillService, type DrillService } from '../../../src/app/index.js';
+import { runCli } from '../../../src/cli/cli.js';
 import type { DrillCheckpoint, DrillRecord, Group } from '../../../src/core/index.js';
 import { authenticatorFromConfig, createSwitchoverProbe } from '../../../src/keyprotect/index.js';
 import { checkpointKeyring, verifyChain } from '../../../src/lineage/index.js';
@@ -38,7 +42,7 @@ beforeAll(async () => {
   s = await startLocalStack({ config: { rotationMinIntervalMs: 60_000 } });
   group = await createStackGroup(s, 'ledger', 2);
   // a second generation, so the drill checks the canaries of two
-  const service = s.service();
+  const service = s.service({ config: { checkpointSigning: { privateKey: privatePem } } });
   s.clock.advance(3_600_000);
   const { runId } = await service.rotateNow(group.id, { trigger: { kind: 'operator', by: 'test' } });
   expect((await driveRun(s, service, runId)).status).toBe('completed');
@@ -286,5 +290,37 @@ describe('DR drills', () => {
     expect(panel).toContain('data-testid="drill-result">passed');
     expect(panel).toMatch(/Drill 4 at/);
     expect(panel).toMatch(/Drill chain: 4 record\(s\)/);
+  });
+
+  it('the CLI runs a drill (exit 0), shows drills in history and verifies the drill chain with audit verify', async () => {
+    const cli = async (...argv: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(argv, {
+        stdout: (t) => out.push(t),
+        stderr: (t) => err.push(t),
+        env: {
+          LOCKSTEP_API_URL: server.url,
+          LOCKSTEP_IAM_URL: s.stack.iam.url,
+          LOCKSTEP_API_KEY: s.stack.iam.apiKeyFor('operator'),
+        },
+        cwd: mkdtempSync(join(tmpdir(), 'lockstep-drill-cli-')),
+        isTty: false,
+        interrupted: new Promise(() => {}),
+      });
+      return { code, json: () => JSON.parse(out.join('')), stderr: err.join('') };
+    };
+    const run = await cli('--json', 'drill', group.id, '--reason', 'cli');
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json()).toMatchObject({ ok: true, drills: [{ seq: 5, result: 'passed', trigger: { reason: 'cli' } }] });
+    const history = await cli('--json', 'history', group.id);
+    expect(history.json().drills.map((d: DrillRecord) => d.seq)).toEqual([5, 4, 3, 2, 1]);
+    const audit = await cli('--json', 'audit', 'verify', group.id);
+    expect(audit.code, audit.stderr).toBe(0);
+    expect(audit.json()).toMatchObject({
+      ok: true,
+      groups: [{ groupId: group.id, records: 2, drills: 5, breaks: [] }],
+    });
+    expect((await cli('drill')).code).toBe(2);
   });
 });
