@@ -213,7 +213,12 @@ export class GroupKeyring {
     const eligible = this.#eligible(opts);
     const first = eligible.find((s) => (preferred ? preferred(refOf(s.member)) : s.member.role === 'primary'));
     if (!first) throw invalid(preferred ? 'no member matches `preferred`' : 'the keyring has no primary member');
-    const order = this.#opts.wrapFailover ? [first, ...eligible.filter((s) => s !== first)] : [first];
+    // With wrapFailover a preferred member whose breaker is open is asked last, like in unwrap.
+    const order = this.#opts.wrapFailover
+      ? [first, ...eligible.filter((s) => s !== first)].sort(
+          (a, b) => Number(!a.breaker.canTry()) - Number(!b.breaker.canTry()),
+        )
+      : [first];
     const { value, slot } = await this.#race('wrap', order, opts, (m, signal) =>
       this.#transport.wrap(m, bytes, opts.aad, signal),
     );

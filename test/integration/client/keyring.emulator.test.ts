@@ -165,8 +165,15 @@ describe('GroupKeyring against the emulator', () => {
   it('does not let wrap fail over unless wrapFailover is set', async () => {
     stack.kp.setFaults({ region: 'us-south' }, { outage: '503' });
     await expect(ring().wrap()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-    const w = await ring({ wrapFailover: true }).wrap();
-    expect(w.member.region).toBe('us-east');
+    const events: KeyringEvent[] = [];
+    const r = ring({ wrapFailover: true, breakerThreshold: 1 }, events);
+    expect((await r.wrap()).member.region).toBe('us-east');
+    // the primary's breaker is open now: the next wrap goes straight to the duplicate
+    const next = await r.wrap();
+    expect(next.member.region).toBe('us-east');
+    expect(
+      events.filter((e) => e.type === 'attempt').map((e) => (e as { member: { region: string } }).member.region),
+    ).toEqual(['us-south', 'us-east', 'us-east']);
   });
 
   it('unwraps a ciphertext of an older generation and returns it rewrapped under the latest version', async () => {
