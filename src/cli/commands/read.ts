@@ -144,6 +144,14 @@ export async function status(ctx: CliContext, groupId: string | undefined): Prom
             : '-',
         ],
         ['escrow key', group.escrowKey?.crn],
+        [
+          'last DR drill',
+          group.lastDrill
+            ? `${group.lastDrill.seq} ${group.lastDrill.result === 'passed' ? ctx.out.green('passed') : ctx.out.red('failed')} ${formatTime(group.lastDrill.atMs)}${group.drillSchedule ? ` (every ${formatDuration(group.drillSchedule.intervalMs)})` : ''}`
+            : group.drillSchedule
+              ? `none yet (every ${formatDuration(group.drillSchedule.intervalMs)})`
+              : '-',
+        ],
       ]),
       '',
       renderTable(group.members, [
