@@ -77,13 +77,21 @@ export function parseEndpoints(
         `descriptor member ${i} names ${url.slice(0, 100)}, which is not a trusted Key Protect URL (see trustUrl)`,
       );
     }
-    return {
-      role: m.role,
-      region: m.region,
-      url,
-      instanceId: m.instanceId,
-      keyId: m.keyId,
-      ...(typeof m.keyRingId === 'string' && m.keyRingId ? { keyRingId: m.keyRingId } : {}),
-    };
+    return memberEndpoint(m, url);
   });
+}
+
+/** A keyring member from a member description (descriptor or group) and the URL to reach it. */
+export function memberEndpoint(
+  m: { role: MemberEndpoint['role']; region: string; instanceId: string; keyId: string; keyRingId?: string | null },
+  url: string,
+): MemberEndpoint {
+  return {
+    role: m.role,
+    region: m.region,
+    url,
+    instanceId: m.instanceId,
+    keyId: m.keyId,
+    ...(typeof m.keyRingId === 'string' && m.keyRingId ? { keyRingId: m.keyRingId } : {}),
+  };
 }

@@ -14,7 +14,7 @@
  * @module
  */
 export { CircuitBreaker } from './breaker.js';
-export { type EndpointMember, isKeyProtectUrl, parseEndpoints } from './descriptor.js';
+export { type EndpointMember, isKeyProtectUrl, memberEndpoint, parseEndpoints } from './descriptor.js';
 export { isKeyringError, KeyringError, KeyringErrorCode } from './errors.js';
 export { GroupKeyring } from './keyring.js';
 export { classify, FAILOVER_KINDS } from './transport.js';

@@ -3,7 +3,7 @@
  * members treated as down, exactly as an application's keyring would fail over.
  */
 import type { SwitchoverPort } from '../app/drill.js';
-import { GroupKeyring, type MemberEndpoint } from '../client/index.js';
+import { GroupKeyring, type MemberEndpoint, memberEndpoint } from '../client/index.js';
 import { AppError, type Member } from '../core/index.js';
 import type { KeyProtectAuthenticator } from './auth.js';
 
@@ -26,14 +26,7 @@ export function createSwitchoverProbe(opts: SwitchoverProbeOptions): SwitchoverP
         details: { field: 'endpoints', region: m.region },
       });
     }
-    return {
-      role: m.role,
-      region: m.region,
-      url,
-      instanceId: m.instanceId,
-      keyId: m.keyId,
-      ...(m.keyRingId ? { keyRingId: m.keyRingId } : {}),
-    };
+    return memberEndpoint(m, url);
   };
   return {
     async unwrap(members, ciphertext, aad, { down }) {
