@@ -12,6 +12,8 @@ const handler = perContainer(async () => {
   return createApi({
     stores: d.stores,
     service: d.service,
+    drills: d.drills,
+    keyProtectEndpoints: d.config.kpEndpoints,
     auth: {
       jwksUrl: `${iamUrl}/identity/keys`,
       issuer: `${iamUrl}/identity`,

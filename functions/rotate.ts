@@ -62,6 +62,7 @@ export const main: (params: CeParams) => Promise<CeResult> = createCeMain({
       {
         service: d.service,
         stores: d.stores,
+        drills: d.drills,
         clock,
         random,
         logger: context.logger,

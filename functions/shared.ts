@@ -2,8 +2,14 @@
  * Wiring shared by the three composition roots: configuration from the environment, adapters (Cloudant stores,
  * Key Protect client, notifier) and the rotation service, built once per container and reused across invocations.
  */
-import type { Notifier, RotationService, Stores } from '../src/app/index.js';
-import { createJsonLogger, createRotationService, cryptoRandom, systemClock } from '../src/app/index.js';
+import type { DrillService, Notifier, RotationService, Stores } from '../src/app/index.js';
+import {
+  createDrillService,
+  createJsonLogger,
+  createRotationService,
+  cryptoRandom,
+  systemClock,
+} from '../src/app/index.js';
 import { withRequestRateBudget } from '../src/app/tick.js';
 import type { CommonConfig, Env } from '../src/codeengine/index.js';
 import {
@@ -14,7 +20,7 @@ import {
   readCommonConfig,
 } from '../src/codeengine/index.js';
 import type { Group, Logger } from '../src/core/index.js';
-import { authenticatorFromConfig, createKeyProtectClient } from '../src/keyprotect/index.js';
+import { authenticatorFromConfig, createKeyProtectClient, createSwitchoverProbe } from '../src/keyprotect/index.js';
 import { nextDueAtMs } from '../src/scheduling/index.js';
 import { createCloudantStores, storeConfigFromEnv } from '../src/store/index.js';
 
@@ -26,6 +32,8 @@ export interface Core {
   logger: Logger;
   stores: Stores;
   service: RotationService;
+  /** DR drills (operator route, scheduled drills in the tick). */
+  drills: DrillService;
 }
 
 /** Logger for a function, at the configured level (before config is read: info). */
@@ -98,6 +106,11 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
       },
     });
   }
+  // the 1 h rule and the checkpoint key, shared by rotations and drills
+  const tuning = {
+    ...(config.rotationMinIntervalMs ? { rotationMinIntervalMs: config.rotationMinIntervalMs } : {}),
+    ...(config.checkpointSigning ? { checkpointSigning: config.checkpointSigning } : {}),
+  };
   const service = createRotationService({
     kp,
     stores,
@@ -105,10 +118,7 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
     random,
     logger,
     ...(notifier ? { notifier } : {}),
-    config: {
-      ...(config.rotationMinIntervalMs ? { rotationMinIntervalMs: config.rotationMinIntervalMs } : {}),
-      ...(config.checkpointSigning ? { checkpointSigning: config.checkpointSigning } : {}),
-    },
+    config: tuning,
     nextDueAtMs: (group: Group, completedAtMs: number) =>
       nextDueAtMs(group.schedule, {
         lastRotatedAtMs: completedAtMs,
@@ -116,5 +126,16 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
         nowMs: completedAtMs,
       }),
   });
-  return { config, logger, stores, service, extra: more };
+  const drills = createDrillService({
+    kp,
+    stores,
+    switchover: createSwitchoverProbe({ endpoints: config.kpEndpoints, authenticator }),
+    endpoints: config.kpEndpoints,
+    clock,
+    random,
+    logger,
+    ...(notifier ? { notifier } : {}),
+    config: tuning,
+  });
+  return { config, logger, stores, service, drills, extra: more };
 }

@@ -1,4 +1,4 @@
-import type { RotationService, Stores } from '../app/index.js';
+import type { DrillService, RotationService, Stores } from '../app/index.js';
 import type { Clock, GroupId, HttpRequest, HttpResponse, LineageRecord, Logger, Trigger } from '../core/index.js';
 import { AppError, asGroupId, asKeyVersionId, asRunId, hasCode, jsonResponse } from '../core/index.js';
 import { checkLineageText } from '../lineage/index.js';
@@ -11,6 +11,7 @@ import {
   requirePermission,
 } from './auth.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { createDrRoutes, drillView } from './drillRoutes.js';
 import {
   csvHeader,
   decodeExportPosition,
@@ -44,6 +45,10 @@ export interface ApiDeps {
   publicBaseUrl?: string;
   /** `LOCKSTEP_UI_SESSION_SECRET`: the page's session key is derived from it (else random per process). */
   sessionSecret?: string;
+  /** DR drills (`POST /v1/groups/{id}/drills`); without it that route answers CONFIG_INVALID. */
+  drills?: DrillService;
+  /** Key Protect URL per region, reported by `GET /v1/groups/{id}/endpoints`. */
+  keyProtectEndpoints?: Readonly<Record<string, string>>;
 }
 
 /** The transport-neutral API function. */
@@ -101,6 +106,17 @@ export function createApi(deps: ApiDeps): ApiHandler {
     return found.value;
   };
 
+  const allGroupIds = async (): Promise<GroupId[]> => {
+    const ids: GroupId[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await stores.groups.list({ limit: 200, ...(cursor ? { cursor } : {}) });
+      ids.push(...page.items.map((g) => g.id));
+      cursor = page.next;
+    } while (cursor);
+    return ids;
+  };
+
   const exportBody: ExportBody = async (format, groupId, page) => {
     if (groupId !== undefined) await requireGroup(groupId);
     const limit = page.limit ?? DEFAULT_EXPORT_LIMIT;
@@ -129,6 +145,12 @@ export function createApi(deps: ApiDeps): ApiHandler {
       bytes += size;
       count += 1;
       last = record;
+    }
+    // DR drill records follow the generations on the last JSONL page (lines with "kind": "drill").
+    if (!more && format === 'jsonl' && stores.drills) {
+      for (const id of groupId ? [groupId] : await allGroupIds()) {
+        for (const d of await stores.drills.chain(id)) chunks.push(`${JSON.stringify(drillView(d))}\n`);
+      }
     }
     const stamp = new Date(deps.clock.nowMs()).toISOString().slice(0, 10);
     const name = `lockstep-lineage${groupId ? `-${groupId}` : ''}-${stamp}${after ? '-continued' : ''}.${format}`;
@@ -263,6 +285,16 @@ export function createApi(deps: ApiDeps): ApiHandler {
         },
       ),
     ),
+    ...createDrRoutes({
+      stores,
+      ...(deps.drills ? { drills: deps.drills } : {}),
+      ...(deps.keyProtectEndpoints ? { keyProtectEndpoints: deps.keyProtectEndpoints } : {}),
+      requireGroup,
+      fromOp,
+      page: (path, limit, items, storeNext, scope) => pageBody(path, {}, limit, items, storeNext, scope),
+      basePath,
+      nowMs: () => deps.clock.nowMs(),
+    }),
   ];
   // One schema source: an API route that is not an operation of operations.ts would be neither documented nor validated.
   for (const r of apiRoutes) {

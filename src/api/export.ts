@@ -1,5 +1,5 @@
 import type { ExportPosition } from '../app/index.js';
-import type { GroupId, HttpResponse, LineageMember, LineageRecord } from '../core/index.js';
+import type { DrillRecord, GroupId, HttpResponse, LineageMember, LineageRecord } from '../core/index.js';
 import { AppError } from '../core/index.js';
 import { FORMULA_LEADING } from '../lineage/index.js';
 import { parseExportLimit } from './params.js';
@@ -294,5 +294,15 @@ export function recordsFromJsonl(text: string): LineageRecord[] {
   return text
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as LineageRecord);
+    .map((l) => JSON.parse(l) as LineageRecord)
+    .filter((r) => (r as { kind?: unknown }).kind !== 'drill');
+}
+
+/** The DR drill records of a JSONL export (lines with `"kind": "drill"`, after the generations). */
+export function drillsFromJsonl(text: string): DrillRecord[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as DrillRecord)
+    .filter((r) => r.kind === 'drill');
 }

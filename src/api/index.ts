@@ -7,6 +7,7 @@ export { type ApiDeps, type ApiHandler, createApi, MAX_BODY_BYTES } from './crea
 export {
   CSV_COLUMN_DOCS,
   CSV_COLUMNS,
+  drillsFromJsonl,
   EXPORT_FORMATS,
   type ExportFormat,
   parseCsv,

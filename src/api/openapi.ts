@@ -18,6 +18,7 @@ const TAGS = [
   { name: 'Groups', description: 'Groups of Key Protect root keys kept in lockstep' },
   { name: 'Lineage', description: 'The hash-chained version history and its proofs' },
   { name: 'Operations', description: 'Operator actions and the runs they start' },
+  { name: 'DR', description: 'What the failover client reads, and the DR drills with their chained records' },
   { name: 'Page', description: 'The server-rendered timeline page' },
   { name: 'Meta', description: 'This document' },
 ];

@@ -505,6 +505,91 @@ export const OPERATIONS = {
       ...bearerErrors,
     },
   },
+  getGroupEndpoints: {
+    operationId: 'getGroupEndpoints',
+    method: 'GET',
+    path: '/v1/groups/{groupId}/endpoints',
+    summary: 'Members’ Key Protect URLs, key rings and health (for the failover client)',
+    description:
+      'Each member’s role, region, public and private Key Protect URL, instance, key, key ring and health, read by ' +
+      '`GroupKeyring.fromApi` of `lockstep/client`. Health comes from the latest DR drill. Auditor role is enough.',
+    tags: ['DR'],
+    security: 'bearer',
+    parameters: [P.groupId],
+    responses: {
+      '200': json('The descriptor', ref('GroupEndpoints'), {
+        example: {
+          groupId: 'payments',
+          status: 'healthy',
+          currentGeneration: 3,
+          generatedAtMs: 1767312000000,
+          refreshAfterSeconds: 300,
+          members: [
+            {
+              role: 'primary',
+              region: 'us-south',
+              instanceId: '7c3a2b1e-0d4f-4a5b-9c8d-1e2f3a4b5c6d',
+              keyId: '0f1e2d3c-4b5a-4968-8776-655443322110',
+              crn: 'crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:7c3a2b1e-0d4f-4a5b-9c8d-1e2f3a4b5c6d:key:0f1e2d3c-4b5a-4968-8776-655443322110',
+              keyRingId: null,
+              endpoints: {
+                public: 'https://us-south.kms.cloud.ibm.com',
+                private: 'https://private.us-south.kms.cloud.ibm.com',
+              },
+              health: { status: 'ok', source: 'drill', checkedAtMs: 1767312000000, drillSeq: 4 },
+            },
+          ],
+        },
+      }),
+      ...groupNotFound,
+      ...bearerErrors,
+    },
+  },
+  listDrills: {
+    operationId: 'listDrills',
+    method: 'GET',
+    path: '/v1/groups/{groupId}/drills',
+    summary: 'DR drill records of a group, newest first',
+    description: 'The chained drill records, newest first, with the latest signed drill checkpoint.',
+    tags: ['DR'],
+    security: 'bearer',
+    parameters: [P.groupId, P.limit, P.cursor],
+    responses: {
+      '200': json('A page of drills', ref('DrillCollection'), {
+        example: { items: [], limit: 50, first: { href: '/v1/groups/payments/drills?limit=50' }, checkpoint: null },
+      }),
+      ...groupNotFound,
+      ...bearerErrors,
+    },
+  },
+  runDrill: {
+    operationId: 'runDrill',
+    method: 'POST',
+    path: '/v1/groups/{groupId}/drills',
+    summary: 'Run a DR drill now (operator)',
+    description:
+      'Unwraps the stored canary of every retained generation at every member, wraps a fresh DEK at the primary and ' +
+      'unwraps it at each duplicate with the primary treated as down; answers with the recorded (chained) drill.',
+    tags: ['DR'],
+    security: 'bearer',
+    parameters: [P.groupId],
+    requestBody: {
+      description: 'Why (at most 16 KiB)',
+      required: false,
+      mediaType: 'application/json',
+      schema: ref('DrillRequest'),
+    },
+    responses: {
+      '201': json('The drill record (result passed or failed)', ref('DrillRecord'), {
+        headers: { Location: stringHeader('Path of the group’s drills', 2100) },
+      }),
+      ...groupNotFound,
+      '409': error('Another drill of the group is running (RUN_IN_PROGRESS)'),
+      '413': error('Body larger than 16 KiB (PAYLOAD_TOO_LARGE)'),
+      '415': error('Body is not JSON (UNSUPPORTED_MEDIA_TYPE)'),
+      ...bearerErrors,
+    },
+  },
   uiHome: {
     operationId: 'uiHome',
     method: 'GET',

@@ -1,5 +1,5 @@
 import type { Stores } from '../app/index.js';
-import type { Checkpoint, Clock, GroupId, LineageRecord } from '../core/index.js';
+import type { Checkpoint, Clock, DrillCheckpoint, GroupId, LineageRecord } from '../core/index.js';
 import {
   type ChainReport,
   type CheckpointKeyring,
@@ -8,7 +8,9 @@ import {
   hashRecord,
   loadCheckpointPublicKey,
   verifyChain,
+  verifyDrillChain,
 } from '../lineage/index.js';
+import { drillCheckpointView } from './drillRoutes.js';
 import { checkpointView } from './views.js';
 
 /** What `GET /v1/groups/{groupId}/proof` returns. */
@@ -19,6 +21,8 @@ export interface ProofDocument {
   head: { generation: number; hash: string } | null;
   chain: ChainReport;
   checkpoint: Checkpoint | null;
+  /** The latest signed head of the group's DR drill chain (absent when the store keeps no drills). */
+  drillCheckpoint?: DrillCheckpoint | null;
   publicKeys: { keyId: string; algorithm: 'Ed25519'; pem: string }[];
   howToVerify: string[];
   /** How the server checked the chain (see `buildProof`), and the complete counts behind the listed breaks/checks. */
@@ -210,7 +214,11 @@ export async function buildProof(
   const nowMs = deps.clock.nowMs();
   const cache = verified.get(deps.keys) ?? new Map<GroupId, ChainState>();
   verified.set(deps.keys, cache);
-  const newest = (await deps.stores.lineage.list(groupId, { limit: PAGE_RECORDS })).items;
+  const [newest, drills, drillCheckpoints] = await Promise.all([
+    deps.stores.lineage.list(groupId, { limit: PAGE_RECORDS }).then((p) => p.items),
+    deps.stores.drills?.chain(groupId),
+    deps.stores.drills?.checkpoints(groupId),
+  ]);
   const prev = cache.get(groupId);
   let state: ChainState | undefined;
   let mode: 'full' | 'incremental' = 'full';
@@ -222,7 +230,17 @@ export async function buildProof(
   cache.delete(groupId);
   if (cache.size >= MAX_CACHED_GROUPS) cache.delete(cache.keys().next().value as GroupId);
   cache.set(groupId, state);
-  const { report } = state;
+  // The drill chain is short (one record per drill) and checked whole on every request; its anchors to the
+  // generation chain are checked by `lockstep audit verify`, which reads every record.
+  const drillReport =
+    drills && drillCheckpoints ? verifyDrillChain(drills, drillCheckpoints, deps.keys.keyring, { groupId }) : undefined;
+  const report: ChainReport = drillReport
+    ? { ...state.report, drills: drillReport, ok: state.report.ok && drillReport.ok }
+    : state.report;
+  const latestDrillCp = drillCheckpoints?.reduce<DrillCheckpoint | undefined>(
+    (x, c) => (x === undefined || c.seq > x.seq || (c.seq === x.seq && c.signedAtMs > x.signedAtMs) ? c : x),
+    undefined,
+  );
   const proof: ProofDocument = {
     groupId,
     checkedAtMs: nowMs,
@@ -230,6 +248,7 @@ export async function buildProof(
     head: state.head ? { ...state.head } : null,
     chain: report,
     checkpoint: state.latest ? checkpointView(state.latest) : null,
+    ...(drillCheckpoints ? { drillCheckpoint: latestDrillCp ? drillCheckpointView(latestDrillCp) : null } : {}),
     publicKeys: deps.keys.published.map((k) => ({ ...k })),
     howToVerify: [...HOW_TO_VERIFY],
     verification: {

@@ -49,7 +49,7 @@ h1{font-size:22px;margin:4px 0 2px}h2{font-size:17px;margin:26px 0 10px}h3{font-
 .badge{display:inline-block;padding:2px 9px;border-radius:12px;font-size:12px;font-weight:600;color:#fff;vertical-align:middle}
 .s-complete,.s-healthy,.s-valid,.s-ok{background:var(--ok)}.s-degraded,.s-rotating,.s-unsigned{background:var(--warn)}
 .s-stopped{background:var(--muted)}.s-pending,.s-running{background:var(--warn)}
-.s-diverged,.s-failed,.s-broken,.s-bad-signature,.s-unknown-key,.s-head-mismatch,.s-beyond-chain,.s-wrong-group{background:var(--bad)}
+.s-diverged,.s-failed,.s-drill-failed,.s-broken,.s-bad-signature,.s-unknown-key,.s-head-mismatch,.s-beyond-chain,.s-wrong-group{background:var(--bad)}
 .s-superseded{background:var(--sup)}.s-none{background:var(--muted)}
 .panel{border:1px solid var(--line);border-radius:8px;padding:14px 16px;background:var(--bg);margin:12px 0}
 .integrity{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:12px}
@@ -368,10 +368,30 @@ ${group.statusReason ? ` · ${esc(group.statusReason)}` : ''}</p>
 <p class="muted" data-testid="last-verification">last verification: ${group.lastVerification ? `${esc(group.lastVerification.result)} at ${esc(fmtTime(group.lastVerification.atMs))} (${esc(group.lastVerification.trigger)})${group.lastVerification.problems.map((p) => `<br>${esc(p)}`).join('')}` : 'none yet'}</p>
 ${group.description ? `<p class="muted">${esc(group.description)}</p>` : ''}
 <div class="integrity">${chainPanel}${cpPanel}</div>
+${drillPanel(group, report)}
 <p>${exportLinks(opts.basePath, group.id)} <span class="muted">· proof JSON: GET /v1/groups/${esc(group.id)}/proof</span></p>
 <h2>Timeline</h2>${olderNote}${axis(records, opts.basePath, group.id, new Set(report.breaks.map((b) => b.generation)))}${records.length ? legend : ''}
 <h2>Members</h2><table><thead><tr><th>role</th><th>region</th><th>instance</th><th>key id</th></tr></thead><tbody>${membersNow}</tbody></table>
 ${runsSection(opts.basePath, opts.principal, opts.runs ?? [])}
 <h2>Generations</h2>${newestFirst.map((r, i) => generationCard(r, breaksAt(r.generation), untilOf(i))).join('\n') || '<p class="muted">None yet.</p>'}`,
   });
+}
+
+/** The DR drill panel: the latest drill (from the group) and the drill chain's integrity (from the proof's report). */
+function drillPanel(group: Group, report: ChainReport): string {
+  const d = group.lastDrill;
+  const chain = report.drills;
+  const integrity = !chain
+    ? ''
+    : chain.ok
+      ? `<p class="muted">Drill chain: ${esc(chain.length)} record(s), every one matches its hash and links to the previous one${chain.signedThroughSeq ? `; signed through drill ${esc(chain.signedThroughSeq)}` : ''}.</p>`
+      : `<p class="alert">Drill chain broken: ${esc(chain.breaks[0]?.message ?? chain.checkpoints.find((c) => c.status !== 'valid')?.message ?? '')}</p>`;
+  if (!d) {
+    return `<div class="panel" data-testid="drill-panel"><h3>DR drills</h3><p class="muted">No drill recorded yet: <span class="mono">lockstep drill ${esc(group.id)}</span></p>${integrity}</div>`;
+  }
+  const badge = d.result === 'passed' ? 's-complete' : 's-diverged';
+  return `<div class="panel" data-testid="drill-panel"><h3>DR drills <span class="badge ${badge}" data-testid="drill-result">${esc(d.result)}</span></h3>
+<p>Drill ${esc(d.seq)} at ${esc(fmtTime(d.atMs))}: ${d.members.map((m) => `${esc(regionOf(m.crn))} ${esc(m.health)}`).join(' · ')} <span class="mono" title="${esc(d.hash)}">${esc(short(d.hash))}</span></p>
+${d.problems.length ? `<p class="alert">${d.problems.map((p) => esc(p)).join('<br>')}</p>` : ''}${integrity}
+<p class="muted">JSON: GET /v1/groups/${esc(group.id)}/drills</p></div>`;
 }

@@ -33,6 +33,8 @@ export function groupView(g: Group): Record<string, unknown> {
       problems: [...g.lastVerification.problems],
     },
     verificationRequestedAtMs: g.verificationRequestedAtMs,
+    drillSchedule: g.drillSchedule,
+    lastDrill: g.lastDrill,
   });
 }
 

@@ -3,6 +3,15 @@
  * adapters implement.
  */
 
+export {
+  createDrillService,
+  DEFAULT_DRILL_CONFIG,
+  type DrillConfig,
+  type DrillDeps,
+  type DrillService,
+  drillDue,
+  type SwitchoverPort,
+} from './drill.js';
 export { type OperatorRuns, type RunActionResult, runActions } from './operatorRuns.js';
 export * from './ports.js';
 export { createRotationService } from './rotationService.js';

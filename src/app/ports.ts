@@ -3,7 +3,7 @@
  * Ports speak domain types only: no SDK types, no HTTP.
  */
 import type { GroupId, InstanceId, KeyCrn, KeyId, KeyVersionId, RegionId, RunId } from '../core/ids.js';
-import type { Checkpoint, Group, LineageRecord } from '../core/model.js';
+import type { Checkpoint, DrillCheckpoint, DrillRecord, Group, LineageRecord } from '../core/model.js';
 import type { KeyMaterial } from '../core/sensitive.js';
 
 // ───────────────────────────── Key Protect ─────────────────────────────
@@ -255,6 +255,20 @@ export interface CheckpointRepository {
   list(groupId: GroupId, after?: { generation: number; signedAtMs: number }): Promise<Checkpoint[]>;
 }
 
+/** DR drill records (a hash chain per group) and their signed checkpoints. */
+export interface DrillRepository {
+  /** Appends a drill; `seq` must be head+1. @throws {AppError} STORE_CONFLICT if that seq exists */
+  append(record: DrillRecord): Promise<void>;
+  head(groupId: GroupId): Promise<DrillRecord | undefined>;
+  /** Newest first; `cursor` is opaque (from a previous page). */
+  list(groupId: GroupId, opts: { limit: number; cursor?: string }): Promise<Page<DrillRecord>>;
+  /** Every drill of the group, oldest first. */
+  chain(groupId: GroupId): Promise<DrillRecord[]>;
+  putCheckpoint(checkpoint: DrillCheckpoint): Promise<void>;
+  /** Every drill checkpoint of the group, oldest first. */
+  checkpoints(groupId: GroupId): Promise<DrillCheckpoint[]>;
+}
+
 /** Everything the use cases persist. */
 export interface Stores {
   groups: GroupRepository;
@@ -263,6 +277,8 @@ export interface Stores {
   events: ProcessedEventRepository;
   lineage: LineageRepository;
   checkpoints: CheckpointRepository;
+  /** DR drills (optional: stores without it answer the drill routes with CONFIG_INVALID). */
+  drills?: DrillRepository;
 }
 
 /** Outgoing notifications (CloudEvents) — Event Notifications or a webhook. */

@@ -13,6 +13,7 @@ import type { Clock, Group, Logger, Random, RunId } from '../core/index.js';
 import { AppError, hasCode, isAppError } from '../core/index.js';
 import { checkLineageText } from '../lineage/index.js';
 import { dueDecision, selectDueGroups } from '../scheduling/index.js';
+import type { DrillService } from './drill.js';
 import type { KeyProtectPort, Lease, LeaseRepository, RunRecordBase, Stores } from './ports.js';
 import type { AdvanceResult, RotationService } from './service.js';
 import { cryptoRandom } from './system.js';
@@ -51,6 +52,8 @@ export interface TickDeps {
   /** Source of the holder nonce (default: node:crypto). */
   random?: Pick<Random, 'uuid'>;
   config?: Partial<TickConfig>;
+  /** Scheduled DR drills, run after the rotation work while time is left (see src/app/drill.ts). */
+  drills?: Pick<DrillService, 'runDue'>;
 }
 
 export interface TickOptions {
@@ -98,6 +101,8 @@ export interface TickSummary {
   /** Groups not due any more whose next check time was moved (window closed, disabled…). */
   rescheduled: number;
   deferred: Array<{ groupId: string; runId?: string; reason: DeferReason; detail?: string }>;
+  /** Scheduled DR drills run by this tick (present when the tick has drills). */
+  drills?: { ran: number; failed: number };
 }
 
 type Task =
@@ -274,6 +279,18 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
   });
   await Promise.all(lanes);
   for (const { group } of selection.deferred) defer(group.id, 'limit');
+  if (deps.drills && deps.clock.nowMs() < claimDeadlineMs) {
+    summary.drills = await deps.drills
+      .runDue({
+        deadlineAtMs: claimDeadlineMs,
+        holder: opts.holder,
+        ...(opts.triggerId ? { triggerId: opts.triggerId } : {}),
+      })
+      .catch((err: unknown) => {
+        log.error('tick.drills-failed', { error: err instanceof Error ? err.message : String(err) });
+        return { ran: 0, failed: 0 };
+      });
+  }
 
   summary.finishedAtMs = deps.clock.nowMs();
   log.info('tick.summary', {

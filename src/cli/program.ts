@@ -320,6 +320,19 @@ export function buildProgram(io: CliIo, handlers: CommandHandlers, run: (p: Prom
     )
     .action(act((c, id: string | undefined) => handlers.check(c, id)));
 
+  program
+    .command('drill [groupId]')
+    .description('DR drill: every member unwraps every retained generation, each duplicate takes over from the primary')
+    .option('--all', 'drill every group', false)
+    .option('--reason <text>', 'recorded in the drill record')
+    .option('--schedule <every|off>', 'instead of drilling now: drill the group every <duration> from the rotate tick')
+    .action(
+      act((c, id: string | undefined, opts: { all: boolean; reason?: string; schedule?: string }) =>
+        // loaded on use: the drill command's --schedule talks to the store (SDKs stay off the start path)
+        import('./commands/drill.js').then((m) => m.drill(c, id, opts)),
+      ),
+    );
+
   const audit = program.command('audit').description('auditor tools');
   audit
     .command('verify [groupId]')

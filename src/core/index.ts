@@ -1,3 +1,4 @@
+export * from './endpoints.js';
 export * from './errors.js';
 export * from './http.js';
 export * from './iamToken.js';

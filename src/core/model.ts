@@ -46,6 +46,8 @@ export const GroupStatus = {
   DEGRADED: 'degraded',
   DIVERGED: 'diverged',
   FAILED: 'failed',
+  /** The latest DR drill failed: a switch-over would not work now (see `lastDrill`). */
+  DRILL_FAILED: 'drill-failed',
 } as const;
 export type GroupStatus = (typeof GroupStatus)[keyof typeof GroupStatus];
 
@@ -76,6 +78,10 @@ export interface Group {
    * scheduler tick honours it, so a wake-up is never lost when the events function could not verify at once.
    */
   verificationRequestedAtMs?: number;
+  /** DR drill schedule (run by the scheduler tick). */
+  drillSchedule?: DrillSchedule;
+  /** The latest DR drill. */
+  lastDrill?: DrillSummary;
 }
 
 /** Outcome of one verification of a group against Key Protect. */
@@ -169,4 +175,94 @@ export interface Checkpoint {
   algorithm: 'Ed25519';
   /** base64 Ed25519 signature over the canonical JSON of the other fields. */
   signature: string;
+}
+
+// ───────────────────────────── DR drills ─────────────────────────────
+
+/** Health of a member as the latest DR drill found it. */
+export const DrillMemberHealth = { OK: 'ok', UNREACHABLE: 'unreachable', FAILED: 'failed' } as const;
+export type DrillMemberHealth = (typeof DrillMemberHealth)[keyof typeof DrillMemberHealth];
+
+/** One member's part of a DR drill. */
+export interface DrillMember {
+  role: MemberRole;
+  region: RegionId;
+  instanceId: InstanceId;
+  keyId: KeyId;
+  crn: KeyCrn;
+  /** The Key Protect URLs an application would use for this member. */
+  endpoints: { public: string; private: string | null };
+  health: DrillMemberHealth;
+  /** Key state as read (active, suspended, deactivated, destroyed), absent when unreachable. */
+  keyState?: string;
+  currentVersionId?: string;
+  /** The 1-rotation-per-hour rule: when the member last rotated and when it may rotate again. */
+  lastRotateAtMs?: number;
+  earliestRotationAtMs?: number;
+  /** Stored canaries of each retained generation unwrapped here (ok = same DEK as recorded). */
+  canaries: { generation: number; ok: boolean; keyVersionId?: string; error?: string }[];
+  /** The fresh DEK wrapped at the primary, unwrapped here through the failover client (duplicates only). */
+  switchover: { ok: boolean; latencyMs?: number; keyVersionId?: string; error?: string } | null;
+}
+
+/** The audit record of one DR drill: hash-chained per group (a chain of its own, anchored to the generation chain). */
+export interface DrillRecord {
+  kind: 'drill';
+  groupId: GroupId;
+  /** 1, 2, … per group: the drill chain's position. */
+  seq: number;
+  drillId: string;
+  trigger: Trigger;
+  startedAtMs: number;
+  finishedAtMs: number;
+  /** The generation chain head the drill ran against (null before the first generation is recorded). */
+  lineageHead: { generation: number; hash: string } | null;
+  /** Generations whose stored canaries were unwrapped at every member (the retention window). */
+  generationsChecked: number[];
+  /** Fresh DEK wrapped at the primary, unwrapped with the primary treated as down. */
+  switchover: {
+    wrappedAt: KeyCrn | null;
+    keyVersionId: string | null;
+    ciphertext: string | null;
+    plaintextSha256: string | null;
+    aad: string[];
+    /** Time the failover client needed to answer with the primary treated as down (null when it could not). */
+    switchoverMs: number | null;
+    answeredBy: KeyCrn | null;
+  };
+  members: DrillMember[];
+  result: 'passed' | 'failed';
+  problems: string[];
+  prevHash: string;
+  hash: string;
+}
+
+/** A signed statement of a drill chain head (a separate statement type from generation checkpoints). */
+export interface DrillCheckpoint {
+  chain: 'drills';
+  groupId: GroupId;
+  seq: number;
+  headHash: string;
+  signedAtMs: number;
+  keyId: string;
+  algorithm: 'Ed25519';
+  /** base64 Ed25519 signature over the canonical JSON of the other fields. */
+  signature: string;
+}
+
+/** A group's drill schedule (absent or disabled: no scheduled drills; operators can always run one). */
+export interface DrillSchedule {
+  intervalMs: number;
+  enabled?: boolean;
+}
+
+/** What a group remembers of its latest drill (for status, the timeline page and the endpoints' health). */
+export interface DrillSummary {
+  seq: number;
+  drillId: string;
+  atMs: number;
+  result: 'passed' | 'failed';
+  problems: string[];
+  hash: string;
+  members: { crn: KeyCrn; health: DrillMemberHealth }[];
 }

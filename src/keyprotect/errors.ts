@@ -1,3 +1,4 @@
+import { reasonCodeOf } from '../client/transport.js';
 import type { Clock, ErrorCode } from '../core/index.js';
 import { AppError } from '../core/index.js';
 
@@ -136,14 +137,6 @@ function headerOf(headers: unknown, name: string): string | undefined {
     if (k.toLowerCase() === name) return Array.isArray(v) ? String(v[0]) : v == null ? undefined : String(v);
   }
   return undefined;
-}
-
-function reasonCodeOf(result: unknown): string | undefined {
-  const resources = (result as { resources?: unknown } | null | undefined)?.resources;
-  const first = Array.isArray(resources) ? (resources[0] as { reasons?: unknown } | undefined) : undefined;
-  const reasons = first?.reasons;
-  const code = Array.isArray(reasons) ? (reasons[0] as { code?: unknown } | undefined)?.code : undefined;
-  return typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code) ? code : undefined;
 }
 
 interface Mapped {

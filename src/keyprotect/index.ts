@@ -26,4 +26,5 @@ export {
   sealForImport,
   toWireFields,
 } from './secure-import/index.js';
+export { createSwitchoverProbe, type SwitchoverProbeOptions } from './switchover.js';
 export { sdkHttpTracingProblem } from './tracing.js';

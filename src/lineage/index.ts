@@ -24,6 +24,15 @@ export {
   verifyCheckpoint,
 } from './checkpoint.js';
 export {
+  buildDrillRecord,
+  type DrillChainBreak,
+  type DrillChainReport,
+  type DrillCheckpointCheck,
+  type DrillRecordInput,
+  signDrillCheckpoint,
+  verifyDrillChain,
+} from './drill.js';
+export {
   type CheckpointKeyPair,
   type CheckpointKeyring,
   checkpointKeyId,

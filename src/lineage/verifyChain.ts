@@ -1,5 +1,6 @@
-import type { Checkpoint, LineageRecord } from '../core/index.js';
+import type { Checkpoint, DrillCheckpoint, DrillRecord, LineageRecord } from '../core/index.js';
 import { verifyCheckpoint } from './checkpoint.js';
+import { type DrillChainReport, verifyDrillChain } from './drill.js';
 import type { CheckpointKeyring } from './keys.js';
 import { GENESIS_PREV_HASH, hashRecord } from './record.js';
 
@@ -59,6 +60,8 @@ export interface ChainReport {
   firstBreak?: ChainBreak;
   /** Highest generation covered by a `valid` checkpoint, if any. Records after it are not yet signed. */
   signedThroughGeneration?: number;
+  /** The group's DR drill chain, when `options.drills` was given (its breaks also make `ok` false). */
+  drills?: DrillChainReport;
 }
 
 /** Options for {@link verifyChain}. */
@@ -72,6 +75,8 @@ export interface VerifyChainOptions {
   after?: { generation: number; hash: string };
   /** Incremental check: hashes of already verified records that a checkpoint in `checkpoints` may sign. */
   earlier?: ReadonlyArray<{ generation: number; hash: string }>;
+  /** Also verify the group's drill chain (anchored to these records) and its checkpoints. */
+  drills?: { records: readonly DrillRecord[]; checkpoints: readonly DrillCheckpoint[] };
 }
 
 const short = (h: string): string => (typeof h === 'string' ? h.slice(0, 12) : String(h));
@@ -265,5 +270,12 @@ export function verifyChain(
   }
   if (breaks[0] !== undefined) report.firstBreak = breaks[0];
   if (lastGood !== undefined) report.signedThroughGeneration = lastGood;
+  if (options.drills) {
+    report.drills = verifyDrillChain(options.drills.records, options.drills.checkpoints, publicKeys, {
+      groupId: groupId ?? '',
+      lineage: chain,
+    });
+    report.ok = report.ok && report.drills.ok;
+  }
   return report;
 }

@@ -11,6 +11,7 @@ import { silentLogger } from '../core/index.js';
 import { CloudantCheckpointRepository } from './checkpoints.js';
 import { Collection } from './collection.js';
 import { parseStoreUrl } from './config.js';
+import { CloudantDrillRepository } from './drills.js';
 import { CloudantProcessedEventRepository } from './events.js';
 import { CloudantGroupRepository, groupDocId } from './groups.js';
 import { CloudantLeaseRepository } from './leases.js';
@@ -48,6 +49,7 @@ export interface CloudantStores<R extends RunRecordBase = RunRecordBase> extends
   events: CloudantProcessedEventRepository;
   lineage: CloudantLineageRepository;
   checkpoints: CloudantCheckpointRepository;
+  drills: CloudantDrillRepository;
   /** Creates missing databases, Mango indexes and design documents; idempotent. Call once at start. */
   ensureSetup(): Promise<void>;
   /** The SDK client (for health checks and the benchmark). */
@@ -92,13 +94,15 @@ export async function createCloudantStores<R extends RunRecordBase = RunRecordBa
   const groupsCol = col('groups');
   const groupExists = (id: GroupId) => groupsCol.exists(groupDocId(id));
   const lineage = new CloudantLineageRepository(col('lineage'), groupExists);
+  const checkpointsCol = col('checkpoints');
   return {
     groups: new CloudantGroupRepository(groupsCol),
     runs: new CloudantRunRepository<R>(col('runs'), groupExists),
     leases: new CloudantLeaseRepository(col('leases')),
     events: new CloudantProcessedEventRepository(col('events')),
     lineage,
-    checkpoints: new CloudantCheckpointRepository(col('checkpoints'), groupExists),
+    checkpoints: new CloudantCheckpointRepository(checkpointsCol, groupExists),
+    drills: new CloudantDrillRepository(checkpointsCol, groupExists),
     ensureSetup: () => ensureSetup(client, databases, logger),
     client,
     databases,
@@ -108,6 +112,7 @@ export async function createCloudantStores<R extends RunRecordBase = RunRecordBa
 
 export {
   CloudantCheckpointRepository,
+  CloudantDrillRepository,
   CloudantGroupRepository,
   CloudantLeaseRepository,
   CloudantLineageRepository,

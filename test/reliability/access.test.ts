@@ -78,7 +78,9 @@ function expectedStatus(cls: RouteClass, c: CredentialCase, op: Operation): numb
   if (c.kind === 'no-role') return cls === 'page' || cls === 'page-act' ? 401 : 403;
   if (cls === 'act' || cls === 'page-act') {
     if (c.kind === 'auditor') return 403;
-    return RUN_ACTION.test(op.path) ? 409 : op.method === 'POST' ? 202 : 200;
+    if (RUN_ACTION.test(op.path)) return 409;
+    // a rotation is accepted (202, it runs on later ticks); a drill runs at once and is created (201)
+    return op.method !== 'POST' ? 200 : /\/drills$/.test(op.path) ? 201 : 202;
   }
   return cls === 'login' ? 303 : 200;
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { recordsFromJsonl } from '../../api/index.js';
-import type { Checkpoint } from '../../core/index.js';
+import { drillsFromJsonl, recordsFromJsonl } from '../../api/index.js';
+import type { Checkpoint, DrillCheckpoint } from '../../core/index.js';
 import { type ChainReport, checkpointKeyId, checkpointKeyring, verifyChain } from '../../lineage/index.js';
 import type { CliContext } from '../context.js';
 import { ExitCode, usageError } from '../exitCodes.js';
@@ -29,6 +29,8 @@ interface GroupAudit {
   serverOk: boolean;
   keySource: 'pinned' | 'published by the API';
   breaks: { generation: number; kind: string; message: string }[];
+  /** DR drill records verified (their own chain; breaks are listed with kind `drill-*`, numbered by drill). */
+  drills: number;
 }
 
 /**
@@ -53,26 +55,34 @@ export async function auditVerify(
   for (const id of ids) {
     ctx.out.progress(`verifying ${id}…`);
     const proof = await ctx.api().get<ProofDoc>(`/v1/groups/${id}/proof`);
-    const records = recordsFromJsonl(
-      await ctx
-        .api()
-        .getText('/v1/export', { format: 'jsonl', groupId: id }, (n) =>
-          ctx.out.progress(`verifying ${id}: ${n} records…`),
-        ),
-    );
+    const exported = await ctx
+      .api()
+      .getText('/v1/export', { format: 'jsonl', groupId: id }, (n) =>
+        ctx.out.progress(`verifying ${id}: ${n} records…`),
+      );
+    const records = recordsFromJsonl(exported);
+    // DR drills: their own chain in the same export (lines with "kind": "drill"), signed by drill checkpoints
+    const drills = drillsFromJsonl(exported);
+    const drillCheckpoint = (
+      await ctx.api().get<{ checkpoint: DrillCheckpoint | null }>(`/v1/groups/${id}/drills`, { limit: 1 })
+    ).checkpoint;
     let keyring: ReturnType<typeof checkpointKeyring>;
     try {
       keyring = checkpointKeyring(pinned.length ? pinned : proof.publicKeys.map((k) => k.pem));
     } catch {
       throw usageError('a checkpoint public key is not an Ed25519 SPKI PEM', 'check the files given with --trust-key');
     }
-    const report = verifyChain(records, proof.checkpoint ? [proof.checkpoint] : [], keyring, { groupId: id });
+    const report = verifyChain(records, proof.checkpoint ? [proof.checkpoint] : [], keyring, {
+      groupId: id,
+      drills: { records: drills, checkpoints: drillCheckpoint ? [drillCheckpoint] : [] },
+    });
     const cp = report.checkpoints[0];
     // a chain that has records but no checkpoint cannot prove nothing was removed at its end
     const missingCheckpoint = records.length > 0 && !proof.checkpoint;
     results.push({
       groupId: id,
-      ok: report.ok && !missingCheckpoint,
+      ok: report.ok && !missingCheckpoint && !(drills.length > 0 && !drillCheckpoint),
+      drills: drills.length,
       records: report.length,
       ...(report.headGeneration !== undefined ? { headGeneration: report.headGeneration } : {}),
       ...(report.headHash ? { headHash: report.headHash } : {}),
@@ -86,6 +96,23 @@ export async function auditVerify(
         ...report.checkpoints
           .filter((c) => c.status !== 'valid')
           .map((c) => ({ generation: c.generation, kind: `checkpoint-${c.status}`, message: c.message })),
+        ...(report.drills?.breaks ?? []).map((b) => ({
+          generation: b.seq,
+          kind: `drill-${b.kind}`,
+          message: b.message,
+        })),
+        ...(report.drills?.checkpoints ?? [])
+          .filter((c) => c.status !== 'valid')
+          .map((c) => ({ generation: c.seq, kind: `drill-checkpoint-${c.status}`, message: c.message })),
+        ...(drills.length > 0 && !drillCheckpoint
+          ? [
+              {
+                generation: drills.length,
+                kind: 'drill-no-checkpoint',
+                message: 'no signed checkpoint covers the drill chain',
+              },
+            ]
+          : []),
         ...(missingCheckpoint
           ? [
               {
@@ -107,6 +134,7 @@ export async function auditVerify(
             { header: 'GROUP', value: (r) => r.groupId },
             { header: 'RESULT', value: (r) => (r.ok ? ctx.out.green('intact') : ctx.out.red('BROKEN')) },
             { header: 'RECORDS', value: (r) => r.records, align: 'right' },
+            { header: 'DRILLS', value: (r) => r.drills, align: 'right' },
             {
               header: 'HEAD',
               value: (r) => (r.headGeneration ? `gen ${r.headGeneration} ${short(r.headHash, 12)}` : '-'),

@@ -65,6 +65,8 @@ export async function dev(ctx: CliContext, opts: DevOptions): Promise<number> {
     '  npx lockstep plan demo              # what a rotation would do, member by member',
     '  npx lockstep rotate demo            # rotate now: duplicates first, primary last, then prove',
     '  npx lockstep audit verify demo      # recompute the hash chain and check the signed checkpoint',
+    '  npx lockstep drill demo             # DR drill: every duplicate takes over from the primary (also every 5 min)',
+    '  npx tsx examples/app/app.ts         # an application on lockstep/client; examples/app/outage.ts takes us-south down',
     '',
     out.dim('Rotation steps appear below as they happen. Ctrl-C stops everything.'),
     '',

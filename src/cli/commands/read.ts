@@ -1,4 +1,4 @@
-import type { Group, LineageRecord } from '../../core/index.js';
+import type { DrillRecord, Group, LineageRecord } from '../../core/index.js';
 import { asGroupId } from '../../core/index.js';
 import type { CliContext } from '../context.js';
 import { formatDuration } from '../duration.js';
@@ -155,6 +155,14 @@ export async function status(ctx: CliContext, groupId: string | undefined): Prom
         ],
         ['escrow key', group.escrowKey?.crn],
         ['last verification', verificationText(group, true)],
+        [
+          'last DR drill',
+          group.lastDrill
+            ? `${group.lastDrill.seq} ${group.lastDrill.result === 'passed' ? ctx.out.green('passed') : ctx.out.red('failed')} ${formatTime(group.lastDrill.atMs)}${group.drillSchedule ? ` (every ${formatDuration(group.drillSchedule.intervalMs)})` : ''}`
+            : group.drillSchedule
+              ? `none yet (every ${formatDuration(group.drillSchedule.intervalMs)})`
+              : '-',
+        ],
       ]),
       '',
       renderTable(group.members, [
@@ -173,22 +181,47 @@ export async function status(ctx: CliContext, groupId: string | undefined): Prom
 export async function history(ctx: CliContext, groupId: string, opts: { limit: number }): Promise<number> {
   const id = groupIdArg(groupId);
   const records = await readAll<LineageRecord>(ctx, `/v1/groups/${id}/generations`, opts.limit);
-  ctx.out.result({ groupId: id, generations: records }, () =>
-    records.length === 0
-      ? `No generations recorded for ${id} yet.`
-      : renderTable(records, [
-          { header: 'GEN', value: (r) => r.generation, align: 'right' },
-          { header: 'STATUS', value: (r) => statusColor(ctx, r.status) },
-          { header: 'FINISHED', value: (r) => formatTime(r.finishedAtMs) },
-          { header: 'TRIGGER', value: (r) => `${r.trigger.kind}:${r.trigger.by}` },
-          { header: 'FINGERPRINT', value: (r) => r.fingerprint },
-          { header: 'VERSIONS', value: (r) => r.members.map((m) => `${m.region}=${short(m.keyVersionId)}`).join(' ') },
-          {
-            header: 'CANARIES',
-            value: (r) => `${r.verification.filter((c) => c.ok).length}/${r.verification.length} ok`,
-          },
-          { header: 'HASH', value: (r) => short(r.hash, 12) },
-        ]),
+  const drills = await readAll<DrillRecord>(ctx, `/v1/groups/${id}/drills`, opts.limit);
+  ctx.out.result({ groupId: id, generations: records, drills }, () =>
+    [
+      historyTable(ctx, id, records),
+      drills.length === 0
+        ? ctx.out.dim(`No DR drills recorded for ${id} yet (run one with \`lockstep drill ${id}\`).`)
+        : `DR drills:\n${renderTable(drills, [
+            { header: 'DRILL', value: (d) => d.seq, align: 'right' },
+            {
+              header: 'RESULT',
+              value: (d) => (d.result === 'passed' ? ctx.out.green('passed') : ctx.out.red('failed')),
+            },
+            { header: 'FINISHED', value: (d) => formatTime(d.finishedAtMs) },
+            { header: 'TRIGGER', value: (d) => `${d.trigger.kind}:${d.trigger.by}` },
+            { header: 'AT GEN', value: (d) => d.lineageHead?.generation ?? '-' },
+            {
+              header: 'SWITCH-OVER',
+              value: (d) => (d.switchover.switchoverMs === null ? '-' : `${d.switchover.switchoverMs} ms`),
+            },
+            { header: 'PROBLEMS', value: (d) => d.problems.slice(0, 2).join('; ') },
+            { header: 'HASH', value: (d) => short(d.hash, 12) },
+          ])}`,
+    ].join('\n\n'),
   );
   return 0;
+}
+
+function historyTable(ctx: CliContext, id: string, records: LineageRecord[]): string {
+  return records.length === 0
+    ? `No generations recorded for ${id} yet.`
+    : renderTable(records, [
+        { header: 'GEN', value: (r) => r.generation, align: 'right' },
+        { header: 'STATUS', value: (r) => statusColor(ctx, r.status) },
+        { header: 'FINISHED', value: (r) => formatTime(r.finishedAtMs) },
+        { header: 'TRIGGER', value: (r) => `${r.trigger.kind}:${r.trigger.by}` },
+        { header: 'FINGERPRINT', value: (r) => r.fingerprint },
+        { header: 'VERSIONS', value: (r) => r.members.map((m) => `${m.region}=${short(m.keyVersionId)}`).join(' ') },
+        {
+          header: 'CANARIES',
+          value: (r) => `${r.verification.filter((c) => c.ok).length}/${r.verification.length} ok`,
+        },
+        { header: 'HASH', value: (r) => short(r.hash, 12) },
+      ]);
 }

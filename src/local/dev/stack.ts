@@ -23,6 +23,8 @@ import { loadOrCreateState, saveState } from './state.js';
 /** The regions of the local stack. */
 export const DEV_REGIONS = ['us-south', 'us-east', 'eu-de'] as const;
 export const DEMO_GROUP_ID = 'demo';
+/** The demo group's DR drill interval in the local stack. */
+export const DEMO_DRILL_EVERY_MS = 5 * 60_000;
 
 export interface DevStackOptions {
   /** Store, emulator snapshot and dev state live here; reused on the next start unless `fresh`. */
@@ -38,6 +40,8 @@ export interface DevStackOptions {
   demo: boolean;
   /** Rotation interval of the demo group. */
   demoEveryMs: number;
+  /** DR drill interval of the demo group (default {@link DEMO_DRILL_EVERY_MS}). */
+  demoDrillEveryMs?: number;
   /** Cron ticker period (the runner pings the rotate function). */
   tickMs: number;
   /**
@@ -305,6 +309,12 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     } while (cursor);
     state.groups = groups;
     saveState(dataDir, state);
+    // DR drills: on for the demo group locally (off by default elsewhere): the cron tick runs them
+    if (groups.includes(DEMO_GROUP_ID)) {
+      await stores.groups.mutate(asGroupId(DEMO_GROUP_ID), (g) =>
+        g.drillSchedule ? g : { ...g, drillSchedule: { intervalMs: opts.demoDrillEveryMs ?? DEMO_DRILL_EVERY_MS } },
+      );
+    }
     // the scheduler only looks at groups with a next due time; set it where creation left it unset
     for (const id of groups) {
       await stores.groups.mutate(asGroupId(id), (g) => {
@@ -337,6 +347,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       onError: (err) => logger.warn('dev.watch_failed', { error: err }),
     });
     closers.push(stopWatch);
+    closers.push(watchDrills(stores, opts.print, (err) => logger.warn('dev.watch_failed', { error: err })));
 
     // 7. dev.json
     const devJson: DevJson = {
@@ -432,4 +443,28 @@ async function startEventsRoute(
   });
   opts.print(`✓ Activity Tracker → Cloud Logs alert → Event Notifications relay ${relay.url}`);
   return relay;
+}
+
+/** Prints each new DR drill of every group as the tick records it (polls the drill chain heads). */
+function watchDrills(stores: CloudantStores, print: (line: string) => void, onError: (err: unknown) => void) {
+  const seen = new Map<string, number>();
+  let first = true;
+  const poll = async () => {
+    for (const g of (await stores.groups.list({ limit: 100 })).items) {
+      const head = await stores.drills.head(g.id);
+      if (!head || (seen.get(g.id) ?? 0) >= head.seq) continue;
+      seen.set(g.id, head.seq);
+      if (first) continue;
+      const took = head.switchover.switchoverMs === null ? 'n/a' : `${head.switchover.switchoverMs} ms`;
+      print(
+        `${g.id} drill ${head.seq}  ${head.result === 'passed' ? 'PASSED' : 'FAILED'}  generations ${head.generationsChecked.join(',') || '-'} unwrap at every member · switch-over ${took}` +
+          (head.problems.length ? `\n            ${head.problems.slice(0, 3).join('\n            ')}` : ''),
+      );
+    }
+    first = false;
+  };
+  const timer = setInterval(() => void poll().catch(onError), 3_000);
+  timer.unref();
+  void poll().catch(onError);
+  return async () => clearInterval(timer);
 }

@@ -10,7 +10,7 @@ import {
 } from '../../../src/api/index.js';
 import type { RotationService } from '../../../src/app/index.js';
 import { AppError, type HttpResponse, type LineageRecord, type Logger } from '../../../src/core/index.js';
-import { canonicalJson } from '../../../src/lineage/index.js';
+import { buildDrillRecord, canonicalJson, signDrillCheckpoint } from '../../../src/lineage/index.js';
 import { createFakeStores, makeChain, makeGroup, testCheckpointKeys } from './support/fakes.js';
 import { startTestIssuer } from './support/jwks.js';
 import { createOpenApiValidator } from './support/openapiValidator.js';
@@ -908,6 +908,77 @@ describe('createApi (over in-memory port fakes)', () => {
       expect(() => make(undefined, url)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
     }
     expect(() => make(undefined, 'http://127.0.0.1:4601/identity/token')).not.toThrow();
+  });
+
+  describe('DR routes', () => {
+    it('serves the endpoints descriptor and the drill chain; POST /drills needs the drill service', async () => {
+      // Arrange: one recorded drill and its signed checkpoint
+      const drill = buildDrillRecord({
+        kind: 'drill',
+        groupId: 'alpha' as never,
+        seq: 1,
+        drillId: 'drill-1',
+        trigger: { kind: 'operator', by: OPERATOR },
+        startedAtMs: NOW,
+        finishedAtMs: NOW,
+        lineageHead: { generation: 5, hash: alphaChain[4]!.hash },
+        generationsChecked: [5],
+        switchover: {
+          wrappedAt: null,
+          keyVersionId: null,
+          ciphertext: null,
+          plaintextSha256: null,
+          aad: [],
+          switchoverMs: null,
+          answeredBy: null,
+        },
+        members: [
+          {
+            role: 'primary',
+            region: 'us-south',
+            instanceId: '7c3a2b1e-0d4f-4a5b-9c8d-1e2f3a4b5c6d',
+            keyId: '0f1e2d3c-4b5a-4968-8776-655443322110',
+            crn: 'crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef:7c3a2b1e-0d4f-4a5b-9c8d-1e2f3a4b5c6d:key:0f1e2d3c-4b5a-4968-8776-655443322110',
+            endpoints: { public: 'https://us-south.kms.cloud.ibm.com', private: null },
+            health: 'unreachable',
+            canaries: [{ generation: 5, ok: false, error: 'connection refused' }],
+            switchover: null,
+          },
+        ],
+        result: 'failed',
+        problems: ['the primary could not wrap a fresh DEK'],
+      } as never);
+      const cp = signDrillCheckpoint(
+        { groupId: drill.groupId, seq: 1, headHash: drill.hash, signedAtMs: NOW },
+        { privateKey: keys.pair.privateKey },
+      );
+      stores.drills = {
+        append: async () => undefined,
+        head: async () => drill,
+        list: async () => ({ items: [drill] }),
+        chain: async () => [drill],
+        putCheckpoint: async () => undefined,
+        checkpoints: async () => [cp],
+      };
+      try {
+        // Act
+        const ep = await call('GET', '/v1/groups/alpha/endpoints', { token: tokens.auditor });
+        const list = await call('GET', '/v1/groups/alpha/drills', { token: tokens.auditor });
+        const post = await call('POST', '/v1/groups/alpha/drills', { token: tokens.operator });
+        const proof = await call('GET', '/v1/groups/alpha/proof', { token: tokens.auditor });
+        // Assert
+        expect(ep.statusCode).toBe(200);
+        expect(ep.json().members[0].endpoints.public).toBe('https://us-south.kms.cloud.ibm.com');
+        expect(ep.json().members[0].endpoints.private).toBe('https://private.us-south.kms.cloud.ibm.com');
+        expect(list.json()).toMatchObject({ items: [{ seq: 1, hash: drill.hash }], checkpoint: { seq: 1 } });
+        expect(post.statusCode).toBe(500);
+        expect(post.json().error.code).toBe('CONFIG_INVALID');
+        expect(proof.json().chain.drills).toMatchObject({ ok: true, length: 1, signedThroughSeq: 1 });
+        expect((await call('GET', '/v1/groups/alpha/drills', { token: tokens.outsider })).statusCode).toBe(403);
+      } finally {
+        delete stores.drills;
+      }
+    });
   });
 
   it('validated every documented operation at least once', () => {

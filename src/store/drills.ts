@@ -1,0 +1,92 @@
+/**
+ * DR drill records and their signed checkpoints. They live in the `checkpoints` database (audit evidence), under id
+ * prefixes of their own, so no new database is needed and generation checkpoints' id ranges never see them:
+ * `drill:<groupId>:<seq>` and `drillcp:<groupId>:<seq>:<signedAtMs>`. Create-only.
+ */
+import type { DrillRepository, Page } from '../app/ports.js';
+import type { DrillCheckpoint, DrillRecord, GroupId } from '../core/index.js';
+import { AppError, asGroupId } from '../core/index.js';
+import type { Collection } from './collection.js';
+import { checkInt, checkLimit, checkString, encode, padGeneration } from './documents.js';
+import { isStoreConflict } from './errors.js';
+
+const drillDocId = (groupId: GroupId, seq: number) => `drill:${groupId}:${padGeneration(seq)}`;
+const checkpointDocId = (c: DrillCheckpoint) =>
+  `drillcp:${c.groupId}:${padGeneration(c.seq)}:${String(c.signedAtMs).padStart(15, '0')}`;
+const PAGE = 500;
+
+export class CloudantDrillRepository implements DrillRepository {
+  constructor(
+    private readonly col: Collection,
+    private readonly groupExists: (id: GroupId) => Promise<boolean>,
+  ) {}
+
+  async append(record: DrillRecord): Promise<void> {
+    checkInt('seq', record.seq, 1);
+    checkString('hash', record.hash, 64, 64);
+    const doc = encode('drill', drillDocId(asGroupId(record.groupId), record.seq), record, {
+      groupId: record.groupId,
+      seq: record.seq,
+    });
+    if (!(await this.groupExists(record.groupId))) {
+      throw new AppError('GROUP_NOT_FOUND', `No group ${record.groupId}`, { details: { groupId: record.groupId } });
+    }
+    await this.col.create(doc);
+  }
+
+  async head(groupId: GroupId): Promise<DrillRecord | undefined> {
+    const p = `drill:${asGroupId(groupId)}:`;
+    const [doc] = await this.col.range<DrillRecord>({ startKey: `${p}\ufff0`, endKey: p, limit: 1, descending: true });
+    return doc?.data;
+  }
+
+  async list(groupId: GroupId, opts: { limit: number; cursor?: string }): Promise<Page<DrillRecord>> {
+    const limit = checkLimit(opts.limit, 200);
+    const p = `drill:${asGroupId(groupId)}:`;
+    let start = `${p}\ufff0`;
+    if (opts.cursor !== undefined) {
+      if (!/^\d{1,10}$/.test(opts.cursor)) {
+        throw new AppError('INVALID_CURSOR', 'The cursor is not one this API issued', { details: { field: 'cursor' } });
+      }
+      start = drillDocId(groupId, Number(opts.cursor));
+    }
+    const docs = await this.col.range<DrillRecord>({ startKey: start, endKey: p, limit: limit + 1, descending: true });
+    const items = docs.slice(0, limit).map((d) => d.data);
+    const extra = docs[limit];
+    return { items, ...(extra ? { next: String(extra.data.seq) } : {}) };
+  }
+
+  async chain(groupId: GroupId): Promise<DrillRecord[]> {
+    return this.#all<DrillRecord>(`drill:${asGroupId(groupId)}:`);
+  }
+
+  async putCheckpoint(cp: DrillCheckpoint): Promise<void> {
+    checkInt('seq', cp.seq, 1);
+    const doc = encode('drill-checkpoint', checkpointDocId(cp), cp, { groupId: cp.groupId });
+    try {
+      await this.col.create(doc);
+    } catch (err) {
+      if (isStoreConflict(err)) {
+        const cur = await this.col.read<DrillCheckpoint>(doc._id);
+        if (cur && JSON.stringify(cur.data) === JSON.stringify(doc.data)) return;
+      }
+      throw err;
+    }
+  }
+
+  async checkpoints(groupId: GroupId): Promise<DrillCheckpoint[]> {
+    return this.#all<DrillCheckpoint>(`drillcp:${asGroupId(groupId)}:`);
+  }
+
+  async #all<T>(prefix: string): Promise<T[]> {
+    const out: T[] = [];
+    let start = prefix;
+    for (;;) {
+      const docs = await this.col.range<T>({ startKey: start, endKey: `${prefix}\ufff0`, limit: PAGE + 1 });
+      out.push(...docs.slice(0, PAGE).map((d) => d.data));
+      const extra = docs[PAGE];
+      if (!extra) return out;
+      start = extra._id;
+    }
+  }
+}
