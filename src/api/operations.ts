@@ -186,6 +186,36 @@ const EXAMPLE_RECORD = {
 };
 
 /** The `/v1` API, the document itself and the timeline page. */
+/** `POST /ui/runs/{runId}/retry|stop`: the page's run forms share everything but their words. */
+function uiRunAction(action: 'retry' | 'stop', summary: string, posted: string): OperationSpec {
+  return {
+    operationId: action === 'retry' ? 'uiRetryRun' : 'uiStopRun',
+    method: 'POST',
+    path: `/ui/runs/{runId}/${action}`,
+    summary,
+    description: `Posted from the group page${posted} (Origin checked); redirects back to it.`,
+    tags: ['Page'],
+    security: 'page',
+    parameters: [P.runId],
+    requestBody: {
+      description: 'The run action form',
+      required: true,
+      mediaType: 'application/x-www-form-urlencoded',
+      schema: ref('RunActionForm'),
+    },
+    responses: {
+      '303': {
+        description: 'Done; redirect to the group page',
+        headers: { Location: stringHeader('Where to go next', 2100) },
+      },
+      '401': pageError('Login form (no or an expired session)'),
+      '403': pageError('Not an operator, or posted from another origin (or without an Origin header)'),
+      '409': pageError('The run does not allow it (RUN_STATE_INVALID, RUN_IN_PROGRESS, LEASE_HELD)'),
+      default: pageError('Error page (code and message from the error table)'),
+    },
+  };
+}
+
 export const OPERATIONS = {
   getOpenApi: {
     operationId: 'getOpenApi',
@@ -671,58 +701,12 @@ export const OPERATIONS = {
       ...routerErrors,
     },
   },
-  uiRetryRun: {
-    operationId: 'uiRetryRun',
-    method: 'POST',
-    path: '/ui/runs/{runId}/retry',
-    summary: 'Page form: retry a run now (operator; as POST /v1/runs/{runId}/retry)',
-    description: 'Posted from the group page (Origin checked); redirects back to it.',
-    tags: ['Page'],
-    security: 'page',
-    parameters: [P.runId],
-    requestBody: {
-      description: 'The run action form',
-      required: true,
-      mediaType: 'application/x-www-form-urlencoded',
-      schema: ref('RunActionForm'),
-    },
-    responses: {
-      '303': {
-        description: 'Done; redirect to the group page',
-        headers: { Location: stringHeader('Where to go next', 2100) },
-      },
-      '401': pageError('Login form (no or an expired session)'),
-      '403': pageError('Not an operator, or posted from another origin (or without an Origin header)'),
-      '409': pageError('The run does not allow it (RUN_STATE_INVALID, RUN_IN_PROGRESS, LEASE_HELD)'),
-      default: pageError('Error page (code and message from the error table)'),
-    },
-  },
-  uiStopRun: {
-    operationId: 'uiStopRun',
-    method: 'POST',
-    path: '/ui/runs/{runId}/stop',
-    summary: 'Page form: stop a run safely (operator; as POST /v1/runs/{runId}/stop)',
-    description: 'Posted from the group page with the confirmation box ticked (Origin checked); redirects back to it.',
-    tags: ['Page'],
-    security: 'page',
-    parameters: [P.runId],
-    requestBody: {
-      description: 'The run action form',
-      required: true,
-      mediaType: 'application/x-www-form-urlencoded',
-      schema: ref('RunActionForm'),
-    },
-    responses: {
-      '303': {
-        description: 'Done; redirect to the group page',
-        headers: { Location: stringHeader('Where to go next', 2100) },
-      },
-      '401': pageError('Login form (no or an expired session)'),
-      '403': pageError('Not an operator, or posted from another origin (or without an Origin header)'),
-      '409': pageError('The run does not allow it (RUN_STATE_INVALID, RUN_IN_PROGRESS, LEASE_HELD)'),
-      default: pageError('Error page (code and message from the error table)'),
-    },
-  },
+  uiRetryRun: uiRunAction('retry', 'Page form: retry a run now (operator; as POST /v1/runs/{runId}/retry)', ''),
+  uiStopRun: uiRunAction(
+    'stop',
+    'Page form: stop a run safely (operator; as POST /v1/runs/{runId}/stop)',
+    ' with the confirmation box ticked',
+  ),
   uiExport: {
     operationId: 'uiExport',
     method: 'GET',
