@@ -242,9 +242,13 @@ describe('DR drills', () => {
     expect(page.checkpoint).toMatchObject({ chain: 'drills', seq: 4 });
     expect(page.next).toBeDefined();
     const rest = (
-      await http.request('GET', `/v1/groups/${group.id}/drills?limit=2&cursor=${encodeURIComponent(page.next.cursor)}`, {
-        token: auditor,
-      })
+      await http.request(
+        'GET',
+        `/v1/groups/${group.id}/drills?limit=2&cursor=${encodeURIComponent(page.next.cursor)}`,
+        {
+          token: auditor,
+        },
+      )
     ).json();
     expect(rest.items.map((d: DrillRecord) => d.seq)).toEqual([2, 1]);
 
