@@ -151,6 +151,8 @@ export interface GroupRepository {
   list(opts?: { limit?: number; cursor?: string }): Promise<Page<Group>>;
   /** Groups whose `nextDueAtMs` ≤ `nowMs`, earliest first (index-backed). */
   findDue(nowMs: number, limit: number): Promise<Group[]>;
+  /** Groups whose `verifyDueAtMs` ≤ `nowMs` (periodic verification), earliest first (index-backed). */
+  findVerifyDue(nowMs: number, limit: number): Promise<Group[]>;
 }
 
 /** Run statuses that the scheduler resumes. */

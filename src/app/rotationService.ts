@@ -723,10 +723,12 @@ export function createRotationService(
       let advanced = 0;
       let pending = 0;
       for (const r of list.filter(
-        (x) => x.kind === RunKind.ADD_REGION && ['pending', 'running', 'degraded'].includes(x.status),
+        (x) =>
+          (x.kind === RunKind.ADD_REGION || x.kind === RunKind.CATCH_UP) &&
+          ['pending', 'running', 'degraded'].includes(x.status),
       )) {
         const before = r.replay?.nextGeneration ?? 1;
-        const res = await advanceReplay(ctx, r.id, o);
+        const res = r.kind === RunKind.CATCH_UP ? await advance(ctx, r.id, o) : await advanceReplay(ctx, r.id, o);
         const after = (await runs.get(r.id)).value.replay?.nextGeneration ?? 1;
         advanced += after - before;
         if (res.status !== 'completed') pending += 1;

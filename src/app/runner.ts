@@ -11,7 +11,7 @@
  * ```
  */
 import {
-  type AppError,
+  AppError,
   type AtEvidence,
   type CanaryEvidence,
   type Group,
@@ -27,7 +27,9 @@ import {
 import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
 import {
   applyOutcome,
+  CATCH_UP_REASON,
   type Command,
+  catchUpReason,
   decide,
   duplicatesOf,
   type MemberCall,
@@ -42,7 +44,12 @@ import {
   Step,
 } from '../rotation/index.js';
 import { type CanaryParty, probeEvidence, runCanary } from './canary.js';
-import { generateAndEscrow, openEscrowedMaterial } from './escrow.js';
+import {
+  type EscrowedMaterialRecord,
+  generateAndEscrow,
+  openEscrowedMaterial,
+  withEscrowedMaterial,
+} from './escrow.js';
 import type {
   CallOptions,
   KeyProtectPort,
@@ -83,6 +90,23 @@ export function runsOf(stores: Stores): RunRepository<RotationRun> {
 export function refOf(m: RunMember): KeyRef {
   if (!m.keyId) throw new Error(`member ${m.slot} has no key yet`);
   return { region: m.region, instanceId: m.instanceId, keyId: m.keyId };
+}
+
+/** The escrowed material of one generation (kept with the create or rotation run that produced it). */
+export async function escrowOf(
+  stores: Stores,
+  groupId: RotationRun['groupId'],
+  generation: number,
+): Promise<EscrowedMaterialRecord | undefined> {
+  const list = await runsOf(stores).listByGroup(groupId, 500);
+  const run = list.find(
+    (r) =>
+      r.generation === generation &&
+      (r.kind === RunKind.CREATE || r.kind === RunKind.ROTATION) &&
+      r.escrow &&
+      (r.status === 'completed' || r.step === Step.DONE),
+  );
+  return run?.escrow;
 }
 
 /** An allowlisted error for the run document (never an upstream body). */
@@ -447,6 +471,12 @@ class Worker {
         case 'RecordLineage':
           await this.persist({ type: 'LineageRecorded', hash: await this.recordLineage() });
           return;
+        case 'ReplayGeneration':
+          await this.replayGeneration(c.slot, c.generation, log);
+          return;
+        case 'ProveReplayed':
+          await this.proveReplayed(c.slot, c.generation);
+          return;
         case 'Release':
           await this.release();
           await this.persist({ type: 'Released' });
@@ -725,6 +755,155 @@ class Worker {
     return 'unproven';
   }
 
+  // ───────────── catch-up: re-import one recorded generation, prove it ─────────────
+
+  /**
+   * Re-imports `generation` from escrow into the member under its instance's import-token lease. Re-checks first:
+   * Key Protect's 1 h rule (`lastRotateAtMs`, read now), and a version newer than the member's baseline (a crashed
+   * worker's re-import: proved by the generation's canary, then taken as found, never imported twice). The random
+   * correlation id is persisted before the rotate is sent.
+   */
+  private async replayGeneration(slot: string, generation: number, log: Logger): Promise<void> {
+    const kp = this.ctx.kp;
+    const m = this.member(slot);
+    const ref = refOf(m);
+    const escrow = await escrowOf(this.ctx.stores, this.run.groupId, generation);
+    if (!escrow) {
+      throw new AppError('VALIDATION_FAILED', `generation ${generation} of ${this.run.groupId} is not escrowed`);
+    }
+    const tokenLease = await this.acquireTokenLease(`token:${m.region}:${m.instanceId}`);
+    if (!tokenLease) {
+      await this.persist({ type: 'StepFailed', step: this.run.step, slot, error: this.leaseHeldError(m) });
+      return;
+    }
+    try {
+      const baseline = m.snapshotVersionId;
+      const [key, versions] = await Promise.all([
+        kp.getKey(ref, this.callOpts()),
+        kp.listVersions(ref, this.callOpts()),
+      ]);
+      const newest = versions[0];
+      if (newest && newest.id !== baseline && (await this.holdsGeneration(m, generation, newest.id))) {
+        log.info('member already holds the re-imported generation; not importing twice', { generation });
+        await this.persist({
+          type: 'MemberStaged',
+          slot,
+          versionId: newest.id,
+          rotatedAtMs: newest.createdAtMs,
+          via: 'found',
+        });
+        return;
+      }
+      const allowedAt = (key.lastRotateAtMs ?? 0) + this.ctx.config.rotationMinIntervalMs;
+      if (key.lastRotateAtMs !== undefined && allowedAt > this.now()) {
+        const error: RunError = {
+          code: 'ROTATION_TOO_SOON',
+          message: `Key Protect allows the next rotation of this key at ${new Date(allowedAt).toISOString()}`,
+          retryable: true,
+          retryAfterMs: allowedAt - this.now(),
+          atMs: this.now(),
+        };
+        await this.persist({ type: 'StepFailed', step: this.run.step, slot, error });
+        return;
+      }
+      const before = newest?.id;
+      const correlationId = this.ctx.random.uuid();
+      await this.recordCall(slot, { action: 'kms.secrets.rotate', correlationId, atMs: this.now() });
+      log.info('re-importing generation', { generation, kpCorrelationId: correlationId });
+      await withEscrowedMaterial(kp, this.run.escrowKey, escrow, async (material) => {
+        try {
+          await kp.rotateWithMaterial(ref, material, { correlationId });
+        } catch (err) {
+          if (!isAmbiguous(err) && !hasCode(err, 'ROTATION_TOO_SOON')) throw err;
+          const after = await kp.listVersions(ref, this.callOpts());
+          if (!after[0] || after[0].id === before) throw err; // not applied
+        }
+      });
+      const after = await kp.listVersions(ref, this.callOpts());
+      const v = after[0];
+      if (!v || v.id === before) {
+        throw new AppError('UPSTREAM_UNAVAILABLE', 'rotate succeeded but no new version is listed yet', {
+          retryable: true,
+        });
+      }
+      await this.persist({ type: 'MemberStaged', slot, versionId: v.id, rotatedAtMs: v.createdAtMs, via: 'rotate' });
+    } catch (err) {
+      if (err instanceof Stopped || this.state.crashed) throw err;
+      const e = toRunError(err, this.now());
+      log.warn('re-import failed', { code: e.code, correlationId: e.correlationId });
+      await this.persist({ type: 'StepFailed', step: this.run.step, slot, error: e });
+    } finally {
+      if (!this.state.crashed) await this.ctx.stores.leases.release(tokenLease).catch(() => undefined);
+    }
+  }
+
+  /** Does the member hold `generation` (its lineage canary unwraps there) at `versionId`? */
+  private async holdsGeneration(m: RunMember, generation: number, versionId: string): Promise<boolean> {
+    const canary = (await this.ctx.stores.lineage.get(this.run.groupId, generation)).verification.find((c) => c.ok);
+    if (!canary) return false;
+    const r = await probeEvidence(this.ctx.kp, refOf(m), canary, this.callOpts());
+    return r.holds && r.versionId === versionId;
+  }
+
+  /** Proves a re-imported generation: its lineage canary unwraps at the member, reporting the new version. */
+  private async proveReplayed(slot: string, generation: number): Promise<void> {
+    const m = this.member(slot);
+    const record = await this.ctx.stores.lineage.get(this.run.groupId, generation);
+    const canary = record.verification.find((c) => c.ok);
+    if (!canary) {
+      // Nothing recorded to compare with (an adopted generation): the re-import is taken on the escrow's fingerprint.
+      await this.persist({ type: 'CanaryPassed', evidence: [] });
+      return;
+    }
+    const r = await probeEvidence(this.ctx.kp, refOf(m), canary, this.callOpts());
+    const ok = r.holds && r.versionId === m.versionId;
+    const evidence: CanaryEvidence = {
+      ...canary,
+      unwrappedAt: [m.crn as KeyCrn],
+      reportedVersions: r.versionId ? { [m.crn as string]: r.versionId } : {},
+      ok,
+      atMs: this.now(),
+    };
+    await this.persist(
+      ok
+        ? { type: 'CanaryPassed', evidence: [evidence] }
+        : {
+            type: 'CanaryMismatch',
+            evidence: [evidence],
+            detail: r.holds ? `reported version ${r.versionId}, expected ${m.versionId}` : 'does not hold the material',
+          },
+    );
+  }
+
+  /** A catch-up's release: the member holds every recorded generation again; the group is verified next. */
+  private async releaseCatchUp(): Promise<void> {
+    const run = this.run;
+    const nowMs = this.now();
+    const m = run.members[0]!;
+    await this.ctx.stores.groups.mutate(run.groupId, (g) => {
+      const out: Group = { ...g, updatedAtMs: nowMs, verifyDueAtMs: nowMs };
+      if (g.activeRunId === run.id) delete out.activeRunId;
+      if (g.statusReason?.startsWith(CATCH_UP_REASON) || g.statusReason?.startsWith('Verification')) {
+        out.status = 'healthy';
+        delete out.statusReason;
+      }
+      return out;
+    });
+    this.log.info('member caught up', { crn: m.crn, generation: run.generation });
+    await this.notify('caught-up', run);
+  }
+
+  private leaseHeldError(m: RunMember): RunError {
+    return {
+      code: 'LEASE_HELD',
+      message: `the import token of instance ${m.instanceId} (${m.region}) is in use by another worker`,
+      retryable: true,
+      // a busy token is held for a few round trips: look again soon (a dead holder's lease expires on its own)
+      retryAfterMs: Math.min(5_000, Math.ceil(this.ctx.config.tokenLeaseTtlMs / 4)),
+      atMs: this.now(),
+    };
+  }
+
   // ───────────── prove, record, release ─────────────
 
   private async prove(primarySlot: string, dupSlots: string[]): Promise<void> {
@@ -814,6 +993,7 @@ class Worker {
   }
 
   private async release(): Promise<void> {
+    if (this.run.kind === RunKind.CATCH_UP) return this.releaseCatchUp();
     const run = this.run;
     const nowMs = this.now();
     const diverged = run.status === 'diverged';
@@ -842,6 +1022,7 @@ class Worker {
       if (diverged && run.statusReason) next.statusReason = run.statusReason;
       else delete next.statusReason;
       if (g.activeRunId === run.id) delete next.activeRunId;
+      if (this.ctx.config.verifyIntervalMs > 0) next.verifyDueAtMs = nowMs + this.ctx.config.verifyIntervalMs;
       const due = this.ctx.nextDueAtMs(next, nowMs);
       if (due !== undefined) next.nextDueAtMs = due;
       return next;
@@ -852,6 +1033,7 @@ class Worker {
   }
 
   private async onStatusChange(before: RotationRun, next: RotationRun): Promise<void> {
+    if (next.kind === RunKind.CATCH_UP) return this.onCatchUpChange(before, next);
     if (next.kind !== RunKind.ROTATION && next.kind !== RunKind.CREATE) return;
     const terminalDiverged = next.status === 'diverged' && next.step !== Step.RECORD && next.step !== Step.RELEASE;
     if (next.status === before.status && !terminalDiverged) return;
@@ -880,6 +1062,34 @@ class Worker {
     }
     if (next.status !== before.status && ['failed', 'degraded', 'diverged'].includes(next.status)) {
       await this.notify(next.status, next);
+    }
+  }
+
+  /**
+   * While a catch-up runs, the group says which generations its member cannot unwrap yet (degraded); a failure or a
+   * canary that does not unwrap is notified like a rotation's.
+   */
+  private async onCatchUpChange(before: RotationRun, next: RotationRun): Promise<void> {
+    if (next.step === Step.RELEASE || next.step === Step.DONE) return;
+    const terminal = next.status === 'failed' || next.status === 'diverged';
+    const reason = next.statusReason?.startsWith(CATCH_UP_REASON) ? next.statusReason : undefined;
+    await this.ctx.stores.groups
+      .mutate(next.groupId, (g) => {
+        if (g.activeRunId !== next.id) return g;
+        const out: Group = {
+          ...g,
+          status: next.status === 'diverged' ? 'diverged' : next.status === 'failed' ? 'failed' : 'degraded',
+          statusReason: (reason ?? next.statusReason ?? catchUpReason(next)).slice(0, 1000),
+          updatedAtMs: this.now(),
+        };
+        if (terminal && next.status === 'diverged') delete out.activeRunId;
+        return out;
+      })
+      .catch((err) =>
+        this.log.warn('could not update group status', { code: isAppError(err) ? err.code : 'INTERNAL' }),
+      );
+    if (next.status !== before.status && ['failed', 'degraded', 'diverged'].includes(next.status)) {
+      await this.notify(`catch-up.${next.status}`, next);
     }
   }
 

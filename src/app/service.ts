@@ -54,6 +54,8 @@ export interface RotationConfig {
   checkpointSigning?: { privateKey: string; keyId?: string };
   /** Name prefix of the keys lockstep creates. */
   keyNamePrefix: string;
+  /** Every group is verified against Key Protect by the scheduler at most this often (0: never on its own). */
+  verifyIntervalMs: number;
 }
 
 export const DEFAULT_ROTATION_CONFIG: RotationConfig = {
@@ -65,6 +67,7 @@ export const DEFAULT_ROTATION_CONFIG: RotationConfig = {
   retryBaseMs: 30_000,
   retryMaxMs: 30 * 60_000,
   keyNamePrefix: 'lockstep',
+  verifyIntervalMs: 6 * 3_600_000,
 };
 
 /** Dependencies of {@link createRotationService}. */
@@ -184,6 +187,8 @@ export interface VerifyResult {
   status: GroupStatus;
   /** A healing rotation scheduled because of drift. */
   healRunId?: RunId;
+  /** A catch-up run scheduled for a member that lacks recorded generations (regional recovery). */
+  catchUpRunId?: RunId;
 }
 
 /** An out-of-band change to a member, seen in Activity Tracker. */

@@ -31,6 +31,11 @@ export interface TickConfig {
   /** Key Protect requests one tick may plan per instance (estimate: `requestsPerMember` per member of a run). */
   requestBudgetPerInstance: number;
   requestsPerMember: number;
+  /**
+   * Periodic verifications one tick does at most (groups whose `verifyDueAtMs` passed, oldest first; each group
+   * comes round again `verifyIntervalMs` after its last verification). They come after every other task.
+   */
+  maxVerificationsPerTick: number;
 }
 
 export const DEFAULT_TICK_CONFIG: TickConfig = {
@@ -41,6 +46,7 @@ export const DEFAULT_TICK_CONFIG: TickConfig = {
   maxGroupsPerTick: 50,
   requestBudgetPerInstance: 200,
   requestsPerMember: 12,
+  maxVerificationsPerTick: 10,
 };
 
 export interface TickDeps {
@@ -90,7 +96,7 @@ export interface TickSummary {
   caughtUp: number;
   /** New runs started for due groups. */
   started: number;
-  /** Groups verified against Key Protect because a verification was requested (events wake-up). */
+  /** Groups verified against Key Protect: requested (events wake-up) or periodic (`verifyDueAtMs`). */
   verified: number;
   completed: number;
   degraded: number;
@@ -101,7 +107,7 @@ export interface TickSummary {
 }
 
 type Task =
-  | { kind: 'verify'; group: Group }
+  | { kind: 'verify'; group: Group; periodic?: boolean }
   | { kind: 'resume'; groupId: string; runId: RunId; runKind: string }
   | { kind: 'start'; group: Group; reason: string };
 
@@ -189,6 +195,13 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
   }
   const selection = selectDueGroups(idle, startedAtMs);
   for (const { group, decision } of selection.selected) tasks.push({ kind: 'start', group, reason: decision.reason });
+  // Periodic verification last: a member that lost generations in a regional recovery is found without an event.
+  if (deps.service.verify && cfg.maxVerificationsPerTick > 0) {
+    const queued = new Set(tasks.map((t) => (t.kind === 'resume' ? t.groupId : t.group.id)));
+    for (const group of await deps.stores.groups.findVerifyDue(startedAtMs, cfg.maxVerificationsPerTick)) {
+      if (!queued.has(group.id)) tasks.push({ kind: 'verify', group, periodic: true });
+    }
+  }
   for (const g of idle) {
     if (selection.selected.some((s) => s.group.id === g.id)) continue;
     if (toVerify.some((v) => v.id === g.id)) continue; // rescheduled by the next tick, once verified
@@ -232,7 +245,8 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     if (!claim) return defer(groupId, 'claimed-by-another-tick', runId);
     try {
       if (task.kind === 'verify') {
-        await deps.service.verify!(groupId, { trigger: `tick:${holder}`.slice(0, 120), probes: false });
+        const trigger = `${task.periodic ? 'periodic:' : ''}tick:${holder}`.slice(0, 120);
+        await deps.service.verify!(groupId, { trigger, probes: false });
         summary.verified += 1;
       } else if (task.kind === 'resume') {
         const r = await deps.service.advanceRun(task.runId, { deadlineAtMs: workDeadlineMs, holder });

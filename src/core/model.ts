@@ -76,6 +76,11 @@ export interface Group {
    * scheduler tick honours it, so a wake-up is never lost when the events function could not verify at once.
    */
   verificationRequestedAtMs?: number;
+  /**
+   * When the scheduler verifies the group next on its own (periodic verification, index-backed query; set by every
+   * verification and finished run). Independent of `nextDueAtMs`, which stays the next rotation check.
+   */
+  verifyDueAtMs?: number;
 }
 
 /** Outcome of one verification of a group against Key Protect. */

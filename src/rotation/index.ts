@@ -4,9 +4,13 @@
 export {
   applyOutcome,
   backoffMs,
+  CATCH_UP_REASON,
+  catchUpReason,
   type DeciderConfig,
   decide,
   duplicatesOf,
+  isReplayRun,
+  missingGenerations,
   type NewRunInput,
   newRun,
   normalizeStep,

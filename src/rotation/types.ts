@@ -48,9 +48,17 @@ export const STEP_ORDER: readonly Step[] = [
 /**
  * What a run does. `create` creates the member keys (generation 1); `rotation` rotates existing members; `adopt`
  * records the adoption of existing keys (completed when written); `add-region` replays escrowed generations into a
- * new duplicate (driven by `src/app/replay.ts`, not by the decider).
+ * new duplicate (driven by `src/app/replay.ts`, not by the decider); `catch-up` re-imports the recorded generations
+ * a member lacks (after a regional recovery) from escrow, oldest first, one per allowed hour, each proved by its
+ * lineage canary (plan → stage ⇄ prove → release, see `README.md`).
  */
-export const RunKind = { ROTATION: 'rotation', CREATE: 'create', ADOPT: 'adopt', ADD_REGION: 'add-region' } as const;
+export const RunKind = {
+  ROTATION: 'rotation',
+  CREATE: 'create',
+  ADOPT: 'adopt',
+  ADD_REGION: 'add-region',
+  CATCH_UP: 'catch-up',
+} as const;
 export type RunKind = (typeof RunKind)[keyof typeof RunKind];
 
 /** Progress of one member inside a run. */
@@ -151,9 +159,9 @@ export interface RotationRun extends RunRecordBase {
   lineageHash?: string;
   /** The group's escrow key (copied at creation so a `create` run can finish before the group document exists). */
   escrowKey: EscrowKeyRef;
-  /** For an `add-region` run: the replay's progress. */
+  /** For an `add-region` or `catch-up` run: the replay's progress (a catch-up's target is `generation`). */
   replay?: {
-    /** Next generation to apply to the new member (1 = create the key). */
+    /** Next generation to apply to the member (1 = create the key). */
     nextGeneration: number;
     /** Generation→version map of the new member so far. */
     versions: Record<string, string>;
@@ -198,6 +206,10 @@ export type Command =
   | { type: 'PromotePrimary'; slot: string }
   | { type: 'ProveGroup'; primary: string; duplicates: string[] }
   | { type: 'RecordLineage' }
+  /** Catch-up: re-import `generation` from escrow into the member (one secure import, after a re-check). */
+  | { type: 'ReplayGeneration'; slot: string; generation: number }
+  /** Catch-up: unwrap `generation`'s lineage canary at the member. */
+  | { type: 'ProveReplayed'; slot: string; generation: number }
   | { type: 'Release' }
   /** Give up (deadline passed before promotion): the runner records the failure and notifies. */
   | { type: 'GiveUp'; reason: string };

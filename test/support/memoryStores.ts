@@ -217,6 +217,13 @@ export function createMemoryStores(): MemoryStores {
           .filter((g) => g.nextDueAtMs !== undefined && g.nextDueAtMs <= nowMs)
           .slice(0, limit);
       },
+      async findVerifyDue(nowMs, limit) {
+        return groups
+          .values()
+          .filter((g) => g.verifyDueAtMs !== undefined && g.verifyDueAtMs <= nowMs)
+          .sort((a, b) => a.verifyDueAtMs! - b.verifyDueAtMs!)
+          .slice(0, limit);
+      },
     },
     runs: runRepo,
     leases: leaseRepo,

@@ -407,6 +407,8 @@ describe('ordering property (pure decider)', () => {
             case 'GiveUp':
               o = { type: 'GaveUp', reason: c.reason };
               break;
+            default:
+              throw new Error(`a rotation run was sent ${c.type}`);
           }
           r = applyOutcome(r, o, t, cfg);
           // "Crash and resume": the persisted JSON is all the next worker has.
