@@ -107,6 +107,7 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
     ...(notifier ? { notifier } : {}),
     config: {
       ...(config.rotationMinIntervalMs ? { rotationMinIntervalMs: config.rotationMinIntervalMs } : {}),
+      ...(config.verifyIntervalMs !== undefined ? { verifyIntervalMs: config.verifyIntervalMs } : {}),
       ...(config.checkpointSigning ? { checkpointSigning: config.checkpointSigning } : {}),
     },
     nextDueAtMs: (group: Group, completedAtMs: number) =>

@@ -489,6 +489,7 @@ export function createRotationService(
       }
       const saved = await stores.groups.mutate(groupId, (g) => {
         const out: Group = { ...g, status: 'healthy', currentGeneration: 1, updatedAtMs: now() };
+        if (config.verifyIntervalMs > 0) out.verifyDueAtMs = now() + config.verifyIntervalMs;
         delete out.statusReason;
         delete out.activeRunId;
         const due = ctx.nextDueAtMs(out, lastRotated);

@@ -153,6 +153,13 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
           expect((await other.groups.findDue(250, 1)).map((g) => g.id)).toEqual(['a-b']);
           await other.groups.mutate('a-b' as GroupId, (g) => ({ ...g, nextDueAtMs: 10_000 }));
           expect((await other.groups.findDue(400, 10)).map((g) => g.id)).toEqual(['ab', 'a']);
+          // periodic verification has its own index: independent of nextDueAtMs
+          await other.groups.mutate('b' as GroupId, (g) => ({ ...g, verifyDueAtMs: 150 }));
+          await other.groups.mutate('a0' as GroupId, (g) => ({ ...g, verifyDueAtMs: 50 }));
+          await other.groups.mutate('zz' as GroupId, (g) => ({ ...g, verifyDueAtMs: 900 }));
+          expect((await other.groups.findVerifyDue(250, 10)).map((g) => g.id)).toEqual(['a0', 'b']);
+          expect((await other.groups.findVerifyDue(250, 1)).map((g) => g.id)).toEqual(['a0']);
+          expect((await other.groups.findDue(250, 10)).map((g) => g.id)).toEqual(['ab']);
         } finally {
           for (const db of Object.values(other.databases)) await other.client.deleteDatabase({ db }).catch(() => 0);
         }
