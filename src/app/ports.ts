@@ -100,6 +100,15 @@ export interface UnwrapResult {
  */
 export interface KeyProtectPort {
   getKey(ref: KeyRef, opts?: CallOptions): Promise<KeyInfo>;
+  /**
+   * The key with this alias in the instance (Key Protect resolves a key by id or alias), or undefined. A `create`
+   * run finds the keys a crashed worker made by the aliases its intent named.
+   */
+  findKeyByAlias(
+    at: { region: RegionId; instanceId: InstanceId },
+    alias: string,
+    opts?: CallOptions,
+  ): Promise<KeyInfo | undefined>;
   /** All versions, newest first. */
   listVersions(ref: KeyRef, opts?: CallOptions): Promise<KeyVersionInfo[]>;
   createImportedKey(input: CreateImportedKeyInput, opts?: CallOptions): Promise<KeyInfo>;

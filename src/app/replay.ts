@@ -21,7 +21,7 @@ import { newRun, type RotationRun, RunKind } from '../rotation/index.js';
 import { probeEvidence } from './canary.js';
 import { type EscrowedMaterialRecord, withEscrowedMaterial } from './escrow.js';
 import type { Lease } from './ports.js';
-import { type RunnerContext, runsOf } from './runner.js';
+import { escrowKeyOf, type RunnerContext, runsOf } from './runner.js';
 import type { AdvanceResult } from './service.js';
 
 export async function addRegionRun(
@@ -178,7 +178,7 @@ export async function advanceReplay(
       const token = await acquire(ctx, `token:${m.region}:${m.instanceId}`, opts.holder);
       if (!token) return done('import token lease held; retry later', nowMs + ctx.config.tokenLeaseTtlMs);
       try {
-        const applied = await withEscrowedMaterial(ctx.kp, run.escrowKey, escrow, async (material) => {
+        const applied = await withEscrowedMaterial(ctx.kp, escrowKeyOf(run), escrow, async (material) => {
           if (g === 1) {
             const alias = `${ctx.config.keyNamePrefix}-${run.groupId}`;
             let key = await ctx.kp

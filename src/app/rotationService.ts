@@ -147,20 +147,6 @@ export function createRotationService(
     }
   }
 
-  /** Serialises secure imports per instance (one import token per instance, last writer wins). */
-  async function acquireTokenLease(region: string, instanceId: string, holder: string) {
-    const name = `token:${region}:${instanceId}`;
-    for (let i = 0; i < 40; i++) {
-      const l = await stores.leases.acquire(name, holder, config.tokenLeaseTtlMs, now());
-      if (l) return l;
-      await new Promise((r) => setTimeout(r, 50 + i * 25));
-    }
-    throw new AppError('LEASE_HELD', `The import token of instance ${instanceId} (${region}) is in use; try again`, {
-      retryable: true,
-      details: { lease: name },
-    });
-  }
-
   async function getGroup(groupId: string) {
     return stores.groups.get(asGroupId(groupId));
   }
@@ -204,91 +190,60 @@ export function createRotationService(
           details: { field: 'duplicates' },
         });
       }
-      const runId = asRunId(
-        `run-${groupId}-create`.length >= 12 ? `run-${groupId}-create` : `run-${groupId}-create-g1`,
-      );
+      const runId = asRunId(`run-${groupId}-create`);
       const found = await stores.groups.find(groupId);
       // A group at generation 0 whose active run is its create run: the keys exist, proving/recording is left.
       const resuming = found && found.value.currentGeneration === 0 && found.value.activeRunId === runId;
       if (found && !resuming) {
         throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
       }
-      if (!resuming) {
-        const escrowKey = input.escrow ?? (await createEscrowKey(groupId, placements[0]!));
-        const escrow = await generateAndEscrow(kp, random, escrowKey, groupId, 1, opts());
-        // Unwrapping the escrow to create the keys proves the escrow round trip before any key exists. Duplicates
-        // first, the primary last; every secure import under its instance's import-token lease.
-        const calls = new Map<string, MemberCall>();
-        const created = await withEscrowedMaterial(kp, escrowKey, escrow, async (material) => {
-          const out = new Map<string, KeyInfo>();
-          const order = [...placements.slice(1), placements[0]!];
-          for (const p of order) {
-            const lease = await acquireTokenLease(p.region, p.instanceId, `create-${groupId}`);
-            // The random correlation id lets the events function recognise this create as lockstep's own.
-            const call = { action: 'kms.secrets.create' as const, correlationId: random.uuid(), atMs: now() };
-            calls.set(slotOf(p), call);
-            try {
-              out.set(
-                slotOf(p),
-                await kp.createImportedKey(
-                  {
-                    region: p.region,
-                    instanceId: p.instanceId,
-                    name: `${config.keyNamePrefix}-${groupId}-${p.role}-${p.region}`,
-                    description: `lockstep group ${groupId} (${p.role})`,
-                    material,
-                    ...(p.keyRingId !== undefined ? { keyRingId: p.keyRingId } : {}),
-                  },
-                  { correlationId: call.correlationId },
-                ),
-              );
-            } finally {
-              await stores.leases.release(lease).catch(() => undefined);
-            }
-          }
-          return out;
-        });
+      const prior = await runs.get(runId).catch((err: unknown) => {
+        if (hasCode(err, 'RUN_NOT_FOUND')) return undefined;
+        throw err;
+      });
+      if (prior && (prior.value.status === 'completed' || prior.value.step === 'done') && !resuming) {
+        throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
+      }
+      if (!prior) {
+        // The intent first: the run names every key it will make (name and an alias unique to this run) before any
+        // exists, so a resumed create finds what a crashed one made instead of leaving it behind. The run then
+        // escrows the material, creates the duplicates, verifies, creates the primary, proves, records, and writes
+        // the group (runner.ts).
         const nowMs = now();
-        const members: Member[] = placements.map((p) => {
-          const k = created.get(slotOf(p))!;
-          return {
-            role: p.role,
-            region: p.region,
-            instanceId: p.instanceId,
-            keyId: k.id,
-            crn: k.crn,
-            ...(k.keyRingId ? { keyRingId: k.keyRingId } : {}),
-          };
-        });
-        try {
-          await stores.groups.create({
-            id: groupId,
-            name: input.name,
-            ...(input.description ? { description: input.description } : {}),
-            members,
-            escrow: escrowKey,
-            schedule: input.schedule ?? {},
-            status: 'rotating',
-            statusReason: `being created by run ${runId}`,
-            currentGeneration: 0,
-            activeRunId: runId,
-            createdAtMs: nowMs,
-            updatedAtMs: nowMs,
-          });
-        } catch (err) {
-          if (hasCode(err, 'GROUP_EXISTS', 'STORE_CONFLICT')) {
-            throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
-          }
-          throw err;
-        }
-        const base = newRun({
+        const tag = random.uuid().replace(/-/g, '').slice(0, 8);
+        const alias = (what: string) => `${config.keyNamePrefix}-${groupId}-${what}-${tag}`.slice(0, 90);
+        const escrowAt = config.escrowInstance ?? placements[0]!;
+        const run = newRun({
           id: runId,
           groupId,
           generation: 1,
           kind: RunKind.CREATE,
           trigger,
-          members,
-          escrowKey,
+          members: placements,
+          escrowKey: input.escrow,
+          createIntent: {
+            ...(input.escrow
+              ? {}
+              : {
+                  escrow: {
+                    region: escrowAt.region,
+                    instanceId: escrowAt.instanceId,
+                    name: `${config.keyNamePrefix}-${groupId}-escrow`,
+                    alias: alias('escrow'),
+                    description: `lockstep escrow key of group ${groupId}; only lockstep may use it`,
+                  },
+                }),
+            keys: Object.fromEntries(
+              placements.map((p, i) => [
+                slotOf(p),
+                {
+                  name: `${config.keyNamePrefix}-${groupId}-${p.role}-${p.region}`,
+                  alias: alias(p.role === 'primary' ? 'p' : `d${i}`),
+                  description: `lockstep group ${groupId} (${p.role})`,
+                },
+              ]),
+            ),
+          },
           groupSpec: {
             name: input.name,
             ...(input.description ? { description: input.description } : {}),
@@ -297,27 +252,15 @@ export function createRotationService(
           nowMs,
           deadlineAtMs: nowMs + config.runDeadlineMs,
         });
-        // The keys exist and hold the escrowed material: the run continues at verify (then prove, record, release).
-        const run: RotationRun = {
-          ...base,
-          step: 'verify',
-          status: 'running',
-          fingerprint: escrow.fingerprint,
-          escrow,
-          members: base.members.map((m) => {
-            const k = created.get(m.slot)!;
-            return {
-              ...m,
-              progress: 'staged',
-              versionId: k.currentVersionId,
-              rotatedAtMs: k.creationAtMs,
-              stagedVia: 'create',
-              ...(calls.has(m.slot) ? { calls: [calls.get(m.slot)!] } : {}),
-            };
-          }),
-        };
-        await runs.create(run);
-        log.info('group keys created', { groupId, runId, members: members.length, fingerprint: escrow.fingerprint });
+        try {
+          await runs.create(run);
+        } catch (err) {
+          if (hasCode(err, 'STORE_CONFLICT')) {
+            throw new AppError('GROUP_EXISTS', `Group ${groupId} is being created`, { details: { groupId, runId } });
+          }
+          throw err;
+        }
+        log.info('group create planned', { groupId, runId, members: placements.length });
       }
       const res = await advance(ctx, runId, { deadlineAtMs: now() + 10 * 60_000, holder: `create-${random.uuid()}` });
       if (res.status !== 'completed') {

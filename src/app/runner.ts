@@ -14,6 +14,7 @@ import {
   AppError,
   type AtEvidence,
   type CanaryEvidence,
+  type EscrowKeyRef,
   type Group,
   hasCode,
   isAppError,
@@ -52,6 +53,7 @@ import {
 } from './escrow.js';
 import type {
   CallOptions,
+  KeyInfo,
   KeyProtectPort,
   KeyRef,
   Lease,
@@ -85,6 +87,12 @@ class Stopped extends Error {
 
 export function runsOf(stores: Stores): RunRepository<RotationRun> {
   return stores.runs as unknown as RunRepository<RotationRun>;
+}
+
+/** The run's escrow key; only a `create` run that has not made it yet lacks one. */
+export function escrowKeyOf(run: RotationRun): EscrowKeyRef {
+  if (!run.escrowKey) throw new AppError('INTERNAL', `run ${run.id} has no escrow key yet`);
+  return run.escrowKey;
 }
 
 export function refOf(m: RunMember): KeyRef {
@@ -425,15 +433,21 @@ class Worker {
           return;
         case 'GenerateMaterial': {
           const run = this.run;
+          const escrowKey = run.escrowKey ?? (await this.ensureEscrowKey());
           const escrow = await generateAndEscrow(
             this.ctx.kp,
             this.ctx.random,
-            run.escrowKey,
+            escrowKey,
             run.groupId,
             run.generation,
             this.callOpts(),
           );
-          await this.persist({ type: 'MaterialEscrowed', fingerprint: escrow.fingerprint, escrow });
+          await this.persist({
+            type: 'MaterialEscrowed',
+            fingerprint: escrow.fingerprint,
+            escrow,
+            ...(run.escrowKey ? {} : { escrowKey }),
+          });
           return;
         }
         case 'StageMembers':
@@ -469,6 +483,9 @@ class Worker {
           await this.prove(c.primary, c.duplicates);
           return;
         case 'RecordLineage':
+          // A create run's group document comes into being here: every key exists and is proved, and the lineage
+          // (which belongs to a group) is written next.
+          if (this.run.kind === RunKind.CREATE) await this.createGroupDocument(this.run, this.now());
           await this.persist({ type: 'LineageRecorded', hash: await this.recordLineage() });
           return;
         case 'ReplayGeneration':
@@ -515,7 +532,7 @@ class Worker {
   private async withMaterial(fn: (m: Promise<KeyMaterial>) => Promise<void>): Promise<void> {
     const run = this.run;
     if (!run.escrow) throw new Error('run has no escrowed material');
-    const opened = openEscrowedMaterial(this.ctx.kp, run.escrowKey, run.escrow, this.callOpts());
+    const opened = openEscrowedMaterial(this.ctx.kp, escrowKeyOf(run), run.escrow, this.callOpts());
     try {
       await fn(opened.material);
       await opened.material;
@@ -567,7 +584,10 @@ class Worker {
       return;
     }
     try {
-      const outcomes = await this.rotateOne(slot, material, log);
+      const outcomes =
+        this.run.kind === RunKind.CREATE
+          ? await this.createOne(slot, material, log)
+          : await this.rotateOne(slot, material, log);
       for (const o of outcomes) await this.persist(o);
     } catch (err) {
       if (err instanceof Stopped || this.state.crashed) throw err;
@@ -755,6 +775,83 @@ class Worker {
     return 'unproven';
   }
 
+  // ───────────── create: keys made under the run's intent, found again by alias after a crash ─────────────
+
+  /** A key this run may already have made: Key Protect resolves it by the alias the intent names. */
+  private async findByAlias(at: { region: RunMember['region']; instanceId: RunMember['instanceId'] }, alias: string) {
+    return this.ctx.kp.findKeyByAlias({ region: at.region, instanceId: at.instanceId }, alias, this.callOpts());
+  }
+
+  /** The create run's escrow key: found by its intent alias (a crashed worker made it), or made now. */
+  private async ensureEscrowKey(): Promise<EscrowKeyRef> {
+    const plan = this.run.createIntent?.escrow;
+    if (!plan) throw new AppError('INTERNAL', `run ${this.run.id} has neither an escrow key nor a plan for one`);
+    const key =
+      (await this.findByAlias(plan, plan.alias)) ??
+      (await this.ctx.kp.createGeneratedRootKey(
+        {
+          region: plan.region,
+          instanceId: plan.instanceId,
+          name: plan.name,
+          description: plan.description,
+          aliases: [plan.alias],
+        },
+        this.callOpts(),
+      ));
+    return { region: plan.region, instanceId: plan.instanceId, keyId: key.id, crn: key.crn };
+  }
+
+  /**
+   * Creates a member's key with the run's material (secure import), named and aliased as the intent says. A key
+   * with the intent's alias is this run's (a crashed worker made it): it is taken as found, never created twice; the
+   * verify and prove canaries then prove it holds the material. The random correlation id is persisted first.
+   */
+  private async createOne(slot: string, material: Promise<KeyMaterial>, log: Logger): Promise<Outcome[]> {
+    const m = this.member(slot);
+    const spec = this.run.createIntent?.keys[slot];
+    if (!spec) throw new AppError('INTERNAL', `run ${this.run.id} has no key plan for ${slot}`);
+    const staged = (k: KeyInfo, via: 'found' | 'create'): Outcome[] => [
+      {
+        type: 'MemberStaged',
+        slot,
+        versionId: k.currentVersionId,
+        rotatedAtMs: k.creationAtMs,
+        via,
+        keyId: k.id,
+        crn: k.crn,
+        ...(k.keyRingId && k.keyRingId !== 'default' ? { keyRingId: k.keyRingId } : {}),
+      },
+    ];
+    const existing = await this.findByAlias(m, spec.alias);
+    if (existing) {
+      log.info('member key already made by this run; adopting it', { keyId: existing.id });
+      return staged(existing, 'found');
+    }
+    const correlationId = this.ctx.random.uuid();
+    await this.recordCall(slot, { action: 'kms.secrets.create', correlationId, atMs: this.now() });
+    this.alive();
+    try {
+      const key = await this.ctx.kp.createImportedKey(
+        {
+          region: m.region,
+          instanceId: m.instanceId,
+          name: spec.name,
+          description: spec.description,
+          aliases: [spec.alias],
+          material: await material,
+          ...(m.keyRingId ? { keyRingId: m.keyRingId } : {}),
+        },
+        { correlationId },
+      );
+      return staged(key, 'create');
+    } catch (err) {
+      if (!isAmbiguous(err)) throw err;
+      const found = await this.findByAlias(m, spec.alias);
+      if (!found) throw err;
+      return staged(found, 'found');
+    }
+  }
+
   // ───────────── catch-up: re-import one recorded generation, prove it ─────────────
 
   /**
@@ -810,7 +907,7 @@ class Worker {
       const correlationId = this.ctx.random.uuid();
       await this.recordCall(slot, { action: 'kms.secrets.rotate', correlationId, atMs: this.now() });
       log.info('re-importing generation', { generation, kpCorrelationId: correlationId });
-      await withEscrowedMaterial(kp, this.run.escrowKey, escrow, async (material) => {
+      await withEscrowedMaterial(kp, escrowKeyOf(this.run), escrow, async (material) => {
         try {
           await kp.rotateWithMaterial(ref, material, { correlationId });
         } catch (err) {
@@ -1005,13 +1102,7 @@ class Worker {
         // a create run is where the group's members come from
         ...(isCreate
           ? {
-              members: run.members.map((m) => ({
-                role: m.role,
-                region: m.region,
-                instanceId: m.instanceId,
-                keyId: m.keyId as KeyId,
-                crn: m.crn as KeyCrn,
-              })),
+              members: membersOf(run),
             }
           : {}),
         status: diverged ? 'diverged' : 'healthy',
@@ -1030,6 +1121,33 @@ class Worker {
     const healed = run.trigger.kind === 'event' || run.notes.some((n) => n.includes('foreign version'));
     await this.notify(diverged ? 'diverged' : 'completed', run);
     if (healed && !diverged) await this.notify('healed', run);
+  }
+
+  /**
+   * A create run writes its group when every key exists and is proved (before that, nothing but the run names
+   * them). An existing group document (written by an earlier version of the create use case) is left to the mutate.
+   */
+  private async createGroupDocument(run: RotationRun, nowMs: number): Promise<void> {
+    if (await this.ctx.stores.groups.find(run.groupId)) return;
+    const spec = run.groupSpec;
+    if (!spec) throw new AppError('INTERNAL', `create run ${run.id} has no group spec`);
+    try {
+      await this.ctx.stores.groups.create({
+        id: run.groupId,
+        name: spec.name,
+        ...(spec.description ? { description: spec.description } : {}),
+        members: membersOf(run),
+        escrow: escrowKeyOf(run),
+        schedule: spec.schedule,
+        status: 'rotating',
+        currentGeneration: 0,
+        activeRunId: run.id,
+        createdAtMs: run.createdAtMs,
+        updatedAtMs: nowMs,
+      });
+    } catch (err) {
+      if (!hasCode(err, 'GROUP_EXISTS', 'STORE_CONFLICT')) throw err;
+    }
   }
 
   private async onStatusChange(before: RotationRun, next: RotationRun): Promise<void> {
@@ -1113,6 +1231,18 @@ class Worker {
       this.log.warn('notification failed', { kind, code: isAppError(err) ? err.code : 'INTERNAL' });
     }
   }
+}
+
+/** The group members a create run made (with their key rings). */
+function membersOf(run: RotationRun): Group['members'] {
+  return run.members.map((m) => ({
+    role: m.role,
+    region: m.region,
+    instanceId: m.instanceId,
+    keyId: m.keyId as KeyId,
+    crn: m.crn as KeyCrn,
+    ...(m.keyRingId ? { keyRingId: m.keyRingId } : {}),
+  }));
 }
 
 /** The staged duplicates of a run and its primary, for callers that report progress. */

@@ -377,6 +377,10 @@ export function withRequestRateBudget(
       await take(ref.instanceId, o?.signal);
       return kp.getKey(ref, o);
     },
+    findKeyByAlias: async (at, alias, o) => {
+      await take(at.instanceId, o?.signal);
+      return kp.findKeyByAlias(at, alias, o);
+    },
     listVersions: async (ref, o) => {
       await take(ref.instanceId, o?.signal);
       return kp.listVersions(ref, o);

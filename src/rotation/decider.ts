@@ -250,6 +250,7 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
     case 'MaterialEscrowed':
       run.fingerprint = outcome.fingerprint;
       run.escrow = outcome.escrow;
+      if (outcome.escrowKey) run.escrowKey = outcome.escrowKey;
       run.step = Step.STAGE;
       run.status = 'running';
       run.attempt = 0;
@@ -267,6 +268,7 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       m.stagedVia = outcome.via;
       if (outcome.keyId) m.keyId = outcome.keyId;
       if (outcome.crn) m.crn = outcome.crn;
+      if (outcome.keyRingId) m.keyRingId = outcome.keyRingId;
       m.notBeforeMs = undefined;
       if (outcome.via === 'found') {
         addNote(run, `${m.role} ${m.region}: version ${outcome.versionId} found on re-check (not rotated twice)`);
@@ -515,8 +517,9 @@ export interface NewRunInput {
   generation: number;
   kind: RunKind;
   trigger: RotationRun['trigger'];
-  members: Array<Pick<RunMember, 'role' | 'region' | 'instanceId' | 'keyId' | 'crn'>>;
+  members: Array<Pick<RunMember, 'role' | 'region' | 'instanceId' | 'keyId' | 'crn' | 'keyRingId'>>;
   escrowKey: RotationRun['escrowKey'];
+  createIntent?: RotationRun['createIntent'];
   groupSpec?: RotationRun['groupSpec'];
   nowMs: number;
   deadlineAtMs: number;
@@ -542,13 +545,15 @@ export function newRun(input: NewRunInput): RotationRun {
       instanceId: m.instanceId,
       ...(m.keyId ? { keyId: m.keyId } : {}),
       ...(m.crn ? { crn: m.crn } : {}),
+      ...(m.keyRingId ? { keyRingId: m.keyRingId } : {}),
       slot: slotOf(m),
       progress: MemberProgress.PENDING,
       attempts: 0,
       evidence: [],
     })),
     canaries: [],
-    escrowKey: input.escrowKey,
+    ...(input.escrowKey ? { escrowKey: input.escrowKey } : {}),
+    ...(input.createIntent ? { createIntent: input.createIntent } : {}),
     ...(input.groupSpec ? { groupSpec: input.groupSpec } : {}),
     ...(input.replayFrom !== undefined ? { replay: { nextGeneration: input.replayFrom, versions: {} } } : {}),
     deadlineAtMs: input.deadlineAtMs,

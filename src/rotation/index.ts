@@ -22,6 +22,7 @@ export {
 export { memberStateProblem } from './memberState.js';
 export {
   type Command,
+  type CreateIntent,
   type Decision,
   type MemberCall,
   MemberProgress,

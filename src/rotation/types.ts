@@ -91,6 +91,8 @@ export interface RunMember {
   /** Empty for a `create` run until the key exists. */
   keyId?: KeyId;
   crn?: KeyCrn;
+  /** The member's key ring (sent as `X-Kms-Key-Ring`), when not `default`. */
+  keyRingId?: string;
   /** Stable name inside the run: `<role>:<region>:<instanceId>`. */
   slot: string;
   /** Version the member held when the run planned (absent for `create`). */
@@ -157,8 +159,17 @@ export interface RotationRun extends RunRecordBase {
   attempt: number;
   /** Lineage hash once recorded. */
   lineageHash?: string;
-  /** The group's escrow key (copied at creation so a `create` run can finish before the group document exists). */
-  escrowKey: EscrowKeyRef;
+  /**
+   * The group's escrow key (copied at creation so a `create` run can finish before the group document exists).
+   * Absent only in a `create` run whose escrow key is still to be made (see `createIntent.escrow`).
+   */
+  escrowKey?: EscrowKeyRef;
+  /**
+   * A `create` run's intent, persisted before any key exists: the name and the alias (unique to this run) of every
+   * key it makes, so a resumed run finds a key a crashed worker created (Key Protect resolves a key by alias) and
+   * adopts it instead of creating another.
+   */
+  createIntent?: CreateIntent;
   /** For an `add-region` or `catch-up` run: the replay's progress (a catch-up's target is `generation`). */
   replay?: {
     /** Next generation to apply to the member (1 = create the key). */
@@ -172,6 +183,14 @@ export interface RotationRun extends RunRecordBase {
   transitions: RunTransition[];
   /** Set when an operator stopped the run (status `stopped`): who, when, and what it left behind. */
   stop?: RunStop;
+}
+
+/** What a `create` run will make (see {@link RotationRun.createIntent}). */
+export interface CreateIntent {
+  /** The escrow key to create when the group brings none. */
+  escrow?: { region: RegionId; instanceId: InstanceId; name: string; alias: string; description: string };
+  /** Per member slot. */
+  keys: Record<string, { name: string; alias: string; description: string }>;
 }
 
 /** What an operator's stop left behind (see `src/app/operatorRuns.ts`). */
@@ -235,7 +254,13 @@ export interface MemberReading {
 export type Outcome =
   /** `atClaim`: read by whoever claimed the run, before any worker runs it (the run stays `pending`). */
   | { type: 'MembersRead'; readings: MemberReading[]; atClaim?: boolean }
-  | { type: 'MaterialEscrowed'; fingerprint: string; escrow: NonNullable<RotationRun['escrow']> }
+  | {
+      type: 'MaterialEscrowed';
+      fingerprint: string;
+      escrow: NonNullable<RotationRun['escrow']>;
+      /** A `create` run's escrow key, made (or found by its alias) with the material. */
+      escrowKey?: EscrowKeyRef;
+    }
   | {
       type: 'MemberStaged';
       slot: string;
@@ -244,6 +269,7 @@ export type Outcome =
       via: 'rotate' | 'found' | 'create';
       keyId?: KeyId;
       crn?: KeyCrn;
+      keyRingId?: string;
     }
   | { type: 'CanaryPassed'; evidence: CanaryEvidence[] }
   | { type: 'CanaryMismatch'; evidence: CanaryEvidence[]; detail: string }

@@ -174,7 +174,7 @@ afterAll(async () => {
 
 /** Escrowed material of a run, unwrapped here (escrow key + AAD), independently of the product's helper. */
 async function escrowedMaterial(run: RotationRun): Promise<Buffer> {
-  if (!run.escrow) throw new Error(`run ${run.id} has no escrow`);
+  if (!run.escrow || !run.escrowKey) throw new Error(`run ${run.id} has no escrow`);
   const k = run.escrowKey;
   const out = await s.kp.unwrap(
     { region: k.region, instanceId: k.instanceId, keyId: k.keyId },

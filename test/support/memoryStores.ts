@@ -62,7 +62,9 @@ export function createMemoryStores(): MemoryStores {
 
   const runRepo: RunRepository = {
     async create(run) {
-      if (!groups.get(run.groupId)) throw new AppError('GROUP_NOT_FOUND', `No group ${run.groupId}`);
+      if (run.kind !== 'create' && !groups.get(run.groupId)) {
+        throw new AppError('GROUP_NOT_FOUND', `No group ${run.groupId}`);
+      }
       return runs.put(run.id, run);
     },
     async get(id: RunId) {
