@@ -23,7 +23,6 @@ import {
 import { buildLineageRecord, checkLineageText, signCheckpoint } from '../lineage/index.js';
 import {
   applyOutcome,
-  type MemberCall,
   type MemberReading,
   memberStateProblem,
   newRun,
@@ -34,7 +33,6 @@ import {
 } from '../rotation/index.js';
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
 import { runCanary } from './canary.js';
-import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
 import { createOperatorRuns } from './operatorRuns.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun, advanceReplay } from './replay.js';
