@@ -35,7 +35,7 @@ import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
 import { runCanary } from './canary.js';
 import { createOperatorRuns } from './operatorRuns.js';
 import type { KeyInfo } from './ports.js';
-import { addRegionRun, advanceReplay } from './replay.js';
+import { addRegionRun } from './replay.js';
 import { advance, type RunnerContext, readMemberState, runsOf } from './runner.js';
 import {
   type AddRegionInput,
@@ -612,7 +612,6 @@ export function createRotationService(
         throw new AppError('VALIDATION_FAILED', 'advanceRun needs {deadlineAtMs: epoch ms, holder: worker id}');
       }
       const { value: run } = await runs.get(id);
-      if (run.kind === RunKind.ADD_REGION) return advanceReplay(ctx, id, o);
       return advance(ctx, id, o);
     },
 
@@ -670,7 +669,7 @@ export function createRotationService(
           ['pending', 'running', 'degraded'].includes(x.status),
       )) {
         const before = r.replay?.nextGeneration ?? 1;
-        const res = r.kind === RunKind.CATCH_UP ? await advance(ctx, r.id, o) : await advanceReplay(ctx, r.id, o);
+        const res = await advance(ctx, r.id, o);
         const after = (await runs.get(r.id)).value.replay?.nextGeneration ?? 1;
         advanced += after - before;
         if (res.status !== 'completed') pending += 1;

@@ -495,6 +495,10 @@ class Worker {
           await this.proveReplayed(c.slot, c.generation);
           return;
         case 'Release':
+          if (this.run.kind === RunKind.ADD_REGION) {
+            await this.join(); // persists Released, TargetMoved or Deferred itself
+            return;
+          }
           await this.release();
           await this.persist({ type: 'Released' });
           return;
@@ -863,7 +867,6 @@ class Worker {
   private async replayGeneration(slot: string, generation: number, log: Logger): Promise<void> {
     const kp = this.ctx.kp;
     const m = this.member(slot);
-    const ref = refOf(m);
     const escrow = await escrowOf(this.ctx.stores, this.run.groupId, generation);
     if (!escrow) {
       throw new AppError('VALIDATION_FAILED', `generation ${generation} of ${this.run.groupId} is not escrowed`);
@@ -874,6 +877,15 @@ class Worker {
       return;
     }
     try {
+      if (!m.keyId) {
+        // An add-region run's generation 1: the new member's key, made from that generation's escrowed material.
+        const made = await withEscrowedMaterial(kp, escrowKeyOf(this.run), escrow, (material) =>
+          this.createOne(slot, Promise.resolve(material), log),
+        );
+        for (const o of made) await this.persist(o);
+        return;
+      }
+      const ref = refOf(m);
       const baseline = m.snapshotVersionId;
       const [key, versions] = await Promise.all([
         kp.getKey(ref, this.callOpts()),
@@ -988,6 +1000,50 @@ class Worker {
     });
     this.log.info('member caught up', { crn: m.crn, generation: run.generation });
     await this.notify('caught-up', run);
+  }
+
+  /**
+   * An add-region run's release: the new duplicate holds every generation the group had when it planned. It joins
+   * when it holds the group's current generation and no rotation holds the group; a group that rotated meanwhile
+   * moves the target (replayed first); a running rotation defers the join.
+   */
+  private async join(): Promise<void> {
+    const run = this.run;
+    const nowMs = this.now();
+    const { value: group } = await this.ctx.stores.groups.get(run.groupId);
+    if (group.currentGeneration > run.generation) {
+      const more = group.currentGeneration - run.generation;
+      await this.persist({
+        type: 'TargetMoved',
+        generation: group.currentGeneration,
+        deadlineAtMs: nowMs + this.ctx.config.runDeadlineMs + more * this.ctx.config.rotationMinIntervalMs,
+      });
+      return;
+    }
+    if (group.activeRunId) {
+      await this.persist({
+        type: 'Deferred',
+        untilMs: nowMs + this.ctx.config.retryBaseMs,
+        reason: `waiting for run ${group.activeRunId} to finish before joining the group`,
+      });
+      return;
+    }
+    const m = run.members[0]!;
+    await this.ctx.stores.groups.mutate(group.id, (x): Group => {
+      if (x.members.some((y) => y.instanceId === m.instanceId)) return x;
+      return { ...x, members: [...x.members, ...membersOf(run)], updatedAtMs: nowMs };
+    });
+    this.log.info('new region joined the group', { region: m.region, generation: run.generation });
+    if (this.ctx.notifier) {
+      await this.ctx.notifier
+        .publish({
+          type: 'com.ibm.lockstep.region.added',
+          subject: group.id,
+          data: { groupId: group.id, runId: run.id, region: m.region, crn: m.crn ?? '', generation: run.generation },
+        })
+        .catch(() => undefined);
+    }
+    await this.persist({ type: 'Released' });
   }
 
   private leaseHeldError(m: RunMember): RunError {

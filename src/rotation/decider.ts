@@ -163,7 +163,7 @@ function command(c: Command): Decision {
 
 /** True for a run that re-imports recorded generations into one member (`catch-up`). */
 export function isReplayRun(run: Pick<RotationRun, 'kind'>): boolean {
-  return run.kind === RunKind.CATCH_UP;
+  return run.kind === RunKind.CATCH_UP || run.kind === RunKind.ADD_REGION;
 }
 
 /** The generations a catch-up run's member cannot unwrap yet (`nextGeneration`…target), as `a–b` text. */
@@ -258,6 +258,9 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       break;
     case 'MemberStaged': {
       const m = memberBySlot(run, outcome.slot);
+      if (outcome.keyId) m.keyId = outcome.keyId;
+      if (outcome.crn) m.crn = outcome.crn;
+      if (outcome.keyRingId) m.keyRingId = outcome.keyRingId;
       if (isReplayRun(run)) {
         onReplayStaged(run, m, outcome.versionId, outcome.rotatedAtMs, outcome.via);
         break;
@@ -266,9 +269,6 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       m.versionId = outcome.versionId;
       m.rotatedAtMs = outcome.rotatedAtMs;
       m.stagedVia = outcome.via;
-      if (outcome.keyId) m.keyId = outcome.keyId;
-      if (outcome.crn) m.crn = outcome.crn;
-      if (outcome.keyRingId) m.keyRingId = outcome.keyRingId;
       m.notBeforeMs = undefined;
       if (outcome.via === 'found') {
         addNote(run, `${m.role} ${m.region}: version ${outcome.versionId} found on re-check (not rotated twice)`);
@@ -346,6 +346,15 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       m.snapshotVersionCount = outcome.versionCount;
       break;
     }
+    case 'TargetMoved':
+      run.generation = outcome.generation;
+      run.deadlineAtMs = Math.max(run.deadlineAtMs, outcome.deadlineAtMs);
+      run.step = Step.STAGE;
+      break;
+    case 'Deferred':
+      run.nextAttemptAtMs = outcome.untilMs;
+      run.statusReason = outcome.reason;
+      break;
     case 'StepFailed':
       onStepFailed(run, outcome.step, outcome.error, nowMs, cfg, outcome.slot);
       break;
@@ -430,7 +439,7 @@ function onStepFailed(
     m.notBeforeMs = until;
     run.status = 'degraded';
     run.statusReason = isReplayRun(run)
-      ? `${catchUpReason(run)}. Re-importing generation ${run.replay?.nextGeneration} failed: ${error.code} ${error.message}; retrying.`
+      ? `${run.kind === RunKind.CATCH_UP ? catchUpReason(run) : `Adding ${m.region} (${m.instanceId})`}. Replaying generation ${run.replay?.nextGeneration} failed: ${error.code} ${error.message}; retrying.`
       : m.role === 'duplicate'
         ? `Duplicate ${m.region} (${m.crn ?? m.slot}) cannot be staged: ${error.code} ${error.message}. The primary will not be promoted until it is; retrying with the same escrowed material.`
         : `Primary ${m.region} (${m.crn ?? m.slot}) cannot be promoted yet: ${error.code} ${error.message}. Every duplicate already holds the new material; retrying.`;
@@ -464,7 +473,7 @@ function onReplayStaged(
   run.attempt = 0;
   if (run.status !== 'diverged') {
     run.status = 'running';
-    run.statusReason = catchUpReason(run);
+    run.statusReason = run.kind === RunKind.CATCH_UP ? catchUpReason(run) : undefined;
   }
 }
 
@@ -492,11 +501,13 @@ function onReplayProven(run: RotationRun, evidence: RotationRun['canaries'], cfg
     return;
   }
   m.progress = MemberProgress.PENDING;
-  const next = (m.rotatedAtMs ?? 0) + cfg.rotationMinIntervalMs;
+  // Generation 1 of an add-region run created the key: its first rotation has no time restriction.
+  const next =
+    g === 1 && run.kind === RunKind.ADD_REGION ? undefined : (m.rotatedAtMs ?? 0) + cfg.rotationMinIntervalMs;
   m.notBeforeMs = next;
   run.step = Step.STAGE;
   run.status = 'running';
-  run.statusReason = catchUpReason(run, next);
+  run.statusReason = run.kind === RunKind.CATCH_UP ? catchUpReason(run, next) : undefined;
 }
 
 function memberBySlot(run: RotationRun, slot: string): RunMember {
@@ -537,7 +548,7 @@ export function newRun(input: NewRunInput): RotationRun {
     generation: input.generation,
     kind: input.kind,
     status: 'pending',
-    step: input.kind === RunKind.CREATE ? Step.GENERATE : Step.PLAN,
+    step: input.kind === RunKind.CREATE ? Step.GENERATE : input.kind === RunKind.ADD_REGION ? Step.STAGE : Step.PLAN,
     trigger: input.trigger,
     members: input.members.map((m) => ({
       role: m.role,

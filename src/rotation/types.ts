@@ -48,7 +48,7 @@ export const STEP_ORDER: readonly Step[] = [
 /**
  * What a run does. `create` creates the member keys (generation 1); `rotation` rotates existing members; `adopt`
  * records the adoption of existing keys (completed when written); `add-region` replays escrowed generations into a
- * new duplicate (driven by `src/app/replay.ts`, not by the decider); `catch-up` re-imports the recorded generations
+ * new duplicate (stage ⇄ prove from generation 1, then release joins it to the group); `catch-up` re-imports the recorded generations
  * a member lacks (after a regional recovery) from escrow, oldest first, one per allowed hour, each proved by its
  * lineage canary (plan → stage ⇄ prove → release, see `README.md`).
  */
@@ -278,5 +278,9 @@ export type Outcome =
   | { type: 'GaveUp'; reason: string }
   /** A member holds a version newer than the run's snapshot that is NOT the run's material (out-of-band rotation). */
   | { type: 'ForeignVersionFound'; slot: string; versionId: KeyVersionId; versionCount: number }
+  /** An add-region run reached its target, but the group moved on: replay up to `generation` first. */
+  | { type: 'TargetMoved'; generation: number; deadlineAtMs: number }
+  /** The step cannot finish yet for a reason that is not a failure (a rotation holds the group): look again then. */
+  | { type: 'Deferred'; untilMs: number; reason: string }
   /** A step (or one member of it) failed; `slot` names the member when there is one. */
   | { type: 'StepFailed'; step: Step; slot?: string; error: RunError };
