@@ -611,7 +611,6 @@ export function createRotationService(
       if (typeof o?.holder !== 'string' || o.holder === '' || !Number.isFinite(o.deadlineAtMs)) {
         throw new AppError('VALIDATION_FAILED', 'advanceRun needs {deadlineAtMs: epoch ms, holder: worker id}');
       }
-      const { value: run } = await runs.get(id);
       return advance(ctx, id, o);
     },
 
