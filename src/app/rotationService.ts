@@ -8,7 +8,6 @@ import {
   asInstanceId,
   asRegionId,
   asRunId,
-  type EscrowKeyRef,
   type Group,
   type GroupId,
   hasCode,
@@ -20,7 +19,7 @@ import {
   type RunId,
   type Trigger,
 } from '../core/index.js';
-import { buildLineageRecord, checkLineageText, signCheckpoint } from '../lineage/index.js';
+import { checkLineageText } from '../lineage/index.js';
 import {
   applyOutcome,
   type MemberReading,
@@ -32,7 +31,6 @@ import {
   slotOf,
 } from '../rotation/index.js';
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
-import { runCanary } from './canary.js';
 import { createOperatorRuns } from './operatorRuns.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun } from './replay.js';
@@ -117,24 +115,6 @@ export function createRotationService(
 
   const newRunId = (groupId: GroupId, generation: number): RunId =>
     asRunId(`run-${groupId.slice(0, 40)}-g${generation}-${random.uuid().slice(0, 8)}`);
-
-  async function createEscrowKey(
-    groupId: GroupId,
-    near: { region: Member['region']; instanceId: Member['instanceId'] },
-  ) {
-    const at = config.escrowInstance ?? near;
-    const key = await kp.createGeneratedRootKey(
-      {
-        region: at.region,
-        instanceId: at.instanceId,
-        name: `${config.keyNamePrefix}-${groupId}-escrow`,
-        description: `lockstep escrow key of group ${groupId}; only lockstep may use it`,
-      },
-      opts(),
-    );
-    const ref: EscrowKeyRef = { region: at.region, instanceId: at.instanceId, keyId: key.id, crn: key.crn };
-    return ref;
-  }
 
   async function readMember(m: Member): Promise<KeyInfo | AppError> {
     try {
@@ -315,130 +295,96 @@ export function createRotationService(
         // The ring Key Protect reports is the member's ring from now on (sent as X-Kms-Key-Ring).
         if (info.keyRingId) m.keyRingId = info.keyRingId;
       }
-      const aad = ['lockstep-canary/v1', `group:${groupId}`, 'generation:1'];
-      const party = (i: number) => ({
-        ref: members[i]!,
-        crn: members[i]!.crn,
-        expectedVersionId: infos[i]!.currentVersionId,
+      // The run proves equality (canary primary ↔ every duplicate, each reporting the version read here), records
+      // generation 1 and writes the group (runner.ts): nothing but the run exists until the proof passed.
+      const nowMs = now();
+      const runId = asRunId(`run-${groupId}-adopt`);
+      const prior = await runs.get(runId).catch((err: unknown) => {
+        if (hasCode(err, 'RUN_NOT_FOUND')) return undefined;
+        throw err;
       });
-      const evidence = [];
-      const problems: string[] = [];
-      const fwd = await runCanary(
-        kp,
-        random,
-        now,
-        party(0),
-        members.slice(1).map((_, i) => party(i + 1)),
-        aad,
-        opts(),
-      );
-      evidence.push(fwd.evidence);
-      problems.push(...fwd.problems);
-      for (let i = 1; i < members.length; i++) {
-        const back = await runCanary(kp, random, now, party(i), [party(0)], aad, opts());
-        evidence.push(back.evidence);
-        problems.push(...back.problems);
-      }
-      if (problems.length > 0) {
-        throw new AppError('MATERIAL_MISMATCH', `The keys do not hold identical material: ${problems.join('; ')}`, {
-          details: { groupId },
+      if (prior && prior.value.status !== 'failed') {
+        throw new AppError('GROUP_EXISTS', `Group ${groupId} is being adopted by run ${runId}`, {
+          details: { groupId, runId },
         });
       }
-      const escrow = input.escrow ?? (await createEscrowKey(groupId, members[0]!));
-      const nowMs = now();
-      const runId = asRunId(`run-${groupId}-adopt`.length >= 12 ? `run-${groupId}-adopt` : `run-${groupId}-adopt-g1`);
-      const run: RotationRun = {
-        ...newRun({
-          id: runId,
-          groupId,
-          generation: 1,
-          kind: RunKind.ADOPT,
-          trigger,
-          members,
-          escrowKey: escrow,
-          nowMs,
-          deadlineAtMs: nowMs,
-          notes: ['adopted existing keys: generation 1 material is not escrowed (lockstep never saw it)'],
-        }),
-        status: 'completed',
-        step: 'done',
-        finishedAtMs: nowMs,
-        fingerprint: 'adopted:unknown-material',
-        canaries: evidence,
-      };
-      run.members = run.members.map((m, i) => ({
-        ...m,
-        progress: 'staged',
-        versionId: infos[i]!.currentVersionId,
-        rotatedAtMs: infos[i]!.lastRotateAtMs ?? infos[i]!.creationAtMs,
-        stagedVia: 'found',
-      }));
-      const lastRotated = Math.max(...infos.map((i) => i.lastRotateAtMs ?? i.creationAtMs));
-      const group: Group = {
-        id: groupId,
-        name: input.name,
-        ...(input.description ? { description: input.description } : {}),
-        members,
-        escrow,
-        schedule: input.schedule ?? {},
-        status: 'rotating',
-        statusReason: `being adopted by run ${runId}`,
-        currentGeneration: 0,
-        lastRotatedAtMs: lastRotated,
-        activeRunId: runId,
-        createdAtMs: nowMs,
-        updatedAtMs: nowMs,
-      };
-      await stores.groups.create(group);
-      await runs.create(run);
-      const record = buildLineageRecord({
+      const escrowAt = config.escrowInstance ?? members[0]!;
+      const base = newRun({
+        id: runId,
         groupId,
         generation: 1,
-        fingerprint: run.fingerprint!,
+        kind: RunKind.ADOPT,
         trigger,
-        runId,
-        startedAtMs: nowMs,
-        finishedAtMs: nowMs,
-        members: run.members.map((m) => ({
-          role: m.role,
-          region: m.region,
-          instanceId: m.instanceId,
-          keyId: m.keyId!,
-          crn: m.crn!,
-          keyVersionId: m.versionId!,
-          rotatedAtMs: m.rotatedAtMs!,
-          evidence: [],
-        })),
-        verification: evidence,
-        status: 'complete',
+        members,
+        escrowKey: input.escrow,
+        createIntent: {
+          ...(input.escrow
+            ? {}
+            : {
+                escrow: {
+                  region: escrowAt.region,
+                  instanceId: escrowAt.instanceId,
+                  name: `${config.keyNamePrefix}-${groupId}-escrow`,
+                  alias:
+                    `${config.keyNamePrefix}-${groupId}-escrow-${random.uuid().replace(/-/g, '').slice(0, 8)}`.slice(
+                      0,
+                      90,
+                    ),
+                  description: `lockstep escrow key of group ${groupId}; only lockstep may use it`,
+                },
+              }),
+          keys: {},
+        },
+        groupSpec: {
+          name: input.name,
+          ...(input.description ? { description: input.description } : {}),
+          schedule: input.schedule ?? {},
+        },
+        nowMs,
+        deadlineAtMs: nowMs + config.runDeadlineMs,
         notes: [
           'adopted: lineage starts here; equality of the existing material was proved by canary',
           'generation 1 material is not escrowed: a region added later cannot replay it',
         ],
       });
-      await stores.lineage.append(record);
-      if (config.checkpointSigning) {
-        await stores.checkpoints.put(
-          signCheckpoint(
-            { groupId, generation: 1, headHash: record.hash, signedAtMs: nowMs },
-            {
-              privateKey: config.checkpointSigning.privateKey,
-              ...(config.checkpointSigning.keyId ? { keyId: config.checkpointSigning.keyId } : {}),
-            },
-          ),
+      const run: RotationRun = {
+        ...base,
+        step: 'prove',
+        status: 'running',
+        fingerprint: 'adopted:unknown-material',
+        members: base.members.map((m, i) => ({
+          ...m,
+          progress: 'staged',
+          versionId: infos[i]!.currentVersionId,
+          rotatedAtMs: infos[i]!.lastRotateAtMs ?? infos[i]!.creationAtMs,
+          stagedVia: 'found',
+        })),
+      };
+      try {
+        if (prior) await runs.save(run, prior.rev);
+        else await runs.create(run);
+      } catch (err) {
+        if (hasCode(err, 'STORE_CONFLICT')) {
+          throw new AppError('GROUP_EXISTS', `Group ${groupId} is being adopted`, { details: { groupId, runId } });
+        }
+        throw err;
+      }
+      const res = await advance(ctx, runId, { deadlineAtMs: now() + 10 * 60_000, holder: `adopt-${random.uuid()}` });
+      if (res.status !== 'completed') {
+        const done = (await runs.get(runId)).value;
+        if (done.status === 'failed' && done.step === 'prove') {
+          throw new AppError('MATERIAL_MISMATCH', done.statusReason ?? 'The keys do not hold identical material', {
+            details: { groupId, runId },
+          });
+        }
+        throw new AppError(
+          'UPSTREAM_UNAVAILABLE',
+          `Group ${groupId} was not adopted yet (${res.status} at ${res.step}): ${res.reason ?? 'see the run'}. Run ${runId} resumes on the next tick.`,
+          { retryable: true, details: { groupId, runId, status: res.status, step: res.step } },
         );
       }
-      const saved = await stores.groups.mutate(groupId, (g) => {
-        const out: Group = { ...g, status: 'healthy', currentGeneration: 1, updatedAtMs: now() };
-        if (config.verifyIntervalMs > 0) out.verifyDueAtMs = now() + config.verifyIntervalMs;
-        delete out.statusReason;
-        delete out.activeRunId;
-        const due = ctx.nextDueAtMs(out, lastRotated);
-        if (due !== undefined) out.nextDueAtMs = due;
-        return out;
-      });
       log.info('group adopted', { groupId, members: members.length });
-      return { group: saved.value, lineage: record };
+      return { group: (await stores.groups.get(groupId)).value, lineage: await stores.lineage.get(groupId, 1) };
     },
 
     async plan(groupId: string): Promise<RotationPlan> {

@@ -485,7 +485,9 @@ class Worker {
         case 'RecordLineage':
           // A create run's group document comes into being here: every key exists and is proved, and the lineage
           // (which belongs to a group) is written next.
-          if (this.run.kind === RunKind.CREATE) await this.createGroupDocument(this.run, this.now());
+          if (this.run.kind === RunKind.CREATE || this.run.kind === RunKind.ADOPT) {
+            await this.createGroupDocument(this.run, this.now());
+          }
           await this.persist({ type: 'LineageRecorded', hash: await this.recordLineage() });
           return;
         case 'ReplayGeneration':
@@ -1150,7 +1152,10 @@ class Worker {
     const run = this.run;
     const nowMs = this.now();
     const diverged = run.status === 'diverged';
-    const isCreate = run.kind === RunKind.CREATE;
+    const isCreate = run.kind === RunKind.CREATE || run.kind === RunKind.ADOPT;
+    // An adopted group's schedule counts from its members' last rotation; a created one's from now.
+    const rotatedAtMs =
+      run.kind === RunKind.ADOPT ? Math.max(...run.members.map((m) => m.rotatedAtMs ?? nowMs)) : nowMs;
     await this.ctx.stores.groups.mutate(run.groupId, (g) => {
       if (isCreate && g.currentGeneration >= run.generation) return g; // already released
       const next: Group = {
@@ -1163,14 +1168,14 @@ class Worker {
           : {}),
         status: diverged ? 'diverged' : 'healthy',
         currentGeneration: isCreate ? run.generation : Math.max(g.currentGeneration, run.generation),
-        lastRotatedAtMs: nowMs,
+        lastRotatedAtMs: rotatedAtMs,
         updatedAtMs: nowMs,
       };
       if (diverged && run.statusReason) next.statusReason = run.statusReason;
       else delete next.statusReason;
       if (g.activeRunId === run.id) delete next.activeRunId;
       if (this.ctx.config.verifyIntervalMs > 0) next.verifyDueAtMs = nowMs + this.ctx.config.verifyIntervalMs;
-      const due = this.ctx.nextDueAtMs(next, nowMs);
+      const due = this.ctx.nextDueAtMs(next, rotatedAtMs);
       if (due !== undefined) next.nextDueAtMs = due;
       return next;
     });
@@ -1193,7 +1198,7 @@ class Worker {
         name: spec.name,
         ...(spec.description ? { description: spec.description } : {}),
         members: membersOf(run),
-        escrow: escrowKeyOf(run),
+        escrow: run.escrowKey ?? (await this.ensureEscrowKey()),
         schedule: spec.schedule,
         status: 'rotating',
         currentGeneration: 0,

@@ -304,6 +304,13 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       break;
     case 'CanaryMismatch':
       run.canaries.push(...outcome.evidence);
+      if (run.kind === RunKind.ADOPT) {
+        // Keys that do not hold identical material are not adopted: nothing is recorded, no group is written.
+        run.status = 'failed';
+        run.statusReason = `The keys do not hold identical material: ${outcome.detail}`;
+        run.finishedAtMs = nowMs;
+        break;
+      }
       run.status = 'diverged';
       run.statusReason = isReplayRun(run)
         ? `Re-imported generation ${run.replay?.nextGeneration} into ${run.members[0]!.region} (${run.members[0]!.crn}), but its lineage canary does not unwrap there (${outcome.detail}). Investigate: the escrow or the member holds other material.`

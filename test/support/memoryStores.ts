@@ -62,7 +62,7 @@ export function createMemoryStores(): MemoryStores {
 
   const runRepo: RunRepository = {
     async create(run) {
-      if (run.kind !== 'create' && !groups.get(run.groupId)) {
+      if (run.kind !== 'create' && run.kind !== 'adopt' && !groups.get(run.groupId)) {
         throw new AppError('GROUP_NOT_FOUND', `No group ${run.groupId}`);
       }
       return runs.put(run.id, run);
