@@ -106,6 +106,7 @@ export function createRotationService(
     config,
     ...(deps.afterPersist ? { afterPersist: deps.afterPersist } : {}),
     nextDueAtMs: deps.nextDueAtMs ?? defaultNextDue,
+    sleep: deps.sleep ?? ((ms) => new Promise<void>((r) => setTimeout(r, ms))),
   };
   const { kp, stores, clock, random } = deps;
   const runs = runsOf(stores);
@@ -467,7 +468,6 @@ export function createRotationService(
           );
         }
         const nowMs = now();
-        let notBeforeMs: number | undefined;
         // The plan step's reading, taken now: refuses what cannot rotate with a clear error, and (when every member
         // answered) becomes the run's plan, so the run starts at generate without reading the members again.
         let readings: MemberReading[] | undefined;
@@ -538,7 +538,6 @@ export function createRotationService(
           escrowKey: group.escrow,
           nowMs,
           deadlineAtMs: nowMs + config.runDeadlineMs,
-          ...(notBeforeMs !== undefined ? { notBeforeMs } : {}),
         });
         const run = readings
           ? applyOutcome(fresh, { type: 'MembersRead', readings, atClaim: true }, nowMs, config)

@@ -25,7 +25,7 @@ import {
   type LineageRecord,
   type Logger,
 } from '../core/index.js';
-import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
+import { buildLineageRecord, canonicalJson, signCheckpoint } from '../lineage/index.js';
 import {
   applyOutcome,
   CATCH_UP_REASON,
@@ -51,6 +51,7 @@ import {
   openEscrowedMaterial,
   withEscrowedMaterial,
 } from './escrow.js';
+import { bounded } from './limit.js';
 import type {
   CallOptions,
   KeyInfo,
@@ -76,6 +77,8 @@ export interface RunnerContext {
   afterPersist?: RotationServiceDeps['afterPersist'];
   /** Computes a group's next due time after a completed generation (scheduling module). */
   nextDueAtMs: (group: Group, completedAtMs: number) => number | undefined;
+  /** Waits (the import-token lease queue); injected like the clock, so no use case sleeps on a real timer. */
+  sleep: (ms: number) => Promise<void>;
 }
 
 /** Thrown inside a worker whose run was taken over (or that "crashed" in a test): stop touching anything. */
@@ -138,20 +141,10 @@ function sagaState(run: RotationRun): unknown {
   return { ...run, updatedAtMs: 0, members: run.members.map((m) => ({ ...m, evidence: [] })) };
 }
 
-/** JSON with object keys sorted, so that documents built locally and read back from the store compare equal. */
-function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-        )
-      : v,
-  );
-}
-
 /** True when `current` differs from `base` only by evidence appended to members. */
 function onlyEvidenceAdded(base: RotationRun, current: RotationRun): boolean {
-  if (stableJson(sagaState(base)) !== stableJson(sagaState(current))) return false;
+  // canonical JSON: documents built locally and read back from the store compare equal
+  if (canonicalJson(sagaState(base)) !== canonicalJson(sagaState(current))) return false;
   return base.members.every((m, i) => {
     const known = new Set(current.members[i]?.evidence.map((e) => e.eventId));
     return m.evidence.every((e) => known.has(e.eventId));
@@ -173,29 +166,6 @@ function withEvidenceOf(next: RotationRun, current: RotationRun): RotationRun {
 const isAmbiguous = (err: unknown): boolean =>
   isAppError(err) &&
   (err.details.ambiguous === true || (err.code === 'UPSTREAM_UNAVAILABLE' && err.details.ambiguous !== false));
-
-/**
- * Runs `fn` over `items` with at most `limit` in flight. Waits for every started task to settle before it rethrows
- * the first failure, so nothing of this worker is still in flight when it reports a crash.
- */
-async function bounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let firstError: { err: unknown } | undefined;
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length && !firstError) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        // A crash or an upstream error outranks another task's "stopped" that it caused.
-        const had = firstError as { err: unknown } | undefined;
-        if (!had || (had.err instanceof Stopped && !(err instanceof Stopped))) firstError = { err };
-      }
-    }
-  });
-  await Promise.all(workers);
-  if (firstError) throw firstError.err;
-}
 
 /**
  * The plan step's reading of one member: state, newest version, version count, last rotation (key and versions in
@@ -231,8 +201,6 @@ const MAX_CALLS_PER_MEMBER = 20;
 /** Upper bound of commands one worker executes in one pass (a healthy run needs about 10 + members). */
 const MAX_COMMANDS_PER_PASS = 500;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * One worker's pass over one run: under the group lease, decide → execute → persist until the run finishes, has to
  * wait (1 h rule, backoff, blocked member) or the caller's deadline comes.
@@ -246,12 +214,18 @@ export async function advance(
   const first = await runs.get(runId);
   const groupId = first.value.groupId;
   const log = ctx.logger.child({ runId, groupId, holder: opts.holder });
-  const result = (run: RotationRun, reason?: string, nextAttemptAtMs?: number): AdvanceResult => ({
+  const result = (
+    run: RotationRun,
+    reason?: string,
+    nextAttemptAtMs?: number,
+    stopped?: AdvanceResult['stopped'],
+  ): AdvanceResult => ({
     runId,
     status: run.status,
     step: run.step,
     ...(reason ? { reason } : {}),
     ...(nextAttemptAtMs !== undefined ? { nextAttemptAtMs } : {}),
+    ...(stopped ? { stopped } : {}),
   });
   const pre = decide(first.value, ctx.clock.nowMs());
   if (pre.kind === 'finished') return result(first.value, first.value.statusReason);
@@ -264,7 +238,7 @@ export async function advance(
   );
   if (!lease) {
     log.info('group lease held by another worker; leaving the run to it');
-    return result(first.value, 'another worker holds the group lease');
+    return result(first.value, 'another worker holds the group lease', undefined, 'lease-held');
   }
   const state = { stopped: undefined as string | undefined, crashed: false };
   let cur: Versioned<RotationRun> = await runs.get(runId); // re-read under the lease
@@ -290,18 +264,20 @@ export async function advance(
         log.info('run waits', { step: cur.value.step, untilMs: d.untilMs, reason: d.reason });
         return result(cur.value, d.reason, d.untilMs);
       }
-      if (nowMs >= opts.deadlineAtMs) return result(cur.value, 'caller deadline reached; the next tick resumes');
+      if (nowMs >= opts.deadlineAtMs) {
+        return result(cur.value, 'caller deadline reached; the next tick resumes', undefined, 'caller-deadline');
+      }
       lease = await ctx.stores.leases.renew(lease, ctx.config.groupLeaseTtlMs, nowMs);
       await worker.execute(d.command);
-      if (state.stopped) return result(cur.value, state.stopped);
+      if (state.stopped) return result(cur.value, state.stopped, undefined, 'taken-over');
     }
     log.error('run made no progress within one pass; stopping', { step: cur.value.step });
     return result(cur.value, `no progress after ${MAX_COMMANDS_PER_PASS} commands`);
   } catch (err) {
-    if (err instanceof Stopped) return result(cur.value, err.why);
+    if (err instanceof Stopped) return result(cur.value, err.why, undefined, 'taken-over');
     if (hasCode(err, 'LEASE_LOST')) {
       log.warn('group lease lost; stopping', { step: cur.value.step });
-      return result(cur.value, 'group lease lost to another worker');
+      return result(cur.value, 'group lease lost to another worker', undefined, 'lease-lost');
     }
     state.crashed = state.crashed || !isAppError(err);
     throw err;
@@ -453,9 +429,15 @@ class Worker {
         case 'StageMembers':
           // One secure import at a time per instance (its import token is shared); instances in parallel.
           await this.withMaterial(async (material) => {
-            await bounded(this.byInstance(c.slots), this.ctx.config.stageConcurrency, async (slots) => {
-              for (const slot of slots) await this.stageOne(slot, material, log);
-            });
+            await bounded(
+              this.byInstance(c.slots),
+              this.ctx.config.stageConcurrency,
+              async (slots) => {
+                for (const slot of slots) await this.stageOne(slot, material, log);
+              },
+              // a crash or an upstream error outranks another task's "stopped" that it caused
+              (err) => err instanceof Stopped,
+            );
           });
           return;
         case 'PromotePrimary':
@@ -621,7 +603,7 @@ class Worker {
         this.now(),
       );
       if (l) return l;
-      await sleep(50 + i * 25);
+      await this.ctx.sleep(50 + i * 25);
     }
     return undefined;
   }
@@ -1179,7 +1161,7 @@ class Worker {
       if (due !== undefined) next.nextDueAtMs = due;
       return next;
     });
-    const healed = run.trigger.kind === 'event' || run.notes.some((n) => n.includes('foreign version'));
+    const healed = run.trigger.kind === 'event' || run.heals === true;
     await this.notify(diverged ? 'diverged' : 'completed', run);
     if (healed && !diverged) await this.notify('healed', run);
   }

@@ -79,6 +79,8 @@ export interface RotationServiceDeps {
   logger: Logger;
   notifier?: Notifier;
   config?: Partial<RotationConfig>;
+  /** Waits between polls of a busy lease (default: a real timer; tests inject their own). */
+  sleep?: (ms: number) => Promise<void>;
   /** @internal Test hook: called after each persisted step; throwing from it simulates a crash. */
   afterPersist?: (run: RotationRun, step: Step) => void | Promise<void>;
 }
@@ -149,6 +151,8 @@ export interface AdvanceResult {
   /** Why the run stopped here (waiting for the 1 h rule, a blocked member, the caller's deadline, …). */
   reason?: string;
   nextAttemptAtMs?: number;
+  /** Why this worker stopped early (typed, for callers that act on it; `reason` is for people). */
+  stopped?: 'lease-held' | 'lease-lost' | 'taken-over' | 'caller-deadline';
 }
 
 /** Live probe of one generation on one member. */

@@ -13,6 +13,7 @@ import type { Clock, Group, Logger, Random, RunId } from '../core/index.js';
 import { AppError, hasCode, isAppError } from '../core/index.js';
 import { checkLineageText } from '../lineage/index.js';
 import { dueDecision, selectDueGroups } from '../scheduling/index.js';
+import { bounded } from './limit.js';
 import type { KeyProtectPort, Lease, LeaseRepository, RunRecordBase, Stores } from './ports.js';
 import type { AdvanceResult, RotationService } from './service.js';
 import { cryptoRandom } from './system.js';
@@ -223,8 +224,9 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     if (r.status === 'completed') summary.completed += 1;
     else if (r.status === 'degraded') summary.degraded += 1;
     else if (r.status === 'failed') summary.failed += 1;
-    else if (r.reason && /lease/.test(r.reason)) defer(groupId, 'claimed-by-another-tick', r.runId, r.reason);
-    else if (r.nextAttemptAtMs !== undefined) defer(groupId, 'waiting', r.runId, r.reason);
+    else if (r.stopped === 'lease-held' || r.stopped === 'lease-lost') {
+      defer(groupId, 'claimed-by-another-tick', r.runId, r.reason);
+    } else if (r.nextAttemptAtMs !== undefined) defer(groupId, 'waiting', r.runId, r.reason);
   };
 
   const work = async (task: Task) => {
@@ -279,14 +281,10 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     }
   };
 
-  let next = 0;
-  const lanes = Array.from({ length: Math.max(1, Math.min(cfg.concurrency, tasks.length)) }, async () => {
-    while (next < tasks.length) {
-      const task = tasks[next++]!;
-      await work(task);
-    }
+  // `work` never throws: a group's failure is deferred
+  await bounded(tasks, cfg.concurrency, async (task) => {
+    await work(task);
   });
-  await Promise.all(lanes);
   for (const { group } of selection.deferred) defer(group.id, 'limit');
 
   summary.finishedAtMs = deps.clock.nowMs();

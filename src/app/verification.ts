@@ -313,6 +313,13 @@ interface Findings {
   trigger: string;
 }
 
+/** True when the group's last verification found exactly these problems (a finding is notified once). */
+function sameFindings(group: Group, problems: string[]): boolean {
+  const before = group.lastVerification?.problems ?? [];
+  const now = problems.slice(0, 50);
+  return before.length === now.length && before.every((p, i) => p === now[i]);
+}
+
 /** The kind of trigger a healing run records (its `by` is always lockstep's own text). */
 function healKind(trigger: string): 'event' | 'operator' | 'schedule' {
   if (/^(event|alert)/.test(trigger)) return 'event';
@@ -360,6 +367,7 @@ async function applyFindings(
             nowMs,
             deadlineAtMs: notBeforeMs + ctx.config.runDeadlineMs,
             notBeforeMs,
+            heal: true,
             notes: [
               `foreign version (drift) found by verification at ${new Date(nowMs).toISOString()}: ${summary}`.slice(
                 0,
@@ -379,7 +387,7 @@ async function applyFindings(
           : '';
     const reason = `${VERIFICATION_REASON} (${f.trigger}): ${summary}.${plan}`.slice(0, 1000);
     // A new finding (status or problems) is notified; the same finding seen by a later trigger is not.
-    const changed = group.status !== status || !group.statusReason?.includes(summary);
+    const changed = group.status !== status || !sameFindings(group, f.problems);
     if (changed && ctx.notifier) {
       await ctx.notifier
         .publish({
@@ -484,7 +492,7 @@ async function planCatchUp(
     }
   }
   const reason = `${VERIFICATION_REASON} (${f.trigger}): ${summary}.${plan}`.slice(0, 1000);
-  const changed = group.status !== 'degraded' || !group.statusReason?.includes(summary);
+  const changed = group.status !== 'degraded' || !sameFindings(group, f.problems);
   if (changed && ctx.notifier) {
     await ctx.notifier
       .publish({

@@ -351,6 +351,7 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       );
       m.snapshotVersionId = outcome.versionId;
       m.snapshotVersionCount = outcome.versionCount;
+      run.heals = true;
       break;
     }
     case 'TargetMoved':
@@ -545,6 +546,8 @@ export interface NewRunInput {
   notBeforeMs?: number;
   /** A catch-up's first generation to re-import (its target is `generation`). */
   replayFrom?: number;
+  /** The run heals drift (see {@link RotationRun.heals}). */
+  heal?: boolean;
 }
 
 /** A fresh run at `plan` (rotation) or `generate` (create: there is nothing to read yet). */
@@ -574,6 +577,7 @@ export function newRun(input: NewRunInput): RotationRun {
     ...(input.createIntent ? { createIntent: input.createIntent } : {}),
     ...(input.groupSpec ? { groupSpec: input.groupSpec } : {}),
     ...(input.replayFrom !== undefined ? { replay: { nextGeneration: input.replayFrom, versions: {} } } : {}),
+    ...(input.heal ? { heals: true } : {}),
     deadlineAtMs: input.deadlineAtMs,
     createdAtMs: input.nowMs,
     updatedAtMs: input.nowMs,

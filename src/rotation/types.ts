@@ -181,6 +181,8 @@ export interface RotationRun extends RunRecordBase {
   /** For a `create` run: the group document to write when the keys exist. */
   groupSpec?: { name: string; description?: string; schedule: Schedule };
   transitions: RunTransition[];
+  /** The run replaces material lockstep did not write (drift found by verification, or a foreign version on a member). */
+  heals?: boolean;
   /** Set when an operator stopped the run (status `stopped`): who, when, and what it left behind. */
   stop?: RunStop;
 }
