@@ -4,6 +4,7 @@
  */
 import type { GroupId, InstanceId, KeyCrn, KeyId, KeyVersionId, RegionId, RunId } from '../core/ids.js';
 import type { Checkpoint, Group, LineageRecord } from '../core/model.js';
+import type { RunRecordBase } from '../core/runs.js';
 import type { KeyMaterial } from '../core/sensitive.js';
 
 // ───────────────────────────── Key Protect ─────────────────────────────
@@ -164,32 +165,8 @@ export interface GroupRepository {
   findVerifyDue(nowMs: number, limit: number): Promise<Group[]>;
 }
 
-/** Run statuses that the scheduler resumes. */
-export const RunStatus = {
-  PENDING: 'pending',
-  RUNNING: 'running',
-  DEGRADED: 'degraded',
-  COMPLETED: 'completed',
-  FAILED: 'failed',
-  DIVERGED: 'diverged',
-  /** Stopped by an operator before promotion (`src/app/operatorRuns.ts`): terminal unless retried. */
-  STOPPED: 'stopped',
-} as const;
-export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
-export const UNFINISHED_RUN_STATUSES: readonly RunStatus[] = ['pending', 'running', 'degraded'];
-
-/** Fields every persisted run has (indexed). The saga's own state lives in the rest of the document. */
-export interface RunRecordBase {
-  id: RunId;
-  groupId: GroupId;
-  generation: number;
-  kind: string;
-  status: RunStatus;
-  createdAtMs: number;
-  updatedAtMs: number;
-  /** Not before this time (backoff, 1 h rule). */
-  nextAttemptAtMs?: number;
-}
+// The run record's fields live in core (the pure saga in `src/rotation` builds on them); re-exported here.
+export { type RunRecordBase, RunStatus, UNFINISHED_RUN_STATUSES } from '../core/runs.js';
 
 export interface RunRepository<R extends RunRecordBase = RunRecordBase> {
   /** @throws {AppError} STORE_CONFLICT if the id exists */

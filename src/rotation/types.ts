@@ -2,7 +2,6 @@
  * The persisted state of one rotation saga (a run) and the commands/outcomes the pure decider exchanges with the
  * runner in `src/app`. Everything here is plain JSON: the store persists it unchanged.
  */
-import type { RunRecordBase } from '../app/index.js';
 import type {
   AtEvidence,
   CanaryEvidence,
@@ -14,6 +13,7 @@ import type {
   KeyVersionId,
   MemberRole,
   RegionId,
+  RunRecordBase,
   Schedule,
   Trigger,
 } from '../core/index.js';
