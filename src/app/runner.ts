@@ -298,6 +298,9 @@ class Worker {
 
   private chain: Promise<unknown> = Promise.resolve();
 
+  /** Members this step staged by its own rotate, not saved yet (group commit): references for `attribute`. */
+  private readonly stepStaged = new Map<string, string>();
+
   private get run(): RotationRun {
     return this.get().value;
   }
@@ -326,10 +329,19 @@ class Worker {
 
   /** Applies an outcome and saves the run before anything else happens; serialised across parallel member tasks. */
   async persist(outcome: Outcome): Promise<RotationRun> {
+    return this.persistAll([outcome]);
+  }
+
+  /**
+   * Group commit: applies the outcomes of every member of a step, in order, and saves the run once (one store write
+   * per step, not one per member).
+   */
+  async persistAll(outcomes: readonly Outcome[]): Promise<RotationRun> {
     return this.serial(async () => {
       this.alive();
       const before = this.run;
-      const next = applyOutcome(before, outcome, this.now(), this.ctx.config);
+      let next = before;
+      for (const o of outcomes) next = applyOutcome(next, o, this.now(), this.ctx.config);
       const saved = await this.save(next);
       this.set(saved);
       if (before.step !== next.step || before.status !== next.status) {
@@ -356,14 +368,57 @@ class Worker {
 
   /** Appends a changing Key Protect call to a member (bounded list) and saves the run. */
   private async recordCall(slot: string, call: MemberCall): Promise<void> {
+    await this.recordCalls(new Map([[slot, call]]));
+  }
+
+  /** Appends changing calls to several members in one save (before any of them is sent). */
+  private async recordCalls(calls: ReadonlyMap<string, MemberCall>): Promise<void> {
     await this.serial(async () => {
       this.alive();
       const run = structuredClone(this.run);
-      const m = run.members.find((x) => x.slot === slot);
-      if (!m) throw new Error(`no member ${slot}`);
-      m.calls = [...(m.calls ?? []), call].slice(-MAX_CALLS_PER_MEMBER);
+      for (const [slot, call] of calls) {
+        const m = run.members.find((x) => x.slot === slot);
+        if (!m) throw new Error(`no member ${slot}`);
+        m.calls = [...(m.calls ?? []), call].slice(-MAX_CALLS_PER_MEMBER);
+      }
       run.updatedAtMs = this.now();
       this.set(await this.save(run));
+    });
+  }
+
+  /**
+   * Stages members (duplicates at stage, the primary at promote): the random correlation id of every member's call
+   * is persisted first, in one save; then one secure import at a time per instance (its import token is shared),
+   * instances in parallel; then every member's outcome in one save (group commit). What finished is saved even when
+   * another member's task failed the step.
+   */
+  private async stageMembers(slots: string[], log: Logger): Promise<void> {
+    const action = this.run.kind === RunKind.CREATE ? 'kms.secrets.create' : 'kms.secrets.rotate';
+    const calls = new Map(
+      slots.map((slot) => [slot, { action, correlationId: this.ctx.random.uuid(), atMs: this.now() } as MemberCall]),
+    );
+    await this.withMaterial(async (material) => {
+      await this.recordCalls(calls);
+      const outcomes: Outcome[] = [];
+      try {
+        await bounded(
+          this.byInstance(slots),
+          this.ctx.config.stageConcurrency,
+          async (group) => {
+            for (const slot of group) {
+              const out = await this.stageOne(slot, material, log, calls.get(slot)!.correlationId);
+              for (const o of out)
+                if (o.type === 'MemberStaged' && o.via === 'rotate') this.stepStaged.set(slot, o.versionId);
+              outcomes.push(...out);
+            }
+          },
+          // a crash or an upstream error outranks another task's "stopped" that it caused
+          (err) => err instanceof Stopped,
+        );
+      } finally {
+        this.stepStaged.clear();
+        if (outcomes.length > 0 && !this.state.stopped) await this.persistAll(outcomes);
+      }
     });
   }
 
@@ -427,21 +482,10 @@ class Worker {
           return;
         }
         case 'StageMembers':
-          // One secure import at a time per instance (its import token is shared); instances in parallel.
-          await this.withMaterial(async (material) => {
-            await bounded(
-              this.byInstance(c.slots),
-              this.ctx.config.stageConcurrency,
-              async (slots) => {
-                for (const slot of slots) await this.stageOne(slot, material, log);
-              },
-              // a crash or an upstream error outranks another task's "stopped" that it caused
-              (err) => err instanceof Stopped,
-            );
-          });
+          await this.stageMembers(c.slots, log);
           return;
         case 'PromotePrimary':
-          await this.withMaterial((material) => this.stageOne(c.slot, material, log));
+          await this.stageMembers([c.slot], log);
           return;
         case 'VerifyDuplicates': {
           const wrapAt = this.party(c.wrapAt);
@@ -549,34 +593,23 @@ class Worker {
 
   // ───────────── staging one member (duplicate, or the primary at promote) ─────────────
 
-  private async stageOne(slot: string, material: Promise<KeyMaterial>, parent: Logger): Promise<void> {
+  /** One member's staging under its instance's import-token lease; returns its outcomes (saved by the caller). */
+  private async stageOne(
+    slot: string,
+    material: Promise<KeyMaterial>,
+    parent: Logger,
+    correlationId: string,
+  ): Promise<Outcome[]> {
     this.alive();
     const m = this.member(slot);
     const log = parent.child({ crn: m.crn ?? slot, region: m.region, role: m.role });
     const leaseName = `token:${m.region}:${m.instanceId}`;
     const tokenLease = await this.acquireTokenLease(leaseName);
-    if (!tokenLease) {
-      await this.persist({
-        type: 'StepFailed',
-        step: this.run.step,
-        slot,
-        error: {
-          code: 'LEASE_HELD',
-          message: `the import token of instance ${m.instanceId} (${m.region}) is in use by another worker`,
-          retryable: true,
-          // a busy token is held for a few round trips: look again soon (a dead holder's lease expires on its own)
-          retryAfterMs: Math.min(5_000, Math.ceil(this.ctx.config.tokenLeaseTtlMs / 4)),
-          atMs: this.now(),
-        },
-      });
-      return;
-    }
+    if (!tokenLease) return [{ type: 'StepFailed', step: this.run.step, slot, error: this.leaseHeldError(m) }];
     try {
-      const outcomes =
-        this.run.kind === RunKind.CREATE
-          ? await this.createOne(slot, material, log)
-          : await this.rotateOne(slot, material, log);
-      for (const o of outcomes) await this.persist(o);
+      return this.run.kind === RunKind.CREATE
+        ? await this.createOne(slot, material, log, correlationId)
+        : await this.rotateOne(slot, material, log, correlationId);
     } catch (err) {
       if (err instanceof Stopped || this.state.crashed) throw err;
       const escrowFailure = await material.then(
@@ -586,7 +619,7 @@ class Worker {
       if (escrowFailure !== undefined) throw escrowFailure; // the step fails (see withMaterial), not this member
       const e = toRunError(err, this.now());
       log.warn('member step failed', { code: e.code, correlationId: e.correlationId });
-      await this.persist({ type: 'StepFailed', step: this.run.step, slot, error: e });
+      return [{ type: 'StepFailed', step: this.run.step, slot, error: e }];
     } finally {
       if (!this.state.crashed) await this.ctx.stores.leases.release(tokenLease).catch(() => undefined);
     }
@@ -618,7 +651,12 @@ class Worker {
    * this run's material (done, never rotated twice) or foreign (noted; then rotated). After an ambiguous failure or a
    * 409 KEY_ROTATION_NOT_PERMITTED, list again: a new version means the rotate was applied.
    */
-  private async rotateOne(slot: string, material: Promise<KeyMaterial>, log: Logger): Promise<Outcome[]> {
+  private async rotateOne(
+    slot: string,
+    material: Promise<KeyMaterial>,
+    log: Logger,
+    correlationId: string,
+  ): Promise<Outcome[]> {
     const kp = this.ctx.kp;
     const m = this.member(slot);
     const ref = refOf(m);
@@ -642,19 +680,16 @@ class Worker {
       };
     })();
     recheck.catch(() => undefined); // awaited below in every path
-    const correlationId = this.ctx.random.uuid();
     this.alive();
+    // The correlation id was persisted before the step sent anything (stageMembers): the events function matches
+    // the Activity Tracker event's correlation id with it, so only a rotate lockstep made counts as its own.
     log.info('rotating member', { kpCorrelationId: correlationId });
-    // Persisted before the rotate is sent (it gates `proceed`): the events function matches the Activity Tracker
-    // event's correlation id with this call, so only a rotate lockstep made counts as its own.
-    const recorded = this.recordCall(slot, { action: 'kms.secrets.rotate', correlationId, atMs: this.now() });
-    recorded.catch(() => undefined); // awaited below in every path
     let rotateError: { err: unknown } | undefined;
     try {
       await kp.rotateWithMaterial(ref, material, {
         correlationId,
-        proceed: Promise.all([recheck, recorded]).then(
-          ([r]) => r.done === undefined && !this.state.stopped,
+        proceed: recheck.then(
+          (r) => r.done === undefined && !this.state.stopped,
           () => false,
         ),
       });
@@ -662,7 +697,6 @@ class Worker {
       rotateError = { err };
     }
     const checked = await recheck;
-    await recorded;
     if (checked.done) return [checked.done];
     if (checked.foreign) out.push(checked.foreign);
     const baseline = checked.baseline;
@@ -745,15 +779,18 @@ class Worker {
       const r = await probeEvidence(this.ctx.kp, refOf(m), evidence, this.callOpts());
       return r.holds ? 'ours' : 'foreign';
     }
-    const reference = run.members.find(
+    const saved = run.members.find(
       (x) => x.slot !== m.slot && x.progress === MemberProgress.STAGED && x.stagedVia !== 'found' && x.keyId,
     );
+    const inStep = [...this.stepStaged].find(([slot]) => slot !== m.slot);
+    const reference =
+      saved ?? (inStep ? { ...this.member(inStep[0]), versionId: inStep[1] as KeyVersionId } : undefined);
     if (reference) {
       const res = await runCanary(
         this.ctx.kp,
         this.ctx.random,
         () => this.now(),
-        this.party(reference.slot),
+        { ref: refOf(reference), crn: reference.crn as KeyCrn, expectedVersionId: reference.versionId as string },
         [{ ref: refOf(m), crn: m.crn as KeyCrn }],
         this.canaryAad(),
         this.callOpts(),
@@ -794,7 +831,12 @@ class Worker {
    * with the intent's alias is this run's (a crashed worker made it): it is taken as found, never created twice; the
    * verify and prove canaries then prove it holds the material. The random correlation id is persisted first.
    */
-  private async createOne(slot: string, material: Promise<KeyMaterial>, log: Logger): Promise<Outcome[]> {
+  private async createOne(
+    slot: string,
+    material: Promise<KeyMaterial>,
+    log: Logger,
+    recordedCorrelationId?: string,
+  ): Promise<Outcome[]> {
     const m = this.member(slot);
     const spec = this.run.createIntent?.keys[slot];
     if (!spec) throw new AppError('INTERNAL', `run ${this.run.id} has no key plan for ${slot}`);
@@ -815,8 +857,10 @@ class Worker {
       log.info('member key already made by this run; adopting it', { keyId: existing.id });
       return staged(existing, 'found');
     }
-    const correlationId = this.ctx.random.uuid();
-    await this.recordCall(slot, { action: 'kms.secrets.create', correlationId, atMs: this.now() });
+    const correlationId = recordedCorrelationId ?? this.ctx.random.uuid();
+    if (!recordedCorrelationId) {
+      await this.recordCall(slot, { action: 'kms.secrets.create', correlationId, atMs: this.now() });
+    }
     this.alive();
     try {
       const key = await this.ctx.kp.createImportedKey(
