@@ -177,6 +177,9 @@ export const SCHEMAS = {
       escrowKey: ref('EscrowKey'),
       lastVerification: ref('Verification'),
       verificationRequestedAtMs: ms('A verification was asked for (events wake-up) and the next tick does it'),
+      escrowedFromGeneration: int(
+        'First escrowed generation (absent: 1); an adopted group gets escrow with its first lockstep rotation',
+      ),
     },
     ['id', 'name', 'status', 'currentGeneration', 'members', 'schedule', 'escrowKey', 'createdAtMs'],
   ),

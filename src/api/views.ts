@@ -33,6 +33,7 @@ export function groupView(g: Group): Record<string, unknown> {
       problems: [...g.lastVerification.problems],
     },
     verificationRequestedAtMs: g.verificationRequestedAtMs,
+    escrowedFromGeneration: g.escrowedFromGeneration,
   });
 }
 

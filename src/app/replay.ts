@@ -24,10 +24,12 @@ export async function addRegionRun(
       details: { instanceId: input.instanceId },
     });
   }
-  if (!(await escrowOf(ctx.stores, groupId, 1))) {
+  // An adopted group's history starts being escrowed with its first lockstep rotation: the new region starts there.
+  const from = group.escrowedFromGeneration ?? 1;
+  if (from > group.currentGeneration || !(await escrowOf(ctx.stores, groupId, from))) {
     throw new AppError(
       'VALIDATION_FAILED',
-      `Group ${groupId} ${ADOPTED_NO_ESCROW}: rotate it (lockstep rotate ${groupId}), then add the region with the new generation as its first (a region added to a group whose history is escrowed replays all of it).`,
+      `Group ${groupId} ${ADOPTED_NO_ESCROW}: rotate it (lockstep rotate ${groupId}), then add the region; it starts at that generation.`,
       { details: { groupId, hint: `lockstep rotate ${groupId}` } },
     );
   }
@@ -54,8 +56,16 @@ export async function addRegionRun(
     },
     nowMs,
     // one generation per allowed hour, plus the usual allowance for failures
-    deadlineAtMs: nowMs + ctx.config.runDeadlineMs + group.currentGeneration * ctx.config.rotationMinIntervalMs,
-    replayFrom: 1,
+    deadlineAtMs:
+      nowMs + ctx.config.runDeadlineMs + (group.currentGeneration - from + 1) * ctx.config.rotationMinIntervalMs,
+    replayFrom: from,
+    ...(from > 1
+      ? {
+          notes: [
+            `generations 1–${from - 1} were adopted and never escrowed: the new region starts at generation ${from} and cannot unwrap data wrapped under earlier ones`,
+          ],
+        }
+      : {}),
   });
   await runsOf(ctx.stores).create(run);
   ctx.logger.info('region add planned', { groupId, runId, region: input.region, generations: group.currentGeneration });

@@ -1194,6 +1194,8 @@ class Worker {
           : {}),
         status: diverged ? 'diverged' : 'healthy',
         currentGeneration: isCreate ? run.generation : Math.max(g.currentGeneration, run.generation),
+        // adopted material was never seen: escrow starts with the first lockstep rotation
+        ...(run.kind === RunKind.ADOPT ? { escrowedFromGeneration: run.generation + 1 } : {}),
         lastRotatedAtMs: rotatedAtMs,
         updatedAtMs: nowMs,
       };

@@ -539,6 +539,11 @@ async function probeGenerations(
     for (const m of group.members) {
       const expected =
         reimported(m.crn, record.generation) ?? record.members.find((x) => x.crn === m.crn)?.keyVersionId;
+      // A region added later holds only the generations its replay gave it (an adopted group's start unescrowed).
+      const joinedAt = runs.find(
+        (r) => r.kind === RunKind.ADD_REGION && r.status === 'completed' && r.members[0]?.crn === m.crn,
+      )?.replay?.versions;
+      if (!expected && joinedAt && !joinedAt[String(record.generation)]) continue;
       try {
         const r = await probeEvidence(ctx.kp, m, canary, { correlationId: ctx.random.uuid() });
         const ok = r.holds && (expected === undefined || r.versionId === expected);

@@ -81,6 +81,11 @@ export interface Group {
    * verification and finished run). Independent of `nextDueAtMs`, which stays the next rotation check.
    */
   verifyDueAtMs?: number;
+  /**
+   * The first generation whose material lockstep escrowed (absent: 1). An adopted group's is 2: its material was
+   * never seen, so its first lockstep rotation gives it escrow (which `region add` and catch-up replay from).
+   */
+  escrowedFromGeneration?: number;
 }
 
 /** Outcome of one verification of a group against Key Protect. */

@@ -494,6 +494,7 @@ function onReplayProven(run: RotationRun, evidence: RotationRun['canaries'], cfg
   const m = run.members[0]!;
   const replay = run.replay ?? { nextGeneration: run.generation, versions: {} };
   const g = replay.nextGeneration;
+  const madeTheKey = Object.keys(replay.versions).length === 0 && run.kind === RunKind.ADD_REGION;
   run.canaries.push(...evidence);
   replay.versions[String(g)] = m.versionId as string;
   replay.lastRotateAtMs = m.rotatedAtMs;
@@ -509,9 +510,8 @@ function onReplayProven(run: RotationRun, evidence: RotationRun['canaries'], cfg
     return;
   }
   m.progress = MemberProgress.PENDING;
-  // Generation 1 of an add-region run created the key: its first rotation has no time restriction.
-  const next =
-    g === 1 && run.kind === RunKind.ADD_REGION ? undefined : (m.rotatedAtMs ?? 0) + cfg.rotationMinIntervalMs;
+  // An add-region run's first generation created the key: its first rotation has no time restriction.
+  const next = madeTheKey ? undefined : (m.rotatedAtMs ?? 0) + cfg.rotationMinIntervalMs;
   m.notBeforeMs = next;
   run.step = Step.STAGE;
   run.status = 'running';

@@ -53,6 +53,7 @@ export function validateGroup(g: Group): Group {
   checkInt('updatedAtMs', g.updatedAtMs);
   if (g.nextDueAtMs !== undefined) checkInt('nextDueAtMs', g.nextDueAtMs);
   if (g.verifyDueAtMs !== undefined) checkInt('verifyDueAtMs', g.verifyDueAtMs);
+  if (g.escrowedFromGeneration !== undefined) checkInt('escrowedFromGeneration', g.escrowedFromGeneration);
   if (typeof g.schedule !== 'object' || g.schedule === null) {
     throw new AppError('VALIDATION_FAILED', 'schedule must be an object', { details: { field: 'schedule' } });
   }

@@ -384,14 +384,28 @@ describe('rotation service (fake ports)', () => {
     });
     expect(lineage.generation).toBe(1);
     expect(lineage.verification.every((v) => v.ok)).toBe(true);
+    expect(group.escrowedFromGeneration).toBe(2);
+    // before its first lockstep rotation there is nothing escrowed to replay: region add says so and offers it
+    const refused = await w.service
+      .addRegion(group.id, { region: 'eu-de' as never, instanceId: instanceOf(5), trigger: op })
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'VALIDATION_FAILED', details: { hint: 'lockstep rotate adopted' } });
+    expect((refused as Error).message).toContain('first lockstep rotation escrows');
     const run = await rotated(w, group.id);
     expect(run.status).toBe('completed');
     expectLockstep(w, [a.id, b.id], 2);
-    await expect(
-      w.service.addRegion(group.id, { region: 'eu-de' as never, instanceId: instanceOf(5), trigger: op }),
-    ).rejects.toMatchObject({
-      code: 'VALIDATION_FAILED',
+    // after it, a new region starts at the first escrowed generation
+    const { runId } = await w.service.addRegion(group.id, {
+      region: 'eu-de' as never,
+      instanceId: instanceOf(5),
+      trigger: op,
     });
+    const added = await drive(w, runId);
+    expect(added.status).toBe('completed');
+    expect(Object.keys(added.replay!.versions)).toEqual(['2']);
+    expect(added.notes.join(' ')).toContain('cannot unwrap data wrapped under earlier ones');
+    const v = await w.service.verify(group.id);
+    expect(v.ok, v.problems.join('; ')).toBe(true);
   });
 
   it('rejects bad input with typed errors and changes nothing', async () => {
