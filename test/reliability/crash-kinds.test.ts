@@ -169,7 +169,11 @@ describe(`crash matrix of create, adopt, add-region and catch-up (${reliabilityL
       // First pass: how many persisted steps a run of this kind has.
       let persists = 0;
       const first = await make(`ck-${kind}-count`);
-      const counting = s.service({ afterPersist: () => void (persists += 1) });
+      const counting = s.service({
+        afterPersist: () => {
+          persists += 1;
+        },
+      });
       const runId = await first.start(counting);
       const counted = await driveRun(s, counting, runId, 60);
       expect(counted.status).toBe('completed');
