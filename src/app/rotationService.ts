@@ -11,12 +11,15 @@ import {
   type Group,
   type GroupId,
   hasCode,
+  type InstanceId,
   isAppError,
   type KeyCrn,
   type LineageRecord,
   type Member,
   parseKeyCrn,
+  type RegionId,
   type RunId,
+  type Schedule,
   type Trigger,
 } from '../core/index.js';
 import { checkLineageText } from '../lineage/index.js';
@@ -72,6 +75,15 @@ function defaultNextDue(group: Group, completedAtMs: number): number | undefined
   }
 }
 
+/** The group document a create or adopt run writes when its keys are proved. */
+function groupSpecOf(input: { name: string; description?: string; schedule?: Schedule }) {
+  return {
+    name: input.name,
+    ...(input.description ? { description: input.description } : {}),
+    schedule: input.schedule ?? {},
+  };
+}
+
 function validateTrigger(t: Trigger | undefined): Trigger {
   if (!t || !['schedule', 'event', 'operator'].includes(t.kind) || typeof t.by !== 'string' || t.by.length === 0) {
     throw new AppError('VALIDATION_FAILED', 'trigger must be {kind: schedule|event|operator, by: who or what}', {
@@ -124,6 +136,17 @@ export function createRotationService(
       if (isAppError(err)) return err;
       throw err;
     }
+  }
+
+  /** A create or adopt run's escrow key, made by the run (found again by its alias after a crash). */
+  function escrowPlan(groupId: GroupId, at: { region: RegionId; instanceId: InstanceId }, alias: string) {
+    return {
+      region: at.region,
+      instanceId: at.instanceId,
+      name: `${config.keyNamePrefix}-${groupId}-escrow`,
+      alias,
+      description: `lockstep escrow key of group ${groupId}; only lockstep may use it`,
+    };
   }
 
   async function getGroup(groupId: string) {
@@ -201,17 +224,7 @@ export function createRotationService(
           members: placements,
           escrowKey: input.escrow,
           createIntent: {
-            ...(input.escrow
-              ? {}
-              : {
-                  escrow: {
-                    region: escrowAt.region,
-                    instanceId: escrowAt.instanceId,
-                    name: `${config.keyNamePrefix}-${groupId}-escrow`,
-                    alias: alias('escrow'),
-                    description: `lockstep escrow key of group ${groupId}; only lockstep may use it`,
-                  },
-                }),
+            ...(input.escrow ? {} : { escrow: escrowPlan(groupId, escrowAt, alias('escrow')) }),
             keys: Object.fromEntries(
               placements.map((p, i) => [
                 slotOf(p),
@@ -223,11 +236,7 @@ export function createRotationService(
               ]),
             ),
           },
-          groupSpec: {
-            name: input.name,
-            ...(input.description ? { description: input.description } : {}),
-            schedule: input.schedule ?? {},
-          },
+          groupSpec: groupSpecOf(input),
           nowMs,
           deadlineAtMs: nowMs + config.runDeadlineMs,
         });
@@ -322,25 +331,18 @@ export function createRotationService(
           ...(input.escrow
             ? {}
             : {
-                escrow: {
-                  region: escrowAt.region,
-                  instanceId: escrowAt.instanceId,
-                  name: `${config.keyNamePrefix}-${groupId}-escrow`,
-                  alias:
-                    `${config.keyNamePrefix}-${groupId}-escrow-${random.uuid().replace(/-/g, '').slice(0, 8)}`.slice(
-                      0,
-                      90,
-                    ),
-                  description: `lockstep escrow key of group ${groupId}; only lockstep may use it`,
-                },
+                escrow: escrowPlan(
+                  groupId,
+                  escrowAt,
+                  `${config.keyNamePrefix}-${groupId}-escrow-${random.uuid().replace(/-/g, '').slice(0, 8)}`.slice(
+                    0,
+                    90,
+                  ),
+                ),
               }),
           keys: {},
         },
-        groupSpec: {
-          name: input.name,
-          ...(input.description ? { description: input.description } : {}),
-          schedule: input.schedule ?? {},
-        },
+        groupSpec: groupSpecOf(input),
         nowMs,
         deadlineAtMs: nowMs + config.runDeadlineMs,
         notes: [
