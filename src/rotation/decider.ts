@@ -356,6 +356,7 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
     }
     case 'TargetMoved':
       run.generation = outcome.generation;
+      for (const m of run.members) m.progress = MemberProgress.PENDING;
       run.deadlineAtMs = Math.max(run.deadlineAtMs, outcome.deadlineAtMs);
       run.step = Step.STAGE;
       break;
@@ -504,15 +505,16 @@ function onReplayProven(run: RotationRun, evidence: RotationRun['canaries'], cfg
   m.snapshotVersionId = m.versionId;
   run.attempt = 0;
   run.nextAttemptAtMs = undefined;
+  // The member's next rotation waits for its hour (also when the target moves on after a release: TargetMoved). An
+  // add-region run's first generation created the key: its first rotation has no time restriction.
+  const next = madeTheKey ? undefined : (m.rotatedAtMs ?? 0) + cfg.rotationMinIntervalMs;
+  m.notBeforeMs = next;
   if (replay.nextGeneration > run.generation) {
     run.step = Step.RELEASE;
     run.statusReason = undefined;
     return;
   }
   m.progress = MemberProgress.PENDING;
-  // An add-region run's first generation created the key: its first rotation has no time restriction.
-  const next = madeTheKey ? undefined : (m.rotatedAtMs ?? 0) + cfg.rotationMinIntervalMs;
-  m.notBeforeMs = next;
   run.step = Step.STAGE;
   run.status = 'running';
   run.statusReason = run.kind === RunKind.CATCH_UP ? catchUpReason(run, next) : undefined;
