@@ -3,7 +3,7 @@
  * Ports speak domain types only: no SDK types, no HTTP.
  */
 import type { GroupId, InstanceId, KeyCrn, KeyId, KeyVersionId, RegionId, RunId } from '../core/ids.js';
-import type { Checkpoint, Group, LineageRecord } from '../core/model.js';
+import type { Checkpoint, EvidenceRecord, Group, LineageRecord } from '../core/model.js';
 import type { RunRecordBase } from '../core/runs.js';
 import type { KeyMaterial } from '../core/sensitive.js';
 
@@ -243,6 +243,15 @@ export interface CheckpointRepository {
 }
 
 /** Everything the use cases persist. */
+/** Late Activity Tracker evidence records: a hash chain per group (`src/lineage/evidence.ts`), create-only. */
+export interface EvidenceRepository {
+  /** @throws {AppError} STORE_CONFLICT when that `seq` exists (re-read the head), GROUP_NOT_FOUND */
+  append(record: EvidenceRecord): Promise<void>;
+  head(groupId: GroupId): Promise<EvidenceRecord | undefined>;
+  /** Every record of the group, in `seq` order. */
+  chain(groupId: GroupId): Promise<EvidenceRecord[]>;
+}
+
 export interface Stores {
   groups: GroupRepository;
   runs: RunRepository;
@@ -250,6 +259,8 @@ export interface Stores {
   events: ProcessedEventRepository;
   lineage: LineageRepository;
   checkpoints: CheckpointRepository;
+  /** Late evidence chain (absent in stores that do not keep one: late evidence then stays on the run only). */
+  evidence?: EvidenceRepository;
 }
 
 /** Outgoing notifications (CloudEvents) — Event Notifications or a webhook. */

@@ -34,6 +34,7 @@ import {
   slotOf,
 } from '../rotation/index.js';
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
+import { recordLateEvidence } from './lateEvidence.js';
 import { createOperatorRuns } from './operatorRuns.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun } from './replay.js';
@@ -640,12 +641,16 @@ export function createRotationService(
         const run = structuredClone(cur.value);
         const m = run.members.find((x) => x.crn === crn);
         if (!m) return {};
-        if (m.evidence.some((e) => e.eventId === evidence.eventId)) return { runId };
+        if (m.evidence.some((e) => e.eventId === evidence.eventId)) {
+          await recordLateEvidence(ctx, cur.value, crn, evidence); // a retry after a failed append
+          return { runId };
+        }
         m.evidence.push({ ...evidence });
         run.updatedAtMs = now();
         try {
           await runs.save(run, cur.rev);
           log.info('activity tracker evidence attached', { runId, crn, eventId: evidence.eventId });
+          await recordLateEvidence(ctx, run, crn, evidence);
           return { runId };
         } catch (err) {
           if (!hasCode(err, 'STORE_CONFLICT')) throw err;

@@ -116,6 +116,28 @@ export interface AtEvidence {
   outcome: string;
 }
 
+/**
+ * Activity Tracker evidence that arrived after its generation's lineage record was written: a record of its own in
+ * the group's evidence chain (`seq` 1, 2, …, hash-chained like the generation records), naming the generation and
+ * that record's hash. The generation record is never rewritten; the evidence is never lost on the run.
+ */
+export interface EvidenceRecord {
+  kind: 'evidence';
+  groupId: GroupId;
+  /** 1, 2, … per group: the evidence chain's position. */
+  seq: number;
+  /** The generation the evidence belongs to, and its lineage record's hash. */
+  generation: number;
+  generationHash: string;
+  runId: RunId;
+  /** The member the event names. */
+  crn: KeyCrn;
+  evidence: AtEvidence;
+  recordedAtMs: number;
+  prevHash: string;
+  hash: string;
+}
+
 /** One member's part of a generation. */
 export interface LineageMember {
   role: MemberRole;

@@ -24,6 +24,12 @@ export {
   verifyCheckpoint,
 } from './checkpoint.js';
 export {
+  buildEvidenceRecord,
+  type EvidenceChainReport,
+  type EvidenceRecordInput,
+  verifyEvidenceChain,
+} from './evidence.js';
+export {
   type CheckpointKeyPair,
   type CheckpointKeyring,
   checkpointKeyId,

@@ -12,6 +12,7 @@ import { CloudantCheckpointRepository } from './checkpoints.js';
 import { Collection } from './collection.js';
 import { parseStoreUrl } from './config.js';
 import { CloudantProcessedEventRepository } from './events.js';
+import { CloudantEvidenceRepository } from './evidence.js';
 import { CloudantGroupRepository, groupDocId } from './groups.js';
 import { CloudantLeaseRepository } from './leases.js';
 import { CloudantLineageRepository } from './lineage.js';
@@ -99,6 +100,7 @@ export async function createCloudantStores<R extends RunRecordBase = RunRecordBa
     events: new CloudantProcessedEventRepository(col('events')),
     lineage,
     checkpoints: new CloudantCheckpointRepository(col('checkpoints'), groupExists),
+    evidence: new CloudantEvidenceRepository(col('checkpoints'), groupExists),
     ensureSetup: () => ensureSetup(client, databases, logger),
     client,
     databases,

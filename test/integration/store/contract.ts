@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Lease, Page } from '../../../src/app/ports.js';
-import type { GroupId, KeyVersionId, LineageRecord, RunId } from '../../../src/core/index.js';
+import type { EvidenceRecord, GroupId, KeyVersionId, LineageRecord, RunId } from '../../../src/core/index.js';
 import { AppError, hasCode, KeyMaterial } from '../../../src/core/index.js';
+import { buildEvidenceRecord } from '../../../src/lineage/index.js';
 import type { CloudantStores, CloudantStoresOptions } from '../../../src/store/index.js';
 import { createCloudantStores, isStoreConflict } from '../../../src/store/index.js';
 import {
@@ -511,6 +512,45 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
         await s.groups.create(makeGroup('ck-group-2'));
         await s.checkpoints.put(makeCheckpoint('ck-group-2', 9, 1));
         expect(await s.checkpoints.list('ck-group' as GroupId)).toHaveLength(3);
+      });
+    });
+
+    describe('late evidence chain', () => {
+      it('appends create-only per seq, reads head and the chain in order, apart from checkpoints', async () => {
+        await s.groups.create(makeGroup('ev-group'));
+        const evidence = s.evidence!;
+        expect(await evidence.head('ev-group' as GroupId)).toBeUndefined();
+        const gen = makeRecord('ev-group', 1, '0'.repeat(64));
+        const ev = (seq: number, prev?: EvidenceRecord) =>
+          buildEvidenceRecord(
+            {
+              kind: 'evidence',
+              groupId: 'ev-group' as GroupId,
+              seq,
+              generation: 1,
+              generationHash: gen.hash,
+              runId: 'run-ev' as RunId,
+              crn: gen.members[0]!.crn,
+              evidence: {
+                eventId: `e${seq}`,
+                action: 'kms.secrets.rotate',
+                eventTimeMs: 1,
+                initiator: 'x',
+                outcome: 'success',
+              },
+              recordedAtMs: 5,
+            },
+            prev,
+          );
+        const first = ev(1);
+        const second = ev(2, first);
+        await evidence.append(first);
+        await evidence.append(second);
+        await expectCode(evidence.append({ ...ev(2, first), recordedAtMs: 6 }), 'STORE_CONFLICT');
+        expect(await evidence.head('ev-group' as GroupId)).toEqual(second);
+        expect(await evidence.chain('ev-group' as GroupId)).toEqual([first, second]);
+        expect(await s.checkpoints.list('ev-group' as GroupId)).toEqual([]);
+        await expectCode(evidence.append({ ...first, groupId: 'ev-none' as GroupId }), 'GROUP_NOT_FOUND');
       });
     });
 
