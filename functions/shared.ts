@@ -13,9 +13,8 @@ import {
   maxExecutionTimeMsFromEnv,
   readCommonConfig,
 } from '../src/codeengine/index.js';
-import type { Group, Logger } from '../src/core/index.js';
+import type { Logger } from '../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient } from '../src/keyprotect/index.js';
-import { nextDueAtMs } from '../src/scheduling/index.js';
 import { createCloudantStores, storeConfigFromEnv } from '../src/store/index.js';
 
 export const clock = systemClock;
@@ -110,12 +109,7 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
       ...(config.verifyIntervalMs !== undefined ? { verifyIntervalMs: config.verifyIntervalMs } : {}),
       ...(config.checkpointSigning ? { checkpointSigning: config.checkpointSigning } : {}),
     },
-    nextDueAtMs: (group: Group, completedAtMs: number) =>
-      nextDueAtMs(group.schedule, {
-        lastRotatedAtMs: completedAtMs,
-        createdAtMs: group.createdAtMs,
-        nowMs: completedAtMs,
-      }),
+    // the next due time: the service's default (scheduling module, a malformed schedule never fails a release)
   });
   return { config, logger, stores, service, extra: more };
 }
