@@ -19,9 +19,8 @@ import {
   maxExecutionTimeMsFromEnv,
   readCommonConfig,
 } from '../src/codeengine/index.js';
-import type { Group, Logger } from '../src/core/index.js';
+import type { Logger } from '../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient, createSwitchoverProbe } from '../src/keyprotect/index.js';
-import { nextDueAtMs } from '../src/scheduling/index.js';
 import { createCloudantStores, storeConfigFromEnv } from '../src/store/index.js';
 
 export const clock = systemClock;
@@ -109,6 +108,7 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
   // the 1 h rule and the checkpoint key, shared by rotations and drills
   const tuning = {
     ...(config.rotationMinIntervalMs ? { rotationMinIntervalMs: config.rotationMinIntervalMs } : {}),
+    ...(config.verifyIntervalMs !== undefined ? { verifyIntervalMs: config.verifyIntervalMs } : {}),
     ...(config.checkpointSigning ? { checkpointSigning: config.checkpointSigning } : {}),
   };
   const service = createRotationService({
@@ -119,12 +119,7 @@ export async function buildCore<T>(fn: string, env: Env, extra: (r: EnvReader) =
     logger,
     ...(notifier ? { notifier } : {}),
     config: tuning,
-    nextDueAtMs: (group: Group, completedAtMs: number) =>
-      nextDueAtMs(group.schedule, {
-        lastRotatedAtMs: completedAtMs,
-        createdAtMs: group.createdAtMs,
-        nowMs: completedAtMs,
-      }),
+    // the next due time: the service's default (scheduling module, a malformed schedule never fails a release)
   });
   const drills = createDrillService({
     kp,

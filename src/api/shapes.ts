@@ -179,6 +179,9 @@ export const SCHEMAS = {
       drillSchedule: ref('DrillSchedule'),
       lastDrill: ref('DrillSummary'),
       verificationRequestedAtMs: ms('A verification was asked for (events wake-up) and the next tick does it'),
+      escrowedFromGeneration: int(
+        'First escrowed generation (absent: 1); an adopted group gets escrow with its first lockstep rotation',
+      ),
     },
     ['id', 'name', 'status', 'currentGeneration', 'members', 'schedule', 'escrowKey', 'createdAtMs'],
   ),

@@ -267,7 +267,9 @@ export function createUiRoutes(deps: UiDeps): UiRoute[] {
                 canRetry:
                   can.retry &&
                   (group.activeRunId === undefined || group.activeRunId === r.id) &&
-                  (r.kind === 'add-region' || r.generation === group.currentGeneration + 1),
+                  (r.kind === 'add-region' ||
+                    (r.kind === 'catch-up' && r.generation === group.currentGeneration) ||
+                    r.generation === group.currentGeneration + 1),
                 canStop: can.stop,
               };
             }),

@@ -35,6 +35,7 @@ export function groupView(g: Group): Record<string, unknown> {
     verificationRequestedAtMs: g.verificationRequestedAtMs,
     drillSchedule: g.drillSchedule,
     lastDrill: g.lastDrill,
+    escrowedFromGeneration: g.escrowedFromGeneration,
   });
 }
 

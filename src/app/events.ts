@@ -493,12 +493,18 @@ async function ownCall(
   if (!ev.correlationId || !deps.ownIamIds.includes(ev.initiatorId)) return undefined;
   const action = CALL_OF_ACTION[ev.action];
   if (!action) return undefined;
-  const runs = (await deps.stores.runs.listByGroup(group.id, 20)) as unknown as RotationRun[];
-  return runs.find((r) =>
+  const made = (r: RotationRun) =>
     r.members.some(
       (m) => m.crn === crn && (m.calls ?? []).some((c) => c.correlationId === ev.correlationId && c.action === action),
-    ),
-  );
+    );
+  // The group's active run first, read by id: an index query can lag behind a write that just happened (the call is
+  // persisted moments before Key Protect emits the event), a read by id cannot.
+  if (group.activeRunId) {
+    const active = await deps.stores.runs.get(group.activeRunId).catch(() => undefined);
+    if (active && made(active.value as unknown as RotationRun)) return active.value as unknown as RotationRun;
+  }
+  const runs = (await deps.stores.runs.listByGroup(group.id, 20)) as unknown as RotationRun[];
+  return runs.find(made);
 }
 
 /** Lets the next tick pick the run up at once (it may be waiting on a backoff). */

@@ -150,13 +150,15 @@ export function createOperatorRuns(ctx: RunnerContext): OperatorRuns {
             { details: { runId: run.id, status: run.status } },
           );
         }
-        const holdsGroup = run.kind === RunKind.ROTATION || run.kind === RunKind.CREATE;
+        const holdsGroup =
+          run.kind === RunKind.ROTATION || run.kind === RunKind.CREATE || run.kind === RunKind.CATCH_UP;
         if (holdsGroup && group.activeRunId !== undefined && group.activeRunId !== run.id) {
           throw new AppError('RUN_IN_PROGRESS', `Run ${group.activeRunId} holds group ${group.id}; retry that one`, {
             details: { runId: group.activeRunId },
           });
         }
-        if (run.kind !== RunKind.ADD_REGION && run.generation !== group.currentGeneration + 1) {
+        const catchUp = run.kind === RunKind.CATCH_UP && run.generation === group.currentGeneration;
+        if (run.kind !== RunKind.ADD_REGION && !catchUp && run.generation !== group.currentGeneration + 1) {
           throw new AppError(
             'RUN_STATE_INVALID',
             `Run ${run.id} was for generation ${run.generation}; group ${group.id} is at generation ${group.currentGeneration}, so it is superseded`,
@@ -180,7 +182,8 @@ export function createOperatorRuns(ctx: RunnerContext): OperatorRuns {
           },
         );
         // a rotation (or create) run holds its group; a region replay never claims it (replay.ts)
-        const holdsGroup = saved.kind === RunKind.ROTATION || saved.kind === RunKind.CREATE;
+        const holdsGroup =
+          saved.kind === RunKind.ROTATION || saved.kind === RunKind.CREATE || saved.kind === RunKind.CATCH_UP;
         const g = holdsGroup
           ? await ctx.stores.groups.mutate(saved.groupId, (cur) => {
               const out: Group = { ...cur, activeRunId: saved.id, updatedAtMs: nowMs };

@@ -3,7 +3,8 @@
  * Ports speak domain types only: no SDK types, no HTTP.
  */
 import type { GroupId, InstanceId, KeyCrn, KeyId, KeyVersionId, RegionId, RunId } from '../core/ids.js';
-import type { Checkpoint, DrillCheckpoint, DrillRecord, Group, LineageRecord } from '../core/model.js';
+import type { Checkpoint, DrillCheckpoint, DrillRecord, EvidenceRecord, Group, LineageRecord } from '../core/model.js';
+import type { RunRecordBase } from '../core/runs.js';
 import type { KeyMaterial } from '../core/sensitive.js';
 
 // ───────────────────────────── Key Protect ─────────────────────────────
@@ -100,6 +101,15 @@ export interface UnwrapResult {
  */
 export interface KeyProtectPort {
   getKey(ref: KeyRef, opts?: CallOptions): Promise<KeyInfo>;
+  /**
+   * The key with this alias in the instance (Key Protect resolves a key by id or alias), or undefined. A `create`
+   * run finds the keys a crashed worker made by the aliases its intent named.
+   */
+  findKeyByAlias(
+    at: { region: RegionId; instanceId: InstanceId },
+    alias: string,
+    opts?: CallOptions,
+  ): Promise<KeyInfo | undefined>;
   /** All versions, newest first. */
   listVersions(ref: KeyRef, opts?: CallOptions): Promise<KeyVersionInfo[]>;
   createImportedKey(input: CreateImportedKeyInput, opts?: CallOptions): Promise<KeyInfo>;
@@ -151,34 +161,12 @@ export interface GroupRepository {
   list(opts?: { limit?: number; cursor?: string }): Promise<Page<Group>>;
   /** Groups whose `nextDueAtMs` ≤ `nowMs`, earliest first (index-backed). */
   findDue(nowMs: number, limit: number): Promise<Group[]>;
+  /** Groups whose `verifyDueAtMs` ≤ `nowMs` (periodic verification), earliest first (index-backed). */
+  findVerifyDue(nowMs: number, limit: number): Promise<Group[]>;
 }
 
-/** Run statuses that the scheduler resumes. */
-export const RunStatus = {
-  PENDING: 'pending',
-  RUNNING: 'running',
-  DEGRADED: 'degraded',
-  COMPLETED: 'completed',
-  FAILED: 'failed',
-  DIVERGED: 'diverged',
-  /** Stopped by an operator before promotion (`src/app/operatorRuns.ts`): terminal unless retried. */
-  STOPPED: 'stopped',
-} as const;
-export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
-export const UNFINISHED_RUN_STATUSES: readonly RunStatus[] = ['pending', 'running', 'degraded'];
-
-/** Fields every persisted run has (indexed). The saga's own state lives in the rest of the document. */
-export interface RunRecordBase {
-  id: RunId;
-  groupId: GroupId;
-  generation: number;
-  kind: string;
-  status: RunStatus;
-  createdAtMs: number;
-  updatedAtMs: number;
-  /** Not before this time (backoff, 1 h rule). */
-  nextAttemptAtMs?: number;
-}
+// The run record's fields live in core (the pure saga in `src/rotation` builds on them); re-exported here.
+export { type RunRecordBase, RunStatus, UNFINISHED_RUN_STATUSES } from '../core/runs.js';
 
 export interface RunRepository<R extends RunRecordBase = RunRecordBase> {
   /** @throws {AppError} STORE_CONFLICT if the id exists */
@@ -270,6 +258,15 @@ export interface DrillRepository {
 }
 
 /** Everything the use cases persist. */
+/** Late Activity Tracker evidence records: a hash chain per group (`src/lineage/evidence.ts`), create-only. */
+export interface EvidenceRepository {
+  /** @throws {AppError} STORE_CONFLICT when that `seq` exists (re-read the head), GROUP_NOT_FOUND */
+  append(record: EvidenceRecord): Promise<void>;
+  head(groupId: GroupId): Promise<EvidenceRecord | undefined>;
+  /** Every record of the group, in `seq` order. */
+  chain(groupId: GroupId): Promise<EvidenceRecord[]>;
+}
+
 export interface Stores {
   groups: GroupRepository;
   runs: RunRepository;
@@ -279,6 +276,8 @@ export interface Stores {
   checkpoints: CheckpointRepository;
   /** DR drills (optional: stores without it answer the drill routes with CONFIG_INVALID). */
   drills?: DrillRepository;
+  /** Late evidence chain (absent in stores that do not keep one: late evidence then stays on the run only). */
+  evidence?: EvidenceRepository;
 }
 
 /** Outgoing notifications (CloudEvents) — Event Notifications or a webhook. */

@@ -8,22 +8,23 @@ import {
   asInstanceId,
   asRegionId,
   asRunId,
-  type EscrowKeyRef,
   type Group,
   type GroupId,
   hasCode,
+  type InstanceId,
   isAppError,
   type KeyCrn,
   type LineageRecord,
   type Member,
   parseKeyCrn,
+  type RegionId,
   type RunId,
+  type Schedule,
   type Trigger,
 } from '../core/index.js';
-import { buildLineageRecord, checkLineageText, signCheckpoint } from '../lineage/index.js';
+import { checkLineageText } from '../lineage/index.js';
 import {
   applyOutcome,
-  type MemberCall,
   type MemberReading,
   memberStateProblem,
   newRun,
@@ -33,11 +34,10 @@ import {
   slotOf,
 } from '../rotation/index.js';
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
-import { runCanary } from './canary.js';
-import { generateAndEscrow, withEscrowedMaterial } from './escrow.js';
+import { recordLateEvidence } from './lateEvidence.js';
 import { createOperatorRuns } from './operatorRuns.js';
 import type { KeyInfo } from './ports.js';
-import { addRegionRun, advanceReplay } from './replay.js';
+import { addRegionRun } from './replay.js';
 import { advance, type RunnerContext, readMemberState, runsOf } from './runner.js';
 import {
   type AddRegionInput,
@@ -76,6 +76,15 @@ function defaultNextDue(group: Group, completedAtMs: number): number | undefined
   }
 }
 
+/** The group document a create or adopt run writes when its keys are proved. */
+function groupSpecOf(input: { name: string; description?: string; schedule?: Schedule }) {
+  return {
+    name: input.name,
+    ...(input.description ? { description: input.description } : {}),
+    schedule: input.schedule ?? {},
+  };
+}
+
 function validateTrigger(t: Trigger | undefined): Trigger {
   if (!t || !['schedule', 'event', 'operator'].includes(t.kind) || typeof t.by !== 'string' || t.by.length === 0) {
     throw new AppError('VALIDATION_FAILED', 'trigger must be {kind: schedule|event|operator, by: who or what}', {
@@ -110,6 +119,7 @@ export function createRotationService(
     config,
     ...(deps.afterPersist ? { afterPersist: deps.afterPersist } : {}),
     nextDueAtMs: deps.nextDueAtMs ?? defaultNextDue,
+    sleep: deps.sleep ?? ((ms) => new Promise<void>((r) => setTimeout(r, ms))),
   };
   const { kp, stores, clock, random } = deps;
   const runs = runsOf(stores);
@@ -120,24 +130,6 @@ export function createRotationService(
   const newRunId = (groupId: GroupId, generation: number): RunId =>
     asRunId(`run-${groupId.slice(0, 40)}-g${generation}-${random.uuid().slice(0, 8)}`);
 
-  async function createEscrowKey(
-    groupId: GroupId,
-    near: { region: Member['region']; instanceId: Member['instanceId'] },
-  ) {
-    const at = config.escrowInstance ?? near;
-    const key = await kp.createGeneratedRootKey(
-      {
-        region: at.region,
-        instanceId: at.instanceId,
-        name: `${config.keyNamePrefix}-${groupId}-escrow`,
-        description: `lockstep escrow key of group ${groupId}; only lockstep may use it`,
-      },
-      opts(),
-    );
-    const ref: EscrowKeyRef = { region: at.region, instanceId: at.instanceId, keyId: key.id, crn: key.crn };
-    return ref;
-  }
-
   async function readMember(m: Member): Promise<KeyInfo | AppError> {
     try {
       return await kp.getKey(m, opts());
@@ -147,18 +139,15 @@ export function createRotationService(
     }
   }
 
-  /** Serialises secure imports per instance (one import token per instance, last writer wins). */
-  async function acquireTokenLease(region: string, instanceId: string, holder: string) {
-    const name = `token:${region}:${instanceId}`;
-    for (let i = 0; i < 40; i++) {
-      const l = await stores.leases.acquire(name, holder, config.tokenLeaseTtlMs, now());
-      if (l) return l;
-      await new Promise((r) => setTimeout(r, 50 + i * 25));
-    }
-    throw new AppError('LEASE_HELD', `The import token of instance ${instanceId} (${region}) is in use; try again`, {
-      retryable: true,
-      details: { lease: name },
-    });
+  /** A create or adopt run's escrow key, made by the run (found again by its alias after a crash). */
+  function escrowPlan(groupId: GroupId, at: { region: RegionId; instanceId: InstanceId }, alias: string) {
+    return {
+      region: at.region,
+      instanceId: at.instanceId,
+      name: `${config.keyNamePrefix}-${groupId}-escrow`,
+      alias,
+      description: `lockstep escrow key of group ${groupId}; only lockstep may use it`,
+    };
   }
 
   async function getGroup(groupId: string) {
@@ -204,120 +193,63 @@ export function createRotationService(
           details: { field: 'duplicates' },
         });
       }
-      const runId = asRunId(
-        `run-${groupId}-create`.length >= 12 ? `run-${groupId}-create` : `run-${groupId}-create-g1`,
-      );
+      const runId = asRunId(`run-${groupId}-create`);
       const found = await stores.groups.find(groupId);
       // A group at generation 0 whose active run is its create run: the keys exist, proving/recording is left.
       const resuming = found && found.value.currentGeneration === 0 && found.value.activeRunId === runId;
       if (found && !resuming) {
         throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
       }
-      if (!resuming) {
-        const escrowKey = input.escrow ?? (await createEscrowKey(groupId, placements[0]!));
-        const escrow = await generateAndEscrow(kp, random, escrowKey, groupId, 1, opts());
-        // Unwrapping the escrow to create the keys proves the escrow round trip before any key exists. Duplicates
-        // first, the primary last; every secure import under its instance's import-token lease.
-        const calls = new Map<string, MemberCall>();
-        const created = await withEscrowedMaterial(kp, escrowKey, escrow, async (material) => {
-          const out = new Map<string, KeyInfo>();
-          const order = [...placements.slice(1), placements[0]!];
-          for (const p of order) {
-            const lease = await acquireTokenLease(p.region, p.instanceId, `create-${groupId}`);
-            // The random correlation id lets the events function recognise this create as lockstep's own.
-            const call = { action: 'kms.secrets.create' as const, correlationId: random.uuid(), atMs: now() };
-            calls.set(slotOf(p), call);
-            try {
-              out.set(
-                slotOf(p),
-                await kp.createImportedKey(
-                  {
-                    region: p.region,
-                    instanceId: p.instanceId,
-                    name: `${config.keyNamePrefix}-${groupId}-${p.role}-${p.region}`,
-                    description: `lockstep group ${groupId} (${p.role})`,
-                    material,
-                    ...(p.keyRingId !== undefined ? { keyRingId: p.keyRingId } : {}),
-                  },
-                  { correlationId: call.correlationId },
-                ),
-              );
-            } finally {
-              await stores.leases.release(lease).catch(() => undefined);
-            }
-          }
-          return out;
-        });
+      const prior = await runs.get(runId).catch((err: unknown) => {
+        if (hasCode(err, 'RUN_NOT_FOUND')) return undefined;
+        throw err;
+      });
+      if (prior && (prior.value.status === 'completed' || prior.value.step === 'done') && !resuming) {
+        throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
+      }
+      if (!prior) {
+        // The intent first: the run names every key it will make (name and an alias unique to this run) before any
+        // exists, so a resumed create finds what a crashed one made instead of leaving it behind. The run then
+        // escrows the material, creates the duplicates, verifies, creates the primary, proves, records, and writes
+        // the group (runner.ts).
         const nowMs = now();
-        const members: Member[] = placements.map((p) => {
-          const k = created.get(slotOf(p))!;
-          return {
-            role: p.role,
-            region: p.region,
-            instanceId: p.instanceId,
-            keyId: k.id,
-            crn: k.crn,
-            ...(k.keyRingId ? { keyRingId: k.keyRingId } : {}),
-          };
-        });
-        try {
-          await stores.groups.create({
-            id: groupId,
-            name: input.name,
-            ...(input.description ? { description: input.description } : {}),
-            members,
-            escrow: escrowKey,
-            schedule: input.schedule ?? {},
-            status: 'rotating',
-            statusReason: `being created by run ${runId}`,
-            currentGeneration: 0,
-            activeRunId: runId,
-            createdAtMs: nowMs,
-            updatedAtMs: nowMs,
-          });
-        } catch (err) {
-          if (hasCode(err, 'GROUP_EXISTS', 'STORE_CONFLICT')) {
-            throw new AppError('GROUP_EXISTS', `Group ${groupId} already exists`, { details: { groupId } });
-          }
-          throw err;
-        }
-        const base = newRun({
+        const tag = random.uuid().replace(/-/g, '').slice(0, 8);
+        const alias = (what: string) => `${config.keyNamePrefix}-${groupId}-${what}-${tag}`.slice(0, 90);
+        const escrowAt = config.escrowInstance ?? placements[0]!;
+        const run = newRun({
           id: runId,
           groupId,
           generation: 1,
           kind: RunKind.CREATE,
           trigger,
-          members,
-          escrowKey,
-          groupSpec: {
-            name: input.name,
-            ...(input.description ? { description: input.description } : {}),
-            schedule: input.schedule ?? {},
+          members: placements,
+          escrowKey: input.escrow,
+          createIntent: {
+            ...(input.escrow ? {} : { escrow: escrowPlan(groupId, escrowAt, alias('escrow')) }),
+            keys: Object.fromEntries(
+              placements.map((p, i) => [
+                slotOf(p),
+                {
+                  name: `${config.keyNamePrefix}-${groupId}-${p.role}-${p.region}`,
+                  alias: alias(p.role === 'primary' ? 'p' : `d${i}`),
+                  description: `lockstep group ${groupId} (${p.role})`,
+                },
+              ]),
+            ),
           },
+          groupSpec: groupSpecOf(input),
           nowMs,
           deadlineAtMs: nowMs + config.runDeadlineMs,
         });
-        // The keys exist and hold the escrowed material: the run continues at verify (then prove, record, release).
-        const run: RotationRun = {
-          ...base,
-          step: 'verify',
-          status: 'running',
-          fingerprint: escrow.fingerprint,
-          escrow,
-          members: base.members.map((m) => {
-            const k = created.get(m.slot)!;
-            return {
-              ...m,
-              progress: 'staged',
-              versionId: k.currentVersionId,
-              rotatedAtMs: k.creationAtMs,
-              stagedVia: 'create',
-              ...(calls.has(m.slot) ? { calls: [calls.get(m.slot)!] } : {}),
-            };
-          }),
-        };
-        await runs.create(run);
-        log.info('group keys created', { groupId, runId, members: members.length, fingerprint: escrow.fingerprint });
+        try {
+          await runs.create(run);
+        } catch (err) {
+          if (hasCode(err, 'STORE_CONFLICT')) {
+            throw new AppError('GROUP_EXISTS', `Group ${groupId} is being created`, { details: { groupId, runId } });
+          }
+          throw err;
+        }
+        log.info('group create planned', { groupId, runId, members: placements.length });
       }
       const res = await advance(ctx, runId, { deadlineAtMs: now() + 10 * 60_000, holder: `create-${random.uuid()}` });
       if (res.status !== 'completed') {
@@ -374,129 +306,89 @@ export function createRotationService(
         // The ring Key Protect reports is the member's ring from now on (sent as X-Kms-Key-Ring).
         if (info.keyRingId) m.keyRingId = info.keyRingId;
       }
-      const aad = ['lockstep-canary/v1', `group:${groupId}`, 'generation:1'];
-      const party = (i: number) => ({
-        ref: members[i]!,
-        crn: members[i]!.crn,
-        expectedVersionId: infos[i]!.currentVersionId,
+      // The run proves equality (canary primary ↔ every duplicate, each reporting the version read here), records
+      // generation 1 and writes the group (runner.ts): nothing but the run exists until the proof passed.
+      const nowMs = now();
+      const runId = asRunId(`run-${groupId}-adopt`);
+      const prior = await runs.get(runId).catch((err: unknown) => {
+        if (hasCode(err, 'RUN_NOT_FOUND')) return undefined;
+        throw err;
       });
-      const evidence = [];
-      const problems: string[] = [];
-      const fwd = await runCanary(
-        kp,
-        random,
-        now,
-        party(0),
-        members.slice(1).map((_, i) => party(i + 1)),
-        aad,
-        opts(),
-      );
-      evidence.push(fwd.evidence);
-      problems.push(...fwd.problems);
-      for (let i = 1; i < members.length; i++) {
-        const back = await runCanary(kp, random, now, party(i), [party(0)], aad, opts());
-        evidence.push(back.evidence);
-        problems.push(...back.problems);
-      }
-      if (problems.length > 0) {
-        throw new AppError('MATERIAL_MISMATCH', `The keys do not hold identical material: ${problems.join('; ')}`, {
-          details: { groupId },
+      if (prior && prior.value.status !== 'failed') {
+        throw new AppError('GROUP_EXISTS', `Group ${groupId} is being adopted by run ${runId}`, {
+          details: { groupId, runId },
         });
       }
-      const escrow = input.escrow ?? (await createEscrowKey(groupId, members[0]!));
-      const nowMs = now();
-      const runId = asRunId(`run-${groupId}-adopt`.length >= 12 ? `run-${groupId}-adopt` : `run-${groupId}-adopt-g1`);
-      const run: RotationRun = {
-        ...newRun({
-          id: runId,
-          groupId,
-          generation: 1,
-          kind: RunKind.ADOPT,
-          trigger,
-          members,
-          escrowKey: escrow,
-          nowMs,
-          deadlineAtMs: nowMs,
-          notes: ['adopted existing keys: generation 1 material is not escrowed (lockstep never saw it)'],
-        }),
-        status: 'completed',
-        step: 'done',
-        finishedAtMs: nowMs,
-        fingerprint: 'adopted:unknown-material',
-        canaries: evidence,
-      };
-      run.members = run.members.map((m, i) => ({
-        ...m,
-        progress: 'staged',
-        versionId: infos[i]!.currentVersionId,
-        rotatedAtMs: infos[i]!.lastRotateAtMs ?? infos[i]!.creationAtMs,
-        stagedVia: 'found',
-      }));
-      const lastRotated = Math.max(...infos.map((i) => i.lastRotateAtMs ?? i.creationAtMs));
-      const group: Group = {
-        id: groupId,
-        name: input.name,
-        ...(input.description ? { description: input.description } : {}),
-        members,
-        escrow,
-        schedule: input.schedule ?? {},
-        status: 'rotating',
-        statusReason: `being adopted by run ${runId}`,
-        currentGeneration: 0,
-        lastRotatedAtMs: lastRotated,
-        activeRunId: runId,
-        createdAtMs: nowMs,
-        updatedAtMs: nowMs,
-      };
-      await stores.groups.create(group);
-      await runs.create(run);
-      const record = buildLineageRecord({
+      const escrowAt = config.escrowInstance ?? members[0]!;
+      const base = newRun({
+        id: runId,
         groupId,
         generation: 1,
-        fingerprint: run.fingerprint!,
+        kind: RunKind.ADOPT,
         trigger,
-        runId,
-        startedAtMs: nowMs,
-        finishedAtMs: nowMs,
-        members: run.members.map((m) => ({
-          role: m.role,
-          region: m.region,
-          instanceId: m.instanceId,
-          keyId: m.keyId!,
-          crn: m.crn!,
-          keyVersionId: m.versionId!,
-          rotatedAtMs: m.rotatedAtMs!,
-          evidence: [],
-        })),
-        verification: evidence,
-        status: 'complete',
+        members,
+        escrowKey: input.escrow,
+        createIntent: {
+          ...(input.escrow
+            ? {}
+            : {
+                escrow: escrowPlan(
+                  groupId,
+                  escrowAt,
+                  `${config.keyNamePrefix}-${groupId}-escrow-${random.uuid().replace(/-/g, '').slice(0, 8)}`.slice(
+                    0,
+                    90,
+                  ),
+                ),
+              }),
+          keys: {},
+        },
+        groupSpec: groupSpecOf(input),
+        nowMs,
+        deadlineAtMs: nowMs + config.runDeadlineMs,
         notes: [
           'adopted: lineage starts here; equality of the existing material was proved by canary',
           'generation 1 material is not escrowed: a region added later cannot replay it',
         ],
       });
-      await stores.lineage.append(record);
-      if (config.checkpointSigning) {
-        await stores.checkpoints.put(
-          signCheckpoint(
-            { groupId, generation: 1, headHash: record.hash, signedAtMs: nowMs },
-            {
-              privateKey: config.checkpointSigning.privateKey,
-              ...(config.checkpointSigning.keyId ? { keyId: config.checkpointSigning.keyId } : {}),
-            },
-          ),
+      const run: RotationRun = {
+        ...base,
+        step: 'prove',
+        status: 'running',
+        fingerprint: 'adopted:unknown-material',
+        members: base.members.map((m, i) => ({
+          ...m,
+          progress: 'staged',
+          versionId: infos[i]!.currentVersionId,
+          rotatedAtMs: infos[i]!.lastRotateAtMs ?? infos[i]!.creationAtMs,
+          stagedVia: 'found',
+        })),
+      };
+      try {
+        if (prior) await runs.save(run, prior.rev);
+        else await runs.create(run);
+      } catch (err) {
+        if (hasCode(err, 'STORE_CONFLICT')) {
+          throw new AppError('GROUP_EXISTS', `Group ${groupId} is being adopted`, { details: { groupId, runId } });
+        }
+        throw err;
+      }
+      const res = await advance(ctx, runId, { deadlineAtMs: now() + 10 * 60_000, holder: `adopt-${random.uuid()}` });
+      if (res.status !== 'completed') {
+        const done = (await runs.get(runId)).value;
+        if (done.status === 'failed' && done.step === 'prove') {
+          throw new AppError('MATERIAL_MISMATCH', done.statusReason ?? 'The keys do not hold identical material', {
+            details: { groupId, runId },
+          });
+        }
+        throw new AppError(
+          'UPSTREAM_UNAVAILABLE',
+          `Group ${groupId} was not adopted yet (${res.status} at ${res.step}): ${res.reason ?? 'see the run'}. Run ${runId} resumes on the next tick.`,
+          { retryable: true, details: { groupId, runId, status: res.status, step: res.step } },
         );
       }
-      const saved = await stores.groups.mutate(groupId, (g) => {
-        const out: Group = { ...g, status: 'healthy', currentGeneration: 1, updatedAtMs: now() };
-        delete out.statusReason;
-        delete out.activeRunId;
-        const due = ctx.nextDueAtMs(out, lastRotated);
-        if (due !== undefined) out.nextDueAtMs = due;
-        return out;
-      });
       log.info('group adopted', { groupId, members: members.length });
-      return { group: saved.value, lineage: record };
+      return { group: (await stores.groups.get(groupId)).value, lineage: await stores.lineage.get(groupId, 1) };
     },
 
     async plan(groupId: string): Promise<RotationPlan> {
@@ -579,7 +471,6 @@ export function createRotationService(
           );
         }
         const nowMs = now();
-        let notBeforeMs: number | undefined;
         // The plan step's reading, taken now: refuses what cannot rotate with a clear error, and (when every member
         // answered) becomes the run's plan, so the run starts at generate without reading the members again.
         let readings: MemberReading[] | undefined;
@@ -650,7 +541,6 @@ export function createRotationService(
           escrowKey: group.escrow,
           nowMs,
           deadlineAtMs: nowMs + config.runDeadlineMs,
-          ...(notBeforeMs !== undefined ? { notBeforeMs } : {}),
         });
         const run = readings
           ? applyOutcome(fresh, { type: 'MembersRead', readings, atClaim: true }, nowMs, config)
@@ -669,8 +559,6 @@ export function createRotationService(
       if (typeof o?.holder !== 'string' || o.holder === '' || !Number.isFinite(o.deadlineAtMs)) {
         throw new AppError('VALIDATION_FAILED', 'advanceRun needs {deadlineAtMs: epoch ms, holder: worker id}');
       }
-      const { value: run } = await runs.get(id);
-      if (run.kind === RunKind.ADD_REGION) return advanceReplay(ctx, id, o);
       return advance(ctx, id, o);
     },
 
@@ -723,10 +611,12 @@ export function createRotationService(
       let advanced = 0;
       let pending = 0;
       for (const r of list.filter(
-        (x) => x.kind === RunKind.ADD_REGION && ['pending', 'running', 'degraded'].includes(x.status),
+        (x) =>
+          (x.kind === RunKind.ADD_REGION || x.kind === RunKind.CATCH_UP) &&
+          ['pending', 'running', 'degraded'].includes(x.status),
       )) {
         const before = r.replay?.nextGeneration ?? 1;
-        const res = await advanceReplay(ctx, r.id, o);
+        const res = await advance(ctx, r.id, o);
         const after = (await runs.get(r.id)).value.replay?.nextGeneration ?? 1;
         advanced += after - before;
         if (res.status !== 'completed') pending += 1;
@@ -751,12 +641,16 @@ export function createRotationService(
         const run = structuredClone(cur.value);
         const m = run.members.find((x) => x.crn === crn);
         if (!m) return {};
-        if (m.evidence.some((e) => e.eventId === evidence.eventId)) return { runId };
+        if (m.evidence.some((e) => e.eventId === evidence.eventId)) {
+          await recordLateEvidence(ctx, cur.value, crn, evidence); // a retry after a failed append
+          return { runId };
+        }
         m.evidence.push({ ...evidence });
         run.updatedAtMs = now();
         try {
           await runs.save(run, cur.rev);
           log.info('activity tracker evidence attached', { runId, crn, eventId: evidence.eventId });
+          await recordLateEvidence(ctx, run, crn, evidence);
           return { runId };
         } catch (err) {
           if (!hasCode(err, 'STORE_CONFLICT')) throw err;

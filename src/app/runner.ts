@@ -11,9 +11,10 @@
  * ```
  */
 import {
-  type AppError,
+  AppError,
   type AtEvidence,
   type CanaryEvidence,
+  type EscrowKeyRef,
   type Group,
   hasCode,
   isAppError,
@@ -24,10 +25,12 @@ import {
   type LineageRecord,
   type Logger,
 } from '../core/index.js';
-import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
+import { buildLineageRecord, canonicalJson, signCheckpoint } from '../lineage/index.js';
 import {
   applyOutcome,
+  CATCH_UP_REASON,
   type Command,
+  catchUpReason,
   decide,
   duplicatesOf,
   type MemberCall,
@@ -42,9 +45,16 @@ import {
   Step,
 } from '../rotation/index.js';
 import { type CanaryParty, probeEvidence, runCanary } from './canary.js';
-import { generateAndEscrow, openEscrowedMaterial } from './escrow.js';
+import {
+  type EscrowedMaterialRecord,
+  generateAndEscrow,
+  openEscrowedMaterial,
+  withEscrowedMaterial,
+} from './escrow.js';
+import { bounded } from './limit.js';
 import type {
   CallOptions,
+  KeyInfo,
   KeyProtectPort,
   KeyRef,
   Lease,
@@ -67,6 +77,8 @@ export interface RunnerContext {
   afterPersist?: RotationServiceDeps['afterPersist'];
   /** Computes a group's next due time after a completed generation (scheduling module). */
   nextDueAtMs: (group: Group, completedAtMs: number) => number | undefined;
+  /** Waits (the import-token lease queue); injected like the clock, so no use case sleeps on a real timer. */
+  sleep: (ms: number) => Promise<void>;
 }
 
 /** Thrown inside a worker whose run was taken over (or that "crashed" in a test): stop touching anything. */
@@ -80,9 +92,32 @@ export function runsOf(stores: Stores): RunRepository<RotationRun> {
   return stores.runs as unknown as RunRepository<RotationRun>;
 }
 
+/** The run's escrow key; only a `create` run that has not made it yet lacks one. */
+export function escrowKeyOf(run: RotationRun): EscrowKeyRef {
+  if (!run.escrowKey) throw new AppError('INTERNAL', `run ${run.id} has no escrow key yet`);
+  return run.escrowKey;
+}
+
 export function refOf(m: RunMember): KeyRef {
   if (!m.keyId) throw new Error(`member ${m.slot} has no key yet`);
   return { region: m.region, instanceId: m.instanceId, keyId: m.keyId };
+}
+
+/** The escrowed material of one generation (kept with the create or rotation run that produced it). */
+export async function escrowOf(
+  stores: Stores,
+  groupId: RotationRun['groupId'],
+  generation: number,
+): Promise<EscrowedMaterialRecord | undefined> {
+  const list = await runsOf(stores).listByGroup(groupId, 500);
+  const run = list.find(
+    (r) =>
+      r.generation === generation &&
+      (r.kind === RunKind.CREATE || r.kind === RunKind.ROTATION) &&
+      r.escrow &&
+      (r.status === 'completed' || r.step === Step.DONE),
+  );
+  return run?.escrow;
 }
 
 /** An allowlisted error for the run document (never an upstream body). */
@@ -106,20 +141,10 @@ function sagaState(run: RotationRun): unknown {
   return { ...run, updatedAtMs: 0, members: run.members.map((m) => ({ ...m, evidence: [] })) };
 }
 
-/** JSON with object keys sorted, so that documents built locally and read back from the store compare equal. */
-function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-        )
-      : v,
-  );
-}
-
 /** True when `current` differs from `base` only by evidence appended to members. */
 function onlyEvidenceAdded(base: RotationRun, current: RotationRun): boolean {
-  if (stableJson(sagaState(base)) !== stableJson(sagaState(current))) return false;
+  // canonical JSON: documents built locally and read back from the store compare equal
+  if (canonicalJson(sagaState(base)) !== canonicalJson(sagaState(current))) return false;
   return base.members.every((m, i) => {
     const known = new Set(current.members[i]?.evidence.map((e) => e.eventId));
     return m.evidence.every((e) => known.has(e.eventId));
@@ -141,29 +166,6 @@ function withEvidenceOf(next: RotationRun, current: RotationRun): RotationRun {
 const isAmbiguous = (err: unknown): boolean =>
   isAppError(err) &&
   (err.details.ambiguous === true || (err.code === 'UPSTREAM_UNAVAILABLE' && err.details.ambiguous !== false));
-
-/**
- * Runs `fn` over `items` with at most `limit` in flight. Waits for every started task to settle before it rethrows
- * the first failure, so nothing of this worker is still in flight when it reports a crash.
- */
-async function bounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let firstError: { err: unknown } | undefined;
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length && !firstError) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        // A crash or an upstream error outranks another task's "stopped" that it caused.
-        const had = firstError as { err: unknown } | undefined;
-        if (!had || (had.err instanceof Stopped && !(err instanceof Stopped))) firstError = { err };
-      }
-    }
-  });
-  await Promise.all(workers);
-  if (firstError) throw firstError.err;
-}
 
 /**
  * The plan step's reading of one member: state, newest version, version count, last rotation (key and versions in
@@ -199,8 +201,6 @@ const MAX_CALLS_PER_MEMBER = 20;
 /** Upper bound of commands one worker executes in one pass (a healthy run needs about 10 + members). */
 const MAX_COMMANDS_PER_PASS = 500;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * One worker's pass over one run: under the group lease, decide → execute → persist until the run finishes, has to
  * wait (1 h rule, backoff, blocked member) or the caller's deadline comes.
@@ -214,12 +214,18 @@ export async function advance(
   const first = await runs.get(runId);
   const groupId = first.value.groupId;
   const log = ctx.logger.child({ runId, groupId, holder: opts.holder });
-  const result = (run: RotationRun, reason?: string, nextAttemptAtMs?: number): AdvanceResult => ({
+  const result = (
+    run: RotationRun,
+    reason?: string,
+    nextAttemptAtMs?: number,
+    stopped?: AdvanceResult['stopped'],
+  ): AdvanceResult => ({
     runId,
     status: run.status,
     step: run.step,
     ...(reason ? { reason } : {}),
     ...(nextAttemptAtMs !== undefined ? { nextAttemptAtMs } : {}),
+    ...(stopped ? { stopped } : {}),
   });
   const pre = decide(first.value, ctx.clock.nowMs());
   if (pre.kind === 'finished') return result(first.value, first.value.statusReason);
@@ -232,7 +238,7 @@ export async function advance(
   );
   if (!lease) {
     log.info('group lease held by another worker; leaving the run to it');
-    return result(first.value, 'another worker holds the group lease');
+    return result(first.value, 'another worker holds the group lease', undefined, 'lease-held');
   }
   const state = { stopped: undefined as string | undefined, crashed: false };
   let cur: Versioned<RotationRun> = await runs.get(runId); // re-read under the lease
@@ -258,18 +264,20 @@ export async function advance(
         log.info('run waits', { step: cur.value.step, untilMs: d.untilMs, reason: d.reason });
         return result(cur.value, d.reason, d.untilMs);
       }
-      if (nowMs >= opts.deadlineAtMs) return result(cur.value, 'caller deadline reached; the next tick resumes');
+      if (nowMs >= opts.deadlineAtMs) {
+        return result(cur.value, 'caller deadline reached; the next tick resumes', undefined, 'caller-deadline');
+      }
       lease = await ctx.stores.leases.renew(lease, ctx.config.groupLeaseTtlMs, nowMs);
       await worker.execute(d.command);
-      if (state.stopped) return result(cur.value, state.stopped);
+      if (state.stopped) return result(cur.value, state.stopped, undefined, 'taken-over');
     }
     log.error('run made no progress within one pass; stopping', { step: cur.value.step });
     return result(cur.value, `no progress after ${MAX_COMMANDS_PER_PASS} commands`);
   } catch (err) {
-    if (err instanceof Stopped) return result(cur.value, err.why);
+    if (err instanceof Stopped) return result(cur.value, err.why, undefined, 'taken-over');
     if (hasCode(err, 'LEASE_LOST')) {
       log.warn('group lease lost; stopping', { step: cur.value.step });
-      return result(cur.value, 'group lease lost to another worker');
+      return result(cur.value, 'group lease lost to another worker', undefined, 'lease-lost');
     }
     state.crashed = state.crashed || !isAppError(err);
     throw err;
@@ -289,6 +297,9 @@ class Worker {
   ) {}
 
   private chain: Promise<unknown> = Promise.resolve();
+
+  /** Members this step staged by its own rotate, not saved yet (group commit): references for `attribute`. */
+  private readonly stepStaged = new Map<string, string>();
 
   private get run(): RotationRun {
     return this.get().value;
@@ -318,10 +329,19 @@ class Worker {
 
   /** Applies an outcome and saves the run before anything else happens; serialised across parallel member tasks. */
   async persist(outcome: Outcome): Promise<RotationRun> {
+    return this.persistAll([outcome]);
+  }
+
+  /**
+   * Group commit: applies the outcomes of every member of a step, in order, and saves the run once (one store write
+   * per step, not one per member).
+   */
+  async persistAll(outcomes: readonly Outcome[]): Promise<RotationRun> {
     return this.serial(async () => {
       this.alive();
       const before = this.run;
-      const next = applyOutcome(before, outcome, this.now(), this.ctx.config);
+      let next = before;
+      for (const o of outcomes) next = applyOutcome(next, o, this.now(), this.ctx.config);
       const saved = await this.save(next);
       this.set(saved);
       if (before.step !== next.step || before.status !== next.status) {
@@ -348,14 +368,57 @@ class Worker {
 
   /** Appends a changing Key Protect call to a member (bounded list) and saves the run. */
   private async recordCall(slot: string, call: MemberCall): Promise<void> {
+    await this.recordCalls(new Map([[slot, call]]));
+  }
+
+  /** Appends changing calls to several members in one save (before any of them is sent). */
+  private async recordCalls(calls: ReadonlyMap<string, MemberCall>): Promise<void> {
     await this.serial(async () => {
       this.alive();
       const run = structuredClone(this.run);
-      const m = run.members.find((x) => x.slot === slot);
-      if (!m) throw new Error(`no member ${slot}`);
-      m.calls = [...(m.calls ?? []), call].slice(-MAX_CALLS_PER_MEMBER);
+      for (const [slot, call] of calls) {
+        const m = run.members.find((x) => x.slot === slot);
+        if (!m) throw new Error(`no member ${slot}`);
+        m.calls = [...(m.calls ?? []), call].slice(-MAX_CALLS_PER_MEMBER);
+      }
       run.updatedAtMs = this.now();
       this.set(await this.save(run));
+    });
+  }
+
+  /**
+   * Stages members (duplicates at stage, the primary at promote): the random correlation id of every member's call
+   * is persisted first, in one save; then one secure import at a time per instance (its import token is shared),
+   * instances in parallel; then every member's outcome in one save (group commit). What finished is saved even when
+   * another member's task failed the step.
+   */
+  private async stageMembers(slots: string[], log: Logger): Promise<void> {
+    const action = this.run.kind === RunKind.CREATE ? 'kms.secrets.create' : 'kms.secrets.rotate';
+    const calls = new Map(
+      slots.map((slot) => [slot, { action, correlationId: this.ctx.random.uuid(), atMs: this.now() } as MemberCall]),
+    );
+    await this.withMaterial(async (material) => {
+      await this.recordCalls(calls);
+      const outcomes: Outcome[] = [];
+      try {
+        await bounded(
+          this.byInstance(slots),
+          this.ctx.config.stageConcurrency,
+          async (group) => {
+            for (const slot of group) {
+              const out = await this.stageOne(slot, material, log, calls.get(slot)!.correlationId);
+              for (const o of out)
+                if (o.type === 'MemberStaged' && o.via === 'rotate') this.stepStaged.set(slot, o.versionId);
+              outcomes.push(...out);
+            }
+          },
+          // a crash or an upstream error outranks another task's "stopped" that it caused
+          (err) => err instanceof Stopped,
+        );
+      } finally {
+        this.stepStaged.clear();
+        if (outcomes.length > 0 && !this.state.stopped) await this.persistAll(outcomes);
+      }
     });
   }
 
@@ -401,27 +464,28 @@ class Worker {
           return;
         case 'GenerateMaterial': {
           const run = this.run;
+          const escrowKey = run.escrowKey ?? (await this.ensureEscrowKey());
           const escrow = await generateAndEscrow(
             this.ctx.kp,
             this.ctx.random,
-            run.escrowKey,
+            escrowKey,
             run.groupId,
             run.generation,
             this.callOpts(),
           );
-          await this.persist({ type: 'MaterialEscrowed', fingerprint: escrow.fingerprint, escrow });
+          await this.persist({
+            type: 'MaterialEscrowed',
+            fingerprint: escrow.fingerprint,
+            escrow,
+            ...(run.escrowKey ? {} : { escrowKey }),
+          });
           return;
         }
         case 'StageMembers':
-          // One secure import at a time per instance (its import token is shared); instances in parallel.
-          await this.withMaterial(async (material) => {
-            await bounded(this.byInstance(c.slots), this.ctx.config.stageConcurrency, async (slots) => {
-              for (const slot of slots) await this.stageOne(slot, material, log);
-            });
-          });
+          await this.stageMembers(c.slots, log);
           return;
         case 'PromotePrimary':
-          await this.withMaterial((material) => this.stageOne(c.slot, material, log));
+          await this.stageMembers([c.slot], log);
           return;
         case 'VerifyDuplicates': {
           const wrapAt = this.party(c.wrapAt);
@@ -445,9 +509,24 @@ class Worker {
           await this.prove(c.primary, c.duplicates);
           return;
         case 'RecordLineage':
+          // A create run's group document comes into being here: every key exists and is proved, and the lineage
+          // (which belongs to a group) is written next.
+          if (this.run.kind === RunKind.CREATE || this.run.kind === RunKind.ADOPT) {
+            await this.createGroupDocument(this.run, this.now());
+          }
           await this.persist({ type: 'LineageRecorded', hash: await this.recordLineage() });
           return;
+        case 'ReplayGeneration':
+          await this.replayGeneration(c.slot, c.generation, log);
+          return;
+        case 'ProveReplayed':
+          await this.proveReplayed(c.slot, c.generation);
+          return;
         case 'Release':
+          if (this.run.kind === RunKind.ADD_REGION) {
+            await this.join(); // persists Released, TargetMoved or Deferred itself
+            return;
+          }
           await this.release();
           await this.persist({ type: 'Released' });
           return;
@@ -485,7 +564,7 @@ class Worker {
   private async withMaterial(fn: (m: Promise<KeyMaterial>) => Promise<void>): Promise<void> {
     const run = this.run;
     if (!run.escrow) throw new Error('run has no escrowed material');
-    const opened = openEscrowedMaterial(this.ctx.kp, run.escrowKey, run.escrow, this.callOpts());
+    const opened = openEscrowedMaterial(this.ctx.kp, escrowKeyOf(run), run.escrow, this.callOpts());
     try {
       await fn(opened.material);
       await opened.material;
@@ -514,31 +593,23 @@ class Worker {
 
   // ───────────── staging one member (duplicate, or the primary at promote) ─────────────
 
-  private async stageOne(slot: string, material: Promise<KeyMaterial>, parent: Logger): Promise<void> {
+  /** One member's staging under its instance's import-token lease; returns its outcomes (saved by the caller). */
+  private async stageOne(
+    slot: string,
+    material: Promise<KeyMaterial>,
+    parent: Logger,
+    correlationId: string,
+  ): Promise<Outcome[]> {
     this.alive();
     const m = this.member(slot);
     const log = parent.child({ crn: m.crn ?? slot, region: m.region, role: m.role });
     const leaseName = `token:${m.region}:${m.instanceId}`;
     const tokenLease = await this.acquireTokenLease(leaseName);
-    if (!tokenLease) {
-      await this.persist({
-        type: 'StepFailed',
-        step: this.run.step,
-        slot,
-        error: {
-          code: 'LEASE_HELD',
-          message: `the import token of instance ${m.instanceId} (${m.region}) is in use by another worker`,
-          retryable: true,
-          // a busy token is held for a few round trips: look again soon (a dead holder's lease expires on its own)
-          retryAfterMs: Math.min(5_000, Math.ceil(this.ctx.config.tokenLeaseTtlMs / 4)),
-          atMs: this.now(),
-        },
-      });
-      return;
-    }
+    if (!tokenLease) return [{ type: 'StepFailed', step: this.run.step, slot, error: this.leaseHeldError(m) }];
     try {
-      const outcomes = await this.rotateOne(slot, material, log);
-      for (const o of outcomes) await this.persist(o);
+      return this.run.kind === RunKind.CREATE
+        ? await this.createOne(slot, material, log, correlationId)
+        : await this.rotateOne(slot, material, log, correlationId);
     } catch (err) {
       if (err instanceof Stopped || this.state.crashed) throw err;
       const escrowFailure = await material.then(
@@ -548,7 +619,7 @@ class Worker {
       if (escrowFailure !== undefined) throw escrowFailure; // the step fails (see withMaterial), not this member
       const e = toRunError(err, this.now());
       log.warn('member step failed', { code: e.code, correlationId: e.correlationId });
-      await this.persist({ type: 'StepFailed', step: this.run.step, slot, error: e });
+      return [{ type: 'StepFailed', step: this.run.step, slot, error: e }];
     } finally {
       if (!this.state.crashed) await this.ctx.stores.leases.release(tokenLease).catch(() => undefined);
     }
@@ -565,7 +636,7 @@ class Worker {
         this.now(),
       );
       if (l) return l;
-      await sleep(50 + i * 25);
+      await this.ctx.sleep(50 + i * 25);
     }
     return undefined;
   }
@@ -580,7 +651,12 @@ class Worker {
    * this run's material (done, never rotated twice) or foreign (noted; then rotated). After an ambiguous failure or a
    * 409 KEY_ROTATION_NOT_PERMITTED, list again: a new version means the rotate was applied.
    */
-  private async rotateOne(slot: string, material: Promise<KeyMaterial>, log: Logger): Promise<Outcome[]> {
+  private async rotateOne(
+    slot: string,
+    material: Promise<KeyMaterial>,
+    log: Logger,
+    correlationId: string,
+  ): Promise<Outcome[]> {
     const kp = this.ctx.kp;
     const m = this.member(slot);
     const ref = refOf(m);
@@ -604,19 +680,16 @@ class Worker {
       };
     })();
     recheck.catch(() => undefined); // awaited below in every path
-    const correlationId = this.ctx.random.uuid();
     this.alive();
+    // The correlation id was persisted before the step sent anything (stageMembers): the events function matches
+    // the Activity Tracker event's correlation id with it, so only a rotate lockstep made counts as its own.
     log.info('rotating member', { kpCorrelationId: correlationId });
-    // Persisted before the rotate is sent (it gates `proceed`): the events function matches the Activity Tracker
-    // event's correlation id with this call, so only a rotate lockstep made counts as its own.
-    const recorded = this.recordCall(slot, { action: 'kms.secrets.rotate', correlationId, atMs: this.now() });
-    recorded.catch(() => undefined); // awaited below in every path
     let rotateError: { err: unknown } | undefined;
     try {
       await kp.rotateWithMaterial(ref, material, {
         correlationId,
-        proceed: Promise.all([recheck, recorded]).then(
-          ([r]) => r.done === undefined && !this.state.stopped,
+        proceed: recheck.then(
+          (r) => r.done === undefined && !this.state.stopped,
           () => false,
         ),
       });
@@ -624,7 +697,6 @@ class Worker {
       rotateError = { err };
     }
     const checked = await recheck;
-    await recorded;
     if (checked.done) return [checked.done];
     if (checked.foreign) out.push(checked.foreign);
     const baseline = checked.baseline;
@@ -707,15 +779,18 @@ class Worker {
       const r = await probeEvidence(this.ctx.kp, refOf(m), evidence, this.callOpts());
       return r.holds ? 'ours' : 'foreign';
     }
-    const reference = run.members.find(
+    const saved = run.members.find(
       (x) => x.slot !== m.slot && x.progress === MemberProgress.STAGED && x.stagedVia !== 'found' && x.keyId,
     );
+    const inStep = [...this.stepStaged].find(([slot]) => slot !== m.slot);
+    const reference =
+      saved ?? (inStep ? { ...this.member(inStep[0]), versionId: inStep[1] as KeyVersionId } : undefined);
     if (reference) {
       const res = await runCanary(
         this.ctx.kp,
         this.ctx.random,
         () => this.now(),
-        this.party(reference.slot),
+        { ref: refOf(reference), crn: reference.crn as KeyCrn, expectedVersionId: reference.versionId as string },
         [{ ref: refOf(m), crn: m.crn as KeyCrn }],
         this.canaryAad(),
         this.callOpts(),
@@ -723,6 +798,291 @@ class Worker {
       return res.problems.length === 0 ? 'ours' : 'foreign';
     }
     return 'unproven';
+  }
+
+  // ───────────── create: keys made under the run's intent, found again by alias after a crash ─────────────
+
+  /** A key this run may already have made: Key Protect resolves it by the alias the intent names. */
+  private async findByAlias(at: { region: RunMember['region']; instanceId: RunMember['instanceId'] }, alias: string) {
+    return this.ctx.kp.findKeyByAlias({ region: at.region, instanceId: at.instanceId }, alias, this.callOpts());
+  }
+
+  /** The create run's escrow key: found by its intent alias (a crashed worker made it), or made now. */
+  private async ensureEscrowKey(): Promise<EscrowKeyRef> {
+    const plan = this.run.createIntent?.escrow;
+    if (!plan) throw new AppError('INTERNAL', `run ${this.run.id} has neither an escrow key nor a plan for one`);
+    const key =
+      (await this.findByAlias(plan, plan.alias)) ??
+      (await this.ctx.kp.createGeneratedRootKey(
+        {
+          region: plan.region,
+          instanceId: plan.instanceId,
+          name: plan.name,
+          description: plan.description,
+          aliases: [plan.alias],
+        },
+        this.callOpts(),
+      ));
+    return { region: plan.region, instanceId: plan.instanceId, keyId: key.id, crn: key.crn };
+  }
+
+  /**
+   * Creates a member's key with the run's material (secure import), named and aliased as the intent says. A key
+   * with the intent's alias is this run's (a crashed worker made it): it is taken as found, never created twice; the
+   * verify and prove canaries then prove it holds the material. The random correlation id is persisted first.
+   */
+  private async createOne(
+    slot: string,
+    material: Promise<KeyMaterial>,
+    log: Logger,
+    recordedCorrelationId?: string,
+  ): Promise<Outcome[]> {
+    const m = this.member(slot);
+    const spec = this.run.createIntent?.keys[slot];
+    if (!spec) throw new AppError('INTERNAL', `run ${this.run.id} has no key plan for ${slot}`);
+    const staged = (k: KeyInfo, via: 'found' | 'create'): Outcome[] => [
+      {
+        type: 'MemberStaged',
+        slot,
+        versionId: k.currentVersionId,
+        rotatedAtMs: k.creationAtMs,
+        via,
+        keyId: k.id,
+        crn: k.crn,
+        ...(k.keyRingId && k.keyRingId !== 'default' ? { keyRingId: k.keyRingId } : {}),
+      },
+    ];
+    const existing = await this.findByAlias(m, spec.alias);
+    if (existing) {
+      log.info('member key already made by this run; adopting it', { keyId: existing.id });
+      return staged(existing, 'found');
+    }
+    const correlationId = recordedCorrelationId ?? this.ctx.random.uuid();
+    if (!recordedCorrelationId) {
+      await this.recordCall(slot, { action: 'kms.secrets.create', correlationId, atMs: this.now() });
+    }
+    this.alive();
+    try {
+      const key = await this.ctx.kp.createImportedKey(
+        {
+          region: m.region,
+          instanceId: m.instanceId,
+          name: spec.name,
+          description: spec.description,
+          aliases: [spec.alias],
+          material: await material,
+          ...(m.keyRingId ? { keyRingId: m.keyRingId } : {}),
+        },
+        { correlationId },
+      );
+      return staged(key, 'create');
+    } catch (err) {
+      if (!isAmbiguous(err)) throw err;
+      const found = await this.findByAlias(m, spec.alias);
+      if (!found) throw err;
+      return staged(found, 'found');
+    }
+  }
+
+  // ───────────── catch-up: re-import one recorded generation, prove it ─────────────
+
+  /**
+   * Re-imports `generation` from escrow into the member under its instance's import-token lease. Re-checks first:
+   * Key Protect's 1 h rule (`lastRotateAtMs`, read now), and a version newer than the member's baseline (a crashed
+   * worker's re-import: proved by the generation's canary, then taken as found, never imported twice). The random
+   * correlation id is persisted before the rotate is sent.
+   */
+  private async replayGeneration(slot: string, generation: number, log: Logger): Promise<void> {
+    const kp = this.ctx.kp;
+    const m = this.member(slot);
+    const escrow = await escrowOf(this.ctx.stores, this.run.groupId, generation);
+    if (!escrow) {
+      throw new AppError('VALIDATION_FAILED', `generation ${generation} of ${this.run.groupId} is not escrowed`);
+    }
+    const tokenLease = await this.acquireTokenLease(`token:${m.region}:${m.instanceId}`);
+    if (!tokenLease) {
+      await this.persist({ type: 'StepFailed', step: this.run.step, slot, error: this.leaseHeldError(m) });
+      return;
+    }
+    try {
+      if (!m.keyId) {
+        // An add-region run's generation 1: the new member's key, made from that generation's escrowed material.
+        const made = await withEscrowedMaterial(kp, escrowKeyOf(this.run), escrow, (material) =>
+          this.createOne(slot, Promise.resolve(material), log),
+        );
+        for (const o of made) await this.persist(o);
+        return;
+      }
+      const ref = refOf(m);
+      const baseline = m.snapshotVersionId;
+      const [key, versions] = await Promise.all([
+        kp.getKey(ref, this.callOpts()),
+        kp.listVersions(ref, this.callOpts()),
+      ]);
+      const newest = versions[0];
+      if (newest && newest.id !== baseline && (await this.holdsGeneration(m, generation, newest.id))) {
+        log.info('member already holds the re-imported generation; not importing twice', { generation });
+        await this.persist({
+          type: 'MemberStaged',
+          slot,
+          versionId: newest.id,
+          rotatedAtMs: newest.createdAtMs,
+          via: 'found',
+        });
+        return;
+      }
+      const allowedAt = (key.lastRotateAtMs ?? 0) + this.ctx.config.rotationMinIntervalMs;
+      if (key.lastRotateAtMs !== undefined && allowedAt > this.now()) {
+        const error: RunError = {
+          code: 'ROTATION_TOO_SOON',
+          message: `Key Protect allows the next rotation of this key at ${new Date(allowedAt).toISOString()}`,
+          retryable: true,
+          retryAfterMs: allowedAt - this.now(),
+          atMs: this.now(),
+        };
+        await this.persist({ type: 'StepFailed', step: this.run.step, slot, error });
+        return;
+      }
+      const before = newest?.id;
+      const correlationId = this.ctx.random.uuid();
+      await this.recordCall(slot, { action: 'kms.secrets.rotate', correlationId, atMs: this.now() });
+      log.info('re-importing generation', { generation, kpCorrelationId: correlationId });
+      await withEscrowedMaterial(kp, escrowKeyOf(this.run), escrow, async (material) => {
+        try {
+          await kp.rotateWithMaterial(ref, material, { correlationId });
+        } catch (err) {
+          if (!isAmbiguous(err) && !hasCode(err, 'ROTATION_TOO_SOON')) throw err;
+          const after = await kp.listVersions(ref, this.callOpts());
+          if (!after[0] || after[0].id === before) throw err; // not applied
+        }
+      });
+      const after = await kp.listVersions(ref, this.callOpts());
+      const v = after[0];
+      if (!v || v.id === before) {
+        throw new AppError('UPSTREAM_UNAVAILABLE', 'rotate succeeded but no new version is listed yet', {
+          retryable: true,
+        });
+      }
+      await this.persist({ type: 'MemberStaged', slot, versionId: v.id, rotatedAtMs: v.createdAtMs, via: 'rotate' });
+    } catch (err) {
+      if (err instanceof Stopped || this.state.crashed) throw err;
+      const e = toRunError(err, this.now());
+      log.warn('re-import failed', { code: e.code, correlationId: e.correlationId });
+      await this.persist({ type: 'StepFailed', step: this.run.step, slot, error: e });
+    } finally {
+      if (!this.state.crashed) await this.ctx.stores.leases.release(tokenLease).catch(() => undefined);
+    }
+  }
+
+  /** Does the member hold `generation` (its lineage canary unwraps there) at `versionId`? */
+  private async holdsGeneration(m: RunMember, generation: number, versionId: string): Promise<boolean> {
+    const canary = (await this.ctx.stores.lineage.get(this.run.groupId, generation)).verification.find((c) => c.ok);
+    if (!canary) return false;
+    const r = await probeEvidence(this.ctx.kp, refOf(m), canary, this.callOpts());
+    return r.holds && r.versionId === versionId;
+  }
+
+  /** Proves a re-imported generation: its lineage canary unwraps at the member, reporting the new version. */
+  private async proveReplayed(slot: string, generation: number): Promise<void> {
+    const m = this.member(slot);
+    const record = await this.ctx.stores.lineage.get(this.run.groupId, generation);
+    const canary = record.verification.find((c) => c.ok);
+    if (!canary) {
+      // Nothing recorded to compare with (an adopted generation): the re-import is taken on the escrow's fingerprint.
+      await this.persist({ type: 'CanaryPassed', evidence: [] });
+      return;
+    }
+    const r = await probeEvidence(this.ctx.kp, refOf(m), canary, this.callOpts());
+    const ok = r.holds && r.versionId === m.versionId;
+    const evidence: CanaryEvidence = {
+      ...canary,
+      unwrappedAt: [m.crn as KeyCrn],
+      reportedVersions: r.versionId ? { [m.crn as string]: r.versionId } : {},
+      ok,
+      atMs: this.now(),
+    };
+    await this.persist(
+      ok
+        ? { type: 'CanaryPassed', evidence: [evidence] }
+        : {
+            type: 'CanaryMismatch',
+            evidence: [evidence],
+            detail: r.holds ? `reported version ${r.versionId}, expected ${m.versionId}` : 'does not hold the material',
+          },
+    );
+  }
+
+  /** A catch-up's release: the member holds every recorded generation again; the group is verified next. */
+  private async releaseCatchUp(): Promise<void> {
+    const run = this.run;
+    const nowMs = this.now();
+    const m = run.members[0]!;
+    await this.ctx.stores.groups.mutate(run.groupId, (g) => {
+      const out: Group = { ...g, updatedAtMs: nowMs, verifyDueAtMs: nowMs };
+      if (g.activeRunId === run.id) delete out.activeRunId;
+      if (g.statusReason?.startsWith(CATCH_UP_REASON) || g.statusReason?.startsWith('Verification')) {
+        out.status = 'healthy';
+        delete out.statusReason;
+      }
+      return out;
+    });
+    this.log.info('member caught up', { crn: m.crn, generation: run.generation });
+    await this.notify('caught-up', run);
+  }
+
+  /**
+   * An add-region run's release: the new duplicate holds every generation the group had when it planned. It joins
+   * when it holds the group's current generation and no rotation holds the group; a group that rotated meanwhile
+   * moves the target (replayed first); a running rotation defers the join.
+   */
+  private async join(): Promise<void> {
+    const run = this.run;
+    const nowMs = this.now();
+    const { value: group } = await this.ctx.stores.groups.get(run.groupId);
+    if (group.currentGeneration > run.generation) {
+      const more = group.currentGeneration - run.generation;
+      await this.persist({
+        type: 'TargetMoved',
+        generation: group.currentGeneration,
+        deadlineAtMs: nowMs + this.ctx.config.runDeadlineMs + more * this.ctx.config.rotationMinIntervalMs,
+      });
+      return;
+    }
+    if (group.activeRunId) {
+      await this.persist({
+        type: 'Deferred',
+        untilMs: nowMs + this.ctx.config.retryBaseMs,
+        reason: `waiting for run ${group.activeRunId} to finish before joining the group`,
+      });
+      return;
+    }
+    const m = run.members[0]!;
+    await this.ctx.stores.groups.mutate(group.id, (x): Group => {
+      if (x.members.some((y) => y.instanceId === m.instanceId)) return x;
+      return { ...x, members: [...x.members, ...membersOf(run)], updatedAtMs: nowMs };
+    });
+    this.log.info('new region joined the group', { region: m.region, generation: run.generation });
+    if (this.ctx.notifier) {
+      await this.ctx.notifier
+        .publish({
+          type: 'com.ibm.lockstep.region.added',
+          subject: group.id,
+          data: { groupId: group.id, runId: run.id, region: m.region, crn: m.crn ?? '', generation: run.generation },
+        })
+        .catch(() => undefined);
+    }
+    await this.persist({ type: 'Released' });
+  }
+
+  private leaseHeldError(m: RunMember): RunError {
+    return {
+      code: 'LEASE_HELD',
+      message: `the import token of instance ${m.instanceId} (${m.region}) is in use by another worker`,
+      retryable: true,
+      // a busy token is held for a few round trips: look again soon (a dead holder's lease expires on its own)
+      retryAfterMs: Math.min(5_000, Math.ceil(this.ctx.config.tokenLeaseTtlMs / 4)),
+      atMs: this.now(),
+    };
   }
 
   // ───────────── prove, record, release ─────────────
@@ -814,10 +1174,14 @@ class Worker {
   }
 
   private async release(): Promise<void> {
+    if (this.run.kind === RunKind.CATCH_UP) return this.releaseCatchUp();
     const run = this.run;
     const nowMs = this.now();
     const diverged = run.status === 'diverged';
-    const isCreate = run.kind === RunKind.CREATE;
+    const isCreate = run.kind === RunKind.CREATE || run.kind === RunKind.ADOPT;
+    // An adopted group's schedule counts from its members' last rotation; a created one's from now.
+    const rotatedAtMs =
+      run.kind === RunKind.ADOPT ? Math.max(...run.members.map((m) => m.rotatedAtMs ?? nowMs)) : nowMs;
     await this.ctx.stores.groups.mutate(run.groupId, (g) => {
       if (isCreate && g.currentGeneration >= run.generation) return g; // already released
       const next: Group = {
@@ -825,33 +1189,58 @@ class Worker {
         // a create run is where the group's members come from
         ...(isCreate
           ? {
-              members: run.members.map((m) => ({
-                role: m.role,
-                region: m.region,
-                instanceId: m.instanceId,
-                keyId: m.keyId as KeyId,
-                crn: m.crn as KeyCrn,
-              })),
+              members: membersOf(run),
             }
           : {}),
         status: diverged ? 'diverged' : 'healthy',
         currentGeneration: isCreate ? run.generation : Math.max(g.currentGeneration, run.generation),
-        lastRotatedAtMs: nowMs,
+        // adopted material was never seen: escrow starts with the first lockstep rotation
+        ...(run.kind === RunKind.ADOPT ? { escrowedFromGeneration: run.generation + 1 } : {}),
+        lastRotatedAtMs: rotatedAtMs,
         updatedAtMs: nowMs,
       };
       if (diverged && run.statusReason) next.statusReason = run.statusReason;
       else delete next.statusReason;
       if (g.activeRunId === run.id) delete next.activeRunId;
-      const due = this.ctx.nextDueAtMs(next, nowMs);
+      if (this.ctx.config.verifyIntervalMs > 0) next.verifyDueAtMs = nowMs + this.ctx.config.verifyIntervalMs;
+      const due = this.ctx.nextDueAtMs(next, rotatedAtMs);
       if (due !== undefined) next.nextDueAtMs = due;
       return next;
     });
-    const healed = run.trigger.kind === 'event' || run.notes.some((n) => n.includes('foreign version'));
+    const healed = run.trigger.kind === 'event' || run.heals === true;
     await this.notify(diverged ? 'diverged' : 'completed', run);
     if (healed && !diverged) await this.notify('healed', run);
   }
 
+  /**
+   * A create run writes its group when every key exists and is proved (before that, nothing but the run names
+   * them). An existing group document (written by an earlier version of the create use case) is left to the mutate.
+   */
+  private async createGroupDocument(run: RotationRun, nowMs: number): Promise<void> {
+    if (await this.ctx.stores.groups.find(run.groupId)) return;
+    const spec = run.groupSpec;
+    if (!spec) throw new AppError('INTERNAL', `create run ${run.id} has no group spec`);
+    try {
+      await this.ctx.stores.groups.create({
+        id: run.groupId,
+        name: spec.name,
+        ...(spec.description ? { description: spec.description } : {}),
+        members: membersOf(run),
+        escrow: run.escrowKey ?? (await this.ensureEscrowKey()),
+        schedule: spec.schedule,
+        status: 'rotating',
+        currentGeneration: 0,
+        activeRunId: run.id,
+        createdAtMs: run.createdAtMs,
+        updatedAtMs: nowMs,
+      });
+    } catch (err) {
+      if (!hasCode(err, 'GROUP_EXISTS', 'STORE_CONFLICT')) throw err;
+    }
+  }
+
   private async onStatusChange(before: RotationRun, next: RotationRun): Promise<void> {
+    if (next.kind === RunKind.CATCH_UP) return this.onCatchUpChange(before, next);
     if (next.kind !== RunKind.ROTATION && next.kind !== RunKind.CREATE) return;
     const terminalDiverged = next.status === 'diverged' && next.step !== Step.RECORD && next.step !== Step.RELEASE;
     if (next.status === before.status && !terminalDiverged) return;
@@ -883,6 +1272,34 @@ class Worker {
     }
   }
 
+  /**
+   * While a catch-up runs, the group says which generations its member cannot unwrap yet (degraded); a failure or a
+   * canary that does not unwrap is notified like a rotation's.
+   */
+  private async onCatchUpChange(before: RotationRun, next: RotationRun): Promise<void> {
+    if (next.step === Step.RELEASE || next.step === Step.DONE) return;
+    const terminal = next.status === 'failed' || next.status === 'diverged';
+    const reason = next.statusReason?.startsWith(CATCH_UP_REASON) ? next.statusReason : undefined;
+    await this.ctx.stores.groups
+      .mutate(next.groupId, (g) => {
+        if (g.activeRunId !== next.id) return g;
+        const out: Group = {
+          ...g,
+          status: next.status === 'diverged' ? 'diverged' : next.status === 'failed' ? 'failed' : 'degraded',
+          statusReason: (reason ?? next.statusReason ?? catchUpReason(next)).slice(0, 1000),
+          updatedAtMs: this.now(),
+        };
+        if (terminal && next.status === 'diverged') delete out.activeRunId;
+        return out;
+      })
+      .catch((err) =>
+        this.log.warn('could not update group status', { code: isAppError(err) ? err.code : 'INTERNAL' }),
+      );
+    if (next.status !== before.status && ['failed', 'degraded', 'diverged'].includes(next.status)) {
+      await this.notify(`catch-up.${next.status}`, next);
+    }
+  }
+
   private async notify(kind: string, run: RotationRun): Promise<void> {
     if (!this.ctx.notifier) return;
     try {
@@ -903,6 +1320,18 @@ class Worker {
       this.log.warn('notification failed', { kind, code: isAppError(err) ? err.code : 'INTERNAL' });
     }
   }
+}
+
+/** The group members a create run made (with their key rings). */
+function membersOf(run: RotationRun): Group['members'] {
+  return run.members.map((m) => ({
+    role: m.role,
+    region: m.region,
+    instanceId: m.instanceId,
+    keyId: m.keyId as KeyId,
+    crn: m.crn as KeyCrn,
+    ...(m.keyRingId ? { keyRingId: m.keyRingId } : {}),
+  }));
 }
 
 /** The staged duplicates of a run and its primary, for callers that report progress. */

@@ -54,6 +54,8 @@ export interface RotationConfig {
   checkpointSigning?: { privateKey: string; keyId?: string };
   /** Name prefix of the keys lockstep creates. */
   keyNamePrefix: string;
+  /** Every group is verified against Key Protect by the scheduler at most this often (0: never on its own). */
+  verifyIntervalMs: number;
 }
 
 export const DEFAULT_ROTATION_CONFIG: RotationConfig = {
@@ -65,6 +67,7 @@ export const DEFAULT_ROTATION_CONFIG: RotationConfig = {
   retryBaseMs: 30_000,
   retryMaxMs: 30 * 60_000,
   keyNamePrefix: 'lockstep',
+  verifyIntervalMs: 6 * 3_600_000,
 };
 
 /** Dependencies of {@link createRotationService}. */
@@ -76,6 +79,8 @@ export interface RotationServiceDeps {
   logger: Logger;
   notifier?: Notifier;
   config?: Partial<RotationConfig>;
+  /** Waits between polls of a busy lease (default: a real timer; tests inject their own). */
+  sleep?: (ms: number) => Promise<void>;
   /** @internal Test hook: called after each persisted step; throwing from it simulates a crash. */
   afterPersist?: (run: RotationRun, step: Step) => void | Promise<void>;
 }
@@ -146,6 +151,8 @@ export interface AdvanceResult {
   /** Why the run stopped here (waiting for the 1 h rule, a blocked member, the caller's deadline, …). */
   reason?: string;
   nextAttemptAtMs?: number;
+  /** Why this worker stopped early (typed, for callers that act on it; `reason` is for people). */
+  stopped?: 'lease-held' | 'lease-lost' | 'taken-over' | 'caller-deadline';
 }
 
 /** Live probe of one generation on one member. */
@@ -184,6 +191,8 @@ export interface VerifyResult {
   status: GroupStatus;
   /** A healing rotation scheduled because of drift. */
   healRunId?: RunId;
+  /** A catch-up run scheduled for a member that lacks recorded generations (regional recovery). */
+  catchUpRunId?: RunId;
 }
 
 /** An out-of-band change to a member, seen in Activity Tracker. */

@@ -14,6 +14,7 @@ import { AppError, hasCode, isAppError } from '../core/index.js';
 import { checkLineageText } from '../lineage/index.js';
 import { dueDecision, selectDueGroups } from '../scheduling/index.js';
 import type { DrillService } from './drill.js';
+import { bounded } from './limit.js';
 import type { KeyProtectPort, Lease, LeaseRepository, RunRecordBase, Stores } from './ports.js';
 import type { AdvanceResult, RotationService } from './service.js';
 import { cryptoRandom } from './system.js';
@@ -32,6 +33,11 @@ export interface TickConfig {
   /** Key Protect requests one tick may plan per instance (estimate: `requestsPerMember` per member of a run). */
   requestBudgetPerInstance: number;
   requestsPerMember: number;
+  /**
+   * Periodic verifications one tick does at most (groups whose `verifyDueAtMs` passed, oldest first; each group
+   * comes round again `verifyIntervalMs` after its last verification). They come after every other task.
+   */
+  maxVerificationsPerTick: number;
 }
 
 export const DEFAULT_TICK_CONFIG: TickConfig = {
@@ -42,6 +48,7 @@ export const DEFAULT_TICK_CONFIG: TickConfig = {
   maxGroupsPerTick: 50,
   requestBudgetPerInstance: 200,
   requestsPerMember: 12,
+  maxVerificationsPerTick: 10,
 };
 
 export interface TickDeps {
@@ -93,7 +100,7 @@ export interface TickSummary {
   caughtUp: number;
   /** New runs started for due groups. */
   started: number;
-  /** Groups verified against Key Protect because a verification was requested (events wake-up). */
+  /** Groups verified against Key Protect: requested (events wake-up) or periodic (`verifyDueAtMs`). */
   verified: number;
   completed: number;
   degraded: number;
@@ -106,7 +113,7 @@ export interface TickSummary {
 }
 
 type Task =
-  | { kind: 'verify'; group: Group }
+  | { kind: 'verify'; group: Group; periodic?: boolean }
   | { kind: 'resume'; groupId: string; runId: RunId; runKind: string }
   | { kind: 'start'; group: Group; reason: string };
 
@@ -194,6 +201,13 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
   }
   const selection = selectDueGroups(idle, startedAtMs);
   for (const { group, decision } of selection.selected) tasks.push({ kind: 'start', group, reason: decision.reason });
+  // Periodic verification last: a member that lost generations in a regional recovery is found without an event.
+  if (deps.service.verify && cfg.maxVerificationsPerTick > 0) {
+    const queued = new Set(tasks.map((t) => (t.kind === 'resume' ? t.groupId : t.group.id)));
+    for (const group of await deps.stores.groups.findVerifyDue(startedAtMs, cfg.maxVerificationsPerTick)) {
+      if (!queued.has(group.id)) tasks.push({ kind: 'verify', group, periodic: true });
+    }
+  }
   for (const g of idle) {
     if (selection.selected.some((s) => s.group.id === g.id)) continue;
     if (toVerify.some((v) => v.id === g.id)) continue; // rescheduled by the next tick, once verified
@@ -215,8 +229,9 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     if (r.status === 'completed') summary.completed += 1;
     else if (r.status === 'degraded') summary.degraded += 1;
     else if (r.status === 'failed') summary.failed += 1;
-    else if (r.reason && /lease/.test(r.reason)) defer(groupId, 'claimed-by-another-tick', r.runId, r.reason);
-    else if (r.nextAttemptAtMs !== undefined) defer(groupId, 'waiting', r.runId, r.reason);
+    else if (r.stopped === 'lease-held' || r.stopped === 'lease-lost') {
+      defer(groupId, 'claimed-by-another-tick', r.runId, r.reason);
+    } else if (r.nextAttemptAtMs !== undefined) defer(groupId, 'waiting', r.runId, r.reason);
   };
 
   const work = async (task: Task) => {
@@ -237,7 +252,8 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     if (!claim) return defer(groupId, 'claimed-by-another-tick', runId);
     try {
       if (task.kind === 'verify') {
-        await deps.service.verify!(groupId, { trigger: `tick:${holder}`.slice(0, 120), probes: false });
+        const trigger = `${task.periodic ? 'periodic:' : ''}tick:${holder}`.slice(0, 120);
+        await deps.service.verify!(groupId, { trigger, probes: false });
         summary.verified += 1;
       } else if (task.kind === 'resume') {
         const r = await deps.service.advanceRun(task.runId, { deadlineAtMs: workDeadlineMs, holder });
@@ -270,14 +286,10 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
     }
   };
 
-  let next = 0;
-  const lanes = Array.from({ length: Math.max(1, Math.min(cfg.concurrency, tasks.length)) }, async () => {
-    while (next < tasks.length) {
-      const task = tasks[next++]!;
-      await work(task);
-    }
+  // `work` never throws: a group's failure is deferred
+  await bounded(tasks, cfg.concurrency, async (task) => {
+    await work(task);
   });
-  await Promise.all(lanes);
   for (const { group } of selection.deferred) defer(group.id, 'limit');
   if (deps.drills && deps.clock.nowMs() < claimDeadlineMs) {
     summary.drills = await deps.drills
@@ -379,6 +391,10 @@ export function withRequestRateBudget(
     getKey: async (ref, o) => {
       await take(ref.instanceId, o?.signal);
       return kp.getKey(ref, o);
+    },
+    findKeyByAlias: async (at, alias, o) => {
+      await take(at.instanceId, o?.signal);
+      return kp.findKeyByAlias(at, alias, o);
     },
     listVersions: async (ref, o) => {
       await take(ref.instanceId, o?.signal);

@@ -18,9 +18,16 @@ import {
   type RunId,
   type Verification,
 } from '../core/index.js';
-import { type MemberReading, newRun, type RotationRun, RunKind } from '../rotation/index.js';
+import {
+  catchUpReason,
+  type MemberReading,
+  missingGenerations,
+  newRun,
+  type RotationRun,
+  RunKind,
+} from '../rotation/index.js';
 import { probeEvidence } from './canary.js';
-import { type RunnerContext, runsOf } from './runner.js';
+import { escrowOf, type RunnerContext, runsOf } from './runner.js';
 import type { GenerationProbe, MemberCheck, VerifyResult } from './service.js';
 
 /** Prefix of every group status reason a verification writes (only those may be cleared by a later one). */
@@ -77,6 +84,8 @@ export async function verifyGroup(
   let drift = false;
   let loss = false;
   let incomplete = false;
+  const lagging: Lagging[] = [];
+  let known: Promise<Map<string, number>> | undefined;
   for (const [i, m] of group.members.entries()) {
     const r = readings[i]!;
     const who = `${m.role} ${m.region} (${m.crn})`;
@@ -109,6 +118,13 @@ export async function verifyGroup(
     }
     if (r.deleted) continue;
     const staged = active?.members.find((x) => x.crn === m.crn);
+    const gap = active?.kind === RunKind.CATCH_UP && staged ? missingGenerations(active) : undefined;
+    if (gap) {
+      // Being caught up: whatever version it holds now, the run re-imports (and proves) the rest.
+      lagging.push({ member: m, from: gap.from, to: gap.to });
+      problems.push(`${who} cannot unwrap generation(s) ${gap.from}–${gap.to} yet (catch-up run ${active!.id})`);
+      continue;
+    }
     if (r.currentVersionId && accepted.has(r.currentVersionId)) {
       check.ok = r.state === 1;
       continue;
@@ -117,6 +133,22 @@ export async function verifyGroup(
       // The run sent (or is sending) a rotate it has not recorded yet: the run itself proves the version next.
       incomplete = true;
       problems.push(`${who} holds version ${r.currentVersionId}, which run ${active!.id} has not recorded yet`);
+      continue;
+    }
+    // A version the lineage recorded for this member at an earlier generation: the member went back (a regional
+    // recovery, a restore) and lacks the generations after it. That is caught up from escrow, not healed.
+    known ??= recordedVersions(ctx, group);
+    const heldGeneration = (await known).get(`${m.crn}|${r.currentVersionId}`);
+    const headGeneration = head?.generation ?? group.currentGeneration;
+    if (heldGeneration !== undefined && heldGeneration < headGeneration) {
+      lagging.push({ member: m, from: heldGeneration + 1, to: headGeneration });
+      const gens =
+        heldGeneration + 1 === headGeneration
+          ? `generation ${headGeneration}`
+          : `generations ${heldGeneration + 1}–${headGeneration}`;
+      problems.push(
+        `${who} holds version ${r.currentVersionId} of generation ${heldGeneration}: it cannot unwrap ${gens} (lost in a regional recovery or restore?)`,
+      );
       continue;
     }
     drift = true;
@@ -133,7 +165,7 @@ export async function verifyGroup(
   const creating = group.currentGeneration === 0;
   const result: Verification['result'] = creating
     ? 'incomplete'
-    : drift || loss || probeResult.probes.some((p) => !p.ok)
+    : drift || loss || lagging.length > 0 || probeResult.probes.some((p) => !p.ok)
       ? 'problems'
       : incomplete
         ? 'incomplete'
@@ -141,9 +173,18 @@ export async function verifyGroup(
   const verification: Verification = { atMs: startedAtMs, trigger, result, problems: problems.slice(0, 50) };
   const effect = creating
     ? { status: group.status }
-    : await applyFindings(ctx, newRunId, group, active, readings, { drift, loss, result, problems, trigger });
+    : await applyFindings(ctx, newRunId, group, active, readings, {
+        drift,
+        loss,
+        lagging,
+        result,
+        problems,
+        trigger,
+      });
   await ctx.stores.groups.mutate(group.id, (g) => {
     const out: Group = { ...g, lastVerification: verification };
+    // The periodic verification comes round again (the scheduler's index-backed query).
+    if (ctx.config.verifyIntervalMs > 0) out.verifyDueAtMs = startedAtMs + ctx.config.verifyIntervalMs;
     if (effect.group) Object.assign(out, effect.group(g));
     // A request is answered by a conclusive verification only: an unreadable member (or a run still recording)
     // leaves it for the next tick, so a wake-up is not lost to a Key Protect outage.
@@ -168,7 +209,35 @@ export async function verifyGroup(
     unchecked: probeResult.unchecked,
     status: effect.status,
     ...(effect.healRunId ? { healRunId: effect.healRunId } : {}),
+    ...(effect.catchUpRunId ? { catchUpRunId: effect.catchUpRunId } : {}),
   };
+}
+
+/** A member whose current version is one the lineage recorded at an earlier generation. */
+interface Lagging {
+  member: Group['members'][number];
+  /** First generation it lacks … the head generation. */
+  from: number;
+  to: number;
+}
+
+/**
+ * Every version lockstep recorded for each member (`<crn>|<versionId>` → generation): the lineage's records and the
+ * versions completed region replays and catch-ups wrote.
+ */
+async function recordedVersions(ctx: RunnerContext, group: Group): Promise<Map<string, number>> {
+  const [chain, runs] = await Promise.all([
+    ctx.stores.lineage.chain(group.id),
+    runsOf(ctx.stores).listByGroup(group.id, 500),
+  ]);
+  const out = new Map<string, number>();
+  for (const record of chain) for (const m of record.members) out.set(`${m.crn}|${m.keyVersionId}`, record.generation);
+  for (const run of runs) {
+    const crn = run.members[0]?.crn;
+    if (!crn || !run.replay || (run.kind !== RunKind.ADD_REGION && run.kind !== RunKind.CATCH_UP)) continue;
+    for (const [g, v] of Object.entries(run.replay.versions)) out.set(`${crn}|${v}`, Number(g));
+  }
+  return out;
 }
 
 /** The lineage head, the group's recent runs and its unfinished active run, as stored now. */
@@ -216,21 +285,39 @@ function expectedVersion(
   recent: RotationRun[],
   crn: KeyCrn,
 ): KeyVersionId | undefined {
+  const generation = String(head?.generation ?? group.currentGeneration);
+  // A member that was caught up holds the head generation at the version its catch-up re-imported.
+  const caughtUp = recent.find(
+    (r) =>
+      r.kind === RunKind.CATCH_UP &&
+      r.status === 'completed' &&
+      r.members[0]?.crn === crn &&
+      r.replay?.versions[generation],
+  );
+  if (caughtUp) return caughtUp.replay!.versions[generation] as KeyVersionId;
   const inHead = head?.members.find((x) => x.crn === crn)?.keyVersionId;
   if (inHead) return inHead;
   const joined = recent.find(
     (r) => r.kind === RunKind.ADD_REGION && r.status === 'completed' && r.members[0]?.crn === crn,
   );
-  const v = joined?.replay?.versions[String(head?.generation ?? group.currentGeneration)];
+  const v = joined?.replay?.versions[generation];
   return v as KeyVersionId | undefined;
 }
 
 interface Findings {
   drift: boolean;
   loss: boolean;
+  lagging: Lagging[];
   result: Verification['result'];
   problems: string[];
   trigger: string;
+}
+
+/** True when the group's last verification found exactly these problems (a finding is notified once). */
+function sameFindings(group: Group, problems: string[]): boolean {
+  const before = group.lastVerification?.problems ?? [];
+  const now = problems.slice(0, 50);
+  return before.length === now.length && before.every((p, i) => p === now[i]);
 }
 
 /** The kind of trigger a healing run records (its `by` is always lockstep's own text). */
@@ -247,9 +334,10 @@ async function applyFindings(
   active: RotationRun | undefined,
   readings: Array<MemberReading | AppError>,
   f: Findings,
-): Promise<{ status: GroupStatus; healRunId?: RunId; group?: (g: Group) => Partial<Group> }> {
+): Promise<{ status: GroupStatus; healRunId?: RunId; catchUpRunId?: RunId; group?: (g: Group) => Partial<Group> }> {
   const nowMs = ctx.clock.nowMs();
   const summary = f.problems.slice(0, 5).join('; ');
+  if (!f.drift && !f.loss && f.lagging.length > 0) return planCatchUp(ctx, newRunId, group, active, readings, f);
   if (f.drift || f.loss) {
     const status: GroupStatus = f.drift ? 'diverged' : 'degraded';
     let healRunId: RunId | undefined;
@@ -279,6 +367,7 @@ async function applyFindings(
             nowMs,
             deadlineAtMs: notBeforeMs + ctx.config.runDeadlineMs,
             notBeforeMs,
+            heal: true,
             notes: [
               `foreign version (drift) found by verification at ${new Date(nowMs).toISOString()}: ${summary}`.slice(
                 0,
@@ -298,7 +387,7 @@ async function applyFindings(
           : '';
     const reason = `${VERIFICATION_REASON} (${f.trigger}): ${summary}.${plan}`.slice(0, 1000);
     // A new finding (status or problems) is notified; the same finding seen by a later trigger is not.
-    const changed = group.status !== status || !group.statusReason?.includes(summary);
+    const changed = group.status !== status || !sameFindings(group, f.problems);
     if (changed && ctx.notifier) {
       await ctx.notifier
         .publish({
@@ -328,12 +417,117 @@ async function applyFindings(
   return { status: group.status };
 }
 
+/**
+ * A member lacks recorded generations: a catch-up run (claiming the group, so no rotation moves the head meanwhile)
+ * re-imports them from escrow, oldest first, one per allowed hour. One member at a time: the next verification
+ * finds the next one. Without escrow for every missing generation (adopted keys) there is nothing to re-import:
+ * the group stays degraded with the explanation, and a lockstep rotation (which gives every member the new
+ * generation) is the way out.
+ */
+async function planCatchUp(
+  ctx: RunnerContext,
+  newRunId: (groupId: GroupId, generation: number) => RunId,
+  group: Group,
+  active: RotationRun | undefined,
+  readings: Array<MemberReading | AppError>,
+  f: Findings,
+): Promise<{ status: GroupStatus; catchUpRunId?: RunId; group?: (g: Group) => Partial<Group> }> {
+  const nowMs = ctx.clock.nowMs();
+  const lag = f.lagging[0]!;
+  const summary = f.problems.slice(0, 5).join('; ');
+  let runId: RunId | undefined;
+  let plan: string;
+  const escrowed = await Promise.all(
+    Array.from({ length: lag.to - lag.from + 1 }, (_, i) => escrowOf(ctx.stores, group.id, lag.from + i)),
+  );
+  const notEscrowed = escrowed.indexOf(undefined);
+  if (active) {
+    plan =
+      active.kind === RunKind.CATCH_UP
+        ? ` ${catchUpReason(active)}.`
+        : ` Run ${active.id} is in progress; the member is caught up after it.`;
+  } else if (notEscrowed >= 0) {
+    plan = ` Generation ${lag.from + notEscrowed} is not escrowed (adopted keys), so it cannot be re-imported; rotate the group (lockstep rotate ${group.id}) to give every member a new escrowed generation.`;
+  } else {
+    const i = group.members.indexOf(lag.member);
+    const r = readings[i];
+    const last = r instanceof AppError ? undefined : r?.lastRotateAtMs;
+    const missing = lag.to - lag.from + 1;
+    runId = newRunId(group.id, lag.to);
+    const claimed = await ctx.stores.groups.mutate(group.id, (g) =>
+      g.activeRunId ? g : { ...g, activeRunId: runId!, updatedAtMs: nowMs },
+    );
+    if (claimed.value.activeRunId === runId) {
+      const run = newRun({
+        id: runId,
+        groupId: group.id,
+        generation: lag.to,
+        kind: RunKind.CATCH_UP,
+        trigger: {
+          kind: healKind(f.trigger),
+          by: `verification:${nowMs}`,
+          reason: 'catch up a member that lacks recorded generations',
+        },
+        members: [lag.member],
+        escrowKey: group.escrow,
+        nowMs,
+        // one generation per allowed hour, plus the usual allowance for failures
+        deadlineAtMs: nowMs + ctx.config.runDeadlineMs + missing * ctx.config.rotationMinIntervalMs,
+        replayFrom: lag.from,
+        notes: [`found by verification at ${new Date(nowMs).toISOString()}: ${summary}`.slice(0, 900)],
+      });
+      await runsOf(ctx.stores).create(run);
+      const first = last !== undefined ? Math.max(nowMs, last + ctx.config.rotationMinIntervalMs) : nowMs;
+      plan = ` ${catchUpReason(run, first)}.`;
+      ctx.logger.info('catch-up planned', {
+        groupId: group.id,
+        runId,
+        crn: lag.member.crn,
+        from: lag.from,
+        to: lag.to,
+      });
+    } else {
+      runId = undefined;
+      plan = ` Run ${claimed.value.activeRunId} is in progress; the member is caught up after it.`;
+    }
+  }
+  const reason = `${VERIFICATION_REASON} (${f.trigger}): ${summary}.${plan}`.slice(0, 1000);
+  const changed = group.status !== 'degraded' || !sameFindings(group, f.problems);
+  if (changed && ctx.notifier) {
+    await ctx.notifier
+      .publish({
+        type: 'com.ibm.lockstep.group.degraded',
+        subject: group.id,
+        data: {
+          groupId: group.id,
+          reason,
+          problems: f.problems.slice(0, 10),
+          ...(runId ? { catchUpRunId: runId } : {}),
+        },
+      })
+      .catch(() => undefined);
+  }
+  ctx.logger.warn('verification found a member behind', { groupId: group.id, crn: lag.member.crn, from: lag.from });
+  return {
+    status: 'degraded',
+    ...(runId ? { catchUpRunId: runId } : {}),
+    group: () => ({ status: 'degraded', statusReason: reason, updatedAtMs: nowMs }),
+  };
+}
+
 /** Canary probe of every recorded generation on every member (the operator's full verification). */
 async function probeGenerations(
   ctx: RunnerContext,
   group: Group,
 ): Promise<{ probes: GenerationProbe[]; unchecked: number[] }> {
-  const chain = await ctx.stores.lineage.chain(group.id);
+  const [chain, runs] = await Promise.all([
+    ctx.stores.lineage.chain(group.id),
+    runsOf(ctx.stores).listByGroup(group.id, 500),
+  ]);
+  // A caught-up member holds a re-imported generation at the version its catch-up recorded (newest run first).
+  const reimported = (crn: string, generation: number) =>
+    runs.find((r) => r.kind === RunKind.CATCH_UP && r.members[0]?.crn === crn && r.replay?.versions[String(generation)])
+      ?.replay?.versions[String(generation)] as KeyVersionId | undefined;
   const probes: GenerationProbe[] = [];
   const unchecked: number[] = [];
   for (const record of chain) {
@@ -343,7 +537,13 @@ async function probeGenerations(
       continue;
     }
     for (const m of group.members) {
-      const expected = record.members.find((x) => x.crn === m.crn)?.keyVersionId;
+      const expected =
+        reimported(m.crn, record.generation) ?? record.members.find((x) => x.crn === m.crn)?.keyVersionId;
+      // A region added later holds only the generations its replay gave it (an adopted group's start unescrowed).
+      const joinedAt = runs.find(
+        (r) => r.kind === RunKind.ADD_REGION && r.status === 'completed' && r.members[0]?.crn === m.crn,
+      )?.replay?.versions;
+      if (!expected && joinedAt && !joinedAt[String(record.generation)]) continue;
       try {
         const r = await probeEvidence(ctx.kp, m, canary, { correlationId: ctx.random.uuid() });
         const ok = r.holds && (expected === undefined || r.versionId === expected);

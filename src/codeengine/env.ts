@@ -112,6 +112,8 @@ export interface CommonConfig {
   };
   ownIamIds: string[];
   rotationMinIntervalMs?: number;
+  /** `LOCKSTEP_VERIFY_INTERVAL_MS`: periodic verification of every group (0 = off; default 6 h). */
+  verifyIntervalMs?: number;
   checkpointSigning?: { privateKey: string; keyId?: string };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -120,7 +122,7 @@ export interface CommonConfig {
  * Reads the shared settings: `IAM_URL`, `LOCKSTEP_TRUSTED_PROFILE` or `LOCKSTEP_API_KEY`, `LOCKSTEP_KP_ENDPOINTS`
  * (+ `LOCKSTEP_KP_ENDPOINT_TYPE`, `LOCKSTEP_KP_ENDPOINT_TYPES`, `LOCKSTEP_KP_PRIVATE_ENDPOINTS`),
  * `LOCKSTEP_NOTIFY_URL` (+ `LOCKSTEP_NOTIFY_KIND`, `LOCKSTEP_EN_SOURCE_ID`, `LOCKSTEP_NOTIFY_SECRET`),
- * `LOCKSTEP_OWN_IAM_IDS`, `LOCKSTEP_ROTATION_MIN_INTERVAL_MS`, `LOCKSTEP_CHECKPOINT_KEY` (+ `_ID`), `LOCKSTEP_LOG_LEVEL`.
+ * `LOCKSTEP_OWN_IAM_IDS`, `LOCKSTEP_ROTATION_MIN_INTERVAL_MS`, `LOCKSTEP_VERIFY_INTERVAL_MS`, `LOCKSTEP_CHECKPOINT_KEY` (+ `_ID`), `LOCKSTEP_LOG_LEVEL`.
  * The store reads its own `CLOUDANT_*` variables.
  */
 export function readCommonConfig(r: EnvReader): CommonConfig {
@@ -169,6 +171,7 @@ export function readCommonConfig(r: EnvReader): CommonConfig {
   const tracing = sdkHttpTracingProblem(r.env);
   if (tracing) r.problems.push(tracing);
   const minInterval = r.optional('LOCKSTEP_ROTATION_MIN_INTERVAL_MS');
+  const verifyInterval = r.optional('LOCKSTEP_VERIFY_INTERVAL_MS');
   const checkpointKey = r.optional('LOCKSTEP_CHECKPOINT_KEY');
   const checkpointKeyId = r.optional('LOCKSTEP_CHECKPOINT_KEY_ID');
   return {
@@ -188,6 +191,9 @@ export function readCommonConfig(r: EnvReader): CommonConfig {
     ownIamIds: r.list('LOCKSTEP_OWN_IAM_IDS'),
     ...(minInterval
       ? { rotationMinIntervalMs: r.int('LOCKSTEP_ROTATION_MIN_INTERVAL_MS', 3_600_000, 1_000, 86_400_000) }
+      : {}),
+    ...(verifyInterval !== undefined
+      ? { verifyIntervalMs: r.int('LOCKSTEP_VERIFY_INTERVAL_MS', 21_600_000, 0, 30 * 86_400_000) }
       : {}),
     ...(checkpointKey
       ? {

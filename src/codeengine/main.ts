@@ -1,5 +1,5 @@
 import middy from '@middy/core';
-import { toErrorResponse } from '../api/httpStatus.js';
+import { toErrorResponse } from '../core/httpStatus.js';
 import type { Clock, HttpResponse, Logger, Random } from '../core/index.js';
 import { AppError, isAppError, jsonResponse, silentLogger } from '../core/index.js';
 import type { Authenticator, SharedSecret } from './auth.js';

@@ -3,7 +3,7 @@
  * context = `CeContext`. Order of use: logging → errors → auth → validation (onError runs in reverse).
  */
 import type { MiddlewareObj, Request } from '@middy/core';
-import { toErrorResponse } from '../api/httpStatus.js';
+import { toErrorResponse } from '../core/httpStatus.js';
 import type { Clock, HttpResponse, Logger } from '../core/index.js';
 import { AppError, isAppError, jsonResponse } from '../core/index.js';
 import type { Authenticator, SharedSecret } from './auth.js';

@@ -6,4 +6,5 @@ export * from './ids.js';
 export * from './model.js';
 export * from './ports.js';
 export * from './redact.js';
+export * from './runs.js';
 export * from './sensitive.js';

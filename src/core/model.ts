@@ -82,6 +82,16 @@ export interface Group {
   drillSchedule?: DrillSchedule;
   /** The latest DR drill. */
   lastDrill?: DrillSummary;
+  /**
+   * When the scheduler verifies the group next on its own (periodic verification, index-backed query; set by every
+   * verification and finished run). Independent of `nextDueAtMs`, which stays the next rotation check.
+   */
+  verifyDueAtMs?: number;
+  /**
+   * The first generation whose material lockstep escrowed (absent: 1). An adopted group's is 2: its material was
+   * never seen, so its first lockstep rotation gives it escrow (which `region add` and catch-up replay from).
+   */
+  escrowedFromGeneration?: number;
 }
 
 /** Outcome of one verification of a group against Key Protect. */
@@ -110,6 +120,28 @@ export interface AtEvidence {
   initiator: string;
   correlationId?: string;
   outcome: string;
+}
+
+/**
+ * Activity Tracker evidence that arrived after its generation's lineage record was written: a record of its own in
+ * the group's evidence chain (`seq` 1, 2, …, hash-chained like the generation records), naming the generation and
+ * that record's hash. The generation record is never rewritten; the evidence is never lost on the run.
+ */
+export interface EvidenceRecord {
+  kind: 'evidence';
+  groupId: GroupId;
+  /** 1, 2, … per group: the evidence chain's position. */
+  seq: number;
+  /** The generation the evidence belongs to, and its lineage record's hash. */
+  generation: number;
+  generationHash: string;
+  runId: RunId;
+  /** The member the event names. */
+  crn: KeyCrn;
+  evidence: AtEvidence;
+  recordedAtMs: number;
+  prevHash: string;
+  hash: string;
 }
 
 /** One member's part of a generation. */

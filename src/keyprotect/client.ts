@@ -375,6 +375,11 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
 
   async function getKey(ref: KeyRef, callOpts?: CallOptions): Promise<KeyInfo> {
     checkRef(ref);
+    return readKeyMetadata(ref, callOpts);
+  }
+
+  /** Key Protect resolves `/keys/{id}/metadata` by id or by alias (the caller checked which). */
+  async function readKeyMetadata(ref: KeyRef, callOpts?: CallOptions): Promise<KeyInfo> {
     const sc = scope(callOpts, { region: ref.region, instanceId: ref.instanceId, keyId: ref.keyId, call: 'getKey' });
     // Key metadata needs Reader; "retrieve a key" (GET /keys/{id}) needs ReaderPlus (manage-access.md). Only an
     // explicit ring is sent here, so a key that moved rings is found again (Key Protect looks the ring up).
@@ -452,6 +457,24 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
   return {
     getKey,
     identity,
+
+    async findKeyByAlias(at, alias, callOpts) {
+      asInstanceId(at.instanceId);
+      if (typeof alias !== 'string' || !/^[A-Za-z0-9_-]{2,90}$/.test(alias)) {
+        throw new AppError('VALIDATION_FAILED', 'alias: 2-90 characters of [A-Za-z0-9_-]', {
+          details: { field: 'alias' },
+        });
+      }
+      try {
+        return await readKeyMetadata(
+          { region: at.region, instanceId: at.instanceId, keyId: alias as KeyRef['keyId'] },
+          callOpts,
+        );
+      } catch (err) {
+        if (isAppError(err) && err.code === 'KEY_NOT_FOUND') return undefined;
+        throw err;
+      }
+    },
 
     async probeImportToken(region, instanceIdIn, callOpts) {
       const instanceId = asInstanceId(instanceIdIn);

@@ -33,6 +33,12 @@ export {
   verifyDrillChain,
 } from './drill.js';
 export {
+  buildEvidenceRecord,
+  type EvidenceChainReport,
+  type EvidenceRecordInput,
+  verifyEvidenceChain,
+} from './evidence.js';
+export {
   type CheckpointKeyPair,
   type CheckpointKeyring,
   checkpointKeyId,

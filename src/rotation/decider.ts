@@ -75,6 +75,7 @@ function isTerminal(run: RotationRun): boolean {
  */
 export function normalizeStep(run: RotationRun): Step {
   let step = run.step;
+  if (isReplayRun(run)) return step; // one member, its own loop (stage ⇄ prove)
   if (step === Step.STAGE && duplicatesOf(run).every((m) => m.progress === MemberProgress.STAGED)) step = Step.VERIFY;
   if (step === Step.VERIFY && duplicatesOf(run).length === 0) step = Step.PROMOTE;
   if (step === Step.PROMOTE && primaryOf(run).progress === MemberProgress.STAGED) step = Step.PROVE;
@@ -110,6 +111,8 @@ export function decide(input: RotationRun, nowMs: number): Decision {
   if (pastDeadline && run.status === 'degraded') {
     return { kind: 'command', command: { type: 'GiveUp', reason: explainDeadline(run, run.statusReason) } };
   }
+
+  if (isReplayRun(run)) return decideReplay(run, nowMs, wait);
 
   switch (run.step) {
     case Step.PLAN:
@@ -158,6 +161,55 @@ function command(c: Command): Decision {
   return { kind: 'command', command: c };
 }
 
+/** True for a run that re-imports recorded generations into one member (`catch-up`). */
+export function isReplayRun(run: Pick<RotationRun, 'kind'>): boolean {
+  return run.kind === RunKind.CATCH_UP || run.kind === RunKind.ADD_REGION;
+}
+
+/** The generations a catch-up run's member cannot unwrap yet (`nextGeneration`…target), as `a–b` text. */
+export function missingGenerations(run: RotationRun): { from: number; to: number } | undefined {
+  const from = run.replay?.nextGeneration ?? run.generation;
+  return from <= run.generation ? { from, to: run.generation } : undefined;
+}
+
+/**
+ * A catch-up: plan (read the member: active? 1 h rule) → stage (re-import the next missing generation) → prove (its
+ * lineage canary unwraps there) → stage again after the member's 1 h window … → release once it holds the target.
+ */
+function decideReplay(run: RotationRun, nowMs: number, wait: (untilMs: number, reason: string) => Decision): Decision {
+  const m = run.members[0]!;
+  const generation = run.replay?.nextGeneration ?? run.generation;
+  switch (run.step) {
+    case Step.PLAN:
+      return command({ type: 'ReadMembers', slots: [m.slot] });
+    case Step.STAGE:
+      if ((m.notBeforeMs ?? 0) > nowMs) {
+        return wait(m.notBeforeMs!, run.statusReason ?? `waiting to re-import generation ${generation}`);
+      }
+      return command({ type: 'ReplayGeneration', slot: m.slot, generation });
+    case Step.PROVE:
+      return command({ type: 'ProveReplayed', slot: m.slot, generation });
+    case Step.RELEASE:
+      return command({ type: 'Release' });
+    default:
+      return { kind: 'finished', status: 'failed', reason: `a ${run.kind} run has no step ${run.step}` };
+  }
+}
+
+/** Why a catch-up waits: which generations the member cannot unwrap yet, and when the next one is re-imported. */
+export function catchUpReason(run: RotationRun, nextAtMs?: number): string {
+  const m = run.members[0]!;
+  const gap = missingGenerations(run);
+  if (!gap) return `${m.role} ${m.region} (${m.crn ?? m.slot}) holds every recorded generation again`;
+  const gens = gap.from === gap.to ? `generation ${gap.from}` : `generations ${gap.from}–${gap.to}`;
+  const when =
+    nextAtMs !== undefined ? `; generation ${gap.from} is re-imported at ${new Date(nextAtMs).toISOString()}` : '';
+  return `${CATCH_UP_REASON} run ${run.id}: ${m.role} ${m.region} (${m.crn ?? m.slot}) cannot unwrap ${gens} yet (re-imported from escrow, oldest first, one per allowed hour${when})`;
+}
+
+/** Prefix of every group status reason a catch-up run writes. */
+export const CATCH_UP_REASON = 'Catch-up';
+
 function explainDeadline(run: RotationRun, why?: string): string {
   const blocked = run.members.filter((m) => m.progress !== MemberProgress.STAGED);
   const who = blocked
@@ -166,7 +218,10 @@ function explainDeadline(run: RotationRun, why?: string): string {
         `${m.role} ${m.region} (${m.crn ?? m.slot})${m.lastError ? `: ${m.lastError.code} ${m.lastError.message}` : ''}`,
     )
     .join('; ');
-  const primaryUntouched = primaryOf(run).progress !== MemberProgress.STAGED;
+  const primaryUntouched =
+    !isReplayRun(run) &&
+    run.members.some((m) => m.role === 'primary') &&
+    primaryOf(run).progress !== MemberProgress.STAGED;
   return [
     `Run ${run.id} (group ${run.groupId}, generation ${run.generation}) gave up at step "${run.step}" after its deadline ${new Date(run.deadlineAtMs).toISOString()}.`,
     why ? `Last problem: ${why}.` : '',
@@ -195,6 +250,7 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
     case 'MaterialEscrowed':
       run.fingerprint = outcome.fingerprint;
       run.escrow = outcome.escrow;
+      if (outcome.escrowKey) run.escrowKey = outcome.escrowKey;
       run.step = Step.STAGE;
       run.status = 'running';
       run.attempt = 0;
@@ -202,12 +258,17 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       break;
     case 'MemberStaged': {
       const m = memberBySlot(run, outcome.slot);
+      if (outcome.keyId) m.keyId = outcome.keyId;
+      if (outcome.crn) m.crn = outcome.crn;
+      if (outcome.keyRingId) m.keyRingId = outcome.keyRingId;
+      if (isReplayRun(run)) {
+        onReplayStaged(run, m, outcome.versionId, outcome.rotatedAtMs, outcome.via);
+        break;
+      }
       m.progress = MemberProgress.STAGED;
       m.versionId = outcome.versionId;
       m.rotatedAtMs = outcome.rotatedAtMs;
       m.stagedVia = outcome.via;
-      if (outcome.keyId) m.keyId = outcome.keyId;
-      if (outcome.crn) m.crn = outcome.crn;
       m.notBeforeMs = undefined;
       if (outcome.via === 'found') {
         addNote(run, `${m.role} ${m.region}: version ${outcome.versionId} found on re-check (not rotated twice)`);
@@ -227,6 +288,10 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       break;
     }
     case 'CanaryPassed':
+      if (isReplayRun(run)) {
+        onReplayProven(run, outcome.evidence, cfg);
+        break;
+      }
       run.canaries.push(...outcome.evidence);
       run.attempt = 0;
       run.nextAttemptAtMs = undefined;
@@ -239,13 +304,21 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       break;
     case 'CanaryMismatch':
       run.canaries.push(...outcome.evidence);
+      if (run.kind === RunKind.ADOPT) {
+        // Keys that do not hold identical material are not adopted: nothing is recorded, no group is written.
+        run.status = 'failed';
+        run.statusReason = `The keys do not hold identical material: ${outcome.detail}`;
+        run.finishedAtMs = nowMs;
+        break;
+      }
       run.status = 'diverged';
-      run.statusReason =
-        run.step === Step.VERIFY
+      run.statusReason = isReplayRun(run)
+        ? `Re-imported generation ${run.replay?.nextGeneration} into ${run.members[0]!.region} (${run.members[0]!.crn}), but its lineage canary does not unwrap there (${outcome.detail}). Investigate: the escrow or the member holds other material.`
+        : run.step === Step.VERIFY
           ? `Duplicates disagree (${outcome.detail}); the primary was NOT rotated. Investigate before resuming.`
           : `Primary and duplicates disagree after promotion (${outcome.detail}); DR unwrap may fail. Investigate now.`;
       // After promotion the generation exists on the primary: record it (as diverged) so auditors see it.
-      if (run.step === Step.PROVE) run.step = Step.RECORD;
+      if (run.step === Step.PROVE && !isReplayRun(run)) run.step = Step.RECORD;
       run.nextAttemptAtMs = undefined;
       break;
     case 'LineageRecorded':
@@ -278,8 +351,19 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       );
       m.snapshotVersionId = outcome.versionId;
       m.snapshotVersionCount = outcome.versionCount;
+      run.heals = true;
       break;
     }
+    case 'TargetMoved':
+      run.generation = outcome.generation;
+      for (const m of run.members) m.progress = MemberProgress.PENDING;
+      run.deadlineAtMs = Math.max(run.deadlineAtMs, outcome.deadlineAtMs);
+      run.step = Step.STAGE;
+      break;
+    case 'Deferred':
+      run.nextAttemptAtMs = outcome.untilMs;
+      run.statusReason = outcome.reason;
+      break;
     case 'StepFailed':
       onStepFailed(run, outcome.step, outcome.error, nowMs, cfg, outcome.slot);
       break;
@@ -327,7 +411,7 @@ function onMembersRead(
     m.snapshotVersionCount = r.versionCount;
     m.snapshotLastRotateAtMs = r.lastRotateAtMs;
   }
-  run.step = Step.GENERATE;
+  run.step = isReplayRun(run) ? Step.STAGE : Step.GENERATE;
   run.status = atClaim ? 'pending' : 'running';
   run.statusReason = undefined;
   run.attempt = 0;
@@ -363,8 +447,9 @@ function onStepFailed(
         : nowMs + backoffMs(m.attempts, cfg, error.retryAfterMs, error.code === THROTTLED);
     m.notBeforeMs = until;
     run.status = 'degraded';
-    run.statusReason =
-      m.role === 'duplicate'
+    run.statusReason = isReplayRun(run)
+      ? `${run.kind === RunKind.CATCH_UP ? catchUpReason(run) : `Adding ${m.region} (${m.instanceId})`}. Replaying generation ${run.replay?.nextGeneration} failed: ${error.code} ${error.message}; retrying.`
+      : m.role === 'duplicate'
         ? `Duplicate ${m.region} (${m.crn ?? m.slot}) cannot be staged: ${error.code} ${error.message}. The primary will not be promoted until it is; retrying with the same escrowed material.`
         : `Primary ${m.region} (${m.crn ?? m.slot}) cannot be promoted yet: ${error.code} ${error.message}. Every duplicate already holds the new material; retrying.`;
     run.nextAttemptAtMs = Math.min(
@@ -376,6 +461,63 @@ function onStepFailed(
   run.nextAttemptAtMs = nowMs + backoffMs(run.attempt, cfg, error.retryAfterMs, error.code === THROTTLED);
   run.statusReason = `Step ${step} failed (attempt ${run.attempt}): ${error.code} ${error.message}`;
   if (run.status !== 'diverged') run.status = run.attempt >= 2 || !error.retryable ? 'degraded' : 'running';
+}
+
+/** Catch-up: the member holds the re-imported generation at `versionId`; prove it next. */
+function onReplayStaged(
+  run: RotationRun,
+  m: RunMember,
+  versionId: string,
+  atMs: number,
+  via: RunMember['stagedVia'],
+): void {
+  m.progress = MemberProgress.STAGED;
+  m.versionId = versionId as RunMember['versionId'];
+  m.rotatedAtMs = atMs;
+  m.stagedVia = via;
+  m.notBeforeMs = undefined;
+  if (via === 'found')
+    addNote(run, `${m.role} ${m.region}: version ${versionId} found on re-check (not re-imported twice)`);
+  run.step = Step.PROVE;
+  run.attempt = 0;
+  if (run.status !== 'diverged') {
+    run.status = 'running';
+    run.statusReason = run.kind === RunKind.CATCH_UP ? catchUpReason(run) : undefined;
+  }
+}
+
+/**
+ * Catch-up: the generation's canary unwrapped at the member. It is recorded in `replay.versions`; the member's new
+ * baseline is that version; the next generation waits for the member's 1 h window (Key Protect's `lastRotateAtMs`
+ * is the re-import's time), or the run releases when the member holds the target.
+ */
+function onReplayProven(run: RotationRun, evidence: RotationRun['canaries'], cfg: DeciderConfig): void {
+  const m = run.members[0]!;
+  const replay = run.replay ?? { nextGeneration: run.generation, versions: {} };
+  const g = replay.nextGeneration;
+  const madeTheKey = Object.keys(replay.versions).length === 0 && run.kind === RunKind.ADD_REGION;
+  run.canaries.push(...evidence);
+  replay.versions[String(g)] = m.versionId as string;
+  replay.lastRotateAtMs = m.rotatedAtMs;
+  replay.nextGeneration = g + 1;
+  run.replay = replay;
+  addNote(run, `generation ${g} re-imported as version ${m.versionId} and proved by its canary`);
+  m.snapshotVersionId = m.versionId;
+  run.attempt = 0;
+  run.nextAttemptAtMs = undefined;
+  // The member's next rotation waits for its hour (also when the target moves on after a release: TargetMoved). An
+  // add-region run's first generation created the key: its first rotation has no time restriction.
+  const next = madeTheKey ? undefined : (m.rotatedAtMs ?? 0) + cfg.rotationMinIntervalMs;
+  m.notBeforeMs = next;
+  if (replay.nextGeneration > run.generation) {
+    run.step = Step.RELEASE;
+    run.statusReason = undefined;
+    return;
+  }
+  m.progress = MemberProgress.PENDING;
+  run.step = Step.STAGE;
+  run.status = 'running';
+  run.statusReason = run.kind === RunKind.CATCH_UP ? catchUpReason(run, next) : undefined;
 }
 
 function memberBySlot(run: RotationRun, slot: string): RunMember {
@@ -396,13 +538,18 @@ export interface NewRunInput {
   generation: number;
   kind: RunKind;
   trigger: RotationRun['trigger'];
-  members: Array<Pick<RunMember, 'role' | 'region' | 'instanceId' | 'keyId' | 'crn'>>;
+  members: Array<Pick<RunMember, 'role' | 'region' | 'instanceId' | 'keyId' | 'crn' | 'keyRingId'>>;
   escrowKey: RotationRun['escrowKey'];
+  createIntent?: RotationRun['createIntent'];
   groupSpec?: RotationRun['groupSpec'];
   nowMs: number;
   deadlineAtMs: number;
   notes?: string[];
   notBeforeMs?: number;
+  /** A catch-up's first generation to re-import (its target is `generation`). */
+  replayFrom?: number;
+  /** The run heals drift (see {@link RotationRun.heals}). */
+  heal?: boolean;
 }
 
 /** A fresh run at `plan` (rotation) or `generate` (create: there is nothing to read yet). */
@@ -413,7 +560,7 @@ export function newRun(input: NewRunInput): RotationRun {
     generation: input.generation,
     kind: input.kind,
     status: 'pending',
-    step: input.kind === RunKind.CREATE ? Step.GENERATE : Step.PLAN,
+    step: input.kind === RunKind.CREATE ? Step.GENERATE : input.kind === RunKind.ADD_REGION ? Step.STAGE : Step.PLAN,
     trigger: input.trigger,
     members: input.members.map((m) => ({
       role: m.role,
@@ -421,14 +568,18 @@ export function newRun(input: NewRunInput): RotationRun {
       instanceId: m.instanceId,
       ...(m.keyId ? { keyId: m.keyId } : {}),
       ...(m.crn ? { crn: m.crn } : {}),
+      ...(m.keyRingId ? { keyRingId: m.keyRingId } : {}),
       slot: slotOf(m),
       progress: MemberProgress.PENDING,
       attempts: 0,
       evidence: [],
     })),
     canaries: [],
-    escrowKey: input.escrowKey,
+    ...(input.escrowKey ? { escrowKey: input.escrowKey } : {}),
+    ...(input.createIntent ? { createIntent: input.createIntent } : {}),
     ...(input.groupSpec ? { groupSpec: input.groupSpec } : {}),
+    ...(input.replayFrom !== undefined ? { replay: { nextGeneration: input.replayFrom, versions: {} } } : {}),
+    ...(input.heal ? { heals: true } : {}),
     deadlineAtMs: input.deadlineAtMs,
     createdAtMs: input.nowMs,
     updatedAtMs: input.nowMs,

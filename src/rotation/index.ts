@@ -4,9 +4,13 @@
 export {
   applyOutcome,
   backoffMs,
+  CATCH_UP_REASON,
+  catchUpReason,
   type DeciderConfig,
   decide,
   duplicatesOf,
+  isReplayRun,
+  missingGenerations,
   type NewRunInput,
   newRun,
   normalizeStep,
@@ -18,6 +22,7 @@ export {
 export { memberStateProblem } from './memberState.js';
 export {
   type Command,
+  type CreateIntent,
   type Decision,
   type MemberCall,
   MemberProgress,

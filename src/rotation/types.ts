@@ -2,7 +2,6 @@
  * The persisted state of one rotation saga (a run) and the commands/outcomes the pure decider exchanges with the
  * runner in `src/app`. Everything here is plain JSON: the store persists it unchanged.
  */
-import type { RunRecordBase } from '../app/index.js';
 import type {
   AtEvidence,
   CanaryEvidence,
@@ -14,6 +13,7 @@ import type {
   KeyVersionId,
   MemberRole,
   RegionId,
+  RunRecordBase,
   Schedule,
   Trigger,
 } from '../core/index.js';
@@ -48,9 +48,17 @@ export const STEP_ORDER: readonly Step[] = [
 /**
  * What a run does. `create` creates the member keys (generation 1); `rotation` rotates existing members; `adopt`
  * records the adoption of existing keys (completed when written); `add-region` replays escrowed generations into a
- * new duplicate (driven by `src/app/replay.ts`, not by the decider).
+ * new duplicate (stage ⇄ prove from generation 1, then release joins it to the group); `catch-up` re-imports the recorded generations
+ * a member lacks (after a regional recovery) from escrow, oldest first, one per allowed hour, each proved by its
+ * lineage canary (plan → stage ⇄ prove → release, see `README.md`).
  */
-export const RunKind = { ROTATION: 'rotation', CREATE: 'create', ADOPT: 'adopt', ADD_REGION: 'add-region' } as const;
+export const RunKind = {
+  ROTATION: 'rotation',
+  CREATE: 'create',
+  ADOPT: 'adopt',
+  ADD_REGION: 'add-region',
+  CATCH_UP: 'catch-up',
+} as const;
 export type RunKind = (typeof RunKind)[keyof typeof RunKind];
 
 /** Progress of one member inside a run. */
@@ -83,6 +91,8 @@ export interface RunMember {
   /** Empty for a `create` run until the key exists. */
   keyId?: KeyId;
   crn?: KeyCrn;
+  /** The member's key ring (sent as `X-Kms-Key-Ring`), when not `default`. */
+  keyRingId?: string;
   /** Stable name inside the run: `<role>:<region>:<instanceId>`. */
   slot: string;
   /** Version the member held when the run planned (absent for `create`). */
@@ -149,11 +159,20 @@ export interface RotationRun extends RunRecordBase {
   attempt: number;
   /** Lineage hash once recorded. */
   lineageHash?: string;
-  /** The group's escrow key (copied at creation so a `create` run can finish before the group document exists). */
-  escrowKey: EscrowKeyRef;
-  /** For an `add-region` run: the replay's progress. */
+  /**
+   * The group's escrow key (copied at creation so a `create` run can finish before the group document exists).
+   * Absent only in a `create` run whose escrow key is still to be made (see `createIntent.escrow`).
+   */
+  escrowKey?: EscrowKeyRef;
+  /**
+   * A `create` run's intent, persisted before any key exists: the name and the alias (unique to this run) of every
+   * key it makes, so a resumed run finds a key a crashed worker created (Key Protect resolves a key by alias) and
+   * adopts it instead of creating another.
+   */
+  createIntent?: CreateIntent;
+  /** For an `add-region` or `catch-up` run: the replay's progress (a catch-up's target is `generation`). */
   replay?: {
-    /** Next generation to apply to the new member (1 = create the key). */
+    /** Next generation to apply to the member (1 = create the key). */
     nextGeneration: number;
     /** Generation→version map of the new member so far. */
     versions: Record<string, string>;
@@ -162,8 +181,18 @@ export interface RotationRun extends RunRecordBase {
   /** For a `create` run: the group document to write when the keys exist. */
   groupSpec?: { name: string; description?: string; schedule: Schedule };
   transitions: RunTransition[];
+  /** The run replaces material lockstep did not write (drift found by verification, or a foreign version on a member). */
+  heals?: boolean;
   /** Set when an operator stopped the run (status `stopped`): who, when, and what it left behind. */
   stop?: RunStop;
+}
+
+/** What a `create` run will make (see {@link RotationRun.createIntent}). */
+export interface CreateIntent {
+  /** The escrow key to create when the group brings none. */
+  escrow?: { region: RegionId; instanceId: InstanceId; name: string; alias: string; description: string };
+  /** Per member slot. */
+  keys: Record<string, { name: string; alias: string; description: string }>;
 }
 
 /** What an operator's stop left behind (see `src/app/operatorRuns.ts`). */
@@ -198,6 +227,10 @@ export type Command =
   | { type: 'PromotePrimary'; slot: string }
   | { type: 'ProveGroup'; primary: string; duplicates: string[] }
   | { type: 'RecordLineage' }
+  /** Catch-up: re-import `generation` from escrow into the member (one secure import, after a re-check). */
+  | { type: 'ReplayGeneration'; slot: string; generation: number }
+  /** Catch-up: unwrap `generation`'s lineage canary at the member. */
+  | { type: 'ProveReplayed'; slot: string; generation: number }
   | { type: 'Release' }
   /** Give up (deadline passed before promotion): the runner records the failure and notifies. */
   | { type: 'GiveUp'; reason: string };
@@ -223,7 +256,13 @@ export interface MemberReading {
 export type Outcome =
   /** `atClaim`: read by whoever claimed the run, before any worker runs it (the run stays `pending`). */
   | { type: 'MembersRead'; readings: MemberReading[]; atClaim?: boolean }
-  | { type: 'MaterialEscrowed'; fingerprint: string; escrow: NonNullable<RotationRun['escrow']> }
+  | {
+      type: 'MaterialEscrowed';
+      fingerprint: string;
+      escrow: NonNullable<RotationRun['escrow']>;
+      /** A `create` run's escrow key, made (or found by its alias) with the material. */
+      escrowKey?: EscrowKeyRef;
+    }
   | {
       type: 'MemberStaged';
       slot: string;
@@ -232,6 +271,7 @@ export type Outcome =
       via: 'rotate' | 'found' | 'create';
       keyId?: KeyId;
       crn?: KeyCrn;
+      keyRingId?: string;
     }
   | { type: 'CanaryPassed'; evidence: CanaryEvidence[] }
   | { type: 'CanaryMismatch'; evidence: CanaryEvidence[]; detail: string }
@@ -240,5 +280,9 @@ export type Outcome =
   | { type: 'GaveUp'; reason: string }
   /** A member holds a version newer than the run's snapshot that is NOT the run's material (out-of-band rotation). */
   | { type: 'ForeignVersionFound'; slot: string; versionId: KeyVersionId; versionCount: number }
+  /** An add-region run reached its target, but the group moved on: replay up to `generation` first. */
+  | { type: 'TargetMoved'; generation: number; deadlineAtMs: number }
+  /** The step cannot finish yet for a reason that is not a failure (a rotation holds the group): look again then. */
+  | { type: 'Deferred'; untilMs: number; reason: string }
   /** A step (or one member of it) failed; `slot` names the member when there is one. */
   | { type: 'StepFailed'; step: Step; slot?: string; error: RunError };

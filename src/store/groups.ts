@@ -52,6 +52,8 @@ export function validateGroup(g: Group): Group {
   checkInt('createdAtMs', g.createdAtMs);
   checkInt('updatedAtMs', g.updatedAtMs);
   if (g.nextDueAtMs !== undefined) checkInt('nextDueAtMs', g.nextDueAtMs);
+  if (g.verifyDueAtMs !== undefined) checkInt('verifyDueAtMs', g.verifyDueAtMs);
+  if (g.escrowedFromGeneration !== undefined) checkInt('escrowedFromGeneration', g.escrowedFromGeneration);
   if (typeof g.schedule !== 'object' || g.schedule === null) {
     throw new AppError('VALIDATION_FAILED', 'schedule must be an object', { details: { field: 'schedule' } });
   }
@@ -59,7 +61,13 @@ export function validateGroup(g: Group): Group {
 }
 
 const toDoc = (g: Group, rev?: string): Envelope<Group> =>
-  encode('group', groupDocId(g.id), validateGroup(g), { nextDueAtMs: g.nextDueAtMs }, rev);
+  encode(
+    'group',
+    groupDocId(g.id),
+    validateGroup(g),
+    { nextDueAtMs: g.nextDueAtMs, verifyDueAtMs: g.verifyDueAtMs },
+    rev,
+  );
 
 const notFound = (id: string) =>
   new AppError('GROUP_NOT_FOUND', `No group ${id}; create it first`, { details: { groupId: id } });
@@ -151,6 +159,18 @@ export class CloudantGroupRepository implements GroupRepository {
       sort: [{ nextDueAtMs: 'asc' }],
       limit,
       useIndex: useIndex(INDEXES.groupsByNextDue),
+    });
+    return docs.map((d) => d.data);
+  }
+
+  async findVerifyDue(nowMs: number, limit: number): Promise<Group[]> {
+    checkInt('nowMs', nowMs);
+    checkLimit(limit);
+    const docs = await this.col.find<Group>({
+      selector: { verifyDueAtMs: { $gte: 0, $lte: nowMs } },
+      sort: [{ verifyDueAtMs: 'asc' }],
+      limit,
+      useIndex: useIndex(INDEXES.groupsByVerifyDue),
     });
     return docs.map((d) => d.data);
   }

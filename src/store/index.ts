@@ -13,6 +13,7 @@ import { Collection } from './collection.js';
 import { parseStoreUrl } from './config.js';
 import { CloudantDrillRepository } from './drills.js';
 import { CloudantProcessedEventRepository } from './events.js';
+import { CloudantEvidenceRepository } from './evidence.js';
 import { CloudantGroupRepository, groupDocId } from './groups.js';
 import { CloudantLeaseRepository } from './leases.js';
 import { CloudantLineageRepository } from './lineage.js';
@@ -103,6 +104,7 @@ export async function createCloudantStores<R extends RunRecordBase = RunRecordBa
     lineage,
     checkpoints: new CloudantCheckpointRepository(checkpointsCol, groupExists),
     drills: new CloudantDrillRepository(checkpointsCol, groupExists),
+    evidence: new CloudantEvidenceRepository(checkpointsCol, groupExists),
     ensureSetup: () => ensureSetup(client, databases, logger),
     client,
     databases,

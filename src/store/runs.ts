@@ -57,7 +57,9 @@ export class CloudantRunRepository<R extends RunRecordBase = RunRecordBase> impl
 
   async create(run: R): Promise<Versioned<R>> {
     const doc = toDoc(run);
-    if (!(await this.groupExists(run.groupId))) {
+    // A `create` (or `adopt`) run comes first: it names the keys it will make before any exists, and writes its group when they
+    // do (so a crash never leaves keys nothing names). Every other run belongs to an existing group.
+    if (run.kind !== 'create' && run.kind !== 'adopt' && !(await this.groupExists(run.groupId))) {
       throw new AppError('GROUP_NOT_FOUND', `No group ${run.groupId}; a run needs an existing group`, {
         details: { groupId: run.groupId },
       });

@@ -34,6 +34,12 @@ export interface MangoIndex {
 /** Every Mango index a query uses; queries name them (`use_index`). */
 export const INDEXES = {
   groupsByNextDue: { kind: 'groups', ddoc: 'lockstep-groups', name: 'by-next-due', fields: ['nextDueAtMs'] },
+  groupsByVerifyDue: {
+    kind: 'groups',
+    ddoc: 'lockstep-groups',
+    name: 'by-verify-due',
+    fields: ['verifyDueAtMs'],
+  },
   runsUnfinished: {
     kind: 'runs',
     ddoc: 'lockstep-runs',

@@ -180,6 +180,13 @@ export class FakeKeyProtect implements KeyProtectPort {
     return this.guard('getKey', ref, () => this.info(this.key(ref)));
   }
 
+  async findKeyByAlias(at: { region: string; instanceId: string }, alias: string): Promise<KeyInfo | undefined> {
+    const k = [...this.keys.values()].find(
+      (x) => x.region === at.region && x.instanceId === at.instanceId && x.aliases.includes(alias) && x.state !== 5,
+    );
+    return k ? this.info(k) : undefined;
+  }
+
   async listVersions(ref: KeyRef, _opts?: CallOptions): Promise<KeyVersionInfo[]> {
     return this.guard('listVersions', ref, () =>
       this.key(ref).versions.map((v) => ({ id: v.id, createdAtMs: v.createdAtMs })),
@@ -212,7 +219,7 @@ export class FakeKeyProtect implements KeyProtectPort {
   }
 
   async createGeneratedRootKey(
-    input: { region: RegionId; instanceId: InstanceId; name: string },
+    input: { region: RegionId; instanceId: InstanceId; name: string; aliases?: string[] },
     _opts?: CallOptions,
   ): Promise<KeyInfo> {
     return this.guard('createGeneratedRootKey', input, () => {
@@ -222,7 +229,7 @@ export class FakeKeyProtect implements KeyProtectPort {
         region: input.region,
         instanceId: input.instanceId,
         name: input.name,
-        aliases: [],
+        aliases: input.aliases ?? [],
         imported: false,
         state: 1,
         versions: [{ id: randomUUID() as KeyVersionId, createdAtMs: now, material: randomBytes(32) }],

@@ -17,6 +17,7 @@ import { UNFINISHED_RUN_STATUSES } from '../../src/app/ports.js';
 import {
   AppError,
   type Checkpoint,
+  type EvidenceRecord,
   type Group,
   type GroupId,
   type LineageRecord,
@@ -58,11 +59,14 @@ export function createMemoryStores(): MemoryStores {
   const leases = new RevMap<Omit<Lease, 'rev'>>();
   const lineage = new RevMap<LineageRecord>();
   const checkpoints: Checkpoint[] = [];
+  const evidence: EvidenceRecord[] = [];
   const events = new Set<string>();
 
   const runRepo: RunRepository = {
     async create(run) {
-      if (!groups.get(run.groupId)) throw new AppError('GROUP_NOT_FOUND', `No group ${run.groupId}`);
+      if (run.kind !== 'create' && run.kind !== 'adopt' && !groups.get(run.groupId)) {
+        throw new AppError('GROUP_NOT_FOUND', `No group ${run.groupId}`);
+      }
       return runs.put(run.id, run);
     },
     async get(id: RunId) {
@@ -217,6 +221,13 @@ export function createMemoryStores(): MemoryStores {
           .filter((g) => g.nextDueAtMs !== undefined && g.nextDueAtMs <= nowMs)
           .slice(0, limit);
       },
+      async findVerifyDue(nowMs, limit) {
+        return groups
+          .values()
+          .filter((g) => g.verifyDueAtMs !== undefined && g.verifyDueAtMs <= nowMs)
+          .sort((a, b) => a.verifyDueAtMs! - b.verifyDueAtMs!)
+          .slice(0, limit);
+      },
     },
     runs: runRepo,
     leases: leaseRepo,
@@ -239,6 +250,21 @@ export function createMemoryStores(): MemoryStores {
         return checkpoints.filter((c) => c.groupId === groupId);
       },
     },
+    evidence: {
+      async append(r) {
+        if (!groups.get(r.groupId)) throw new AppError('GROUP_NOT_FOUND', `No group ${r.groupId}`);
+        if (evidence.some((x) => x.groupId === r.groupId && x.seq === r.seq)) {
+          throw new AppError('STORE_CONFLICT', `evidence ${r.seq} of ${r.groupId} exists`);
+        }
+        evidence.push(copy(r));
+      },
+      async head(groupId) {
+        return evidence.filter((x) => x.groupId === groupId).sort((a, b) => b.seq - a.seq)[0];
+      },
+      async chain(groupId) {
+        return evidence.filter((x) => x.groupId === groupId).sort((a, b) => a.seq - b.seq);
+      },
+    },
     dump() {
       return JSON.stringify({
         groups: groups.values(),
@@ -246,6 +272,7 @@ export function createMemoryStores(): MemoryStores {
         leases: leases.values(),
         lineage: lineage.values(),
         checkpoints,
+        evidence,
       });
     },
   };

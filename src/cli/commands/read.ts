@@ -154,6 +154,14 @@ export async function status(ctx: CliContext, groupId: string | undefined): Prom
             : '-',
         ],
         ['escrow key', group.escrowKey?.crn],
+        ...((group.escrowedFromGeneration ?? 1) > group.currentGeneration
+          ? [
+              [
+                'escrow',
+                `none yet: adopted keys (lockstep never saw their material). The first lockstep rotation escrows generation ${group.escrowedFromGeneration}; region add and catch-up need it. Rotate now: lockstep rotate ${group.id}`,
+              ] as [string, string],
+            ]
+          : []),
         ['last verification', verificationText(group, true)],
         [
           'last DR drill',

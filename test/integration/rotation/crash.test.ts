@@ -1,6 +1,7 @@
 /**
  * Crash injection over HTTP: the runner is killed after each persisted step (in-process hook), and once as a real
- * child process killed with SIGKILL mid-stage. Resuming (another worker, after the dead one's leases expire)
+ * child process killed with SIGKILL once its duplicates are staged (the stage step's group commit) and before the
+ * primary is promoted. Resuming (another worker, after the dead one's leases expire)
  * completes with the same fingerprint, exactly one new version per member, and no lost material.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -40,10 +41,10 @@ async function expectLockstep(gens: number): Promise<void> {
 }
 
 describe('crash injection over HTTP', () => {
-  // Persists for 1 primary + 2 duplicates (the plan is recorded by rotateNow's claim): #1 escrowed→stage, #2 first
-  // duplicate staged, #3 second staged→verify, #4 verified→promote, #5 primary→prove, #6 proved→record,
-  // #7 recorded→release, #8 released→done. One rotation per crash point, an hour apart, on the same group.
-  it.each([1, 2, 3, 4, 5, 6, 7, 8])(
+  // Persists for 1 primary + 2 duplicates (the plan is recorded by rotateNow's claim): #1 escrowed→stage, #2 both
+  // duplicates staged (one group commit)→verify, #3 verified→promote, #4 primary→prove, #5 proved→record,
+  // #6 recorded→release, #7 released→done. One rotation per crash point, an hour apart, on the same group.
+  it.each([1, 2, 3, 4, 5, 6, 7])(
     'killed after persist #%i, another worker resumes to the same end state',
     async (crashAt) => {
       s.clock.advance(HOUR + 1_000);
@@ -73,7 +74,7 @@ describe('crash injection over HTTP', () => {
     },
   );
 
-  it('a real child process SIGKILLed mid-stage: resuming completes with the same material', async () => {
+  it('a real child process SIGKILLed after staging, before promotion: resuming completes with the same material', async () => {
     // Each phase has its own bound, so a failure says where it waited.
     const phase = async <T>(name: string, ms: number, p: Promise<T>): Promise<T> => {
       let timer: NodeJS.Timeout | undefined;
@@ -104,7 +105,7 @@ describe('crash injection over HTTP', () => {
     await planner.advanceRun(runId, { deadlineAtMs: s.clock.nowMs() + HOUR, holder: 'planner' }).catch(() => undefined);
     s.clock.advance(LEASE_EXPIRY_MS);
     const child: ChildProcess = spawn(process.execPath, [bundle.file], {
-      env: { ...process.env, ...childEnv(s), LOCKSTEP_RUN_ID: runId, LOCKSTEP_HANG_AT_STEP: 'stage' },
+      env: { ...process.env, ...childEnv(s), LOCKSTEP_RUN_ID: runId, LOCKSTEP_HANG_AT_STEP: 'verify' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     // registered at once: the exit can never be missed, whenever it happens
@@ -124,11 +125,14 @@ describe('crash injection over HTTP', () => {
     });
     try {
       // the child starts, stages at least one duplicate and hangs (or ends early: that fails below, with its output)
-      await phase('child reaches the stage', 90_000, Promise.race([marker, exited]));
-      expect(out, errText.slice(-2_000)).toContain('HANGING stage');
+      // With group commit the stage step persists its members' outcomes together, as the run moves to verify: the
+      // child hangs at that persist, duplicates holding the new material and the primary not promoted.
+      await phase('child commits the stage', 90_000, Promise.race([marker, exited]));
+      expect(out, errText.slice(-2_000)).toContain('HANGING verify');
       const before = await s.service().getRun(runId);
       const stagedBefore = before.members.filter((m) => m.progress === 'staged').length;
       expect(stagedBefore).toBeGreaterThanOrEqual(1);
+      expect(before.members.find((m) => m.role === 'primary')?.progress).not.toBe('staged');
       expect(child.exitCode).toBeNull(); // alive while it hangs: the kill below is what ends it
       expect(child.kill('SIGKILL')).toBe(true);
       const [code, signal] = await phase('child exits after SIGKILL', 10_000, exited);
@@ -140,7 +144,7 @@ describe('crash injection over HTTP', () => {
       await expectLockstep(generation);
       expect(leakedSecrets(errText + out, s.random.secrets)).toEqual([]);
       matrix.push(
-        `SIGKILL child at stage (${stagedBefore} duplicate(s) staged) → resumed: completed, fingerprint kept`,
+        `SIGKILL child after the stage commit (${stagedBefore} duplicate(s) staged, primary not promoted) → resumed: completed, fingerprint kept`,
       );
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Lease, Page } from '../../../src/app/ports.js';
-import type { GroupId, KeyVersionId, LineageRecord, RunId } from '../../../src/core/index.js';
+import type { EvidenceRecord, GroupId, KeyVersionId, LineageRecord, RunId } from '../../../src/core/index.js';
 import { AppError, hasCode, KeyMaterial } from '../../../src/core/index.js';
+import { buildEvidenceRecord } from '../../../src/lineage/index.js';
 import type { CloudantStores, CloudantStoresOptions } from '../../../src/store/index.js';
 import { createCloudantStores, isStoreConflict } from '../../../src/store/index.js';
 import {
@@ -153,6 +154,13 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
           expect((await other.groups.findDue(250, 1)).map((g) => g.id)).toEqual(['a-b']);
           await other.groups.mutate('a-b' as GroupId, (g) => ({ ...g, nextDueAtMs: 10_000 }));
           expect((await other.groups.findDue(400, 10)).map((g) => g.id)).toEqual(['ab', 'a']);
+          // periodic verification has its own index: independent of nextDueAtMs
+          await other.groups.mutate('b' as GroupId, (g) => ({ ...g, verifyDueAtMs: 150 }));
+          await other.groups.mutate('a0' as GroupId, (g) => ({ ...g, verifyDueAtMs: 50 }));
+          await other.groups.mutate('zz' as GroupId, (g) => ({ ...g, verifyDueAtMs: 900 }));
+          expect((await other.groups.findVerifyDue(250, 10)).map((g) => g.id)).toEqual(['a0', 'b']);
+          expect((await other.groups.findVerifyDue(250, 1)).map((g) => g.id)).toEqual(['a0']);
+          expect((await other.groups.findDue(250, 10)).map((g) => g.id)).toEqual(['ab']);
         } finally {
           for (const db of Object.values(other.databases)) await other.client.deleteDatabase({ db }).catch(() => 0);
         }
@@ -514,6 +522,45 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
       });
     });
 
+    describe('late evidence chain', () => {
+      it('appends create-only per seq, reads head and the chain in order, apart from checkpoints', async () => {
+        await s.groups.create(makeGroup('ev-group'));
+        const evidence = s.evidence!;
+        expect(await evidence.head('ev-group' as GroupId)).toBeUndefined();
+        const gen = makeRecord('ev-group', 1, '0'.repeat(64));
+        const ev = (seq: number, prev?: EvidenceRecord) =>
+          buildEvidenceRecord(
+            {
+              kind: 'evidence',
+              groupId: 'ev-group' as GroupId,
+              seq,
+              generation: 1,
+              generationHash: gen.hash,
+              runId: 'run-ev' as RunId,
+              crn: gen.members[0]!.crn,
+              evidence: {
+                eventId: `e${seq}`,
+                action: 'kms.secrets.rotate',
+                eventTimeMs: 1,
+                initiator: 'x',
+                outcome: 'success',
+              },
+              recordedAtMs: 5,
+            },
+            prev,
+          );
+        const first = ev(1);
+        const second = ev(2, first);
+        await evidence.append(first);
+        await evidence.append(second);
+        await expectCode(evidence.append({ ...ev(2, first), recordedAtMs: 6 }), 'STORE_CONFLICT');
+        expect(await evidence.head('ev-group' as GroupId)).toEqual(second);
+        expect(await evidence.chain('ev-group' as GroupId)).toEqual([first, second]);
+        expect(await s.checkpoints.list('ev-group' as GroupId)).toEqual([]);
+        await expectCode(evidence.append({ ...first, groupId: 'ev-none' as GroupId }), 'GROUP_NOT_FOUND');
+      });
+    });
+
     describe('bad input: typed errors, nothing written', () => {
       it('malformed ids', async () => {
         const before = await docCounts(s);
@@ -548,6 +595,9 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
           'GROUP_NOT_FOUND',
         );
         expect(await docCounts(s)).toEqual(before);
+        // a create (or adopt) run comes before its group: it writes the group when its keys exist and are proved
+        expect((await s.runs.create(makeRun('group-to-be', { kind: 'create' }))).rev).toBeTruthy();
+        expect((await s.runs.create(makeRun('group-adopted', { kind: 'adopt' }))).rev).toBeTruthy();
       });
 
       it('key material or secret-looking fields are never stored', async () => {

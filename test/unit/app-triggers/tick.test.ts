@@ -17,6 +17,32 @@ function tickDeps(w: FakeWorld, config = {}) {
 const deadline = (w: FakeWorld, ms = 120_000) => w.clock.nowMs() + ms;
 
 describe('runTick', () => {
+  it('verifies groups whose verifyDueAtMs passed, at most maxVerificationsPerTick, without moving their next rotation', async () => {
+    // Arrange: three groups; two due for verification (oldest first), one not yet
+    const w = fakeWorld();
+    const ids = ['pv-a', 'pv-b', 'pv-c'];
+    for (const id of ids) await createFakeGroup(w, id, 1);
+    const now = w.clock.nowMs();
+    const nextDue = now + 90 * 24 * HOUR;
+    await setSchedule(w, 'pv-a', { intervalMs: 90 * 24 * HOUR }, { verifyDueAtMs: now - 2_000, nextDueAtMs: nextDue });
+    await setSchedule(w, 'pv-b', { intervalMs: 90 * 24 * HOUR }, { verifyDueAtMs: now - 1_000, nextDueAtMs: nextDue });
+    await setSchedule(w, 'pv-c', { intervalMs: 90 * 24 * HOUR }, { verifyDueAtMs: now + HOUR, nextDueAtMs: nextDue });
+    // Act
+    const s = await runTick(tickDeps(w, { maxVerificationsPerTick: 1 }), { deadlineAtMs: deadline(w), holder: 'pv' });
+    // Assert: only the oldest due one, labelled periodic; its next verification comes round; rotation untouched
+    expect(s).toMatchObject({ verified: 1, started: 0 });
+    const [a, b, c] = await Promise.all(ids.map(async (id) => (await w.stores.groups.get(id as GroupId)).value));
+    expect(a!.lastVerification).toMatchObject({ result: 'ok' });
+    expect(a!.lastVerification!.trigger).toMatch(/^periodic:tick:pv_/);
+    expect(a!.verifyDueAtMs).toBeGreaterThan(now);
+    expect(a!.nextDueAtMs).toBe(nextDue);
+    expect(b!.lastVerification).toBeUndefined();
+    expect(c!.lastVerification).toBeUndefined();
+    // the next tick takes the next one
+    expect((await runTick(tickDeps(w), { deadlineAtMs: deadline(w), holder: 'pv2' })).verified).toBe(1);
+    expect((await w.stores.groups.get('pv-b' as GroupId)).value.lastVerification).toBeDefined();
+  });
+
   it('starts a due group and completes its rotation in one tick', async () => {
     // Arrange: interval of 2 h, last rotation (creation) 3 h ago
     const w = fakeWorld();

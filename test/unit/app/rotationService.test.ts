@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, type KeyId } from '../../../src/core/index.js';
+import { verifyEvidenceChain } from '../../../src/lineage/index.js';
 import type { RotationRun } from '../../../src/rotation/index.js';
 import { expectChain } from '../../support/assertions.js';
 import { kpError } from '../../support/fakeKeyProtect.js';
@@ -330,6 +331,40 @@ describe('rotation service (fake ports)', () => {
     expect(after.members.find((x) => x.crn === m.crn)!.evidence).toHaveLength(1);
   });
 
+  it('evidence that arrives after the record is its own chained record naming the generation; the record stays', async () => {
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'late', 1);
+    const run = await rotated(w, group.id);
+    const record = await w.stores.lineage.get(group.id, 2);
+    const ev = (id: string) => ({
+      eventId: id,
+      action: 'kms.secrets.rotate',
+      eventTimeMs: w.clock.nowMs(),
+      initiator: 'lockstep',
+      outcome: 'success',
+    });
+    const [p, d] = [group.members[0]!, group.members[1]!];
+    // Act: two late events (one twice), on two members
+    await w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-1'));
+    await w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-1'));
+    await w.service.attachEvidence({ crn: p.crn, runId: run.id }, ev('late-2'));
+    // Assert: the generation record is untouched; the chain holds each event once, linked and anchored
+    expect((await w.stores.lineage.get(group.id, 2)).hash).toBe(record.hash);
+    const chain = await w.stores.evidence!.chain(group.id);
+    expect(chain.map((r) => [r.seq, r.generation, r.crn, r.evidence.eventId])).toEqual([
+      [1, 2, d.crn, 'late-1'],
+      [2, 2, p.crn, 'late-2'],
+    ]);
+    expect(chain.every((r) => r.generationHash === record.hash && r.runId === run.id)).toBe(true);
+    expect(verifyEvidenceChain(chain, await w.stores.lineage.chain(group.id))).toMatchObject({ ok: true, records: 2 });
+    // and it stays on the run too
+    const after = await w.service.getRun(run.id);
+    expect(after.members.find((x) => x.crn === d.crn)!.evidence.map((e) => e.eventId)).toEqual(['late-1']);
+    // a tampered record breaks the chain
+    const forged = chain.map((r) => (r.seq === 1 ? { ...r, evidence: { ...r.evidence, initiator: 'mallory' } } : r));
+    expect(verifyEvidenceChain(forged, await w.stores.lineage.chain(group.id)).problems[0]).toContain('evidence 1');
+  });
+
   it('adds a region by replaying every escrowed generation, one per allowed hour', async () => {
     const w = fakeWorld();
     const group = await createFakeGroup(w, 'region', 1);
@@ -384,14 +419,28 @@ describe('rotation service (fake ports)', () => {
     });
     expect(lineage.generation).toBe(1);
     expect(lineage.verification.every((v) => v.ok)).toBe(true);
+    expect(group.escrowedFromGeneration).toBe(2);
+    // before its first lockstep rotation there is nothing escrowed to replay: region add says so and offers it
+    const refused = await w.service
+      .addRegion(group.id, { region: 'eu-de' as never, instanceId: instanceOf(5), trigger: op })
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'VALIDATION_FAILED', details: { hint: 'lockstep rotate adopted' } });
+    expect((refused as Error).message).toContain('first lockstep rotation escrows');
     const run = await rotated(w, group.id);
     expect(run.status).toBe('completed');
     expectLockstep(w, [a.id, b.id], 2);
-    await expect(
-      w.service.addRegion(group.id, { region: 'eu-de' as never, instanceId: instanceOf(5), trigger: op }),
-    ).rejects.toMatchObject({
-      code: 'VALIDATION_FAILED',
+    // after it, a new region starts at the first escrowed generation
+    const { runId } = await w.service.addRegion(group.id, {
+      region: 'eu-de' as never,
+      instanceId: instanceOf(5),
+      trigger: op,
     });
+    const added = await drive(w, runId);
+    expect(added.status).toBe('completed');
+    expect(Object.keys(added.replay!.versions)).toEqual(['2']);
+    expect(added.notes.join(' ')).toContain('cannot unwrap data wrapped under earlier ones');
+    const v = await w.service.verify(group.id);
+    expect(v.ok, v.problems.join('; ')).toBe(true);
   });
 
   it('rejects bad input with typed errors and changes nothing', async () => {
@@ -461,7 +510,8 @@ describe('crash injection at every persisted step (in-process)', () => {
       await expectChain(w.stores, group, 2);
       matrix.push(`#${crashAt} ${crashedStep} → completed`);
     }
-    // escrowed, each duplicate staged, verified, primary staged, proved, recorded, released (the plan is the claim's)
-    expect(matrix.length).toBeGreaterThanOrEqual(6 + dups);
+    // escrowed, the duplicates staged (one group commit), verified, primary staged, proved, recorded, released (the
+    // plan is the claim's)
+    expect(matrix).toHaveLength(7);
   });
 });

@@ -21,6 +21,7 @@ describe('createKeyProtectClient options', () => {
     expect(Object.keys(createKeyProtectClient(base())).sort()).toEqual([
       'createGeneratedRootKey',
       'createImportedKey',
+      'findKeyByAlias',
       'getKey',
       'identity',
       'listVersions',

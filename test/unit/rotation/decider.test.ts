@@ -336,83 +336,265 @@ describe('decide', () => {
 
 describe('ordering property (pure decider)', () => {
   const arbOutcomeKind = fc.constantFrom('ok', 'fail', 'tooSoon', 'mismatch', 'found');
-  it('never commands PromotePrimary before every duplicate is staged and verified', () => {
+  it('never commands PromotePrimary before every duplicate is staged and verified (rotate, heal, create)', () => {
+    const arbKind = fc.constantFrom(RunKind.ROTATION, RunKind.CREATE, 'heal' as const);
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 4 }), fc.array(arbOutcomeKind, { maxLength: 60 }), (dups, script) => {
-        let r = run(dups);
+      fc.property(
+        fc.integer({ min: 0, max: 4 }),
+        fc.array(arbOutcomeKind, { maxLength: 60 }),
+        arbKind,
+        (dups, script, k) => {
+          let r = run(dups, k === 'heal' ? RunKind.ROTATION : k);
+          if (k === 'heal') r.heals = true;
+          let t = T0;
+          let verified = false;
+          for (const kind of script) {
+            const d = decide(r, t);
+            if (d.kind === 'finished') break;
+            if (d.kind === 'wait') {
+              t = d.untilMs;
+              continue;
+            }
+            const c = d.command;
+            if (c.type === 'PromotePrimary') {
+              expect(verified || dups === 0).toBe(true);
+              expect(r.members.filter((m) => m.role === 'duplicate').every((m) => m.progress === 'staged')).toBe(true);
+            }
+            const err = { code: 'UPSTREAM_UNAVAILABLE' as const, message: 'x', retryable: true, atMs: t };
+            let o: Outcome;
+            switch (c.type) {
+              case 'ReadMembers':
+                o =
+                  kind === 'tooSoon'
+                    ? readings(r, { lastRotateAtMs: t - 1 })
+                    : kind === 'fail'
+                      ? { type: 'StepFailed', step: r.step, error: err }
+                      : readings(r);
+                break;
+              case 'GenerateMaterial':
+                o = kind === 'fail' ? { type: 'StepFailed', step: r.step, error: err } : escrowed;
+                break;
+              case 'StageMembers':
+              case 'PromotePrimary': {
+                const slot = c.type === 'StageMembers' ? c.slots[0]! : c.slot;
+                o =
+                  kind === 'fail' || kind === 'tooSoon'
+                    ? {
+                        type: 'StepFailed',
+                        step: r.step,
+                        slot,
+                        error: kind === 'tooSoon' ? { ...err, code: 'ROTATION_TOO_SOON', retryAfterMs: 5_000 } : err,
+                      }
+                    : {
+                        type: 'MemberStaged',
+                        slot,
+                        versionId: v(`n-${slot}`),
+                        rotatedAtMs: t,
+                        via: kind === 'found' ? 'found' : 'rotate',
+                      };
+                break;
+              }
+              case 'VerifyDuplicates':
+              case 'ProveGroup':
+                o =
+                  kind === 'mismatch'
+                    ? { type: 'CanaryMismatch', evidence: [], detail: 'x' }
+                    : kind === 'fail'
+                      ? { type: 'StepFailed', step: r.step, error: err }
+                      : { type: 'CanaryPassed', evidence: [] };
+                if (c.type === 'VerifyDuplicates' && o.type === 'CanaryPassed') verified = true;
+                break;
+              case 'RecordLineage':
+                o = { type: 'LineageRecorded', hash: 'h' };
+                break;
+              case 'Release':
+                o = { type: 'Released' };
+                break;
+              case 'GiveUp':
+                o = { type: 'GaveUp', reason: c.reason };
+                break;
+              default:
+                throw new Error(`a rotation run was sent ${c.type}`);
+            }
+            if (k === RunKind.CREATE) expect(c.type).not.toBe('ReadMembers'); // nothing to read before the keys exist
+            r = applyOutcome(r, o, t, cfg);
+            // "Crash and resume": the persisted JSON is all the next worker has.
+            r = JSON.parse(JSON.stringify(r)) as RotationRun;
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('an adopt run proves, then records, then releases; a mismatch fails it without a record', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4 }), fc.array(arbOutcomeKind, { maxLength: 40 }), (dups, script) => {
+        const base = run(dups, RunKind.ADOPT);
+        let r: RotationRun = {
+          ...base,
+          step: Step.PROVE,
+          status: 'running',
+          members: base.members.map((m) => ({ ...m, progress: 'staged', versionId: v(`v-${m.slot}`) })),
+        };
         let t = T0;
-        let verified = false;
+        let proved = false;
+        let recorded = false;
         for (const kind of script) {
           const d = decide(r, t);
-          if (d.kind === 'finished') break;
+          if (d.kind === 'finished') {
+            if (d.status === 'completed') expect(recorded).toBe(true);
+            if (r.status === 'failed' && !recorded) expect(r.lineageHash).toBeUndefined();
+            break;
+          }
           if (d.kind === 'wait') {
             t = d.untilMs;
             continue;
           }
           const c = d.command;
-          if (c.type === 'PromotePrimary') {
-            expect(verified || dups === 0).toBe(true);
-            expect(r.members.filter((m) => m.role === 'duplicate').every((m) => m.progress === 'staged')).toBe(true);
-          }
+          expect(['ProveGroup', 'RecordLineage', 'Release', 'GiveUp']).toContain(c.type);
+          if (c.type === 'RecordLineage') expect(proved).toBe(true);
+          if (c.type === 'Release') expect(recorded).toBe(true);
           const err = { code: 'UPSTREAM_UNAVAILABLE' as const, message: 'x', retryable: true, atMs: t };
           let o: Outcome;
-          switch (c.type) {
-            case 'ReadMembers':
-              o =
-                kind === 'tooSoon'
-                  ? readings(r, { lastRotateAtMs: t - 1 })
-                  : kind === 'fail'
-                    ? { type: 'StepFailed', step: r.step, error: err }
-                    : readings(r);
-              break;
-            case 'GenerateMaterial':
-              o = kind === 'fail' ? { type: 'StepFailed', step: r.step, error: err } : escrowed;
-              break;
-            case 'StageMembers':
-            case 'PromotePrimary': {
-              const slot = c.type === 'StageMembers' ? c.slots[0]! : c.slot;
-              o =
-                kind === 'fail' || kind === 'tooSoon'
-                  ? {
-                      type: 'StepFailed',
-                      step: r.step,
-                      slot,
-                      error: kind === 'tooSoon' ? { ...err, code: 'ROTATION_TOO_SOON', retryAfterMs: 5_000 } : err,
-                    }
-                  : {
-                      type: 'MemberStaged',
-                      slot,
-                      versionId: v(`n-${slot}`),
-                      rotatedAtMs: t,
-                      via: kind === 'found' ? 'found' : 'rotate',
-                    };
-              break;
-            }
-            case 'VerifyDuplicates':
-            case 'ProveGroup':
-              o =
-                kind === 'mismatch'
-                  ? { type: 'CanaryMismatch', evidence: [], detail: 'x' }
-                  : kind === 'fail'
-                    ? { type: 'StepFailed', step: r.step, error: err }
-                    : { type: 'CanaryPassed', evidence: [] };
-              if (c.type === 'VerifyDuplicates' && o.type === 'CanaryPassed') verified = true;
-              break;
-            case 'RecordLineage':
-              o = { type: 'LineageRecorded', hash: 'h' };
-              break;
-            case 'Release':
-              o = { type: 'Released' };
-              break;
-            case 'GiveUp':
-              o = { type: 'GaveUp', reason: c.reason };
-              break;
-          }
-          r = applyOutcome(r, o, t, cfg);
-          // "Crash and resume": the persisted JSON is all the next worker has.
-          r = JSON.parse(JSON.stringify(r)) as RotationRun;
+          if (kind === 'fail') o = { type: 'StepFailed', step: r.step, error: err };
+          else if (c.type === 'ProveGroup')
+            o =
+              kind === 'mismatch'
+                ? { type: 'CanaryMismatch', evidence: [], detail: 'x' }
+                : { type: 'CanaryPassed', evidence: [] };
+          else if (c.type === 'RecordLineage') o = { type: 'LineageRecorded', hash: 'h' };
+          else if (c.type === 'GiveUp') o = { type: 'GaveUp', reason: c.reason };
+          else o = { type: 'Released' };
+          if (o.type === 'CanaryPassed') proved = true;
+          if (o.type === 'LineageRecorded') recorded = true;
+          r = JSON.parse(JSON.stringify(applyOutcome(r, o, t, cfg))) as RotationRun;
         }
       }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('replay property (catch-up, add-region)', () => {
+  const arbStep = fc.constantFrom('ok', 'fail', 'tooSoon', 'found', 'mismatch', 'moved', 'deferred');
+  function replayRun(kind: RunKind, from: number, target: number): RotationRun {
+    const m = member('duplicate', 1);
+    return newRun({
+      id: 'run-test-replay' as RunId,
+      groupId: 'g' as GroupId,
+      generation: target,
+      kind,
+      trigger: { kind: 'schedule', by: 't' },
+      members: [kind === RunKind.ADD_REGION ? { role: m.role, region: m.region, instanceId: m.instanceId } : m],
+      escrowKey: {
+        region: 'us-south' as RegionId,
+        instanceId: 'e' as InstanceId,
+        keyId: 'ek' as KeyId,
+        crn: 'ecrn' as KeyCrn,
+      },
+      nowMs: T0,
+      deadlineAtMs: T0 + 100 * 3_600_000,
+      replayFrom: from,
+    });
+  }
+
+  it('re-imports oldest first, each proved before the next, one per Key Protect hour; completes only with all', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(RunKind.CATCH_UP, RunKind.ADD_REGION),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.array(arbStep, { maxLength: 80 }),
+        (kind, from0, extra, script) => {
+          const from = kind === RunKind.ADD_REGION ? 1 : from0 + 1;
+          let r = replayRun(kind, from, from + extra);
+          let t = T0;
+          let lastRotateAt: number | undefined;
+          let lastGeneration = from - 1;
+          let stagedGeneration: number | undefined;
+          for (const step of script) {
+            const d = decide(r, t);
+            if (d.kind === 'finished') {
+              if (d.status === 'completed') {
+                for (let g = from; g <= r.generation; g++) expect(r.replay!.versions[String(g)]).toBeDefined();
+              }
+              break;
+            }
+            if (d.kind === 'wait') {
+              expect(d.untilMs).toBeGreaterThan(t);
+              t = d.untilMs;
+              continue;
+            }
+            const c = d.command;
+            expect(['ReadMembers', 'ReplayGeneration', 'ProveReplayed', 'Release', 'GiveUp']).toContain(c.type);
+            const err = { code: 'UPSTREAM_UNAVAILABLE' as const, message: 'x', retryable: true, atMs: t };
+            const slot = r.members[0]!.slot;
+            let o: Outcome;
+            switch (c.type) {
+              case 'ReadMembers':
+                expect(kind).toBe(RunKind.CATCH_UP); // a new region has no key to read
+                o = step === 'fail' ? { type: 'StepFailed', step: r.step, error: err } : readings(r);
+                break;
+              case 'ReplayGeneration': {
+                // oldest first, never ahead of the last proved generation, and never inside the member's hour
+                expect(c.generation).toBe(lastGeneration + 1);
+                const free = kind === RunKind.ADD_REGION && c.generation <= 2;
+                if (lastRotateAt !== undefined && !free)
+                  expect(t).toBeGreaterThanOrEqual(lastRotateAt + cfg.rotationMinIntervalMs);
+                if (step === 'fail' || step === 'tooSoon') {
+                  o = {
+                    type: 'StepFailed',
+                    step: r.step,
+                    slot,
+                    error: step === 'tooSoon' ? { ...err, code: 'ROTATION_TOO_SOON', retryAfterMs: 30_000 } : err,
+                  };
+                } else {
+                  o = {
+                    type: 'MemberStaged',
+                    slot,
+                    versionId: v(`g${c.generation}-${t}`),
+                    rotatedAtMs: t,
+                    via:
+                      step === 'found'
+                        ? 'found'
+                        : kind === RunKind.ADD_REGION && c.generation === 1
+                          ? 'create'
+                          : 'rotate',
+                    ...(kind === RunKind.ADD_REGION && c.generation === 1
+                      ? { keyId: 'k-new' as KeyId, crn: 'crn-new' as KeyCrn }
+                      : {}),
+                  };
+                  stagedGeneration = c.generation;
+                  lastRotateAt = t;
+                }
+                break;
+              }
+              case 'ProveReplayed':
+                expect(c.generation).toBe(stagedGeneration);
+                if (step === 'mismatch') o = { type: 'CanaryMismatch', evidence: [], detail: 'x' };
+                else if (step === 'fail') o = { type: 'StepFailed', step: r.step, error: err };
+                else {
+                  o = { type: 'CanaryPassed', evidence: [] };
+                  lastGeneration = c.generation;
+                }
+                break;
+              case 'Release':
+                expect(lastGeneration).toBe(r.generation);
+                if (kind === RunKind.ADD_REGION && step === 'moved') {
+                  o = { type: 'TargetMoved', generation: r.generation + 1, deadlineAtMs: t + 10 * 3_600_000 };
+                } else if (kind === RunKind.ADD_REGION && step === 'deferred') {
+                  o = { type: 'Deferred', untilMs: t + 60_000, reason: 'rotation running' };
+                } else o = { type: 'Released' };
+                break;
+              default:
+                o = { type: 'GaveUp', reason: 'late' };
+            }
+            r = JSON.parse(JSON.stringify(applyOutcome(r, o, t, cfg))) as RotationRun;
+            t += 1_000;
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });

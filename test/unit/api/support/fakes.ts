@@ -39,6 +39,7 @@ export function createFakeStores(): Stores & {
       update: notUsed,
       mutate: notUsed,
       findDue: notUsed,
+      findVerifyDue: notUsed,
       async get(id) {
         const g = groups.get(id);
         if (!g) throw new AppError('GROUP_NOT_FOUND', `no group ${id}`);
