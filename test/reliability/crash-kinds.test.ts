@@ -14,6 +14,12 @@
  * At `bounded` (`npm test`) every k is killed once: two kill points per kind by SIGKILL (rotating daily over the
  * persists; `LOCKSTEP_CRASH_ROTATION` reproduces a day), the others by the hook. At `full`/`soak` every k is
  * killed both ways.
+ * The SIGKILL worker is also killed right after Key Protect answered its j-th write (a key created, a version
+ * rotated in), before it persisted the answer — the window in which a resumed worker must find what the dead one
+ * made instead of making it again (kills after a persist never reach it: the resumed run knows every answer the dead
+ * worker persisted). The first pass counts the writes too; one such point per kind at `bounded`, every one at
+ * `full`. A resume that does not look for the key the dead worker made (create's find-by-alias skipped) fails here:
+ * the second key creation is rejected (alias taken) and the run stays degraded.
  *
  * Invariants counted after every resume: the run completed; exactly one key made per new member (the emulator's
  * Activity Tracker `kms.secrets.create` events, by key name) and one Key Protect version per generation; a clean
@@ -23,6 +29,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KeyProtectPort } from '../../src/app/ports.js';
 import type { AdoptGroupInput, CreateGroupInput, RotationService } from '../../src/app/service.js';
 import { type GroupId, type InstanceId, KeyMaterial, type RegionId } from '../../src/core/index.js';
 import type { RotationRun } from '../../src/rotation/index.js';
@@ -228,15 +235,29 @@ interface Tally {
 
 /** After a kill and the lease expiry: another worker (this process) resumes; the invariants are counted. */
 async function resumeAndCheck(c: Case, runId: string, label: string, t: Tally): Promise<void> {
+  const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
   s.clock.advance(LEASE_EXPIRY_MS);
-  const run = await driveRun(s, s.service(), runId, 60);
   t.checks += 1;
-  if (run.status !== 'completed') t.violations.push(`${label}: run ${run.status} — ${run.statusReason}`);
+  let run: RotationRun;
+  try {
+    run = await driveRun(s, s.service(), runId, 60);
+  } catch (e) {
+    t.violations.push(`${label}: resume threw ${msg(e)}`);
+    return;
+  }
+  if (run.status !== 'completed') {
+    t.violations.push(`${label}: run ${run.status} — ${run.statusReason}`);
+    return; // the later checks would only repeat this one
+  }
+  t.checks += 1;
   for (const v of await c.check(run)) t.violations.push(`${label}: ${v}`);
   t.checks += 1;
-  const verified = await s.service().verify(run.groupId, { trigger: 'operator:crash-kinds', probes: true });
-  t.checks += 1;
-  if (!verified.ok) t.violations.push(`${label}: verify: ${verified.problems.join('; ')}`);
+  try {
+    const verified = await s.service().verify(run.groupId, { trigger: 'operator:crash-kinds', probes: true });
+    if (!verified.ok) t.violations.push(`${label}: verify: ${verified.problems.join('; ')}`);
+  } catch (e) {
+    t.violations.push(`${label}: verify threw ${msg(e)}`);
+  }
 }
 
 /** Kill after persist #k by the in-process hook (the worker's `afterPersist` throws). */
@@ -267,9 +288,28 @@ async function hookKill(kind: string, c: Case, k: number, t: Tally): Promise<voi
   await resumeAndCheck(c, rid, `${label} (${crashedAt})`, t);
 }
 
-/** Kill after persist #k by SIGKILL of a child worker that started (create, adopt) or advances the run. */
-async function sigkill(kind: string, c: Case, k: number, t: Tally): Promise<number> {
-  const label = `${kind} SIGKILL after persist #${k}`;
+/** The Key Protect writes (key creations, rotations) a worker's client performs: counted in the first pass. */
+const WRITES = new Set(['createImportedKey', 'createGeneratedRootKey', 'rotateWithMaterial']);
+function countingKp(kp: KeyProtectPort, onWrite: () => void): KeyProtectPort {
+  return new Proxy(kp, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof prop !== 'string' || !WRITES.has(prop) || typeof v !== 'function') return v;
+      return async (...args: unknown[]) => {
+        const out = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        onWrite();
+        return out;
+      };
+    },
+  });
+}
+
+/**
+ * SIGKILL of a child worker that started (create, adopt) or advances the run: right after persist #k, or right after
+ * Key Protect answered write #k, before the worker persisted it (`after: 'write'`).
+ */
+async function sigkill(kind: string, c: Case, after: 'persist' | 'write', k: number, t: Tally): Promise<number> {
+  const label = `${kind} SIGKILL after ${after} #${k}`;
   const claimed = c.start.op === 'claim' ? await c.start.claim(s.service()) : undefined;
   const w = takeWorker();
   const t0 = performance.now();
@@ -278,7 +318,7 @@ async function sigkill(kind: string, c: Case, k: number, t: Tally): Promise<numb
     90_000,
     w.run(
       {
-        hangAfter: k,
+        ...(after === 'persist' ? { hangAfter: k } : { hangAfter: 0, hangAfterWrite: k }),
         drive: true,
         ...(claimed ? { runId: claimed } : {}),
         ...(c.start.op === 'create' ? { create: c.start.input } : {}),
@@ -304,10 +344,11 @@ async function sigkill(kind: string, c: Case, k: number, t: Tally): Promise<numb
   return ms;
 }
 
-/** SIGKILL kill points of a kind with `n` persists: all at full/soak, two at bounded (rotating daily). */
-function sigkillPoints(n: number): number[] {
+/** SIGKILL kill points among `n`: all at full/soak, `atBounded` at bounded (rotating daily). */
+function sigkillPoints(n: number, atBounded: number): number[] {
   if (level !== 'bounded') return Array.from({ length: n }, (_, i) => i + 1);
-  return [...new Set([1 + (ROTATION % n), 1 + ((ROTATION + Math.floor(n / 2)) % n)])].sort((a, b) => a - b);
+  const offsets = Array.from({ length: Math.min(n, atBounded) }, (_, i) => Math.floor((i * n) / atBounded));
+  return [...new Set(offsets.map((o) => 1 + ((ROTATION + o) % n)))].sort((a, b) => a - b);
 }
 
 describe(`crash matrix of create, adopt, add-region and catch-up (${level})`, () => {
@@ -319,21 +360,29 @@ describe(`crash matrix of create, adopt, add-region and catch-up (${level})`, ()
       const t: Tally = { checks: 0, violations: [] };
       // First pass: how many persisted steps a run of this kind has.
       let persists = 0;
+      let writes = 0;
       const first = await make(`ck-${kind}-count`);
       const counting = s.service({
         afterPersist: () => {
           persists += 1;
         },
+        kp: countingKp(s.kp, () => {
+          writes += 1;
+        }),
       });
       const runId = (await startHere(first, counting)) ?? (await runOf(first.groupId, kind));
       const counted = await driveRun(s, counting, runId!, 60);
       expect(counted.status).toBe('completed');
       expect(persists).toBeGreaterThan(2);
-      const bySignal = sigkillPoints(persists);
+      const bySignal = sigkillPoints(persists, 2);
+      const byWrite = sigkillPoints(writes, 1);
       const childMs: number[] = [];
       let hooks = 0;
+      for (const k of byWrite) childMs.push(await sigkill(kind, await make(`ck-${kind}-w${k}-kill`), 'write', k, t));
       for (let k = 1; k <= persists; k++) {
-        if (bySignal.includes(k)) childMs.push(await sigkill(kind, await make(`ck-${kind}-${k}-kill`), k, t));
+        if (bySignal.includes(k)) {
+          childMs.push(await sigkill(kind, await make(`ck-${kind}-${k}-kill`), 'persist', k, t));
+        }
         if (level !== 'bounded' || !bySignal.includes(k)) {
           await hookKill(kind, await make(`ck-${kind}-${k}`), k, t);
           hooks += 1;
@@ -345,7 +394,8 @@ describe(`crash matrix of create, adopt, add-region and catch-up (${level})`, ()
         runs: childMs.length + hooks,
         violations: t.violations.length,
         notes:
-          `${persists} persisted steps per ${kind} run; SIGKILL of a child worker after persist #${bySignal.join(', #')} ` +
+          `${persists} persisted steps and ${writes} Key Protect writes per ${kind} run; SIGKILL of a child worker ` +
+          `after persist #${bySignal.join(', #')}${byWrite.length ? ` and after write #${byWrite.join(', #')} (answered, not yet persisted)` : ''} ` +
           `(worker from command to hang: max ${Math.round(Math.max(0, ...childMs))} ms), test-hook kill after ` +
           `${hooks} persist(s); resumed by another worker after lease expiry; ${t.checks} invariant checks ` +
           `(completed, one key per new member by name from kms.secrets.create events, one KP version per generation, ` +

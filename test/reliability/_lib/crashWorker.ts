@@ -42,6 +42,11 @@ export interface CrashWorkerCommand {
   create?: CreateGroupInput;
   /** Adopt these keys (the adopt run is claimed and advanced by this worker). */
   adopt?: AdoptGroupInput;
+  /**
+   * Hang instead right after Key Protect answered this write (1-based count of key creations and rotations), before
+   * the worker persisted what it got: the window in which a resumed worker must find what the dead one made.
+   */
+  hangAfterWrite?: number;
   /** Keep advancing over waits (moving the emulator clock) until the run ends; otherwise one `advanceRun`. */
   drive?: boolean;
 }
@@ -107,8 +112,27 @@ async function main(): Promise<void> {
   await clock.sync(); // now: the parent may have advanced the emulator clock while this worker waited
 
   let persists = 0;
+  let writes = 0;
+  /** Until SIGKILL: a timer keeps the process alive (a bare pending promise would let it exit). */
+  const hang = () => new Promise<never>(() => setInterval(() => undefined, 60_000));
+  const watched = new Set(['createImportedKey', 'createGeneratedRootKey', 'rotateWithMaterial']);
+  const kpWatched = new Proxy(kp, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof prop !== 'string' || !watched.has(prop) || typeof v !== 'function') return v;
+      return async (...args: unknown[]) => {
+        const out = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        writes += 1;
+        if (writes === cmd.hangAfterWrite) {
+          process.stdout.write(`HANGING ${writes} ${prop} answered\n`);
+          await hang();
+        }
+        return out;
+      };
+    },
+  });
   const service = createRotationService({
-    kp,
+    kp: kpWatched,
     stores,
     clock,
     random,
@@ -118,8 +142,7 @@ async function main(): Promise<void> {
       persists += 1;
       if (persists === cmd.hangAfter) {
         process.stdout.write(`HANGING ${persists} ${run.step} ${run.status}\n`);
-        // Until SIGKILL: a timer keeps the process alive (a bare pending promise would let it exit).
-        await new Promise(() => setInterval(() => undefined, 60_000));
+        await hang();
       }
     },
   });
