@@ -234,13 +234,19 @@ interface Tally {
 }
 
 /** After a kill and the lease expiry: another worker (this process) resumes; the invariants are counted. */
-async function resumeAndCheck(c: Case, runId: string, label: string, t: Tally): Promise<void> {
+async function resumeAndCheck(
+  c: Case,
+  runId: string,
+  label: string,
+  t: Tally,
+  resumer: RotationService = s.service(),
+): Promise<void> {
   const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
   s.clock.advance(LEASE_EXPIRY_MS);
   t.checks += 1;
   let run: RotationRun;
   try {
-    run = await driveRun(s, s.service(), runId, 60);
+    run = await driveRun(s, resumer, runId, 60);
   } catch (e) {
     t.violations.push(`${label}: resume threw ${msg(e)}`);
     return;
@@ -308,7 +314,14 @@ function countingKp(kp: KeyProtectPort, onWrite: () => void): KeyProtectPort {
  * SIGKILL of a child worker that started (create, adopt) or advances the run: right after persist #k, or right after
  * Key Protect answered write #k, before the worker persisted it (`after: 'write'`).
  */
-async function sigkill(kind: string, c: Case, after: 'persist' | 'write', k: number, t: Tally): Promise<number> {
+async function sigkill(
+  kind: string,
+  c: Case,
+  after: 'persist' | 'write',
+  k: number,
+  t: Tally,
+  resumer?: RotationService,
+): Promise<number> {
   const label = `${kind} SIGKILL after ${after} #${k}`;
   const claimed = c.start.op === 'claim' ? await c.start.claim(s.service()) : undefined;
   const w = takeWorker();
@@ -340,7 +353,7 @@ async function sigkill(kind: string, c: Case, after: 'persist' | 'write', k: num
   if (leaks.length) t.violations.push(`${label}: ${leaks.length} secret(s) in the worker's output`);
   const rid = claimed ?? (await runOf(c.groupId, kind));
   if (!rid) throw new Error(`${label}: no run`);
-  await resumeAndCheck(c, rid, `${label} (${at})`, t);
+  await resumeAndCheck(c, rid, `${label} (${at})`, t, resumer);
   return ms;
 }
 
@@ -407,4 +420,15 @@ describe(`crash matrix of create, adopt, add-region and catch-up (${level})`, ()
     },
     level === 'bounded' ? 240_000 : 900_000,
   );
+  it('negative control: a resume that does not look for the key the killed worker made is counted', async () => {
+    // The resuming worker's Key Protect client never finds a key by alias: it makes the member's key again. Killed
+    // right after Key Protect answered the duplicate's key creation (write #2: escrow key, duplicate, primary).
+    const blind = new Proxy(s.kp, {
+      get: (target, prop, receiver) =>
+        prop === 'findKeyByAlias' ? async () => undefined : Reflect.get(target, prop, receiver),
+    });
+    const t: Tally = { checks: 0, violations: [] };
+    await sigkill('create', await kinds.create!('ck-control'), 'write', 2, t, s.service({ kp: blind }));
+    expect(t.violations.join('\n')).toMatch(/SIGKILL after write #2 .*(KEY_ALIAS_NOT_UNIQUE|keys named)/);
+  }, 60_000);
 });
