@@ -33,6 +33,7 @@ import type { KeyProtectPort } from '../../src/app/ports.js';
 import type { AdoptGroupInput, CreateGroupInput, RotationService } from '../../src/app/service.js';
 import { type GroupId, type InstanceId, KeyMaterial, type RegionId } from '../../src/core/index.js';
 import type { RotationRun } from '../../src/rotation/index.js';
+import { phase } from '../support/childProcess.js';
 import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../support/localStack.js';
 import { leakedSecrets, SimulatedCrash } from '../support/rotationHarness.js';
 import { bundledLauncher, type CrashLauncher, type CrashWorker, spawnCrashWorker } from './_lib/crashProcess.js';
@@ -64,19 +65,6 @@ function takeWorker(): CrashWorker {
   const w = spare ?? spawnCrashWorker(launcher, s, s.config);
   spare = spawnCrashWorker(launcher, s, s.config);
   return w;
-}
-
-/** `p`, or a rejection naming the phase after `ms`: every phase of a SIGKILL case is bounded. */
-async function phase<T>(name: string, ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`phase "${name}" took more than ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Keys made with this name (successful `kms.secrets.create` events). */
