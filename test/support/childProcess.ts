@@ -87,3 +87,16 @@ export function storesFromEnv(logger?: Logger) {
     ...(logger ? { logger } : {}),
   });
 }
+
+/** `p`, or a rejection naming the phase once `ms` passed: each phase of a child's life gets its own bound. */
+export async function phase<T>(name: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`phase "${name}" took more than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Group } from '../../../src/core/index.js';
 import { expectChain } from '../../support/assertions.js';
 import { bundleChild } from '../../support/bundleChild.js';
-import { childEnv } from '../../support/childProcess.js';
+import { childEnv, phase } from '../../support/childProcess.js';
 import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
 import { leakedSecrets, SimulatedCrash } from '../../support/rotationHarness.js';
 
@@ -75,18 +75,7 @@ describe('crash injection over HTTP', () => {
   );
 
   it('a real child process SIGKILLed after staging, before promotion: resuming completes with the same material', async () => {
-    // Each phase has its own bound, so a failure says where it waited.
-    const phase = async <T>(name: string, ms: number, p: Promise<T>): Promise<T> => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`phase "${name}" took more than ${ms} ms`)), ms);
-      });
-      try {
-        return await Promise.race([p, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
+    // Each phase has its own bound (`phase`), so a failure says where it waited.
     // The child is an esbuild bundle (a plain node start; tsx would compile the sources at every start).
     const bundle = await phase(
       'bundle the child',

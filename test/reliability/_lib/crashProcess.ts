@@ -1,5 +1,5 @@
 /**
- * Parent side of the crash matrix's child workers (`crashWorker.ts`): builds the worker once (an esbuild bundle —
+ * Parent side of the crash matrices' child workers (`crashWorker.ts`; crash-matrix.test.ts, crash-kinds.test.ts): builds the worker once (an esbuild bundle —
  * a node start without tsx's on-the-fly compilation — or tsx, for comparison), spawns pre-started workers against
  * a {@link LocalStack}, hands one a run, waits for its marker and SIGKILLs it.
  */
