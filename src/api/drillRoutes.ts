@@ -3,7 +3,15 @@
  * /v1/groups/{groupId}/drills`. Schemas: `openapiDr.ts`.
  */
 import type { DrillService, Stores } from '../app/index.js';
-import type { DrillCheckpoint, DrillRecord, Group, GroupId, HttpResponse, Trigger } from '../core/index.js';
+import type {
+  DrillCheckpoint,
+  DrillRecord,
+  EvidenceRecord,
+  Group,
+  GroupId,
+  HttpResponse,
+  Trigger,
+} from '../core/index.js';
 import { AppError, asGroupId, jsonResponse, keyProtectEndpoints } from '../core/index.js';
 import { checkLineageText } from '../lineage/index.js';
 import type { Principal } from './auth.js';
@@ -35,9 +43,9 @@ export interface DrRouteDeps {
 export const ENDPOINTS_REFRESH_SECONDS = 300;
 
 /** The drill record as stored (exactly its fields, so its hash can be recomputed from the response). */
-export function drillView(r: DrillRecord): DrillRecord {
-  const { _id: _i, _rev: _r, ...rest } = r as DrillRecord & { _id?: string; _rev?: string };
-  return JSON.parse(JSON.stringify(rest)) as DrillRecord;
+export function drillView<R extends DrillRecord | EvidenceRecord>(r: R): R {
+  const { _id: _i, _rev: _r, ...rest } = r as R & { _id?: string; _rev?: string };
+  return JSON.parse(JSON.stringify(rest)) as R;
 }
 
 export function drillCheckpointView(c: DrillCheckpoint): DrillCheckpoint {

@@ -1,5 +1,12 @@
 import type { ExportPosition } from '../app/index.js';
-import type { DrillRecord, GroupId, HttpResponse, LineageMember, LineageRecord } from '../core/index.js';
+import type {
+  DrillRecord,
+  EvidenceRecord,
+  GroupId,
+  HttpResponse,
+  LineageMember,
+  LineageRecord,
+} from '../core/index.js';
 import { AppError } from '../core/index.js';
 import { FORMULA_LEADING } from '../lineage/index.js';
 import { parseExportLimit } from './params.js';
@@ -295,7 +302,10 @@ export function recordsFromJsonl(text: string): LineageRecord[] {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as LineageRecord)
-    .filter((r) => (r as { kind?: unknown }).kind !== 'drill');
+    .filter((r) => {
+      const kind = (r as { kind?: unknown }).kind;
+      return kind !== 'drill' && kind !== 'evidence';
+    });
 }
 
 /** The DR drill records of a JSONL export (lines with `"kind": "drill"`, after the generations). */
@@ -305,4 +315,13 @@ export function drillsFromJsonl(text: string): DrillRecord[] {
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as DrillRecord)
     .filter((r) => r.kind === 'drill');
+}
+
+/** The late evidence records of a JSONL export (lines with `"kind": "evidence"`, after the generations). */
+export function evidenceFromJsonl(text: string): EvidenceRecord[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as EvidenceRecord)
+    .filter((r) => r.kind === 'evidence');
 }

@@ -282,6 +282,19 @@ export interface DrillCheckpoint {
   signature: string;
 }
 
+/** A signed statement of an evidence chain head (`chain: "evidence"`: never a generation or drill checkpoint). */
+export interface EvidenceCheckpoint {
+  chain: 'evidence';
+  groupId: GroupId;
+  seq: number;
+  headHash: string;
+  signedAtMs: number;
+  keyId: string;
+  algorithm: 'Ed25519';
+  /** base64 Ed25519 signature over the canonical JSON of the other fields. */
+  signature: string;
+}
+
 /** A group's drill schedule (absent or disabled: no scheduled drills; operators can always run one). */
 export interface DrillSchedule {
   intervalMs: number;

@@ -36,6 +36,7 @@ export {
   buildEvidenceRecord,
   type EvidenceChainReport,
   type EvidenceRecordInput,
+  signEvidenceCheckpoint,
   verifyEvidenceChain,
 } from './evidence.js';
 export {

@@ -356,13 +356,16 @@ describe('rotation service (fake ports)', () => {
       [2, 2, p.crn, 'late-2'],
     ]);
     expect(chain.every((r) => r.generationHash === record.hash && r.runId === run.id)).toBe(true);
-    expect(verifyEvidenceChain(chain, await w.stores.lineage.chain(group.id))).toMatchObject({ ok: true, records: 2 });
+    expect(verifyEvidenceChain(chain, await w.stores.lineage.chain(group.id))).toMatchObject({ ok: true, length: 2 });
     // and it stays on the run too
     const after = await w.service.getRun(run.id);
     expect(after.members.find((x) => x.crn === d.crn)!.evidence.map((e) => e.eventId)).toEqual(['late-1']);
     // a tampered record breaks the chain
     const forged = chain.map((r) => (r.seq === 1 ? { ...r, evidence: { ...r.evidence, initiator: 'mallory' } } : r));
-    expect(verifyEvidenceChain(forged, await w.stores.lineage.chain(group.id)).problems[0]).toContain('evidence 1');
+    expect(verifyEvidenceChain(forged, await w.stores.lineage.chain(group.id)).breaks[0]).toMatchObject({
+      seq: 1,
+      kind: 'hash-mismatch',
+    });
   });
 
   it('adds a region by replaying every escrowed generation, one per allowed hour', async () => {
