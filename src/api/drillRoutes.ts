@@ -1,11 +1,12 @@
 /**
  * The DR routes: `GET /v1/groups/{groupId}/endpoints` (what the failover client reads), `GET|POST
- * /v1/groups/{groupId}/drills`. Schemas: `openapiDr.ts`.
+ * /v1/groups/{groupId}/drills`, and the other chain of its own, `GET /v1/groups/{groupId}/evidence` (late evidence). Schemas: `openapiDr.ts`.
  */
 import type { DrillService, Stores } from '../app/index.js';
 import type {
   DrillCheckpoint,
   DrillRecord,
+  EvidenceCheckpoint,
   EvidenceRecord,
   Group,
   GroupId,
@@ -48,10 +49,14 @@ export function drillView<R extends DrillRecord | EvidenceRecord>(r: R): R {
   return JSON.parse(JSON.stringify(rest)) as R;
 }
 
-export function drillCheckpointView(c: DrillCheckpoint): DrillCheckpoint {
+/** The fields of a drill or evidence checkpoint a response carries (nothing a store added). */
+export function drillCheckpointView<C extends DrillCheckpoint | EvidenceCheckpoint>(c: C): C {
   const { chain, groupId, seq, headHash, signedAtMs, keyId, algorithm, signature } = c;
-  return { chain, groupId, seq, headHash, signedAtMs, keyId, algorithm, signature };
+  return { chain, groupId, seq, headHash, signedAtMs, keyId, algorithm, signature } as C;
 }
+
+/** The fields of an evidence checkpoint a response carries. */
+export const evidenceCheckpointView = (c: EvidenceCheckpoint): EvidenceCheckpoint => drillCheckpointView(c);
 
 /** Each member's role, region, Key Protect URLs, instance, key, ring and health as the latest drill found it. */
 export function endpointsView(group: Group, endpoints: Readonly<Record<string, string>>, nowMs: number) {
@@ -114,6 +119,30 @@ export function createDrRoutes(deps: DrRouteDeps): Route[] {
           scope,
         ),
         checkpoint: latest ? drillCheckpointView(latest) : null,
+      });
+    }),
+    deps.fromOp(OPERATIONS.listEvidence, 'read', async ({ input, params }) => {
+      const groupId = asGroupId(params.groupId);
+      const limit = input.query.limit as number;
+      const scope = `evidence:${groupId}`;
+      const cursor = input.query.cursor === undefined ? undefined : decodeCursor(input.query.cursor as string, scope);
+      await deps.requireGroup(groupId);
+      const evidence = deps.stores.evidence;
+      if (!evidence) throw new AppError('CONFIG_INVALID', 'This deployment stores no late evidence chain');
+      const [page, checkpoints] = await Promise.all([
+        evidence.list(groupId, { limit, ...(cursor ? { cursor } : {}) }),
+        evidence.checkpoints(groupId),
+      ]);
+      const latest = [...checkpoints].sort((a, b) => b.seq - a.seq || b.signedAtMs - a.signedAtMs)[0];
+      return jsonResponse(200, {
+        ...deps.page(
+          `${deps.basePath}/v1/groups/${groupId}/evidence`,
+          limit,
+          page.items.map(drillView),
+          page.next,
+          scope,
+        ),
+        checkpoint: latest ? evidenceCheckpointView(latest) : null,
       });
     }),
     deps.fromOp(OPERATIONS.runDrill, 'act', async ({ input, params, principal }): Promise<HttpResponse> => {

@@ -20,7 +20,7 @@ import {
   verifyDrillChain,
   verifyEvidenceChain,
 } from '../lineage/index.js';
-import { drillCheckpointView } from './drillRoutes.js';
+import { drillCheckpointView, evidenceCheckpointView } from './drillRoutes.js';
 import { checkpointView } from './views.js';
 
 /** What `GET /v1/groups/{groupId}/proof` returns. */
@@ -294,12 +294,6 @@ function latestSeqCheckpoint<C extends { seq: number; signedAtMs: number }>(cps:
     (x, c) => (x === undefined || c.seq > x.seq || (c.seq === x.seq && c.signedAtMs > x.signedAtMs) ? c : x),
     undefined,
   );
-}
-
-/** The fields of an evidence checkpoint a response carries (nothing a store added). */
-export function evidenceCheckpointView(c: EvidenceCheckpoint): EvidenceCheckpoint {
-  const { chain, groupId, seq, headHash, signedAtMs, keyId, algorithm, signature } = c;
-  return { chain, groupId, seq, headHash, signedAtMs, keyId, algorithm, signature };
 }
 
 /** The generation records the evidence records name: from `newest`, else read by generation (absent when none). */

@@ -841,6 +841,20 @@ export const SCHEMAS = {
     },
     ['ok', 'length', 'breaks', 'checkpoints', 'unsigned'],
   ),
+  EvidenceCollection: obj(
+    'A page of late evidence records, newest first, with the latest signed evidence checkpoint',
+    {
+      items: list('The evidence records of this page', ref('EvidenceRecord'), 200),
+      limit: int('The page size used', 1, 200),
+      first: ref('PageLink'),
+      next: ref('NextPageLink'),
+      checkpoint: {
+        description: 'Latest signed evidence checkpoint (null if none)',
+        oneOf: [{ type: ['null'] }, ref('EvidenceCheckpoint')],
+      },
+    },
+    ['items', 'limit', 'first', 'checkpoint'],
+  ),
   DrillCollection: obj(
     'A page of drill records, newest first, with the latest signed drill checkpoint',
     {

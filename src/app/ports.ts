@@ -273,6 +273,8 @@ export interface EvidenceRepository {
   head(groupId: GroupId): Promise<EvidenceRecord | undefined>;
   /** Every record of the group, in `seq` order. */
   chain(groupId: GroupId): Promise<EvidenceRecord[]>;
+  /** A page of records, newest first (`next`: the seq to continue from). */
+  list(groupId: GroupId, opts: { limit: number; cursor?: string }): Promise<Page<EvidenceRecord>>;
   /** Stores a signed evidence chain head (create-only; storing the same checkpoint again is a no-op). */
   putCheckpoint(cp: EvidenceCheckpoint): Promise<void>;
   /** Every evidence checkpoint of the group, by (`seq`, `signedAtMs`). */

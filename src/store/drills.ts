@@ -41,19 +41,7 @@ export class CloudantDrillRepository implements DrillRepository {
   }
 
   async list(groupId: GroupId, opts: { limit: number; cursor?: string }): Promise<Page<DrillRecord>> {
-    const limit = checkLimit(opts.limit, 200);
-    const p = `drill:${asGroupId(groupId)}:`;
-    let start = `${p}\ufff0`;
-    if (opts.cursor !== undefined) {
-      if (!/^\d{1,10}$/.test(opts.cursor)) {
-        throw new AppError('INVALID_CURSOR', 'The cursor is not one this API issued', { details: { field: 'cursor' } });
-      }
-      start = drillDocId(groupId, Number(opts.cursor));
-    }
-    const docs = await this.col.range<DrillRecord>({ startKey: start, endKey: p, limit: limit + 1, descending: true });
-    const items = docs.slice(0, limit).map((d) => d.data);
-    const extra = docs[limit];
-    return { items, ...(extra ? { next: String(extra.data.seq) } : {}) };
+    return listNewestFirst<DrillRecord>(this.col, `drill:${asGroupId(groupId)}:`, opts);
   }
 
   async chain(groupId: GroupId): Promise<DrillRecord[]> {
@@ -94,4 +82,24 @@ export async function allWithPrefix<T>(col: Collection, prefix: string): Promise
     if (!extra) return out;
     start = extra._id;
   }
+}
+
+/** A page of a seq chain stored under `prefix<seq>`, newest first; the cursor is the seq to continue from. */
+export async function listNewestFirst<T extends { seq: number }>(
+  col: Collection,
+  prefix: string,
+  opts: { limit: number; cursor?: string },
+): Promise<Page<T>> {
+  const limit = checkLimit(opts.limit, 200);
+  let start = `${prefix}\ufff0`;
+  if (opts.cursor !== undefined) {
+    if (!/^\d{1,10}$/.test(opts.cursor)) {
+      throw new AppError('INVALID_CURSOR', 'The cursor is not one this API issued', { details: { field: 'cursor' } });
+    }
+    start = `${prefix}${padGeneration(Number(opts.cursor))}`;
+  }
+  const docs = await col.range<T>({ startKey: start, endKey: prefix, limit: limit + 1, descending: true });
+  const items = docs.slice(0, limit).map((d) => d.data);
+  const extra = docs[limit];
+  return { items, ...(extra ? { next: String(extra.data.seq) } : {}) };
 }

@@ -5,12 +5,12 @@
  * `evidencecp:<groupId>:<seq>:<signedAtMs>`. Create-only: a second record with
  * the same `seq` is a `STORE_CONFLICT` (the caller re-reads the head and chains after it).
  */
-import type { EvidenceRepository } from '../app/ports.js';
+import type { EvidenceRepository, Page } from '../app/ports.js';
 import type { EvidenceCheckpoint, EvidenceRecord, GroupId } from '../core/index.js';
 import { AppError, asGroupId } from '../core/index.js';
 import type { Collection } from './collection.js';
 import { checkInt, checkString, encode, padGeneration } from './documents.js';
-import { allWithPrefix, createOnce } from './drills.js';
+import { allWithPrefix, createOnce, listNewestFirst } from './drills.js';
 
 const evidenceDocId = (groupId: GroupId, seq: number) => `evidence:${groupId}:${padGeneration(seq)}`;
 const checkpointDocId = (c: EvidenceCheckpoint) =>
@@ -43,6 +43,10 @@ export class CloudantEvidenceRepository implements EvidenceRepository {
       descending: true,
     });
     return doc?.data;
+  }
+
+  async list(groupId: GroupId, opts: { limit: number; cursor?: string }): Promise<Page<EvidenceRecord>> {
+    return listNewestFirst<EvidenceRecord>(this.col, `evidence:${asGroupId(groupId)}:`, opts);
   }
 
   async chain(groupId: GroupId): Promise<EvidenceRecord[]> {

@@ -266,6 +266,13 @@ export function createMemoryStores(): MemoryStores {
       async chain(groupId) {
         return evidence.filter((x) => x.groupId === groupId).sort((a, b) => a.seq - b.seq);
       },
+      async list(groupId, opts) {
+        const all = evidence.filter((x) => x.groupId === groupId).sort((a, b) => b.seq - a.seq);
+        const from = opts.cursor === undefined ? 0 : all.findIndex((x) => x.seq <= Number(opts.cursor));
+        const items = from < 0 ? [] : all.slice(from, from + opts.limit);
+        const extra = from < 0 ? undefined : all[from + opts.limit];
+        return { items, ...(extra ? { next: String(extra.seq) } : {}) };
+      },
       async putCheckpoint(cp) {
         if (!evidenceCheckpoints.some((c) => JSON.stringify(c) === JSON.stringify(cp)))
           evidenceCheckpoints.push(copy(cp));

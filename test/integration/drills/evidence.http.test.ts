@@ -137,6 +137,21 @@ describe('late Activity Tracker evidence for auditors', () => {
       evidence: { records: evidence, checkpoints: [body.evidenceCheckpoint] },
     });
     expect(offline.evidence).toMatchObject({ ok: true, length: 2, signedThroughSeq: 2 });
+    // the auditor's list, newest first and paged, with the latest signed head
+    const page = (await http.request('GET', `/v1/groups/${group.id}/evidence?limit=1`, { token: auditor })).json();
+    expect(page.items.map((e: EvidenceRecord) => e.seq)).toEqual([2]);
+    expect(page.checkpoint).toMatchObject({ chain: 'evidence', seq: 2 });
+    const rest = (
+      await http.request(
+        'GET',
+        `/v1/groups/${group.id}/evidence?limit=1&cursor=${encodeURIComponent(page.next.cursor)}`,
+        { token: auditor },
+      )
+    ).json();
+    expect(rest.items).toEqual([evidence[0]]);
+    expect(rest.next).toBeUndefined();
+    expect((await http.request('GET', `/v1/groups/${group.id}/evidence`)).status).toBe(401);
+    expect((await http.request('GET', '/v1/groups/nogroup/evidence', { token: auditor })).status).toBe(404);
     const audit = await cli('--json', 'audit', 'verify', group.id);
     expect(audit.code, audit.stderr).toBe(0);
     expect(audit.json()).toMatchObject({
