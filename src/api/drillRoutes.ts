@@ -91,6 +91,32 @@ export function createDrRoutes(deps: DrRouteDeps): Route[] {
     if (!deps.stores.drills) throw new AppError('CONFIG_INVALID', 'This deployment stores no DR drills');
     return deps.stores.drills;
   };
+  /** A page of one of the group's seq chains, newest first, with its latest signed head. */
+  async function listChain<R extends DrillRecord | EvidenceRecord, C extends DrillCheckpoint | EvidenceCheckpoint>(
+    name: 'drills' | 'evidence',
+    store: () => {
+      list(groupId: GroupId, opts: { limit: number; cursor?: string }): Promise<{ items: R[]; next?: string }>;
+      checkpoints(groupId: GroupId): Promise<C[]>;
+    },
+    input: { query: Record<string, unknown> },
+    params: Record<string, string>,
+  ): Promise<HttpResponse> {
+    const groupId = asGroupId(params.groupId);
+    const limit = input.query.limit as number;
+    const scope = `${name}:${groupId}`;
+    const cursor = input.query.cursor === undefined ? undefined : decodeCursor(input.query.cursor as string, scope);
+    await deps.requireGroup(groupId);
+    const chain = store();
+    const [page, checkpoints] = await Promise.all([
+      chain.list(groupId, { limit, ...(cursor ? { cursor } : {}) }),
+      chain.checkpoints(groupId),
+    ]);
+    const latest = [...checkpoints].sort((a, b) => b.seq - a.seq || b.signedAtMs - a.signedAtMs)[0];
+    return jsonResponse(200, {
+      ...deps.page(`${deps.basePath}/v1/groups/${groupId}/${name}`, limit, page.items.map(drillView), page.next, scope),
+      checkpoint: latest ? drillCheckpointView(latest) : null,
+    });
+  }
   return [
     deps.fromOp(OPERATIONS.getGroupEndpoints, 'read', async ({ params }) => {
       const group = await deps.requireGroup(asGroupId(params.groupId));
@@ -98,53 +124,18 @@ export function createDrRoutes(deps: DrRouteDeps): Route[] {
         'cache-control': `private, max-age=${ENDPOINTS_REFRESH_SECONDS}`,
       });
     }),
-    deps.fromOp(OPERATIONS.listDrills, 'read', async ({ input, params }) => {
-      const groupId = asGroupId(params.groupId);
-      const limit = input.query.limit as number;
-      const scope = `drills:${groupId}`;
-      const cursor = input.query.cursor === undefined ? undefined : decodeCursor(input.query.cursor as string, scope);
-      await deps.requireGroup(groupId);
-      const drills = repo();
-      const [page, checkpoints] = await Promise.all([
-        drills.list(groupId, { limit, ...(cursor ? { cursor } : {}) }),
-        drills.checkpoints(groupId),
-      ]);
-      const latest = [...checkpoints].sort((a, b) => b.seq - a.seq || b.signedAtMs - a.signedAtMs)[0];
-      return jsonResponse(200, {
-        ...deps.page(
-          `${deps.basePath}/v1/groups/${groupId}/drills`,
-          limit,
-          page.items.map(drillView),
-          page.next,
-          scope,
-        ),
-        checkpoint: latest ? drillCheckpointView(latest) : null,
-      });
-    }),
-    deps.fromOp(OPERATIONS.listEvidence, 'read', async ({ input, params }) => {
-      const groupId = asGroupId(params.groupId);
-      const limit = input.query.limit as number;
-      const scope = `evidence:${groupId}`;
-      const cursor = input.query.cursor === undefined ? undefined : decodeCursor(input.query.cursor as string, scope);
-      await deps.requireGroup(groupId);
-      const evidence = deps.stores.evidence;
-      if (!evidence) throw new AppError('CONFIG_INVALID', 'This deployment stores no late evidence chain');
-      const [page, checkpoints] = await Promise.all([
-        evidence.list(groupId, { limit, ...(cursor ? { cursor } : {}) }),
-        evidence.checkpoints(groupId),
-      ]);
-      const latest = [...checkpoints].sort((a, b) => b.seq - a.seq || b.signedAtMs - a.signedAtMs)[0];
-      return jsonResponse(200, {
-        ...deps.page(
-          `${deps.basePath}/v1/groups/${groupId}/evidence`,
-          limit,
-          page.items.map(drillView),
-          page.next,
-          scope,
-        ),
-        checkpoint: latest ? evidenceCheckpointView(latest) : null,
-      });
-    }),
+    deps.fromOp(OPERATIONS.listDrills, 'read', ({ input, params }) => listChain('drills', repo, input, params)),
+    deps.fromOp(OPERATIONS.listEvidence, 'read', ({ input, params }) =>
+      listChain(
+        'evidence',
+        () => {
+          if (!deps.stores.evidence) throw new AppError('CONFIG_INVALID', 'This deployment stores no evidence chain');
+          return deps.stores.evidence;
+        },
+        input,
+        params,
+      ),
+    ),
     deps.fromOp(OPERATIONS.runDrill, 'act', async ({ input, params, principal }): Promise<HttpResponse> => {
       const groupId = asGroupId(params.groupId);
       const body = (input.body ?? {}) as { reason?: string };

@@ -296,32 +296,24 @@ export function recordsFromCsv(text: string): LineageRecord[] {
   return out;
 }
 
-/** Parses a JSONL export back into records. */
-export function recordsFromJsonl(text: string): LineageRecord[] {
-  return text
+/** The parsed lines of a JSONL export. */
+const jsonlLines = (text: string): Array<{ kind?: unknown }> =>
+  text
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as LineageRecord)
-    .filter((r) => {
-      const kind = (r as { kind?: unknown }).kind;
-      return kind !== 'drill' && kind !== 'evidence';
-    });
+    .map((l) => JSON.parse(l) as { kind?: unknown });
+
+/** Parses a JSONL export back into records (the generation records: drill and evidence lines are skipped). */
+export function recordsFromJsonl(text: string): LineageRecord[] {
+  return jsonlLines(text).filter((r) => r.kind !== 'drill' && r.kind !== 'evidence') as LineageRecord[];
 }
 
 /** The DR drill records of a JSONL export (lines with `"kind": "drill"`, after the generations). */
 export function drillsFromJsonl(text: string): DrillRecord[] {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as DrillRecord)
-    .filter((r) => r.kind === 'drill');
+  return jsonlLines(text).filter((r) => r.kind === 'drill') as DrillRecord[];
 }
 
 /** The late evidence records of a JSONL export (lines with `"kind": "evidence"`, after the generations). */
 export function evidenceFromJsonl(text: string): EvidenceRecord[] {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as EvidenceRecord)
-    .filter((r) => r.kind === 'evidence');
+  return jsonlLines(text).filter((r) => r.kind === 'evidence') as EvidenceRecord[];
 }

@@ -5,7 +5,7 @@
  * Pure: no I/O, clock or randomness.
  */
 import { sign, verify } from 'node:crypto';
-import { AppError, asGroupId, type GroupId, type LineageRecord } from '../core/index.js';
+import { AppError, asGroupId, type GroupId, type LineageRecord, type SeqCheckpoint } from '../core/index.js';
 import { canonicalJson } from './canonicalJson.js';
 import type { CheckpointSigner } from './checkpoint.js';
 import {
@@ -17,19 +17,7 @@ import {
 } from './keys.js';
 import { GENESIS_PREV_HASH, hashRecord } from './record.js';
 
-export type SeqChainName = 'drills' | 'evidence';
-
-/** A signed head of a seq chain (DrillCheckpoint, EvidenceCheckpoint). */
-export interface SeqCheckpoint<C extends SeqChainName = SeqChainName> {
-  chain: C;
-  groupId: GroupId;
-  seq: number;
-  headHash: string;
-  signedAtMs: number;
-  keyId: string;
-  algorithm: 'Ed25519';
-  signature: string;
-}
+export type SeqChainName = SeqCheckpoint['chain'];
 
 interface SeqRecord {
   groupId: string;

@@ -6,9 +6,6 @@
  * in the database is located by both.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createApi,
@@ -18,11 +15,11 @@ import {
   serveHttp,
 } from '../../../src/api/index.js';
 import type { RotationService } from '../../../src/app/index.js';
-import { runCli } from '../../../src/cli/cli.js';
 import type { EvidenceRecord, Group } from '../../../src/core/index.js';
 import { checkpointKeyring, hashRecord, verifyChain } from '../../../src/lineage/index.js';
 import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
 import { createHttpClient } from '../api/support.js';
+import { cliAgainst } from './cli.js';
 
 const DB_PREFIX = `ev${Date.now().toString(36)}-`;
 let s: LocalStack;
@@ -60,23 +57,7 @@ async function evidenceDoc(seq: number) {
   };
 }
 
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(argv, {
-    stdout: (t) => out.push(t),
-    stderr: (t) => err.push(t),
-    env: {
-      LOCKSTEP_API_URL: server.url,
-      LOCKSTEP_IAM_URL: s.stack.iam.url,
-      LOCKSTEP_API_KEY: s.stack.iam.apiKeyFor('auditor'),
-    },
-    cwd: mkdtempSync(join(tmpdir(), 'lockstep-evidence-cli-')),
-    isTty: false,
-    interrupted: new Promise(() => {}),
-  });
-  return { code, json: () => JSON.parse(out.join('')), stderr: err.join('') };
-}
+const cli = (...argv: string[]) => cliAgainst(s, () => server.url, 'auditor')(...argv);
 
 const proof = async () => (await http.request('GET', `/v1/groups/${group.id}/proof`, { token: auditor })).json();
 
