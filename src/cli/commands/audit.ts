@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { drillsFromJsonl, evidenceFromJsonl, recordsFromJsonl } from '../../api/index.js';
 import type { Checkpoint, DrillCheckpoint, EvidenceCheckpoint } from '../../core/index.js';
-import { type ChainReport, checkpointKeyId, checkpointKeyring, verifyChain } from '../../lineage/index.js';
+import {
+  type ChainReport,
+  checkpointKeyId,
+  checkpointKeyring,
+  type SeqChainReport,
+  verifyChain,
+} from '../../lineage/index.js';
 import type { CliContext } from '../context.js';
 import { ExitCode, usageError } from '../exitCodes.js';
 import { formatTime, short } from '../format.js';
@@ -35,6 +41,26 @@ interface GroupAudit {
   drills: number;
   /** Late evidence records verified (their own chain; breaks are listed with kind `evidence-*`, numbered by seq). */
   evidence: number;
+}
+
+/** A seq chain's breaks and failed checkpoints as audit breaks (`drill-*`, `evidence-*`, numbered by seq). */
+function seqChainBreaks(prefix: 'drill' | 'evidence', report: SeqChainReport | undefined, unsigned: boolean) {
+  if (!report) return [];
+  return [
+    ...report.breaks.map((b) => ({ generation: b.seq, kind: `${prefix}-${b.kind}`, message: b.message })),
+    ...report.checkpoints
+      .filter((c) => c.status !== 'valid')
+      .map((c) => ({ generation: c.seq, kind: `${prefix}-checkpoint-${c.status}`, message: c.message })),
+    ...(unsigned
+      ? [
+          {
+            generation: report.headSeq ?? 0,
+            kind: `${prefix}-no-checkpoint`,
+            message: `no signed checkpoint covers the ${prefix === 'drill' ? 'drill' : 'late evidence'} chain`,
+          },
+        ]
+      : []),
+  ];
 }
 
 /**
@@ -109,40 +135,8 @@ export async function auditVerify(
         ...report.checkpoints
           .filter((c) => c.status !== 'valid')
           .map((c) => ({ generation: c.generation, kind: `checkpoint-${c.status}`, message: c.message })),
-        ...(report.drills?.breaks ?? []).map((b) => ({
-          generation: b.seq,
-          kind: `drill-${b.kind}`,
-          message: b.message,
-        })),
-        ...(report.drills?.checkpoints ?? [])
-          .filter((c) => c.status !== 'valid')
-          .map((c) => ({ generation: c.seq, kind: `drill-checkpoint-${c.status}`, message: c.message })),
-        ...(report.evidence?.breaks ?? []).map((b) => ({
-          generation: b.seq,
-          kind: `evidence-${b.kind}`,
-          message: b.message,
-        })),
-        ...(report.evidence?.checkpoints ?? [])
-          .filter((c) => c.status !== 'valid')
-          .map((c) => ({ generation: c.seq, kind: `evidence-checkpoint-${c.status}`, message: c.message })),
-        ...(unsignedEvidence
-          ? [
-              {
-                generation: evidence.length,
-                kind: 'evidence-no-checkpoint',
-                message: 'no signed checkpoint covers the late evidence chain',
-              },
-            ]
-          : []),
-        ...(drills.length > 0 && !drillCheckpoint
-          ? [
-              {
-                generation: drills.length,
-                kind: 'drill-no-checkpoint',
-                message: 'no signed checkpoint covers the drill chain',
-              },
-            ]
-          : []),
+        ...seqChainBreaks('drill', report.drills, drills.length > 0 && !drillCheckpoint),
+        ...seqChainBreaks('evidence', report.evidence, unsignedEvidence),
         ...(missingCheckpoint
           ? [
               {
