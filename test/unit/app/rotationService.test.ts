@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, type KeyId } from '../../../src/core/index.js';
-import { verifyEvidenceChain } from '../../../src/lineage/index.js';
+import { checkpointKeyPairFromSeed, checkpointKeyring, verifyEvidenceChain } from '../../../src/lineage/index.js';
 import type { RotationRun } from '../../../src/rotation/index.js';
 import { expectChain } from '../../support/assertions.js';
 import { kpError } from '../../support/fakeKeyProtect.js';
@@ -366,6 +366,45 @@ describe('rotation service (fake ports)', () => {
       seq: 1,
       kind: 'hash-mismatch',
     });
+  });
+
+  it('signs each appended evidence head (chain: evidence), and signs it on a retry when signing had failed', async () => {
+    const pair = checkpointKeyPairFromSeed(Buffer.alloc(32, 7));
+    const privateKey = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const w = fakeWorld({ checkpointSigning: { privateKey } });
+    const group = await createFakeGroup(w, 'signed', 1);
+    const run = await rotated(w, group.id);
+    const d = group.members[1]!;
+    const ev = (id: string) => ({
+      eventId: id,
+      action: 'kms.secrets.rotate',
+      eventTimeMs: w.clock.nowMs(),
+      initiator: 'lockstep',
+      outcome: 'success',
+    });
+    const store = w.stores.evidence!;
+    // Act: the first append's signature fails (the record is appended), then the event is delivered again
+    const put = store.putCheckpoint;
+    store.putCheckpoint = async () => {
+      throw new AppError('STORE_UNAVAILABLE', 'down');
+    };
+    await expect(w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-1'))).rejects.toThrow('down');
+    store.putCheckpoint = put;
+    expect(await store.checkpoints(group.id)).toEqual([]);
+    await w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-1'));
+    await w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-2'));
+    // Assert: both heads are signed and verify with the checkpoint key
+    const cps = await store.checkpoints(group.id);
+    expect(cps.map((c) => [c.chain, c.seq])).toEqual([
+      ['evidence', 1],
+      ['evidence', 2],
+    ]);
+    const report = verifyEvidenceChain(await store.chain(group.id), await w.stores.lineage.chain(group.id), {
+      groupId: group.id,
+      checkpoints: cps,
+      keys: checkpointKeyring([pair.publicKey]),
+    });
+    expect(report).toMatchObject({ ok: true, length: 2, signedThroughSeq: 2, unsigned: 0 });
   });
 
   it('adds a region by replaying every escrowed generation, one per allowed hour', async () => {
