@@ -54,6 +54,7 @@ export const HOW_TO_VERIFY: readonly string[] = [
   `Check each record's "prevHash" equals the previous record's "hash"; the first record's prevHash is ${GENESIS_PREV_HASH} (64 zeros), generations have no gaps.`,
   'Verify checkpoint.signature (base64 Ed25519) over the canonical JSON of the checkpoint without "signature" ({algorithm, generation, groupId, headHash, keyId, signedAtMs}) with the public key whose keyId matches; pin that key out of band (keyId = first 16 hex digits of SHA-256 of its SPKI DER).',
   'Check checkpoint.headHash equals the "hash" of the record of generation checkpoint.generation: nothing up to that generation was removed or rewritten; later records must chain onto it.',
+  'The last page ends with lines of "kind": "drill" and "kind": "evidence": two chains of their own (seq 1, 2, …), hashed and linked the same way; each evidence record\'s generationHash must equal the "hash" of the record of its generation. Their latest signed heads (drillCheckpoint, evidenceCheckpoint) sign {algorithm, chain, groupId, headHash, keyId, seq, signedAtMs}.',
 ];
 
 /** Trusted checkpoint keys, with ids derived from the keys themselves, and their SPKI PEM for auditors. */
