@@ -141,6 +141,19 @@ describe('late Activity Tracker evidence for auditors', () => {
     });
   });
 
+  it('the timeline page shows the evidence chain', async () => {
+    const login = await http.request('POST', '/ui/login', {
+      body: `token=${encodeURIComponent(auditor)}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    const cookie = (login.headers['set-cookie'] ?? '').split(';')[0] ?? '';
+    const page = await http.request('GET', `/ui/groups/${group.id}`, { headers: { cookie } });
+    expect(page.status).toBe(200);
+    const panel = /data-testid="evidence-panel">([\s\S]*?)<\/div>/.exec(page.text)?.[1] ?? '';
+    expect(panel).toMatch(/Evidence chain: 2 record\(s\)/);
+    expect(panel).toMatch(/signed through record 2/);
+  });
+
   it('an evidence record edited in the database is located by the proof and by audit verify (exit 3)', async () => {
     const doc = await evidenceDoc(1);
     const original = doc.data;
