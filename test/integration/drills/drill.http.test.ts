@@ -22,7 +22,7 @@ import { authenticatorFromConfig, createSwitchoverProbe } from '../../../src/key
 import { checkpointKeyring, verifyChain } from '../../../src/lineage/index.js';
 import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
 import { createHttpClient } from '../api/support.js';
-import { cliAgainst } from './cli.js';
+import { cliAgainst, groupPage } from './cli.js';
 
 let s: LocalStack;
 let group: Group;
@@ -280,12 +280,7 @@ describe('DR drills', () => {
   });
 
   it('the timeline page shows the latest drill and the drill chain', async () => {
-    const login = await http.request('POST', '/ui/login', {
-      body: `token=${encodeURIComponent(auditor)}`,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    });
-    const cookie = (login.headers['set-cookie'] ?? '').split(';')[0] ?? '';
-    const page = await http.request('GET', `/ui/groups/${group.id}`, { headers: { cookie } });
+    const page = await groupPage(http, auditor, group.id);
     expect(page.status).toBe(200);
     const panel = /data-testid="drill-panel">([\s\S]*?)<\/div>/.exec(page.text)?.[1] ?? '';
     expect(panel).toContain('data-testid="drill-result">passed');

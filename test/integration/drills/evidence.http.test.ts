@@ -19,7 +19,7 @@ import type { EvidenceRecord, Group } from '../../../src/core/index.js';
 import { checkpointKeyring, hashRecord, verifyChain } from '../../../src/lineage/index.js';
 import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
 import { createHttpClient } from '../api/support.js';
-import { cliAgainst } from './cli.js';
+import { cliAgainst, groupPage } from './cli.js';
 
 const DB_PREFIX = `ev${Date.now().toString(36)}-`;
 let s: LocalStack;
@@ -142,12 +142,7 @@ describe('late Activity Tracker evidence for auditors', () => {
   });
 
   it('the timeline page shows the evidence chain', async () => {
-    const login = await http.request('POST', '/ui/login', {
-      body: `token=${encodeURIComponent(auditor)}`,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    });
-    const cookie = (login.headers['set-cookie'] ?? '').split(';')[0] ?? '';
-    const page = await http.request('GET', `/ui/groups/${group.id}`, { headers: { cookie } });
+    const page = await groupPage(http, auditor, group.id);
     expect(page.status).toBe(200);
     const panel = /data-testid="evidence-panel">([\s\S]*?)<\/div>/.exec(page.text)?.[1] ?? '';
     expect(panel).toMatch(/Evidence chain: 2 record\(s\)/);

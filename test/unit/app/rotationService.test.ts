@@ -20,6 +20,15 @@ async function drive(w: FakeWorld, runId: string, maxPasses = 50): Promise<Rotat
   return w.service.getRun(runId);
 }
 
+/** An Activity Tracker event of lockstep's own rotate call, arriving now. */
+const lateEvent = (w: FakeWorld, eventId: string) => ({
+  eventId,
+  action: 'kms.secrets.rotate',
+  eventTimeMs: w.clock.nowMs(),
+  initiator: 'lockstep',
+  outcome: 'success',
+});
+
 async function rotated(w: FakeWorld, groupId: string) {
   w.clock.advance(HOUR + 1);
   const { runId } = await w.service.rotateNow(groupId, { trigger: op });
@@ -336,13 +345,7 @@ describe('rotation service (fake ports)', () => {
     const group = await createFakeGroup(w, 'late', 1);
     const run = await rotated(w, group.id);
     const record = await w.stores.lineage.get(group.id, 2);
-    const ev = (id: string) => ({
-      eventId: id,
-      action: 'kms.secrets.rotate',
-      eventTimeMs: w.clock.nowMs(),
-      initiator: 'lockstep',
-      outcome: 'success',
-    });
+    const ev = (id: string) => lateEvent(w, id);
     const [p, d] = [group.members[0]!, group.members[1]!];
     // Act: two late events (one twice), on two members
     await w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-1'));
@@ -375,13 +378,7 @@ describe('rotation service (fake ports)', () => {
     const group = await createFakeGroup(w, 'signed', 1);
     const run = await rotated(w, group.id);
     const d = group.members[1]!;
-    const ev = (id: string) => ({
-      eventId: id,
-      action: 'kms.secrets.rotate',
-      eventTimeMs: w.clock.nowMs(),
-      initiator: 'lockstep',
-      outcome: 'success',
-    });
+    const ev = (id: string) => lateEvent(w, id);
     const store = w.stores.evidence!;
     // Act: the first append's signature fails (the record is appended), then the event is delivered again
     const put = store.putCheckpoint;
