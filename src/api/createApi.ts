@@ -152,6 +152,12 @@ export function createApi(deps: ApiDeps): ApiHandler {
         for (const d of await stores.drills.chain(id)) chunks.push(`${JSON.stringify(drillView(d))}\n`);
       }
     }
+    // Late Activity Tracker evidence records follow on the same page (lines with "kind": "evidence").
+    if (!more && format === 'jsonl' && stores.evidence) {
+      for (const id of groupId ? [groupId] : await allGroupIds()) {
+        for (const e of await stores.evidence.chain(id)) chunks.push(`${JSON.stringify(drillView(e))}\n`);
+      }
+    }
     const stamp = new Date(deps.clock.nowMs()).toISOString().slice(0, 10);
     const name = `lockstep-lineage${groupId ? `-${groupId}` : ''}-${stamp}${after ? '-continued' : ''}.${format}`;
     const headers: Record<string, string> = {

@@ -1,5 +1,12 @@
 import type { ExportPosition } from '../app/index.js';
-import type { DrillRecord, GroupId, HttpResponse, LineageMember, LineageRecord } from '../core/index.js';
+import type {
+  DrillRecord,
+  EvidenceRecord,
+  GroupId,
+  HttpResponse,
+  LineageMember,
+  LineageRecord,
+} from '../core/index.js';
 import { AppError } from '../core/index.js';
 import { FORMULA_LEADING } from '../lineage/index.js';
 import { parseExportLimit } from './params.js';
@@ -289,20 +296,24 @@ export function recordsFromCsv(text: string): LineageRecord[] {
   return out;
 }
 
-/** Parses a JSONL export back into records. */
-export function recordsFromJsonl(text: string): LineageRecord[] {
-  return text
+/** The parsed lines of a JSONL export. */
+const jsonlLines = (text: string): Array<{ kind?: unknown }> =>
+  text
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as LineageRecord)
-    .filter((r) => (r as { kind?: unknown }).kind !== 'drill');
+    .map((l) => JSON.parse(l) as { kind?: unknown });
+
+/** Parses a JSONL export back into records (the generation records: drill and evidence lines are skipped). */
+export function recordsFromJsonl(text: string): LineageRecord[] {
+  return jsonlLines(text).filter((r) => r.kind !== 'drill' && r.kind !== 'evidence') as LineageRecord[];
 }
 
 /** The DR drill records of a JSONL export (lines with `"kind": "drill"`, after the generations). */
 export function drillsFromJsonl(text: string): DrillRecord[] {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as DrillRecord)
-    .filter((r) => r.kind === 'drill');
+  return jsonlLines(text).filter((r) => r.kind === 'drill') as DrillRecord[];
+}
+
+/** The late evidence records of a JSONL export (lines with `"kind": "evidence"`, after the generations). */
+export function evidenceFromJsonl(text: string): EvidenceRecord[] {
+  return jsonlLines(text).filter((r) => r.kind === 'evidence') as EvidenceRecord[];
 }

@@ -10,6 +10,7 @@ export {
   drillsFromJsonl,
   EXPORT_FORMATS,
   type ExportFormat,
+  evidenceFromJsonl,
   parseCsv,
   recordsFromCsv,
   recordsFromJsonl,

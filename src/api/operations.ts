@@ -592,6 +592,24 @@ export const OPERATIONS = {
       ...bearerErrors,
     },
   },
+  listEvidence: {
+    operationId: 'listEvidence',
+    method: 'GET',
+    path: '/v1/groups/{groupId}/evidence',
+    summary: 'Late Activity Tracker evidence records of a group, newest first',
+    description:
+      'Activity Tracker evidence of lockstep’s own calls that arrived after its generation record was written: a chain of its own per group, each record naming that generation record by its hash, newest first, with the latest signed evidence checkpoint. The proof verifies the chain (`chain.evidence`); the JSONL export carries it as `"kind":"evidence"` lines.',
+    tags: ['Lineage'],
+    security: 'bearer',
+    parameters: [P.groupId, P.limit, P.cursor],
+    responses: {
+      '200': json('A page of evidence records', ref('EvidenceCollection'), {
+        example: { items: [], limit: 50, first: { href: '/v1/groups/payments/evidence?limit=50' }, checkpoint: null },
+      }),
+      ...groupNotFound,
+      ...bearerErrors,
+    },
+  },
   runDrill: {
     operationId: 'runDrill',
     method: 'POST',

@@ -1,5 +1,14 @@
 import type { Stores } from '../app/index.js';
-import type { Checkpoint, Clock, DrillCheckpoint, GroupId, LineageRecord } from '../core/index.js';
+import {
+  type Checkpoint,
+  type Clock,
+  type DrillCheckpoint,
+  type EvidenceCheckpoint,
+  type EvidenceRecord,
+  type GroupId,
+  hasCode,
+  type LineageRecord,
+} from '../core/index.js';
 import {
   type ChainReport,
   type CheckpointKeyring,
@@ -9,8 +18,9 @@ import {
   loadCheckpointPublicKey,
   verifyChain,
   verifyDrillChain,
+  verifyEvidenceChain,
 } from '../lineage/index.js';
-import { drillCheckpointView } from './drillRoutes.js';
+import { drillCheckpointView, evidenceCheckpointView } from './drillRoutes.js';
 import { checkpointView } from './views.js';
 
 /** What `GET /v1/groups/{groupId}/proof` returns. */
@@ -23,6 +33,8 @@ export interface ProofDocument {
   checkpoint: Checkpoint | null;
   /** The latest signed head of the group's DR drill chain (absent when the store keeps no drills). */
   drillCheckpoint?: DrillCheckpoint | null;
+  /** The latest signed head of the group's late evidence chain (absent when the store keeps no evidence chain). */
+  evidenceCheckpoint?: EvidenceCheckpoint | null;
   publicKeys: { keyId: string; algorithm: 'Ed25519'; pem: string }[];
   howToVerify: string[];
   /** How the server checked the chain (see `buildProof`), and the complete counts behind the listed breaks/checks. */
@@ -42,6 +54,7 @@ export const HOW_TO_VERIFY: readonly string[] = [
   `Check each record's "prevHash" equals the previous record's "hash"; the first record's prevHash is ${GENESIS_PREV_HASH} (64 zeros), generations have no gaps.`,
   'Verify checkpoint.signature (base64 Ed25519) over the canonical JSON of the checkpoint without "signature" ({algorithm, generation, groupId, headHash, keyId, signedAtMs}) with the public key whose keyId matches; pin that key out of band (keyId = first 16 hex digits of SHA-256 of its SPKI DER).',
   'Check checkpoint.headHash equals the "hash" of the record of generation checkpoint.generation: nothing up to that generation was removed or rewritten; later records must chain onto it.',
+  'The last page ends with lines of "kind": "drill" and "kind": "evidence": two chains of their own (seq 1, 2, …), hashed and linked the same way; each evidence record\'s generationHash must equal the "hash" of the record of its generation. Their latest signed heads (drillCheckpoint, evidenceCheckpoint) sign {algorithm, chain, groupId, headHash, keyId, seq, signedAtMs}.',
 ];
 
 /** Trusted checkpoint keys, with ids derived from the keys themselves, and their SPKI PEM for auditors. */
@@ -214,10 +227,12 @@ export async function buildProof(
   const nowMs = deps.clock.nowMs();
   const cache = verified.get(deps.keys) ?? new Map<GroupId, ChainState>();
   verified.set(deps.keys, cache);
-  const [newest, drills, drillCheckpoints] = await Promise.all([
+  const [newest, drills, drillCheckpoints, evidence, evidenceCheckpoints] = await Promise.all([
     deps.stores.lineage.list(groupId, { limit: PAGE_RECORDS }).then((p) => p.items),
     deps.stores.drills?.chain(groupId),
     deps.stores.drills?.checkpoints(groupId),
+    deps.stores.evidence?.chain(groupId),
+    deps.stores.evidence?.checkpoints(groupId),
   ]);
   const prev = cache.get(groupId);
   let state: ChainState | undefined;
@@ -234,13 +249,22 @@ export async function buildProof(
   // generation chain are checked by `lockstep audit verify`, which reads every record.
   const drillReport =
     drills && drillCheckpoints ? verifyDrillChain(drills, drillCheckpoints, deps.keys.keyring, { groupId }) : undefined;
-  const report: ChainReport = drillReport
+  let report: ChainReport = drillReport
     ? { ...state.report, drills: drillReport, ok: state.report.ok && drillReport.ok }
     : state.report;
-  const latestDrillCp = drillCheckpoints?.reduce<DrillCheckpoint | undefined>(
-    (x, c) => (x === undefined || c.seq > x.seq || (c.seq === x.seq && c.signedAtMs > x.signedAtMs) ? c : x),
-    undefined,
-  );
+  // The late evidence chain is short too (late events are rare) and checked whole, each record against the
+  // generation record it names (read by generation when it is not among the newest).
+  if (evidence && evidenceCheckpoints) {
+    const lineage = await anchorsOf(deps.stores, groupId, evidence, newest);
+    const evidenceReport = verifyEvidenceChain(evidence, lineage, {
+      groupId,
+      checkpoints: evidenceCheckpoints,
+      keys: deps.keys.keyring,
+    });
+    report = { ...report, evidence: evidenceReport, ok: report.ok && evidenceReport.ok };
+  }
+  const latestDrillCp = latestSeqCheckpoint(drillCheckpoints);
+  const latestEvidenceCp = latestSeqCheckpoint(evidenceCheckpoints);
   const proof: ProofDocument = {
     groupId,
     checkedAtMs: nowMs,
@@ -249,6 +273,9 @@ export async function buildProof(
     chain: report,
     checkpoint: state.latest ? checkpointView(state.latest) : null,
     ...(drillCheckpoints ? { drillCheckpoint: latestDrillCp ? drillCheckpointView(latestDrillCp) : null } : {}),
+    ...(evidenceCheckpoints
+      ? { evidenceCheckpoint: latestEvidenceCp ? evidenceCheckpointView(latestEvidenceCp) : null }
+      : {}),
     publicKeys: deps.keys.published.map((k) => ({ ...k })),
     howToVerify: [...HOW_TO_VERIFY],
     verification: {
@@ -260,4 +287,33 @@ export async function buildProof(
     },
   };
   return { proof, records: [...newest].sort((a, b) => a.generation - b.generation) };
+}
+
+/** The newest of a seq chain's checkpoints, by (`seq`, `signedAtMs`). */
+function latestSeqCheckpoint<C extends { seq: number; signedAtMs: number }>(cps: readonly C[] | undefined) {
+  return cps?.reduce<C | undefined>(
+    (x, c) => (x === undefined || c.seq > x.seq || (c.seq === x.seq && c.signedAtMs > x.signedAtMs) ? c : x),
+    undefined,
+  );
+}
+
+/** The generation records the evidence records name: from `newest`, else read by generation (absent when none). */
+async function anchorsOf(
+  stores: Stores,
+  groupId: GroupId,
+  evidence: readonly EvidenceRecord[],
+  newest: readonly LineageRecord[],
+): Promise<LineageRecord[]> {
+  const have = new Map(newest.map((r) => [r.generation, r]));
+  const wanted = [...new Set(evidence.map((e) => e.generation))].filter(
+    (g) => Number.isSafeInteger(g) && g >= 1 && !have.has(g),
+  );
+  const read = await Promise.all(
+    wanted.map((g) =>
+      stores.lineage
+        .get(groupId, g)
+        .catch((err: unknown) => (hasCode(err, 'GENERATION_NOT_FOUND') ? undefined : Promise.reject(err))),
+    ),
+  );
+  return [...have.values(), ...read.filter((r): r is LineageRecord => r !== undefined)];
 }

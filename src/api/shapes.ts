@@ -101,6 +101,77 @@ const role = oneOfValues(
 );
 const ed25519 = oneOfValues('Signature algorithm', ['Ed25519']);
 
+/**
+ * The schemas of a chain of its own per group (`seq` 1, 2, …) with signed heads: DR drills and late evidence.
+ * `X` names them (`XCheckpoint`, `XChainBreak`, `XCheckpointCheck`, `XChainReport`, `XCollection`).
+ */
+function seqChainSchemas<X extends 'Drill' | 'Evidence'>(
+  X: X,
+  chain: 'drills' | 'evidence',
+  what: { one: string; many: string; never: string },
+) {
+  return {
+    [`${X}Checkpoint`]: obj(
+      `A signed head of the ${what.one} chain`,
+      {
+        chain: oneOfValues(`Always ${chain} (never ${what.never})`, [chain]),
+        groupId: groupId(),
+        seq: int(`Sequence number of the ${what.one} record signed`, 1),
+        headHash: sha256Hex(`Hash of that ${what.one} record`),
+        signedAtMs: ms('Signing time'),
+        keyId: id('Key id', '^[0-9a-f]{16}$', 16, 16),
+        algorithm: oneOfValues('Signature algorithm', ['Ed25519']),
+        signature: id('base64 Ed25519 over the canonical JSON of the other fields', '^[A-Za-z0-9+/=]+$', 200),
+      },
+      ['chain', 'groupId', 'seq', 'headHash', 'signedAtMs', 'keyId', 'algorithm', 'signature'],
+    ),
+    [`${X}ChainBreak`]: obj(
+      `A break in the ${what.one} chain`,
+      { seq: int('Sequence number'), kind: text('What is wrong', 40, 1), message: text('Explanation', 2000) },
+      ['seq', 'kind', 'message'],
+    ),
+    [`${X}CheckpointCheck`]: obj(
+      `A stored ${what.one} checkpoint and its check`,
+      {
+        seq: int('Signed sequence number'),
+        keyId: text('Key id', 64),
+        signedAtMs: ms('Signing time'),
+        status: text('valid, bad-signature, unknown-key, …', 40, 1),
+        message: text('Explanation', 2000),
+      },
+      ['seq', 'keyId', 'signedAtMs', 'status', 'message'],
+    ),
+    [`${X}ChainReport`]: obj(
+      `Result of the ${what.one} chain check`,
+      {
+        ok: bool(`No breaks and every ${what.one} checkpoint valid`),
+        length: int(`${what.one} records`),
+        headSeq: int(`Newest ${what.one} record`),
+        headHash: text(`Hash of the newest ${what.one} record`, 64),
+        breaks: list('Every break', ref(`${X}ChainBreak`), 10_000),
+        checkpoints: list(`Every ${what.one} checkpoint and its check`, ref(`${X}CheckpointCheck`), 100_000),
+        signedThroughSeq: int(`Highest ${what.one} record covered by a valid checkpoint`),
+        unsigned: int(`${what.many} after the last valid checkpoint`),
+      },
+      ['ok', 'length', 'breaks', 'checkpoints', 'unsigned'],
+    ),
+    [`${X}Collection`]: obj(
+      `A page of ${what.one} records, newest first, with the latest signed ${what.one} checkpoint`,
+      {
+        items: list(`The ${what.many} of this page`, ref(`${X}Record`), 200),
+        limit: int('The page size used', 1, 200),
+        first: ref('PageLink'),
+        next: ref('NextPageLink'),
+        checkpoint: {
+          description: `Latest signed ${what.one} checkpoint (null if none)`,
+          oneOf: [{ type: ['null'] }, ref(`${X}Checkpoint`)],
+        },
+      },
+      ['items', 'limit', 'first', 'checkpoint'],
+    ),
+  } as Record<`${X}${'Checkpoint' | 'ChainBreak' | 'CheckpointCheck' | 'ChainReport' | 'Collection'}`, Schema>;
+}
+
 export const SCHEMAS = {
   Error: obj(
     'Every error response: `{error: {...}}` with the code from the error table',
@@ -366,6 +437,7 @@ export const SCHEMAS = {
       firstBreak: ref('ChainBreak'),
       signedThroughGeneration: int('Highest generation covered by a valid checkpoint'),
       drills: ref('DrillChainReport'),
+      evidence: ref('EvidenceChainReport'),
     },
     ['ok', 'length', 'breaks', 'checkpoints'],
   ),
@@ -403,6 +475,10 @@ export const SCHEMAS = {
       drillCheckpoint: {
         description: 'Latest signed head of the DR drill chain (null if none)',
         oneOf: [{ type: ['null'] }, ref('DrillCheckpoint')],
+      },
+      evidenceCheckpoint: {
+        description: 'Latest signed head of the late evidence chain (null if none)',
+        oneOf: [{ type: ['null'] }, ref('EvidenceCheckpoint')],
       },
     },
     ['groupId', 'checkedAtMs', 'records', 'head', 'chain', 'checkpoint', 'publicKeys', 'howToVerify', 'verification'],
@@ -696,20 +772,6 @@ export const SCHEMAS = {
       'hash',
     ],
   ),
-  DrillCheckpoint: obj(
-    'A signed head of the drill chain',
-    {
-      chain: oneOfValues('Always drills (never a generation checkpoint)', ['drills']),
-      groupId: groupId(),
-      seq: int('Drill sequence number signed', 1),
-      headHash: sha256Hex('Hash of that drill record'),
-      signedAtMs: ms('Signing time'),
-      keyId: id('Key id', '^[0-9a-f]{16}$', 16, 16),
-      algorithm: oneOfValues('Signature algorithm', ['Ed25519']),
-      signature: id('base64 Ed25519 over the canonical JSON of the other fields', '^[A-Za-z0-9+/=]+$', 200),
-    },
-    ['chain', 'groupId', 'seq', 'headHash', 'signedAtMs', 'keyId', 'algorithm', 'signature'],
-  ),
   DrillSummaryMember: obj(
     'A member as the latest drill found it',
     { crn: crn('Key CRN'), health: oneOfValues('What the drill found', ['ok', 'unreachable', 'failed']) },
@@ -733,50 +795,41 @@ export const SCHEMAS = {
     { intervalMs: int('Interval between drills (ms)', 60_000, MAX_TIME_MS) },
     ['intervalMs'],
   ),
-  DrillChainBreak: obj(
-    'A break in the drill chain',
-    { seq: int('Drill sequence number'), kind: text('What is wrong', 40, 1), message: text('Explanation', 2000) },
-    ['seq', 'kind', 'message'],
-  ),
-  DrillCheckpointCheck: obj(
-    'A stored drill checkpoint and its check',
+  EvidenceRecord: obj(
+    'Activity Tracker evidence that arrived after its generation record: chained per group (seq 1, 2, …, prevHash/hash as generation records) and naming that record by its hash',
     {
-      seq: int('Signed drill sequence number'),
-      keyId: text('Key id', 64),
-      signedAtMs: ms('Signing time'),
-      status: text('valid, bad-signature, unknown-key, …', 40, 1),
-      message: text('Explanation', 2000),
+      kind: oneOfValues('Always evidence', ['evidence']),
+      groupId: groupId(),
+      seq: int('Sequence number in the evidence chain', 1),
+      generation: generation('The generation the evidence belongs to'),
+      generationHash: sha256Hex('Hash of that generation record'),
+      runId: runId('The run that made the generation'),
+      crn: crn('The member the event names'),
+      evidence: ref('AtEvidence'),
+      recordedAtMs: ms('When lockstep appended it'),
+      prevHash: sha256Hex('Hash of the previous evidence record (64 zeros for the first)'),
+      hash: sha256Hex('SHA-256 over the canonical JSON of the record'),
     },
-    ['seq', 'keyId', 'signedAtMs', 'status', 'message'],
+    [
+      'kind',
+      'groupId',
+      'seq',
+      'generation',
+      'generationHash',
+      'runId',
+      'crn',
+      'evidence',
+      'recordedAtMs',
+      'prevHash',
+      'hash',
+    ],
   ),
-  DrillChainReport: obj(
-    'Result of the drill chain check',
-    {
-      ok: bool('No breaks and every drill checkpoint valid'),
-      length: int('Drill records'),
-      headSeq: int('Newest drill'),
-      headHash: text('Hash of the newest drill', 64),
-      breaks: list('Every break', ref('DrillChainBreak'), 10_000),
-      checkpoints: list('Every drill checkpoint and its check', ref('DrillCheckpointCheck'), 100_000),
-      signedThroughSeq: int('Highest drill covered by a valid checkpoint'),
-      unsigned: int('Drills after the last valid checkpoint'),
-    },
-    ['ok', 'length', 'breaks', 'checkpoints', 'unsigned'],
-  ),
-  DrillCollection: obj(
-    'A page of drill records, newest first, with the latest signed drill checkpoint',
-    {
-      items: list('The drills of this page', ref('DrillRecord'), 200),
-      limit: int('The page size used', 1, 200),
-      first: ref('PageLink'),
-      next: ref('NextPageLink'),
-      checkpoint: {
-        description: 'Latest signed drill checkpoint (null if none)',
-        oneOf: [{ type: ['null'] }, ref('DrillCheckpoint')],
-      },
-    },
-    ['items', 'limit', 'first', 'checkpoint'],
-  ),
+  ...seqChainSchemas('Drill', 'drills', { one: 'drill', many: 'Drills', never: 'a generation checkpoint' }),
+  ...seqChainSchemas('Evidence', 'evidence', {
+    one: 'late evidence',
+    many: 'Evidence records',
+    never: 'a generation or drill checkpoint',
+  }),
   DrillRequest: obj('Optional body of a drill request', {
     reason: {
       ...text('Recorded in the drill trigger: printable, not starting with = + - @', 500),

@@ -368,13 +368,24 @@ ${group.statusReason ? ` · ${esc(group.statusReason)}` : ''}</p>
 <p class="muted" data-testid="last-verification">last verification: ${group.lastVerification ? `${esc(group.lastVerification.result)} at ${esc(fmtTime(group.lastVerification.atMs))} (${esc(group.lastVerification.trigger)})${group.lastVerification.problems.map((p) => `<br>${esc(p)}`).join('')}` : 'none yet'}</p>
 ${group.description ? `<p class="muted">${esc(group.description)}</p>` : ''}
 <div class="integrity">${chainPanel}${cpPanel}</div>
-${drillPanel(group, report)}
+${drillPanel(group, report)}${evidencePanel(group, report)}
 <p>${exportLinks(opts.basePath, group.id)} <span class="muted">· proof JSON: GET /v1/groups/${esc(group.id)}/proof</span></p>
 <h2>Timeline</h2>${olderNote}${axis(records, opts.basePath, group.id, new Set(report.breaks.map((b) => b.generation)))}${records.length ? legend : ''}
 <h2>Members</h2><table><thead><tr><th>role</th><th>region</th><th>instance</th><th>key id</th></tr></thead><tbody>${membersNow}</tbody></table>
 ${runsSection(opts.basePath, opts.principal, opts.runs ?? [])}
 <h2>Generations</h2>${newestFirst.map((r, i) => generationCard(r, breaksAt(r.generation), untilOf(i))).join('\n') || '<p class="muted">None yet.</p>'}`,
   });
+}
+
+/** The late evidence chain's integrity (from the proof's report); nothing while the group has no late evidence. */
+function evidencePanel(group: Group, report: ChainReport): string {
+  const chain = report.evidence;
+  if (!chain || (chain.ok && chain.length === 0)) return '';
+  const body = chain.ok
+    ? `<p class="muted">Evidence chain: ${esc(chain.length)} record(s) of Activity Tracker evidence that arrived after their generation's record; every one matches its hash, links to the previous one and names its generation record by its hash${chain.signedThroughSeq ? `; signed through record ${esc(chain.signedThroughSeq)}` : ''}.</p>`
+    : `<p class="alert">Evidence chain broken: ${esc(chain.breaks[0]?.message ?? chain.checkpoints.find((c) => c.status !== 'valid')?.message ?? '')}</p>`;
+  return `<div class="panel" data-testid="evidence-panel"><h3>Late Activity Tracker evidence</h3>${body}
+<p class="muted">JSON: GET /v1/groups/${esc(group.id)}/evidence</p></div>`;
 }
 
 /** The DR drill panel: the latest drill (from the group) and the drill chain's integrity (from the proof's report). */

@@ -3,7 +3,15 @@
  * Ports speak domain types only: no SDK types, no HTTP.
  */
 import type { GroupId, InstanceId, KeyCrn, KeyId, KeyVersionId, RegionId, RunId } from '../core/ids.js';
-import type { Checkpoint, DrillCheckpoint, DrillRecord, EvidenceRecord, Group, LineageRecord } from '../core/model.js';
+import type {
+  Checkpoint,
+  DrillCheckpoint,
+  DrillRecord,
+  EvidenceCheckpoint,
+  EvidenceRecord,
+  Group,
+  LineageRecord,
+} from '../core/model.js';
 import type { RunRecordBase } from '../core/runs.js';
 import type { KeyMaterial } from '../core/sensitive.js';
 
@@ -265,6 +273,12 @@ export interface EvidenceRepository {
   head(groupId: GroupId): Promise<EvidenceRecord | undefined>;
   /** Every record of the group, in `seq` order. */
   chain(groupId: GroupId): Promise<EvidenceRecord[]>;
+  /** A page of records, newest first (`next`: the seq to continue from). */
+  list(groupId: GroupId, opts: { limit: number; cursor?: string }): Promise<Page<EvidenceRecord>>;
+  /** Stores a signed evidence chain head (create-only; storing the same checkpoint again is a no-op). */
+  putCheckpoint(cp: EvidenceCheckpoint): Promise<void>;
+  /** Every evidence checkpoint of the group, by (`seq`, `signedAtMs`). */
+  checkpoints(groupId: GroupId): Promise<EvidenceCheckpoint[]>;
 }
 
 export interface Stores {

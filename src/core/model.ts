@@ -269,9 +269,13 @@ export interface DrillRecord {
   hash: string;
 }
 
-/** A signed statement of a drill chain head (a separate statement type from generation checkpoints). */
-export interface DrillCheckpoint {
-  chain: 'drills';
+/**
+ * A signed head of a chain of its own per group (`seq` 1, 2, …): DR drills (`chain: "drills"`) or late evidence
+ * (`chain: "evidence"`). The chain name is signed, so it is never mistaken for a generation checkpoint or one of the
+ * other chain.
+ */
+export interface SeqCheckpoint<C extends 'drills' | 'evidence' = 'drills' | 'evidence'> {
+  chain: C;
   groupId: GroupId;
   seq: number;
   headHash: string;
@@ -281,6 +285,12 @@ export interface DrillCheckpoint {
   /** base64 Ed25519 signature over the canonical JSON of the other fields. */
   signature: string;
 }
+
+/** A signed statement of a drill chain head (a separate statement type from generation checkpoints). */
+export type DrillCheckpoint = SeqCheckpoint<'drills'>;
+
+/** A signed statement of an evidence chain head. */
+export type EvidenceCheckpoint = SeqCheckpoint<'evidence'>;
 
 /** A group's drill schedule (absent or disabled: no scheduled drills; operators can always run one). */
 export interface DrillSchedule {

@@ -3,8 +3,18 @@
  * generation it belongs to and that generation record's hash. Generation records are never rewritten by evidence.
  * Pure: no I/O, clock or randomness.
  */
-import { AppError, asGroupId, type EvidenceRecord, type LineageRecord } from '../core/index.js';
+import {
+  AppError,
+  asGroupId,
+  type EvidenceCheckpoint,
+  type EvidenceRecord,
+  type GroupId,
+  type LineageRecord,
+} from '../core/index.js';
+import type { CheckpointSigner } from './checkpoint.js';
+import type { CheckpointKeyring } from './keys.js';
 import { GENESIS_PREV_HASH, hashRecord } from './record.js';
+import { type SeqChainKind, type SeqChainReport, signSeqCheckpoint, verifySeqChain } from './seqChain.js';
 import { checkLineageText } from './text.js';
 
 /** An evidence record without its chain fields. */
@@ -52,33 +62,42 @@ export function buildEvidenceRecord(input: EvidenceRecordInput, prev?: EvidenceR
   return { ...body, hash: hashRecord(body) };
 }
 
-/** What {@link verifyEvidenceChain} found. */
-export interface EvidenceChainReport {
-  ok: boolean;
-  records: number;
-  problems: string[];
-}
+/** What {@link verifyEvidenceChain} found (the drill chain's report shape). */
+export type EvidenceChainReport = SeqChainReport;
+
+const EVIDENCE: SeqChainKind<EvidenceRecord> = {
+  chain: 'evidence',
+  noun: 'Evidence record',
+  plural: 'evidence records',
+  anchor: (r) => ({
+    generation: r.generation,
+    hash: r.generationHash,
+    message: `Evidence record ${r.seq} names generation ${r.generation} with hash ${String(r.generationHash).slice(0, 12)}…, which the generation chain does not hold`,
+  }),
+};
 
 /**
- * Verifies a group's evidence chain (in `seq` order): every hash, every link, and every record names a generation
- * record of `lineage` by its hash.
+ * Verifies a group's evidence chain (any order: gaps, duplicates and reordering are reported): every hash, every
+ * link, every record names a generation record of `lineage` by its hash, and each signed evidence checkpoint.
+ * `lineage` needs only the generations the records name. Pure and total: bad data is reported, never thrown.
  */
 export function verifyEvidenceChain(
   records: readonly EvidenceRecord[],
-  lineage: readonly LineageRecord[],
+  lineage: ReadonlyArray<Pick<LineageRecord, 'generation' | 'hash'>>,
+  opts: { groupId?: string; checkpoints?: readonly EvidenceCheckpoint[]; keys?: CheckpointKeyring } = {},
 ): EvidenceChainReport {
-  const problems: string[] = [];
-  const byGeneration = new Map(lineage.map((r) => [r.generation, r.hash]));
-  let prev: EvidenceRecord | undefined;
-  for (const r of records) {
-    const at = `evidence ${r.seq}`;
-    if (r.seq !== (prev?.seq ?? 0) + 1) problems.push(`${at}: expected seq ${(prev?.seq ?? 0) + 1}`);
-    if (r.prevHash !== (prev?.hash ?? GENESIS_PREV_HASH)) problems.push(`${at}: does not link to the previous record`);
-    if (hashRecord(r as unknown as Record<string, unknown>) !== r.hash) problems.push(`${at}: does not match its hash`);
-    if (byGeneration.get(r.generation) !== r.generationHash) {
-      problems.push(`${at}: names generation ${r.generation}, whose record has another hash (or none)`);
-    }
-    prev = r;
-  }
-  return { ok: problems.length === 0, records: records.length, problems };
+  const groupId = opts.groupId ?? records[0]?.groupId ?? '';
+  return verifySeqChain(EVIDENCE, records, opts.checkpoints ?? [], opts.keys ?? {}, { groupId, lineage });
+}
+
+/**
+ * Signs an evidence chain head. The statement names `chain: "evidence"`, so it can never be mistaken for (or
+ * replayed as) a generation or drill checkpoint.
+ * @throws {AppError} VALIDATION_FAILED, CONFIG_INVALID as signCheckpoint
+ */
+export function signEvidenceCheckpoint(
+  statement: { groupId: GroupId; seq: number; headHash: string; signedAtMs: number },
+  signer: CheckpointSigner,
+): EvidenceCheckpoint {
+  return signSeqCheckpoint('evidence', statement, signer);
 }

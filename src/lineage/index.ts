@@ -36,6 +36,7 @@ export {
   buildEvidenceRecord,
   type EvidenceChainReport,
   type EvidenceRecordInput,
+  signEvidenceCheckpoint,
   verifyEvidenceChain,
 } from './evidence.js';
 export {
@@ -49,6 +50,7 @@ export {
   loadCheckpointPublicKey,
 } from './keys.js';
 export { buildLineageRecord, GENESIS_PREV_HASH, hashRecord, type LineageRecordInput, sha256Hex } from './record.js';
+export type { SeqChainBreak, SeqChainReport, SeqCheckpointCheck } from './seqChain.js';
 export { findMemberByKeyVersion, type GenerationSummary, memberVersionMap, summarizeGeneration } from './summary.js';
 export {
   checkLineageText,

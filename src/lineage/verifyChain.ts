@@ -1,6 +1,14 @@
-import type { Checkpoint, DrillCheckpoint, DrillRecord, LineageRecord } from '../core/index.js';
+import type {
+  Checkpoint,
+  DrillCheckpoint,
+  DrillRecord,
+  EvidenceCheckpoint,
+  EvidenceRecord,
+  LineageRecord,
+} from '../core/index.js';
 import { verifyCheckpoint } from './checkpoint.js';
 import { type DrillChainReport, verifyDrillChain } from './drill.js';
+import { type EvidenceChainReport, verifyEvidenceChain } from './evidence.js';
 import type { CheckpointKeyring } from './keys.js';
 import { GENESIS_PREV_HASH, hashRecord } from './record.js';
 
@@ -62,6 +70,8 @@ export interface ChainReport {
   signedThroughGeneration?: number;
   /** The group's DR drill chain, when `options.drills` was given (its breaks also make `ok` false). */
   drills?: DrillChainReport;
+  /** The group's late evidence chain, when `options.evidence` was given (its breaks also make `ok` false). */
+  evidence?: EvidenceChainReport;
 }
 
 /** Options for {@link verifyChain}. */
@@ -77,6 +87,8 @@ export interface VerifyChainOptions {
   earlier?: ReadonlyArray<{ generation: number; hash: string }>;
   /** Also verify the group's drill chain (anchored to these records) and its checkpoints. */
   drills?: { records: readonly DrillRecord[]; checkpoints: readonly DrillCheckpoint[] };
+  /** Also verify the group's late evidence chain (each record names one of these records) and its checkpoints. */
+  evidence?: { records: readonly EvidenceRecord[]; checkpoints: readonly EvidenceCheckpoint[] };
 }
 
 const short = (h: string): string => (typeof h === 'string' ? h.slice(0, 12) : String(h));
@@ -276,6 +288,14 @@ export function verifyChain(
       lineage: chain,
     });
     report.ok = report.ok && report.drills.ok;
+  }
+  if (options.evidence) {
+    report.evidence = verifyEvidenceChain(options.evidence.records, chain, {
+      groupId: groupId ?? '',
+      checkpoints: options.evidence.checkpoints,
+      keys: publicKeys,
+    });
+    report.ok = report.ok && report.evidence.ok;
   }
   return report;
 }

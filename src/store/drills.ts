@@ -41,52 +41,65 @@ export class CloudantDrillRepository implements DrillRepository {
   }
 
   async list(groupId: GroupId, opts: { limit: number; cursor?: string }): Promise<Page<DrillRecord>> {
-    const limit = checkLimit(opts.limit, 200);
-    const p = `drill:${asGroupId(groupId)}:`;
-    let start = `${p}\ufff0`;
-    if (opts.cursor !== undefined) {
-      if (!/^\d{1,10}$/.test(opts.cursor)) {
-        throw new AppError('INVALID_CURSOR', 'The cursor is not one this API issued', { details: { field: 'cursor' } });
-      }
-      start = drillDocId(groupId, Number(opts.cursor));
-    }
-    const docs = await this.col.range<DrillRecord>({ startKey: start, endKey: p, limit: limit + 1, descending: true });
-    const items = docs.slice(0, limit).map((d) => d.data);
-    const extra = docs[limit];
-    return { items, ...(extra ? { next: String(extra.data.seq) } : {}) };
+    return listNewestFirst<DrillRecord>(this.col, `drill:${asGroupId(groupId)}:`, opts);
   }
 
   async chain(groupId: GroupId): Promise<DrillRecord[]> {
-    return this.#all<DrillRecord>(`drill:${asGroupId(groupId)}:`);
+    return allWithPrefix<DrillRecord>(this.col, `drill:${asGroupId(groupId)}:`);
   }
 
   async putCheckpoint(cp: DrillCheckpoint): Promise<void> {
     checkInt('seq', cp.seq, 1);
-    const doc = encode('drill-checkpoint', checkpointDocId(cp), cp, { groupId: cp.groupId });
-    try {
-      await this.col.create(doc);
-    } catch (err) {
-      if (isStoreConflict(err)) {
-        const cur = await this.col.read<DrillCheckpoint>(doc._id);
-        if (cur && JSON.stringify(cur.data) === JSON.stringify(doc.data)) return;
-      }
-      throw err;
-    }
+    await createOnce(this.col, encode('drill-checkpoint', checkpointDocId(cp), cp, { groupId: cp.groupId }));
   }
 
   async checkpoints(groupId: GroupId): Promise<DrillCheckpoint[]> {
-    return this.#all<DrillCheckpoint>(`drillcp:${asGroupId(groupId)}:`);
+    return allWithPrefix<DrillCheckpoint>(this.col, `drillcp:${asGroupId(groupId)}:`);
   }
+}
 
-  async #all<T>(prefix: string): Promise<T[]> {
-    const out: T[] = [];
-    let start = prefix;
-    for (;;) {
-      const docs = await this.col.range<T>({ startKey: start, endKey: `${prefix}\ufff0`, limit: PAGE + 1 });
-      out.push(...docs.slice(0, PAGE).map((d) => d.data));
-      const extra = docs[PAGE];
-      if (!extra) return out;
-      start = extra._id;
+/** Creates `doc`; when it exists with the same data already, does nothing (a retried write). */
+export async function createOnce(col: Collection, doc: ReturnType<typeof encode>): Promise<void> {
+  try {
+    await col.create(doc);
+  } catch (err) {
+    if (isStoreConflict(err)) {
+      const cur = await col.read<unknown>(doc._id);
+      if (cur && JSON.stringify(cur.data) === JSON.stringify(doc.data)) return;
     }
+    throw err;
   }
+}
+
+/** Every document whose id starts with `prefix`, in id order (read in pages). */
+export async function allWithPrefix<T>(col: Collection, prefix: string): Promise<T[]> {
+  const out: T[] = [];
+  let start = prefix;
+  for (;;) {
+    const docs = await col.range<T>({ startKey: start, endKey: `${prefix}\ufff0`, limit: PAGE + 1 });
+    out.push(...docs.slice(0, PAGE).map((d) => d.data));
+    const extra = docs[PAGE];
+    if (!extra) return out;
+    start = extra._id;
+  }
+}
+
+/** A page of a seq chain stored under `prefix<seq>`, newest first; the cursor is the seq to continue from. */
+export async function listNewestFirst<T extends { seq: number }>(
+  col: Collection,
+  prefix: string,
+  opts: { limit: number; cursor?: string },
+): Promise<Page<T>> {
+  const limit = checkLimit(opts.limit, 200);
+  let start = `${prefix}\ufff0`;
+  if (opts.cursor !== undefined) {
+    if (!/^\d{1,10}$/.test(opts.cursor)) {
+      throw new AppError('INVALID_CURSOR', 'The cursor is not one this API issued', { details: { field: 'cursor' } });
+    }
+    start = `${prefix}${padGeneration(Number(opts.cursor))}`;
+  }
+  const docs = await col.range<T>({ startKey: start, endKey: prefix, limit: limit + 1, descending: true });
+  const items = docs.slice(0, limit).map((d) => d.data);
+  const extra = docs[limit];
+  return { items, ...(extra ? { next: String(extra.data.seq) } : {}) };
 }

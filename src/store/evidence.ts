@@ -1,17 +1,20 @@
 /**
  * Late Activity Tracker evidence records (`src/lineage/evidence.ts`). They live in the `checkpoints` database (audit
  * evidence, like the DR drill records), under an id prefix of their own, so no new database is needed and the
- * generation checkpoints' id ranges never see them: `evidence:<groupId>:<seq>`. Create-only: a second record with
+ * generation checkpoints' id ranges never see them: `evidence:<groupId>:<seq>`, and the signed heads under
+ * `evidencecp:<groupId>:<seq>:<signedAtMs>`. Create-only: a second record with
  * the same `seq` is a `STORE_CONFLICT` (the caller re-reads the head and chains after it).
  */
-import type { EvidenceRepository } from '../app/ports.js';
-import type { EvidenceRecord, GroupId } from '../core/index.js';
+import type { EvidenceRepository, Page } from '../app/ports.js';
+import type { EvidenceCheckpoint, EvidenceRecord, GroupId } from '../core/index.js';
 import { AppError, asGroupId } from '../core/index.js';
 import type { Collection } from './collection.js';
 import { checkInt, checkString, encode, padGeneration } from './documents.js';
+import { allWithPrefix, createOnce, listNewestFirst } from './drills.js';
 
 const evidenceDocId = (groupId: GroupId, seq: number) => `evidence:${groupId}:${padGeneration(seq)}`;
-const PAGE = 500;
+const checkpointDocId = (c: EvidenceCheckpoint) =>
+  `evidencecp:${c.groupId}:${padGeneration(c.seq)}:${String(c.signedAtMs).padStart(15, '0')}`;
 
 export class CloudantEvidenceRepository implements EvidenceRepository {
   constructor(
@@ -42,20 +45,20 @@ export class CloudantEvidenceRepository implements EvidenceRepository {
     return doc?.data;
   }
 
+  async list(groupId: GroupId, opts: { limit: number; cursor?: string }): Promise<Page<EvidenceRecord>> {
+    return listNewestFirst<EvidenceRecord>(this.col, `evidence:${asGroupId(groupId)}:`, opts);
+  }
+
   async chain(groupId: GroupId): Promise<EvidenceRecord[]> {
-    const prefix = `evidence:${asGroupId(groupId)}:`;
-    const out: EvidenceRecord[] = [];
-    let start = prefix;
-    for (;;) {
-      const docs = await this.col.range<EvidenceRecord>({
-        startKey: start,
-        endKey: `${prefix}\ufff0`,
-        limit: PAGE + 1,
-      });
-      out.push(...docs.slice(0, PAGE).map((d) => d.data));
-      const extra = docs[PAGE];
-      if (!extra) return out;
-      start = extra._id;
-    }
+    return allWithPrefix<EvidenceRecord>(this.col, `evidence:${asGroupId(groupId)}:`);
+  }
+
+  async putCheckpoint(cp: EvidenceCheckpoint): Promise<void> {
+    checkInt('seq', cp.seq, 1);
+    await createOnce(this.col, encode('evidence-checkpoint', checkpointDocId(cp), cp, { groupId: cp.groupId }));
+  }
+
+  async checkpoints(groupId: GroupId): Promise<EvidenceCheckpoint[]> {
+    return allWithPrefix<EvidenceCheckpoint>(this.col, `evidencecp:${asGroupId(groupId)}:`);
   }
 }

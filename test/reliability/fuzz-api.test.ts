@@ -200,6 +200,13 @@ const ROUTES: RouteSpec[] = [
     queryNames: ['limit', 'cursor'],
   },
   {
+    method: 'GET',
+    path: '/v1/groups/{groupId}/evidence',
+    params: { groupId: GROUP },
+    query: { limit: '2' },
+    queryNames: ['limit', 'cursor'],
+  },
+  {
     method: 'POST',
     path: '/v1/groups/{groupId}/drills',
     params: { groupId: GROUP },

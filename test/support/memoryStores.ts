@@ -17,6 +17,7 @@ import { UNFINISHED_RUN_STATUSES } from '../../src/app/ports.js';
 import {
   AppError,
   type Checkpoint,
+  type EvidenceCheckpoint,
   type EvidenceRecord,
   type Group,
   type GroupId,
@@ -60,6 +61,7 @@ export function createMemoryStores(): MemoryStores {
   const lineage = new RevMap<LineageRecord>();
   const checkpoints: Checkpoint[] = [];
   const evidence: EvidenceRecord[] = [];
+  const evidenceCheckpoints: EvidenceCheckpoint[] = [];
   const events = new Set<string>();
 
   const runRepo: RunRepository = {
@@ -263,6 +265,22 @@ export function createMemoryStores(): MemoryStores {
       },
       async chain(groupId) {
         return evidence.filter((x) => x.groupId === groupId).sort((a, b) => a.seq - b.seq);
+      },
+      async list(groupId, opts) {
+        const all = evidence.filter((x) => x.groupId === groupId).sort((a, b) => b.seq - a.seq);
+        const from = opts.cursor === undefined ? 0 : all.findIndex((x) => x.seq <= Number(opts.cursor));
+        const items = from < 0 ? [] : all.slice(from, from + opts.limit);
+        const extra = from < 0 ? undefined : all[from + opts.limit];
+        return { items, ...(extra ? { next: String(extra.seq) } : {}) };
+      },
+      async putCheckpoint(cp) {
+        if (!evidenceCheckpoints.some((c) => JSON.stringify(c) === JSON.stringify(cp)))
+          evidenceCheckpoints.push(copy(cp));
+      },
+      async checkpoints(groupId) {
+        return evidenceCheckpoints
+          .filter((c) => c.groupId === groupId)
+          .sort((a, b) => a.seq - b.seq || a.signedAtMs - b.signedAtMs);
       },
     },
     dump() {

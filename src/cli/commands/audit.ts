@@ -1,8 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { drillsFromJsonl, recordsFromJsonl } from '../../api/index.js';
-import type { Checkpoint, DrillCheckpoint } from '../../core/index.js';
-import { type ChainReport, checkpointKeyId, checkpointKeyring, verifyChain } from '../../lineage/index.js';
+import { drillsFromJsonl, evidenceFromJsonl, recordsFromJsonl } from '../../api/index.js';
+import type { Checkpoint, DrillCheckpoint, EvidenceCheckpoint } from '../../core/index.js';
+import {
+  type ChainReport,
+  checkpointKeyId,
+  checkpointKeyring,
+  type SeqChainReport,
+  verifyChain,
+} from '../../lineage/index.js';
 import type { CliContext } from '../context.js';
 import { ExitCode, usageError } from '../exitCodes.js';
 import { formatTime, short } from '../format.js';
@@ -15,6 +21,8 @@ interface ProofDoc {
   head: { generation: number; hash: string } | null;
   chain: ChainReport;
   checkpoint: Checkpoint | null;
+  /** The latest signed head of the late evidence chain (absent when the server keeps none). */
+  evidenceCheckpoint?: EvidenceCheckpoint | null;
   publicKeys: { keyId: string; pem: string }[];
 }
 
@@ -31,6 +39,28 @@ interface GroupAudit {
   breaks: { generation: number; kind: string; message: string }[];
   /** DR drill records verified (their own chain; breaks are listed with kind `drill-*`, numbered by drill). */
   drills: number;
+  /** Late evidence records verified (their own chain; breaks are listed with kind `evidence-*`, numbered by seq). */
+  evidence: number;
+}
+
+/** A seq chain's breaks and failed checkpoints as audit breaks (`drill-*`, `evidence-*`, numbered by seq). */
+function seqChainBreaks(prefix: 'drill' | 'evidence', report: SeqChainReport | undefined, unsigned: boolean) {
+  if (!report) return [];
+  return [
+    ...report.breaks.map((b) => ({ generation: b.seq, kind: `${prefix}-${b.kind}`, message: b.message })),
+    ...report.checkpoints
+      .filter((c) => c.status !== 'valid')
+      .map((c) => ({ generation: c.seq, kind: `${prefix}-checkpoint-${c.status}`, message: c.message })),
+    ...(unsigned
+      ? [
+          {
+            generation: report.headSeq ?? 0,
+            kind: `${prefix}-no-checkpoint`,
+            message: `no signed checkpoint covers the ${prefix === 'drill' ? 'drill' : 'late evidence'} chain`,
+          },
+        ]
+      : []),
+  ];
 }
 
 /**
@@ -66,6 +96,10 @@ export async function auditVerify(
     const drillCheckpoint = (
       await ctx.api().get<{ checkpoint: DrillCheckpoint | null }>(`/v1/groups/${id}/drills`, { limit: 1 })
     ).checkpoint;
+    // late Activity Tracker evidence: its own chain in the same export ("kind": "evidence"), each record naming a
+    // generation record by its hash, signed by evidence checkpoints (the latest comes with the proof)
+    const evidence = evidenceFromJsonl(exported);
+    const evidenceCheckpoint = proof.evidenceCheckpoint ?? null;
     let keyring: ReturnType<typeof checkpointKeyring>;
     try {
       keyring = checkpointKeyring(pinned.length ? pinned : proof.publicKeys.map((k) => k.pem));
@@ -75,14 +109,19 @@ export async function auditVerify(
     const report = verifyChain(records, proof.checkpoint ? [proof.checkpoint] : [], keyring, {
       groupId: id,
       drills: { records: drills, checkpoints: drillCheckpoint ? [drillCheckpoint] : [] },
+      evidence: { records: evidence, checkpoints: evidenceCheckpoint ? [evidenceCheckpoint] : [] },
     });
+    // evidence checkpoints exist only where signing is configured: a missing one is a break only when the server
+    // signs its other chains (a signed generation chain) but not this one
+    const unsignedEvidence = evidence.length > 0 && !evidenceCheckpoint && proof.checkpoint !== null;
     const cp = report.checkpoints[0];
     // a chain that has records but no checkpoint cannot prove nothing was removed at its end
     const missingCheckpoint = records.length > 0 && !proof.checkpoint;
     results.push({
       groupId: id,
-      ok: report.ok && !missingCheckpoint && !(drills.length > 0 && !drillCheckpoint),
+      ok: report.ok && !missingCheckpoint && !(drills.length > 0 && !drillCheckpoint) && !unsignedEvidence,
       drills: drills.length,
+      evidence: evidence.length,
       records: report.length,
       ...(report.headGeneration !== undefined ? { headGeneration: report.headGeneration } : {}),
       ...(report.headHash ? { headHash: report.headHash } : {}),
@@ -96,23 +135,8 @@ export async function auditVerify(
         ...report.checkpoints
           .filter((c) => c.status !== 'valid')
           .map((c) => ({ generation: c.generation, kind: `checkpoint-${c.status}`, message: c.message })),
-        ...(report.drills?.breaks ?? []).map((b) => ({
-          generation: b.seq,
-          kind: `drill-${b.kind}`,
-          message: b.message,
-        })),
-        ...(report.drills?.checkpoints ?? [])
-          .filter((c) => c.status !== 'valid')
-          .map((c) => ({ generation: c.seq, kind: `drill-checkpoint-${c.status}`, message: c.message })),
-        ...(drills.length > 0 && !drillCheckpoint
-          ? [
-              {
-                generation: drills.length,
-                kind: 'drill-no-checkpoint',
-                message: 'no signed checkpoint covers the drill chain',
-              },
-            ]
-          : []),
+        ...seqChainBreaks('drill', report.drills, drills.length > 0 && !drillCheckpoint),
+        ...seqChainBreaks('evidence', report.evidence, unsignedEvidence),
         ...(missingCheckpoint
           ? [
               {
@@ -135,6 +159,7 @@ export async function auditVerify(
             { header: 'RESULT', value: (r) => (r.ok ? ctx.out.green('intact') : ctx.out.red('BROKEN')) },
             { header: 'RECORDS', value: (r) => r.records, align: 'right' },
             { header: 'DRILLS', value: (r) => r.drills, align: 'right' },
+            { header: 'EVIDENCE', value: (r) => r.evidence, align: 'right' },
             {
               header: 'HEAD',
               value: (r) => (r.headGeneration ? `gen ${r.headGeneration} ${short(r.headHash, 12)}` : '-'),

@@ -5,9 +5,6 @@
  * endpoints route with an auditor token and survives the API going away.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { IamAuthenticator } from 'ibm-cloud-sdk-core';
 import { GroupKeyring } from 'lockstep/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,12 +17,12 @@ import {
   serveHttp,
 } from '../../../src/api/index.js';
 import { createDrillService, type DrillService } from '../../../src/app/index.js';
-import { runCli } from '../../../src/cli/cli.js';
 import type { DrillCheckpoint, DrillRecord, Group } from '../../../src/core/index.js';
 import { authenticatorFromConfig, createSwitchoverProbe } from '../../../src/keyprotect/index.js';
 import { checkpointKeyring, verifyChain } from '../../../src/lineage/index.js';
 import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
 import { createHttpClient } from '../api/support.js';
+import { cliAgainst, groupPage } from './cli.js';
 
 let s: LocalStack;
 let group: Group;
@@ -283,12 +280,7 @@ describe('DR drills', () => {
   });
 
   it('the timeline page shows the latest drill and the drill chain', async () => {
-    const login = await http.request('POST', '/ui/login', {
-      body: `token=${encodeURIComponent(auditor)}`,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    });
-    const cookie = (login.headers['set-cookie'] ?? '').split(';')[0] ?? '';
-    const page = await http.request('GET', `/ui/groups/${group.id}`, { headers: { cookie } });
+    const page = await groupPage(http, auditor, group.id);
     expect(page.status).toBe(200);
     const panel = /data-testid="drill-panel">([\s\S]*?)<\/div>/.exec(page.text)?.[1] ?? '';
     expect(panel).toContain('data-testid="drill-result">passed');
@@ -297,23 +289,7 @@ describe('DR drills', () => {
   });
 
   it('the CLI runs a drill (exit 0), shows drills in history and verifies the drill chain with audit verify', async () => {
-    const cli = async (...argv: string[]) => {
-      const out: string[] = [];
-      const err: string[] = [];
-      const code = await runCli(argv, {
-        stdout: (t) => out.push(t),
-        stderr: (t) => err.push(t),
-        env: {
-          LOCKSTEP_API_URL: server.url,
-          LOCKSTEP_IAM_URL: s.stack.iam.url,
-          LOCKSTEP_API_KEY: s.stack.iam.apiKeyFor('operator'),
-        },
-        cwd: mkdtempSync(join(tmpdir(), 'lockstep-drill-cli-')),
-        isTty: false,
-        interrupted: new Promise(() => {}),
-      });
-      return { code, json: () => JSON.parse(out.join('')), stderr: err.join('') };
-    };
+    const cli = cliAgainst(s, () => server.url, 'operator');
     const run = await cli('--json', 'drill', group.id, '--reason', 'cli');
     expect(run.code, run.stderr).toBe(0);
     expect(run.json()).toMatchObject({ ok: true, drills: [{ seq: 5, result: 'passed', trigger: { reason: 'cli' } }] });

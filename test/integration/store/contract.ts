@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Lease, Page } from '../../../src/app/ports.js';
 import type { EvidenceRecord, GroupId, KeyVersionId, LineageRecord, RunId } from '../../../src/core/index.js';
 import { AppError, hasCode, KeyMaterial } from '../../../src/core/index.js';
-import { buildEvidenceRecord } from '../../../src/lineage/index.js';
+import { buildEvidenceRecord, checkpointKeyPairFromSeed, signEvidenceCheckpoint } from '../../../src/lineage/index.js';
 import type { CloudantStores, CloudantStoresOptions } from '../../../src/store/index.js';
 import { createCloudantStores, isStoreConflict } from '../../../src/store/index.js';
 import {
@@ -558,6 +558,16 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
         expect(await evidence.chain('ev-group' as GroupId)).toEqual([first, second]);
         expect(await s.checkpoints.list('ev-group' as GroupId)).toEqual([]);
         await expectCode(evidence.append({ ...first, groupId: 'ev-none' as GroupId }), 'GROUP_NOT_FOUND');
+        // signed heads: stored apart from the records and from generation checkpoints; the same one again is a no-op
+        const signer = { privateKey: checkpointKeyPairFromSeed(Buffer.alloc(32, 9)).privateKey };
+        const cp = (r: EvidenceRecord, at: number) =>
+          signEvidenceCheckpoint({ groupId: r.groupId, seq: r.seq, headHash: r.hash, signedAtMs: at }, signer);
+        await evidence.putCheckpoint(cp(second, 20));
+        await evidence.putCheckpoint(cp(first, 10));
+        await evidence.putCheckpoint(cp(second, 20));
+        expect(await evidence.checkpoints('ev-group' as GroupId)).toEqual([cp(first, 10), cp(second, 20)]);
+        expect(await evidence.chain('ev-group' as GroupId)).toEqual([first, second]);
+        expect(await s.checkpoints.list('ev-group' as GroupId)).toEqual([]);
       });
     });
 

@@ -10,7 +10,13 @@ import {
 } from '../../../src/api/index.js';
 import type { RotationService } from '../../../src/app/index.js';
 import { AppError, type HttpResponse, type LineageRecord, type Logger } from '../../../src/core/index.js';
-import { buildDrillRecord, canonicalJson, signDrillCheckpoint } from '../../../src/lineage/index.js';
+import {
+  buildDrillRecord,
+  buildEvidenceRecord,
+  canonicalJson,
+  signDrillCheckpoint,
+  signEvidenceCheckpoint,
+} from '../../../src/lineage/index.js';
 import { createFakeStores, makeChain, makeGroup, testCheckpointKeys } from './support/fakes.js';
 import { startTestIssuer } from './support/jwks.js';
 import { createOpenApiValidator } from './support/openapiValidator.js';
@@ -977,6 +983,63 @@ describe('createApi (over in-memory port fakes)', () => {
         expect((await call('GET', '/v1/groups/alpha/drills', { token: tokens.outsider })).statusCode).toBe(403);
       } finally {
         delete stores.drills;
+      }
+    });
+
+    it('serves the late evidence chain, and the proof verifies it against the generation records', async () => {
+      // Arrange: one late evidence record of generation 5 and its signed checkpoint
+      const gen = alphaChain[4]!;
+      const record = buildEvidenceRecord({
+        kind: 'evidence',
+        groupId: gen.groupId,
+        seq: 1,
+        generation: 5,
+        generationHash: gen.hash,
+        runId: gen.runId,
+        crn: gen.members[0]!.crn,
+        evidence: {
+          eventId: '5d2b1a3e-6f4c-4b8a-9e1d-2c3b4a5f6e7d',
+          action: 'kms.secrets.rotate',
+          eventTimeMs: NOW,
+          initiator: 'iam-ServiceId-lockstep',
+          outcome: 'success',
+        },
+        recordedAtMs: NOW,
+      });
+      const cp = signEvidenceCheckpoint(
+        { groupId: record.groupId, seq: 1, headHash: record.hash, signedAtMs: NOW },
+        { privateKey: keys.pair.privateKey },
+      );
+      let stored = record;
+      stores.evidence = {
+        append: async () => undefined,
+        head: async () => stored,
+        list: async () => ({ items: [stored] }),
+        chain: async () => [stored],
+        putCheckpoint: async () => undefined,
+        checkpoints: async () => [cp],
+      };
+      try {
+        // Act
+        const list = await call('GET', '/v1/groups/alpha/evidence', { token: tokens.auditor });
+        const proof = await call('GET', '/v1/groups/alpha/proof', { token: tokens.auditor });
+        stored = { ...record, generationHash: 'f'.repeat(64) };
+        const forged = await call('GET', '/v1/groups/alpha/proof', { token: tokens.auditor });
+        // Assert
+        expect(list.json()).toMatchObject({
+          items: [{ seq: 1, hash: record.hash }],
+          checkpoint: { chain: 'evidence' },
+        });
+        expect(proof.json().chain.evidence).toMatchObject({ ok: true, length: 1, signedThroughSeq: 1 });
+        expect(proof.json().evidenceCheckpoint).toMatchObject({ chain: 'evidence', seq: 1 });
+        expect(forged.json().chain.ok).toBe(false);
+        expect(forged.json().chain.evidence.breaks.map((b: { kind: string }) => b.kind)).toEqual([
+          'hash-mismatch',
+          'anchor-mismatch',
+        ]);
+        expect((await call('GET', '/v1/groups/alpha/evidence', { token: tokens.outsider })).statusCode).toBe(403);
+      } finally {
+        delete stores.evidence;
       }
     });
   });

@@ -39,6 +39,7 @@ describe('OpenAPI document', () => {
         'GET /v1/groups/{groupId}/endpoints',
         'GET /v1/groups/{groupId}/drills',
         'POST /v1/groups/{groupId}/drills',
+        'GET /v1/groups/{groupId}/evidence',
         'GET /ui',
         'GET /ui/groups/{groupId}',
         'POST /ui/login',

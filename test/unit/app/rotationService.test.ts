@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, type KeyId } from '../../../src/core/index.js';
-import { verifyEvidenceChain } from '../../../src/lineage/index.js';
+import { checkpointKeyPairFromSeed, checkpointKeyring, verifyEvidenceChain } from '../../../src/lineage/index.js';
 import type { RotationRun } from '../../../src/rotation/index.js';
 import { expectChain } from '../../support/assertions.js';
 import { kpError } from '../../support/fakeKeyProtect.js';
@@ -19,6 +19,15 @@ async function drive(w: FakeWorld, runId: string, maxPasses = 50): Promise<Rotat
   }
   return w.service.getRun(runId);
 }
+
+/** An Activity Tracker event of lockstep's own rotate call, arriving now. */
+const lateEvent = (w: FakeWorld, eventId: string) => ({
+  eventId,
+  action: 'kms.secrets.rotate',
+  eventTimeMs: w.clock.nowMs(),
+  initiator: 'lockstep',
+  outcome: 'success',
+});
 
 async function rotated(w: FakeWorld, groupId: string) {
   w.clock.advance(HOUR + 1);
@@ -336,13 +345,7 @@ describe('rotation service (fake ports)', () => {
     const group = await createFakeGroup(w, 'late', 1);
     const run = await rotated(w, group.id);
     const record = await w.stores.lineage.get(group.id, 2);
-    const ev = (id: string) => ({
-      eventId: id,
-      action: 'kms.secrets.rotate',
-      eventTimeMs: w.clock.nowMs(),
-      initiator: 'lockstep',
-      outcome: 'success',
-    });
+    const ev = (id: string) => lateEvent(w, id);
     const [p, d] = [group.members[0]!, group.members[1]!];
     // Act: two late events (one twice), on two members
     await w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-1'));
@@ -356,13 +359,49 @@ describe('rotation service (fake ports)', () => {
       [2, 2, p.crn, 'late-2'],
     ]);
     expect(chain.every((r) => r.generationHash === record.hash && r.runId === run.id)).toBe(true);
-    expect(verifyEvidenceChain(chain, await w.stores.lineage.chain(group.id))).toMatchObject({ ok: true, records: 2 });
+    expect(verifyEvidenceChain(chain, await w.stores.lineage.chain(group.id))).toMatchObject({ ok: true, length: 2 });
     // and it stays on the run too
     const after = await w.service.getRun(run.id);
     expect(after.members.find((x) => x.crn === d.crn)!.evidence.map((e) => e.eventId)).toEqual(['late-1']);
     // a tampered record breaks the chain
     const forged = chain.map((r) => (r.seq === 1 ? { ...r, evidence: { ...r.evidence, initiator: 'mallory' } } : r));
-    expect(verifyEvidenceChain(forged, await w.stores.lineage.chain(group.id)).problems[0]).toContain('evidence 1');
+    expect(verifyEvidenceChain(forged, await w.stores.lineage.chain(group.id)).breaks[0]).toMatchObject({
+      seq: 1,
+      kind: 'hash-mismatch',
+    });
+  });
+
+  it('signs each appended evidence head (chain: evidence), and signs it on a retry when signing had failed', async () => {
+    const pair = checkpointKeyPairFromSeed(Buffer.alloc(32, 7));
+    const privateKey = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const w = fakeWorld({ checkpointSigning: { privateKey } });
+    const group = await createFakeGroup(w, 'signed', 1);
+    const run = await rotated(w, group.id);
+    const d = group.members[1]!;
+    const ev = (id: string) => lateEvent(w, id);
+    const store = w.stores.evidence!;
+    // Act: the first append's signature fails (the record is appended), then the event is delivered again
+    const put = store.putCheckpoint;
+    store.putCheckpoint = async () => {
+      throw new AppError('STORE_UNAVAILABLE', 'down');
+    };
+    await expect(w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-1'))).rejects.toThrow('down');
+    store.putCheckpoint = put;
+    expect(await store.checkpoints(group.id)).toEqual([]);
+    await w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-1'));
+    await w.service.attachEvidence({ crn: d.crn, runId: run.id }, ev('late-2'));
+    // Assert: both heads are signed and verify with the checkpoint key
+    const cps = await store.checkpoints(group.id);
+    expect(cps.map((c) => [c.chain, c.seq])).toEqual([
+      ['evidence', 1],
+      ['evidence', 2],
+    ]);
+    const report = verifyEvidenceChain(await store.chain(group.id), await w.stores.lineage.chain(group.id), {
+      groupId: group.id,
+      checkpoints: cps,
+      keys: checkpointKeyring([pair.publicKey]),
+    });
+    expect(report).toMatchObject({ ok: true, length: 2, signedThroughSeq: 2, unsigned: 0 });
   });
 
   it('adds a region by replaying every escrowed generation, one per allowed hour', async () => {
