@@ -44,7 +44,7 @@ import {
   type RunMember,
   Step,
 } from '../rotation/index.js';
-import { type CanaryParty, probeEvidence, runCanary } from './canary.js';
+import { type CanaryParty, type CanaryResult, crossCanary, probeEvidence, runCanary, wrapCanary } from './canary.js';
 import {
   type EscrowedMaterialRecord,
   generateAndEscrow,
@@ -488,15 +488,9 @@ class Worker {
           await this.stageMembers([c.slot], log);
           return;
         case 'VerifyDuplicates': {
-          const wrapAt = this.party(c.wrapAt);
-          const res = await runCanary(
-            this.ctx.kp,
-            this.ctx.random,
-            () => this.now(),
-            wrapAt,
+          const res = await this.canaryFrom(
+            c.wrapAt,
             c.unwrapAt.map((s) => this.party(s)),
-            this.canaryAad(),
-            this.callOpts(),
           );
           await this.persist(
             res.problems.length === 0
@@ -550,6 +544,29 @@ class Worker {
 
   private canaryAad(): string[] {
     return ['lockstep-canary/v1', `group:${this.run.groupId}`, `generation:${this.run.generation}`];
+  }
+
+  /**
+   * A canary from `slot` to `unwrapAt`: the member's read-back canary (wrapped right after this run's rotate) is
+   * unwrapped at the others when it names the member's staged version and this generation's AAD; otherwise (a
+   * version found on re-check, an older run document) a fresh DEK is wrapped first. With no target the read-back
+   * alone is the evidence (one duplicate at verify: nothing to cross); a fresh canary then unwraps at its own member.
+   */
+  private canaryFrom(slot: string, unwrapAt: CanaryParty[]): Promise<CanaryResult> {
+    const m = this.member(slot);
+    const from = this.party(slot);
+    const rb = m.readBack;
+    const aad = this.canaryAad();
+    const usable =
+      rb !== undefined &&
+      m.crn !== undefined &&
+      m.versionId !== undefined &&
+      rb.wrappedAt === m.crn &&
+      rb.reportedVersions[m.crn] === m.versionId &&
+      rb.aad.length === aad.length &&
+      rb.aad.every((a, i) => a === aad[i]);
+    if (usable) return crossCanary(this.ctx.kp, () => this.now(), rb, from, unwrapAt, this.callOpts());
+    return runCanary(this.ctx.kp, this.ctx.random, () => this.now(), from, unwrapAt, aad, this.callOpts());
   }
 
   private party(slot: string): CanaryParty {
@@ -747,9 +764,20 @@ class Worker {
       }
       throw err;
     }
-    const after = await kp.listVersions(ref, this.callOpts());
-    const v = after[0];
-    if (!v || v.id === baseline) {
+    const rotatedAtMs = this.now();
+    // The read-back is a canary wrap: Key Protect wraps with the key's newest version and names it, so the same
+    // round trip that reads the new version back leaves a canary for the verify and prove steps to unwrap elsewhere.
+    const readBack = await wrapCanary(
+      kp,
+      this.ctx.random,
+      () => this.now(),
+      ref,
+      m.crn as KeyCrn,
+      this.canaryAad(),
+      this.callOpts(),
+    );
+    const versionId = readBack.reportedVersions[m.crn as KeyCrn] as KeyVersionId | undefined;
+    if (!versionId || versionId === baseline) {
       out.push({
         type: 'StepFailed',
         step: this.run.step,
@@ -763,7 +791,8 @@ class Worker {
       });
       return out;
     }
-    out.push({ type: 'MemberStaged', slot, versionId: v.id, rotatedAtMs: v.createdAtMs, via: 'rotate' });
+    // The rotate's acknowledgement time (within one round trip of the version's creation date in Key Protect).
+    out.push({ type: 'MemberStaged', slot, versionId, rotatedAtMs, via: 'rotate', readBack });
     return out;
   }
 
@@ -1090,14 +1119,14 @@ class Worker {
   private async prove(primarySlot: string, dupSlots: string[]): Promise<void> {
     const evidence: CanaryEvidence[] = [];
     const problems: string[] = [];
-    const aad = this.canaryAad();
     const p = this.party(primarySlot);
     const dups = dupSlots.map((s) => this.party(s));
     // The forward canary (primary → every duplicate) and each reverse one (duplicate → primary) are independent:
     // run them together; evidence keeps the order forward, then duplicates in slot order.
-    const canary = (from: CanaryParty, to: CanaryParty[]) =>
-      runCanary(this.ctx.kp, this.ctx.random, () => this.now(), from, to, aad, this.callOpts());
-    const settled = await Promise.allSettled([canary(p, dups), ...dups.map((d) => canary(d, [p]))]);
+    const settled = await Promise.allSettled([
+      this.canaryFrom(primarySlot, dups),
+      ...dupSlots.map((d) => this.canaryFrom(d, [p])),
+    ]);
     for (const r of settled) {
       if (r.status === 'rejected') throw r.reason;
       evidence.push(r.value.evidence);

@@ -1,0 +1,73 @@
+/**
+ * The rotate's read-back is a canary wrap (its response names the answering version), and the verify and prove
+ * steps unwrap those canaries elsewhere instead of wrapping again: fewer dependent Key Protect round trips and fewer
+ * requests per rotation, with the same evidence (every member's version checked, every duplicate crossed).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KeyProtectPort } from '../../../src/app/index.js';
+import { createStackGroup, driveRun, type LocalStack, startLocalStack } from '../../support/localStack.js';
+
+const HOUR = 3_600_000;
+let s: LocalStack;
+
+beforeAll(async () => {
+  s = await startLocalStack();
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+/** The stack's Key Protect client, counting calls by method. */
+function counting(kp: KeyProtectPort): { kp: KeyProtectPort; calls: Record<string, number> } {
+  const calls: Record<string, number> = {};
+  const wrapped = new Proxy(kp, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        calls[String(prop)] = (calls[String(prop)] ?? 0) + 1;
+        return v.apply(target, args);
+      };
+    },
+  });
+  return { kp: wrapped, calls };
+}
+
+describe('read-back canaries', () => {
+  it.each([1, 2, 3])('1 + %i: one wrap per member, verify and prove only unwrap', async (dups) => {
+    // Arrange
+    const group = await createStackGroup(s, `readback-${dups}`, dups);
+    const { kp, calls } = counting(s.kp);
+    const svc = s.service({ kp });
+    s.clock.advance(HOUR + 1_000);
+    // Act
+    const { runId } = await svc.rotateNow(group.id, { trigger: { kind: 'operator', by: 'it' } });
+    const run = await driveRun(s, svc, runId);
+    // Assert: completed; each member's read-back names its staged version
+    expect(run.status).toBe('completed');
+    for (const m of run.members) {
+      expect(m.stagedVia).toBe('rotate');
+      expect(m.readBack?.wrappedAt).toBe(m.crn);
+      expect(m.readBack?.reportedVersions[m.crn!]).toBe(m.versionId);
+    }
+    // one wrap for the escrow and one per member (its read-back): no canary wraps again
+    expect(calls.wrap).toBe(1 + run.members.length);
+    // versions listed twice per member (the plan's reading, the re-check before the rotate), never as a read-back
+    expect(calls.listVersions).toBe(2 * run.members.length);
+    // verify crosses the first duplicate's read-back to the others; prove crosses primary ⇄ every duplicate
+    const [first, ...rest] = run.members.filter((m) => m.role !== 'primary');
+    const primary = run.members.find((m) => m.role === 'primary')!;
+    const [verify, forward, ...reverse] = run.canaries;
+    expect(run.canaries).toHaveLength(2 + dups);
+    expect(verify).toMatchObject({ wrappedAt: first!.crn, ciphertext: first!.readBack!.ciphertext, ok: true });
+    expect(verify!.unwrappedAt).toEqual(rest.map((m) => m.crn));
+    expect(forward).toMatchObject({ wrappedAt: primary.crn, ciphertext: primary.readBack!.ciphertext, ok: true });
+    expect(forward!.unwrappedAt).toHaveLength(dups);
+    for (const r of reverse) expect(r.unwrappedAt).toEqual([primary.crn]);
+    // unwraps: escrow once per staging step (stage, promote), verify d − 1, prove 2d
+    expect(calls.unwrap).toBe(2 + (dups - 1) + 2 * dups);
+    // and the group still proves: a verification unwraps the recorded canary at every member
+    const check = await svc.verify(group.id);
+    expect(check.ok).toBe(true);
+  });
+});
