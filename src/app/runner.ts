@@ -59,6 +59,7 @@ import type {
   KeyRef,
   Lease,
   Notifier,
+  PreparedImportToken,
   RunRepository,
   Stores,
   Versioned,
@@ -283,8 +284,16 @@ export async function advance(
     throw err;
   } finally {
     state.stopped ??= 'finished';
+    if (!state.crashed) await worker.releasePrepared();
     if (lease && !state.crashed) await ctx.stores.leases.release(lease).catch(() => undefined);
   }
+}
+
+/** An import token fetched ahead of its secure import, under its instance's token lease taken at `atMs`. */
+interface PreparedToken {
+  lease: Lease;
+  token: Promise<PreparedImportToken | undefined>;
+  atMs: number;
 }
 
 class Worker {
@@ -297,6 +306,12 @@ class Worker {
   ) {}
 
   private chain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Import tokens fetched ahead of their secure import, by instance (`region:instanceId`), each under that
+   * instance's token lease (taken by the prefetch, released by the member that uses it or at the end of the pass).
+   */
+  private readonly prepared = new Map<string, Promise<PreparedToken | undefined>>();
 
   /** Members this step staged by its own rotate, not saved yet (group commit): references for `attribute`. */
   private readonly stepStaged = new Map<string, string>();
@@ -464,6 +479,8 @@ class Worker {
           return;
         case 'GenerateMaterial': {
           const run = this.run;
+          // The duplicates' import tokens are fetched while the material is escrowed and saved (no material yet).
+          if (run.kind === RunKind.ROTATION) this.prepareTokens(duplicatesOf(run).map((m) => m.slot));
           const escrowKey = run.escrowKey ?? (await this.ensureEscrowKey());
           const escrow = await generateAndEscrow(
             this.ctx.kp,
@@ -482,6 +499,14 @@ class Worker {
           return;
         }
         case 'StageMembers':
+          if (this.run.kind === RunKind.ROTATION) {
+            this.prepareTokens(c.slots);
+            // The primary's token is fetched while the duplicates are staged and verified: promote then needs only
+            // the rotate (its instance's lease is held about as long as a secure import of its own would take).
+            const busy = new Set(c.slots.map((x) => this.instanceKey(x)));
+            const p = primaryOf(this.run);
+            if (!busy.has(this.instanceKey(p.slot))) this.prepareTokens([p.slot]);
+          }
           await this.stageMembers(c.slots, log);
           return;
         case 'PromotePrimary':
@@ -621,12 +646,13 @@ class Worker {
     const m = this.member(slot);
     const log = parent.child({ crn: m.crn ?? slot, region: m.region, role: m.role });
     const leaseName = `token:${m.region}:${m.instanceId}`;
-    const tokenLease = await this.acquireTokenLease(leaseName);
+    const pre = await this.takePrepared(slot);
+    const tokenLease = pre?.lease ?? (await this.acquireTokenLease(leaseName));
     if (!tokenLease) return [{ type: 'StepFailed', step: this.run.step, slot, error: this.leaseHeldError(m) }];
     try {
       return this.run.kind === RunKind.CREATE
         ? await this.createOne(slot, material, log, correlationId)
-        : await this.rotateOne(slot, material, log, correlationId);
+        : await this.rotateOne(slot, material, log, correlationId, pre?.token);
     } catch (err) {
       if (err instanceof Stopped || this.state.crashed) throw err;
       const escrowFailure = await material.then(
@@ -640,6 +666,75 @@ class Worker {
     } finally {
       if (!this.state.crashed) await this.ctx.stores.leases.release(tokenLease).catch(() => undefined);
     }
+  }
+
+  private instanceKey(slot: string): string {
+    const m = this.member(slot);
+    return `${m.region}:${m.instanceId}`;
+  }
+
+  /**
+   * Starts fetching one import token per instance of `slots` (not already prepared), each under the instance's
+   * token lease, taken once without waiting: an instance whose lease another run holds is simply not prefetched
+   * (its member waits for the lease at its step, as without prefetching). Never awaited here; errors are kept.
+   */
+  private prepareTokens(slots: string[]): void {
+    const kp = this.ctx.kp;
+    if (!kp.prepareImportToken || this.state.stopped) return;
+    for (const slot of slots) {
+      const key = this.instanceKey(slot);
+      if (this.prepared.has(key)) continue;
+      const m = this.member(slot);
+      const ref = refOf(m);
+      const entry = (async (): Promise<PreparedToken | undefined> => {
+        const atMs = this.now();
+        const lease = await this.ctx.stores.leases.acquire(
+          `token:${key}`,
+          this.leaseHolder(),
+          this.ctx.config.tokenLeaseTtlMs,
+          atMs,
+        );
+        if (!lease) return undefined;
+        const token = kp.prepareImportToken!(
+          { region: ref.region, instanceId: ref.instanceId, ...(ref.keyRingId ? { keyRingId: ref.keyRingId } : {}) },
+          this.callOpts(),
+        );
+        token.catch(() => undefined); // a failed prefetch is ignored by the rotate (it fetches its own token)
+        return { lease, token, atMs };
+      })();
+      entry.catch(() => undefined);
+      this.prepared.set(key, entry);
+    }
+  }
+
+  /**
+   * The prepared token of `slot`'s instance (used once), when its lease was taken and is young enough (half its
+   * time to live) to still be ours when the rotate is sent; otherwise its lease is released and `undefined`.
+   */
+  private async takePrepared(slot: string): Promise<PreparedToken | undefined> {
+    const key = this.instanceKey(slot);
+    const entry = this.prepared.get(key);
+    if (!entry) return undefined;
+    this.prepared.delete(key);
+    const pre = await entry.catch(() => undefined);
+    if (!pre) return undefined;
+    if (this.now() - pre.atMs > this.ctx.config.tokenLeaseTtlMs / 2) {
+      await this.ctx.stores.leases.release(pre.lease).catch(() => undefined);
+      return undefined;
+    }
+    return pre;
+  }
+
+  /** Releases the leases of prepared tokens no member used (end of the pass: a wait, a failure, the run's end). */
+  async releasePrepared(): Promise<void> {
+    const entries = [...this.prepared.values()];
+    this.prepared.clear();
+    await Promise.all(
+      entries.map(async (e) => {
+        const pre = await e.catch(() => undefined);
+        if (pre) await this.ctx.stores.leases.release(pre.lease).catch(() => undefined);
+      }),
+    );
   }
 
   /** Serialises every secure import per instance (one import token per instance, last writer wins). */
@@ -673,6 +768,7 @@ class Worker {
     material: Promise<KeyMaterial>,
     log: Logger,
     correlationId: string,
+    token?: Promise<PreparedImportToken | undefined>,
   ): Promise<Outcome[]> {
     const kp = this.ctx.kp;
     const m = this.member(slot);
@@ -705,6 +801,7 @@ class Worker {
     try {
       await kp.rotateWithMaterial(ref, material, {
         correlationId,
+        ...(token ? { token } : {}),
         proceed: recheck.then(
           (r) => r.done === undefined && !this.state.stopped,
           () => false,

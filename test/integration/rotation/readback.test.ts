@@ -1,7 +1,8 @@
 /**
  * The rotate's read-back is a canary wrap (its response names the answering version), and the verify and prove
  * steps unwrap those canaries elsewhere instead of wrapping again: fewer dependent Key Protect round trips and fewer
- * requests per rotation, with the same evidence (every member's version checked, every duplicate crossed).
+ * requests per rotation, with the same evidence (every member's version checked, every duplicate crossed). Import
+ * tokens are fetched ahead of the step that uses them, under their instance's lease, and the leases are freed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyProtectPort } from '../../../src/app/index.js';
@@ -33,13 +34,14 @@ function counting(kp: KeyProtectPort): { kp: KeyProtectPort; calls: Record<strin
   return { kp: wrapped, calls };
 }
 
-describe('read-back canaries', () => {
+describe('read-back canaries and prefetched import tokens', () => {
   it.each([1, 2, 3])('1 + %i: one wrap per member, verify and prove only unwrap', async (dups) => {
     // Arrange
     const group = await createStackGroup(s, `readback-${dups}`, dups);
     const { kp, calls } = counting(s.kp);
     const svc = s.service({ kp });
     s.clock.advance(HOUR + 1_000);
+    const logFrom = s.log.lines.length;
     // Act
     const { runId } = await svc.rotateNow(group.id, { trigger: { kind: 'operator', by: 'it' } });
     const run = await driveRun(s, svc, runId);
@@ -66,6 +68,16 @@ describe('read-back canaries', () => {
     for (const r of reverse) expect(r.unwrappedAt).toEqual([primary.crn]);
     // unwraps: escrow once per staging step (stage, promote), verify d − 1, prove 2d
     expect(calls.unwrap).toBe(2 + (dups - 1) + 2 * dups);
+    // every member's import token was fetched ahead (duplicates' while escrowing, the primary's while staging),
+    // once: one POST /import_token per member, and no token lease is left held after the run
+    expect(calls.prepareImportToken).toBe(run.members.length);
+    const posts = s.log.lines.slice(logFrom).filter((l) => l.includes('"operation":"postImportToken"'));
+    expect(posts).toHaveLength(run.members.length);
+    for (const m of run.members) {
+      const l = await s.stores.leases.acquire(`token:${m.region}:${m.instanceId}`, 'probe', 1_000, s.clock.nowMs());
+      expect(l).toBeDefined();
+      await s.stores.leases.release(l!);
+    }
     // and the group still proves: a verification unwraps the recorded canary at every member
     const check = await svc.verify(group.id);
     expect(check.ok).toBe(true);
