@@ -412,6 +412,8 @@ class Worker {
     const calls = new Map(
       slots.map((slot) => [slot, { action, correlationId: this.ctx.random.uuid(), atMs: this.now() } as MemberCall]),
     );
+    // Members this run has never sent a changing call to (none recorded before this step's own, saved next).
+    const firstSend = new Set(slots.filter((slot) => (this.member(slot).calls ?? []).length === 0));
     await this.withMaterial(async (material) => {
       await this.recordCalls(calls);
       const outcomes: Outcome[] = [];
@@ -421,7 +423,7 @@ class Worker {
           this.ctx.config.stageConcurrency,
           async (group) => {
             for (const slot of group) {
-              const out = await this.stageOne(slot, material, log, calls.get(slot)!.correlationId);
+              const out = await this.stageOne(slot, material, log, calls.get(slot)!.correlationId, firstSend.has(slot));
               for (const o of out)
                 if (o.type === 'MemberStaged' && o.via === 'rotate') this.stepStaged.set(slot, o.versionId);
               outcomes.push(...out);
@@ -641,6 +643,7 @@ class Worker {
     material: Promise<KeyMaterial>,
     parent: Logger,
     correlationId: string,
+    firstSend: boolean,
   ): Promise<Outcome[]> {
     this.alive();
     const m = this.member(slot);
@@ -652,7 +655,10 @@ class Worker {
     try {
       return this.run.kind === RunKind.CREATE
         ? await this.createOne(slot, material, log, correlationId)
-        : await this.rotateOne(slot, material, log, correlationId, pre?.token);
+        : await this.rotateOne(slot, material, log, correlationId, {
+            ...(pre ? { token: pre.token } : {}),
+            firstSend,
+          });
     } catch (err) {
       if (err instanceof Stopped || this.state.crashed) throw err;
       const escrowFailure = await material.then(
@@ -768,13 +774,15 @@ class Worker {
     material: Promise<KeyMaterial>,
     log: Logger,
     correlationId: string,
-    token?: Promise<PreparedImportToken | undefined>,
+    opts: { token?: Promise<PreparedImportToken | undefined>; firstSend?: boolean } = {},
   ): Promise<Outcome[]> {
+    const token = opts.token;
     const kp = this.ctx.kp;
     const m = this.member(slot);
     const ref = refOf(m);
     const out: Outcome[] = [];
-    const recheck = (async (): Promise<{ done?: Outcome; foreign?: Outcome; baseline: string | undefined }> => {
+    type Recheck = { done?: Outcome; foreign?: Outcome; baseline: string | undefined };
+    const listAndAttribute = async (): Promise<Recheck> => {
       const versions = await kp.listVersions(ref, this.callOpts());
       const newest = versions[0];
       if (!newest || newest.id === m.snapshotVersionId) return { baseline: m.snapshotVersionId };
@@ -791,7 +799,12 @@ class Worker {
         foreign: { type: 'ForeignVersionFound', slot, versionId: newest.id, versionCount: versions.length },
         baseline: newest.id,
       };
-    })();
+    };
+    // The first rotate this run sends to the member goes on the plan's snapshot: nothing of this run can be there
+    // yet, and a foreign version in between is older than ours (the read-back names the newest). Any later send
+    // (a retry, a resumed run: a call of this run is recorded) lists the versions first, and so does any error.
+    const firstSend = opts.firstSend === true && m.snapshotVersionId !== undefined;
+    let recheck: Promise<Recheck> = firstSend ? Promise.resolve({ baseline: m.snapshotVersionId }) : listAndAttribute();
     recheck.catch(() => undefined); // awaited below in every path
     this.alive();
     // The correlation id was persisted before the step sent anything (stageMembers): the events function matches
@@ -809,6 +822,7 @@ class Worker {
       });
     } catch (err) {
       rotateError = { err };
+      if (firstSend) recheck = listAndAttribute(); // never decide on an error without listing the versions
     }
     const checked = await recheck;
     if (checked.done) return [checked.done];

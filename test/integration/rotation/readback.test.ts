@@ -54,8 +54,9 @@ describe('read-back canaries and prefetched import tokens', () => {
     }
     // one wrap for the escrow and one per member (its read-back): no canary wraps again
     expect(calls.wrap).toBe(1 + run.members.length);
-    // versions listed twice per member (the plan's reading, the re-check before the rotate), never as a read-back
-    expect(calls.listVersions).toBe(2 * run.members.length);
+    // versions listed once per member (the plan's reading): a first rotate goes on that snapshot, and the read-back
+    // is the canary wrap
+    expect(calls.listVersions).toBe(run.members.length);
     // verify crosses the first duplicate's read-back to the others; prove crosses primary ⇄ every duplicate
     const [first, ...rest] = run.members.filter((m) => m.role !== 'primary');
     const primary = run.members.find((m) => m.role === 'primary')!;
