@@ -15,6 +15,7 @@ import {
   type AtEvidence,
   type CanaryEvidence,
   type EscrowKeyRef,
+  fingerprintOf,
   type Group,
   hasCode,
   isAppError,
@@ -47,7 +48,7 @@ import {
 import { type CanaryParty, type CanaryResult, crossCanary, probeEvidence, runCanary, wrapCanary } from './canary.js';
 import {
   type EscrowedMaterialRecord,
-  generateAndEscrow,
+  generateAndEscrowKeeping,
   openEscrowedMaterial,
   withEscrowedMaterial,
 } from './escrow.js';
@@ -284,7 +285,7 @@ export async function advance(
     throw err;
   } finally {
     state.stopped ??= 'finished';
-    if (!state.crashed) await worker.releasePrepared();
+    await worker.close(state.crashed);
     if (lease && !state.crashed) await ctx.stores.leases.release(lease).catch(() => undefined);
   }
 }
@@ -484,7 +485,7 @@ class Worker {
           // The duplicates' import tokens are fetched while the material is escrowed and saved (no material yet).
           if (run.kind === RunKind.ROTATION) this.prepareTokens(duplicatesOf(run).map((m) => m.slot));
           const escrowKey = run.escrowKey ?? (await this.ensureEscrowKey());
-          const escrow = await generateAndEscrow(
+          const { record: escrow, material } = await generateAndEscrowKeeping(
             this.ctx.kp,
             this.ctx.random,
             escrowKey,
@@ -492,12 +493,20 @@ class Worker {
             run.generation,
             this.callOpts(),
           );
-          await this.persist({
-            type: 'MaterialEscrowed',
-            fingerprint: escrow.fingerprint,
-            escrow,
-            ...(run.escrowKey ? {} : { escrowKey }),
-          });
+          try {
+            await this.persist({
+              type: 'MaterialEscrowed',
+              fingerprint: escrow.fingerprint,
+              escrow,
+              ...(run.escrowKey ? {} : { escrowKey }),
+            });
+          } catch (err) {
+            material.zero();
+            throw err;
+          }
+          // Escrow persisted: this pass's staging steps use the material as is (zeroed at the end of the pass);
+          // another pass, or a resumed run, unwraps the escrow.
+          this.keepMaterial(material);
           return;
         }
         case 'StageMembers':
@@ -608,6 +617,11 @@ class Worker {
   private async withMaterial(fn: (m: Promise<KeyMaterial>) => Promise<void>): Promise<void> {
     const run = this.run;
     if (!run.escrow) throw new Error('run has no escrowed material');
+    const kept = this.kept;
+    if (kept && !kept.isZeroed && fingerprintOf(kept) === run.escrow.fingerprint) {
+      await fn(Promise.resolve(kept));
+      return;
+    }
     const opened = openEscrowedMaterial(this.ctx.kp, escrowKeyOf(run), run.escrow, this.callOpts());
     try {
       await fn(opened.material);
@@ -731,8 +745,23 @@ class Worker {
     return pre;
   }
 
+  /** The material this pass generated, once its escrow is persisted (zeroed by `close`). */
+  private kept: KeyMaterial | undefined;
+
+  private keepMaterial(m: KeyMaterial): void {
+    this.kept?.zero();
+    this.kept = m;
+  }
+
+  /** End of the pass: zeroes the kept material and frees the leases of unused prepared tokens. */
+  async close(crashed: boolean): Promise<void> {
+    this.kept?.zero();
+    this.kept = undefined;
+    if (!crashed) await this.releasePrepared();
+  }
+
   /** Releases the leases of prepared tokens no member used (end of the pass: a wait, a failure, the run's end). */
-  async releasePrepared(): Promise<void> {
+  private async releasePrepared(): Promise<void> {
     const entries = [...this.prepared.values()];
     this.prepared.clear();
     await Promise.all(

@@ -67,8 +67,8 @@ describe('read-back canaries and prefetched import tokens', () => {
     expect(forward).toMatchObject({ wrappedAt: primary.crn, ciphertext: primary.readBack!.ciphertext, ok: true });
     expect(forward!.unwrappedAt).toHaveLength(dups);
     for (const r of reverse) expect(r.unwrappedAt).toEqual([primary.crn]);
-    // unwraps: escrow once per staging step (stage, promote), verify d − 1, prove 2d
-    expect(calls.unwrap).toBe(2 + (dups - 1) + 2 * dups);
+    // unwraps: verify d − 1, prove 2d; no escrow unwrap (the pass that escrowed the material stages with it)
+    expect(calls.unwrap).toBe(dups - 1 + 2 * dups);
     // every member's import token was fetched ahead (duplicates' while escrowing, the primary's while staging),
     // once: one POST /import_token per member, and no token lease is left held after the run
     expect(calls.prepareImportToken).toBe(run.members.length);
