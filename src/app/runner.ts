@@ -477,9 +477,55 @@ class Worker {
     log.debug('executing');
     try {
       switch (c.type) {
-        case 'ReadMembers':
-          await this.persist(await this.readMembers(c.slots));
+        case 'ReadMembers': {
+          const run = this.run;
+          if (run.kind !== RunKind.ROTATION || run.escrow || !run.escrowKey) {
+            await this.persist(await this.readMembers(c.slots));
+            return;
+          }
+          // A rotation's plan reads, its escrow wrap and the duplicates' import tokens do not depend on each other
+          // (neither token nor escrow carries material to a member): one round trip. The escrow is saved with the
+          // reading (one save) only when the plan lets the run go on; otherwise the material is zeroed, unused.
+          const escrowKey = run.escrowKey;
+          this.prepareTokens(duplicatesOf(run).map((m) => m.slot));
+          const escrowing = generateAndEscrowKeeping(
+            this.ctx.kp,
+            this.ctx.random,
+            escrowKey,
+            run.groupId,
+            run.generation,
+            this.callOpts(),
+          );
+          escrowing.catch(() => undefined);
+          let read: Outcome;
+          try {
+            read = await this.readMembers(c.slots);
+          } catch (err) {
+            void escrowing.then(
+              (e) => e.material.zero(),
+              () => undefined,
+            );
+            throw err;
+          }
+          const escrowed = await escrowing.catch(() => undefined);
+          const goesOn = applyOutcome(run, read, this.now(), this.ctx.config).step === Step.GENERATE;
+          if (!escrowed || !goesOn) {
+            escrowed?.material.zero();
+            await this.persist(read);
+            return;
+          }
+          try {
+            await this.persistAll([
+              read,
+              { type: 'MaterialEscrowed', fingerprint: escrowed.record.fingerprint, escrow: escrowed.record },
+            ]);
+          } catch (err) {
+            escrowed.material.zero();
+            throw err;
+          }
+          this.keepMaterial(escrowed.material);
           return;
+        }
         case 'GenerateMaterial': {
           const run = this.run;
           // The duplicates' import tokens are fetched while the material is escrowed and saved (no material yet).

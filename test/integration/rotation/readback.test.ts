@@ -18,20 +18,25 @@ afterAll(async () => {
   await s?.close();
 });
 
-/** The stack's Key Protect client, counting calls by method. */
-function counting(kp: KeyProtectPort): { kp: KeyProtectPort; calls: Record<string, number> } {
+/** The stack's Key Protect client, counting calls by method and logging when each starts and settles. */
+function counting(kp: KeyProtectPort): { kp: KeyProtectPort; calls: Record<string, number>; events: string[] } {
   const calls: Record<string, number> = {};
+  const events: string[] = [];
   const wrapped = new Proxy(kp, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver);
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {
-        calls[String(prop)] = (calls[String(prop)] ?? 0) + 1;
-        return v.apply(target, args);
+        const op = String(prop);
+        calls[op] = (calls[op] ?? 0) + 1;
+        events.push(`start ${op}`);
+        const out = v.apply(target, args);
+        if (out instanceof Promise) void out.finally(() => events.push(`end ${op}`)).catch(() => undefined);
+        return out;
       };
     },
   });
-  return { kp: wrapped, calls };
+  return { kp: wrapped, calls, events };
 }
 
 describe('read-back canaries and prefetched import tokens', () => {
@@ -82,5 +87,27 @@ describe('read-back canaries and prefetched import tokens', () => {
     // and the group still proves: a verification unwraps the recorded canary at every member
     const check = await svc.verify(group.id);
     expect(check.ok).toBe(true);
+  });
+
+  it("a run that plans in its pass reads, escrows and fetches the duplicates' tokens in one round trip", async () => {
+    // Arrange: a forced rotation starts at plan (no reading by the claim), so the pass reads the members itself
+    const group = await createStackGroup(s, 'readback-plan', 2);
+    const { kp, events } = counting(s.kp);
+    const svc = s.service({ kp, afterPersist: (r) => void events.push(`saved ${r.step}`) });
+    s.clock.advance(HOUR + 1_000);
+    // Act
+    const { runId } = await svc.rotateNow(group.id, { trigger: { kind: 'operator', by: 'it' }, force: true });
+    const run = await driveRun(s, svc, runId);
+    // Assert: the escrow wrap started with the plan's readings, and both were saved in one save (the run goes from
+    // plan straight to stage)
+    expect(run.status).toBe('completed');
+    const firstSave = events.findIndex((e) => e.startsWith('saved '));
+    expect(events[firstSave]).toBe('saved stage');
+    const firstRead = events.indexOf('end getKey');
+    expect(firstRead).toBeGreaterThan(0);
+    expect(events.indexOf('start wrap')).toBeLessThan(firstRead);
+    // every member's token fetched ahead, once (when they start depends on the store's lease round trip)
+    expect(events.filter((e) => e === 'start prepareImportToken')).toHaveLength(run.members.length);
+    expect(events.filter((e) => e === 'start prepareImportToken')).toHaveLength(run.members.length);
   });
 });
