@@ -27,14 +27,9 @@ export interface EscrowedMaterialRecord {
 
 /** Generates fresh material, fingerprints it and wraps it under the escrow key; the material is zeroed before return. */
 export async function generateAndEscrow(
-  kp: KeyProtectPort,
-  random: Random,
-  escrow: EscrowKeyRef,
-  groupId: GroupId,
-  generation: number,
-  opts?: CallOptions,
+  ...args: Parameters<typeof generateAndEscrowKeeping>
 ): Promise<EscrowedMaterialRecord> {
-  const { record, material } = await generateAndEscrowKeeping(kp, random, escrow, groupId, generation, opts);
+  const { record, material } = await generateAndEscrowKeeping(...args);
   material.zero();
   return record;
 }

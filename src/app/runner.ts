@@ -488,14 +488,7 @@ class Worker {
           // reading (one save) only when the plan lets the run go on; otherwise the material is zeroed, unused.
           const escrowKey = run.escrowKey;
           this.prepareTokens(duplicatesOf(run).map((m) => m.slot));
-          const escrowing = generateAndEscrowKeeping(
-            this.ctx.kp,
-            this.ctx.random,
-            escrowKey,
-            run.groupId,
-            run.generation,
-            this.callOpts(),
-          );
+          const escrowing = this.escrowNewMaterial(escrowKey);
           escrowing.catch(() => undefined);
           let read: Outcome;
           try {
@@ -531,14 +524,7 @@ class Worker {
           // The duplicates' import tokens are fetched while the material is escrowed and saved (no material yet).
           if (run.kind === RunKind.ROTATION) this.prepareTokens(duplicatesOf(run).map((m) => m.slot));
           const escrowKey = run.escrowKey ?? (await this.ensureEscrowKey());
-          const { record: escrow, material } = await generateAndEscrowKeeping(
-            this.ctx.kp,
-            this.ctx.random,
-            escrowKey,
-            run.groupId,
-            run.generation,
-            this.callOpts(),
-          );
+          const { record: escrow, material } = await this.escrowNewMaterial(escrowKey);
           try {
             await this.persist({
               type: 'MaterialEscrowed',
@@ -618,6 +604,19 @@ class Worker {
       if (!isAppError(err)) log.error('unexpected error', { error: err instanceof Error ? err.message : 'unknown' });
       await this.persist({ type: 'StepFailed', step, error: e });
     }
+  }
+
+  /** Fresh material for this run's generation, wrapped under the escrow key; the caller zeroes it. */
+  private escrowNewMaterial(escrowKey: EscrowKeyRef) {
+    const run = this.run;
+    return generateAndEscrowKeeping(
+      this.ctx.kp,
+      this.ctx.random,
+      escrowKey,
+      run.groupId,
+      run.generation,
+      this.callOpts(),
+    );
   }
 
   private callOpts() {
