@@ -35,55 +35,97 @@ export async function runCanary(
   aad: string[],
   opts?: CallOptions,
 ): Promise<CanaryResult> {
+  const wrapped = await wrapCanary(kp, random, nowMs, wrapAt.ref, wrapAt.crn, aad, opts);
+  return crossCanary(kp, nowMs, wrapped, wrapAt, unwrapAt.length > 0 ? unwrapAt : [wrapAt], opts);
+}
+
+/**
+ * The wrapping half of a canary: a fresh 32-byte DEK wrapped at `at` (dropped at once). The evidence names the
+ * version that answered (`reportedVersions`), so a wrap right after a rotate is also its read-back; its ciphertext
+ * is unwrapped elsewhere later by `crossCanary`.
+ */
+export async function wrapCanary(
+  kp: KeyProtectPort,
+  random: Random,
+  nowMs: () => number,
+  at: KeyRef,
+  crn: KeyCrn,
+  aad: string[],
+  opts?: CallOptions,
+): Promise<CanaryEvidence> {
   const dek = random.bytes(32);
-  const problems: string[] = [];
-  const reportedVersions: Record<string, string> = {};
   try {
     const plaintextSha256 = sha256(dek);
-    const wrapped = await kp.wrap(wrapAt.ref, dek, aad, opts);
-    reportedVersions[wrapAt.crn] = wrapped.keyVersionId;
-    if (wrapAt.expectedVersionId && wrapped.keyVersionId !== wrapAt.expectedVersionId) {
-      problems.push(`${wrapAt.crn} wrapped with version ${wrapped.keyVersionId}, expected ${wrapAt.expectedVersionId}`);
-    }
-    const targets = unwrapAt.length > 0 ? unwrapAt : [wrapAt];
-    // Independent round trips: unwrap everywhere at once, then judge in target order (deterministic evidence).
-    const results = await Promise.allSettled(targets.map((t) => kp.unwrap(t.ref, wrapped.ciphertext, aad, opts)));
-    let failure: unknown;
-    results.forEach((r, i) => {
-      const t = targets[i] as CanaryParty;
-      if (r.status === 'rejected') {
-        if (hasCode(r.reason, 'MATERIAL_MISMATCH'))
-          problems.push(`${t.crn} cannot unwrap (does not hold the material)`);
-        else failure ??= r.reason;
-        return;
-      }
-      const out = r.value;
-      const same = sha256(out.plaintext) === plaintextSha256;
-      out.plaintext.fill(0);
-      reportedVersions[t.crn] = out.keyVersionId;
-      if (!same) problems.push(`${t.crn} unwrapped a different DEK`);
-      if (t.expectedVersionId && out.keyVersionId !== t.expectedVersionId) {
-        problems.push(`${t.crn} reported version ${out.keyVersionId}, expected ${t.expectedVersionId}`);
-      }
-    });
-    // Any error other than "does not hold the material" fails the step (it is retried), after every DEK is zeroed.
-    if (failure !== undefined) throw failure;
+    const wrapped = await kp.wrap(at, dek, aad, opts);
     return {
-      evidence: {
-        wrappedAt: wrapAt.crn,
-        unwrappedAt: targets.map((t) => t.crn),
-        ciphertext: wrapped.ciphertext,
-        plaintextSha256,
-        aad,
-        reportedVersions,
-        ok: problems.length === 0,
-        atMs: nowMs(),
-      },
-      problems,
+      wrappedAt: crn,
+      unwrappedAt: [],
+      ciphertext: wrapped.ciphertext,
+      plaintextSha256,
+      aad,
+      reportedVersions: { [crn]: wrapped.keyVersionId },
+      ok: true,
+      atMs: nowMs(),
     };
   } finally {
     dek.fill(0);
   }
+}
+
+/**
+ * The unwrapping half: `wrapped` (from `wrapCanary` at `wrapAt`) unwrapped at each of `unwrapAt` in parallel, then
+ * judged in target order (deterministic evidence). Every party's reported version is checked against its expected
+ * one. With no target the wrap alone is the evidence (one member: nothing to cross).
+ */
+export async function crossCanary(
+  kp: KeyProtectPort,
+  nowMs: () => number,
+  wrapped: CanaryEvidence,
+  wrapAt: CanaryParty,
+  unwrapAt: CanaryParty[],
+  opts?: CallOptions,
+): Promise<CanaryResult> {
+  const problems: string[] = [];
+  const reportedVersions: Record<string, string> = { ...wrapped.reportedVersions };
+  const wrappedWith = reportedVersions[wrapAt.crn];
+  if (wrapAt.expectedVersionId && wrappedWith !== wrapAt.expectedVersionId) {
+    problems.push(`${wrapAt.crn} wrapped with version ${wrappedWith}, expected ${wrapAt.expectedVersionId}`);
+  }
+  const results = await Promise.allSettled(
+    unwrapAt.map((t) => kp.unwrap(t.ref, wrapped.ciphertext, wrapped.aad, opts)),
+  );
+  let failure: unknown;
+  results.forEach((r, i) => {
+    const t = unwrapAt[i] as CanaryParty;
+    if (r.status === 'rejected') {
+      if (hasCode(r.reason, 'MATERIAL_MISMATCH')) problems.push(`${t.crn} cannot unwrap (does not hold the material)`);
+      else failure ??= r.reason;
+      return;
+    }
+    const out = r.value;
+    const same = sha256(out.plaintext) === wrapped.plaintextSha256;
+    out.plaintext.fill(0);
+    reportedVersions[t.crn] = out.keyVersionId;
+    if (!same) problems.push(`${t.crn} unwrapped a different DEK`);
+    if (t.expectedVersionId && out.keyVersionId !== t.expectedVersionId) {
+      problems.push(`${t.crn} reported version ${out.keyVersionId}, expected ${t.expectedVersionId}`);
+    }
+  });
+  // Any error other than "does not hold the material" fails the step (it is retried), after every DEK is zeroed.
+  if (failure !== undefined) throw failure;
+  return {
+    evidence: {
+      wrappedAt: wrapped.wrappedAt,
+      unwrappedAt: unwrapAt.map((t) => t.crn),
+      ciphertext: wrapped.ciphertext,
+      plaintextSha256: wrapped.plaintextSha256,
+      aad: wrapped.aad,
+      reportedVersions,
+      ok: problems.length === 0,
+      atMs: nowMs(),
+    },
+    problems,
+  };
 }
 
 /**

@@ -27,13 +27,25 @@ export interface EscrowedMaterialRecord {
 
 /** Generates fresh material, fingerprints it and wraps it under the escrow key; the material is zeroed before return. */
 export async function generateAndEscrow(
+  ...args: Parameters<typeof generateAndEscrowKeeping>
+): Promise<EscrowedMaterialRecord> {
+  const { record, material } = await generateAndEscrowKeeping(...args);
+  material.zero();
+  return record;
+}
+
+/**
+ * Like `generateAndEscrow`, and hands the material to the caller, who zeroes it (a worker keeps it for the steps of
+ * the same pass, after the escrow record is persisted, instead of unwrapping the escrow again).
+ */
+export async function generateAndEscrowKeeping(
   kp: KeyProtectPort,
   random: Random,
   escrow: EscrowKeyRef,
   groupId: GroupId,
   generation: number,
   opts?: CallOptions,
-): Promise<EscrowedMaterialRecord> {
+): Promise<{ record: EscrowedMaterialRecord; material: KeyMaterial }> {
   const raw = random.bytes(MATERIAL_BYTES);
   const material = KeyMaterial.fromBytes(raw);
   raw.fill(0);
@@ -41,9 +53,10 @@ export async function generateAndEscrow(
     const fingerprint = fingerprintOf(material);
     const aad = escrowAad(groupId, generation);
     const wrapped = await material.use((bytes) => kp.wrap(escrowRef(escrow), bytes, aad, opts));
-    return { keyCrn: escrow.crn, ciphertext: wrapped.ciphertext, aad, fingerprint };
-  } finally {
+    return { record: { keyCrn: escrow.crn, ciphertext: wrapped.ciphertext, aad, fingerprint }, material };
+  } catch (err) {
     material.zero();
+    throw err;
   }
 }
 

@@ -75,6 +75,17 @@ export interface RotateOptions extends CallOptions {
    * (the unused token just expires). Without it the rotate goes ahead.
    */
   proceed?: Promise<boolean>;
+  /**
+   * An import token of the key's instance fetched earlier (`prepareImportToken`, under the instance's token lease):
+   * the rotate skips POST and GET /import_token. Used once; a failed or foreign one is ignored (fetched anew).
+   */
+  token?: Promise<PreparedImportToken | undefined>;
+}
+
+/** An opaque handle of an import token fetched ahead of its secure import (the nonce stays in the adapter). */
+export interface PreparedImportToken {
+  readonly region: string;
+  readonly instanceId: InstanceId;
 }
 
 export interface CreateImportedKeyInput {
@@ -138,6 +149,15 @@ export interface KeyProtectPort {
    * unwrap): it is awaited only when the import token is in hand. Resolves `false` when `opts.proceed` said no.
    */
   rotateWithMaterial(ref: KeyRef, material: KeyMaterial | Promise<KeyMaterial>, opts?: RotateOptions): Promise<boolean>;
+  /**
+   * POST + GET /import_token now, for a secure import later (`RotateOptions.token`); `undefined` when this client
+   * sends plain payloads. Replaces the instance's token: call it only under the instance's import-token lease.
+   * Optional: without it every secure import fetches its own token.
+   */
+  prepareImportToken?(
+    at: { region: RegionId; instanceId: InstanceId; keyRingId?: string },
+    opts?: CallOptions,
+  ): Promise<PreparedImportToken | undefined>;
   wrap(ref: KeyRef, plaintext: Buffer, aad: string[], opts?: CallOptions): Promise<WrapResult>;
   unwrap(ref: KeyRef, ciphertext: string, aad: string[], opts?: CallOptions): Promise<UnwrapResult>;
 }

@@ -15,6 +15,7 @@ import {
   type AtEvidence,
   type CanaryEvidence,
   type EscrowKeyRef,
+  fingerprintOf,
   type Group,
   hasCode,
   isAppError,
@@ -44,10 +45,10 @@ import {
   type RunMember,
   Step,
 } from '../rotation/index.js';
-import { type CanaryParty, probeEvidence, runCanary } from './canary.js';
+import { type CanaryParty, type CanaryResult, crossCanary, probeEvidence, runCanary, wrapCanary } from './canary.js';
 import {
   type EscrowedMaterialRecord,
-  generateAndEscrow,
+  generateAndEscrowKeeping,
   openEscrowedMaterial,
   withEscrowedMaterial,
 } from './escrow.js';
@@ -59,6 +60,7 @@ import type {
   KeyRef,
   Lease,
   Notifier,
+  PreparedImportToken,
   RunRepository,
   Stores,
   Versioned,
@@ -283,8 +285,16 @@ export async function advance(
     throw err;
   } finally {
     state.stopped ??= 'finished';
+    await worker.close(state.crashed);
     if (lease && !state.crashed) await ctx.stores.leases.release(lease).catch(() => undefined);
   }
+}
+
+/** An import token fetched ahead of its secure import, under its instance's token lease taken at `atMs`. */
+interface PreparedToken {
+  lease: Lease;
+  token: Promise<PreparedImportToken | undefined>;
+  atMs: number;
 }
 
 class Worker {
@@ -297,6 +307,12 @@ class Worker {
   ) {}
 
   private chain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Import tokens fetched ahead of their secure import, by instance (`region:instanceId`), each under that
+   * instance's token lease (taken by the prefetch, released by the member that uses it or at the end of the pass).
+   */
+  private readonly prepared = new Map<string, Promise<PreparedToken | undefined>>();
 
   /** Members this step staged by its own rotate, not saved yet (group commit): references for `attribute`. */
   private readonly stepStaged = new Map<string, string>();
@@ -397,6 +413,8 @@ class Worker {
     const calls = new Map(
       slots.map((slot) => [slot, { action, correlationId: this.ctx.random.uuid(), atMs: this.now() } as MemberCall]),
     );
+    // Members this run has never sent a changing call to (none recorded before this step's own, saved next).
+    const firstSend = new Set(slots.filter((slot) => (this.member(slot).calls ?? []).length === 0));
     await this.withMaterial(async (material) => {
       await this.recordCalls(calls);
       const outcomes: Outcome[] = [];
@@ -406,7 +424,7 @@ class Worker {
           this.ctx.config.stageConcurrency,
           async (group) => {
             for (const slot of group) {
-              const out = await this.stageOne(slot, material, log, calls.get(slot)!.correlationId);
+              const out = await this.stageOne(slot, material, log, calls.get(slot)!.correlationId, firstSend.has(slot));
               for (const o of out)
                 if (o.type === 'MemberStaged' && o.via === 'rotate') this.stepStaged.set(slot, o.versionId);
               outcomes.push(...out);
@@ -459,44 +477,88 @@ class Worker {
     log.debug('executing');
     try {
       switch (c.type) {
-        case 'ReadMembers':
-          await this.persist(await this.readMembers(c.slots));
+        case 'ReadMembers': {
+          const run = this.run;
+          if (run.kind !== RunKind.ROTATION || run.escrow || !run.escrowKey) {
+            await this.persist(await this.readMembers(c.slots));
+            return;
+          }
+          // A rotation's plan reads, its escrow wrap and the duplicates' import tokens do not depend on each other
+          // (neither token nor escrow carries material to a member): one round trip. The escrow is saved with the
+          // reading (one save) only when the plan lets the run go on; otherwise the material is zeroed, unused.
+          const escrowKey = run.escrowKey;
+          this.prepareTokens(duplicatesOf(run).map((m) => m.slot));
+          const escrowing = this.escrowNewMaterial(escrowKey);
+          escrowing.catch(() => undefined);
+          let read: Outcome;
+          try {
+            read = await this.readMembers(c.slots);
+          } catch (err) {
+            void escrowing.then(
+              (e) => e.material.zero(),
+              () => undefined,
+            );
+            throw err;
+          }
+          const escrowed = await escrowing.catch(() => undefined);
+          const goesOn = applyOutcome(run, read, this.now(), this.ctx.config).step === Step.GENERATE;
+          if (!escrowed || !goesOn) {
+            escrowed?.material.zero();
+            await this.persist(read);
+            return;
+          }
+          try {
+            await this.persistAll([
+              read,
+              { type: 'MaterialEscrowed', fingerprint: escrowed.record.fingerprint, escrow: escrowed.record },
+            ]);
+          } catch (err) {
+            escrowed.material.zero();
+            throw err;
+          }
+          this.keepMaterial(escrowed.material);
           return;
+        }
         case 'GenerateMaterial': {
           const run = this.run;
+          // The duplicates' import tokens are fetched while the material is escrowed and saved (no material yet).
+          if (run.kind === RunKind.ROTATION) this.prepareTokens(duplicatesOf(run).map((m) => m.slot));
           const escrowKey = run.escrowKey ?? (await this.ensureEscrowKey());
-          const escrow = await generateAndEscrow(
-            this.ctx.kp,
-            this.ctx.random,
-            escrowKey,
-            run.groupId,
-            run.generation,
-            this.callOpts(),
-          );
-          await this.persist({
-            type: 'MaterialEscrowed',
-            fingerprint: escrow.fingerprint,
-            escrow,
-            ...(run.escrowKey ? {} : { escrowKey }),
-          });
+          const { record: escrow, material } = await this.escrowNewMaterial(escrowKey);
+          try {
+            await this.persist({
+              type: 'MaterialEscrowed',
+              fingerprint: escrow.fingerprint,
+              escrow,
+              ...(run.escrowKey ? {} : { escrowKey }),
+            });
+          } catch (err) {
+            material.zero();
+            throw err;
+          }
+          // Escrow persisted: this pass's staging steps use the material as is (zeroed at the end of the pass);
+          // another pass, or a resumed run, unwraps the escrow.
+          this.keepMaterial(material);
           return;
         }
         case 'StageMembers':
+          if (this.run.kind === RunKind.ROTATION) {
+            this.prepareTokens(c.slots);
+            // The primary's token is fetched while the duplicates are staged and verified: promote then needs only
+            // the rotate (its instance's lease is held about as long as a secure import of its own would take).
+            const busy = new Set(c.slots.map((x) => this.instanceKey(x)));
+            const p = primaryOf(this.run);
+            if (!busy.has(this.instanceKey(p.slot))) this.prepareTokens([p.slot]);
+          }
           await this.stageMembers(c.slots, log);
           return;
         case 'PromotePrimary':
           await this.stageMembers([c.slot], log);
           return;
         case 'VerifyDuplicates': {
-          const wrapAt = this.party(c.wrapAt);
-          const res = await runCanary(
-            this.ctx.kp,
-            this.ctx.random,
-            () => this.now(),
-            wrapAt,
+          const res = await this.canaryFrom(
+            c.wrapAt,
             c.unwrapAt.map((s) => this.party(s)),
-            this.canaryAad(),
-            this.callOpts(),
           );
           await this.persist(
             res.problems.length === 0
@@ -544,12 +606,48 @@ class Worker {
     }
   }
 
+  /** Fresh material for this run's generation, wrapped under the escrow key; the caller zeroes it. */
+  private escrowNewMaterial(escrowKey: EscrowKeyRef) {
+    const run = this.run;
+    return generateAndEscrowKeeping(
+      this.ctx.kp,
+      this.ctx.random,
+      escrowKey,
+      run.groupId,
+      run.generation,
+      this.callOpts(),
+    );
+  }
+
   private callOpts() {
     return { correlationId: this.ctx.random.uuid() };
   }
 
   private canaryAad(): string[] {
     return ['lockstep-canary/v1', `group:${this.run.groupId}`, `generation:${this.run.generation}`];
+  }
+
+  /**
+   * A canary from `slot` to `unwrapAt`: the member's read-back canary (wrapped right after this run's rotate) is
+   * unwrapped at the others when it names the member's staged version and this generation's AAD; otherwise (a
+   * version found on re-check, an older run document) a fresh DEK is wrapped first. With no target the read-back
+   * alone is the evidence (one duplicate at verify: nothing to cross); a fresh canary then unwraps at its own member.
+   */
+  private canaryFrom(slot: string, unwrapAt: CanaryParty[]): Promise<CanaryResult> {
+    const m = this.member(slot);
+    const from = this.party(slot);
+    const rb = m.readBack;
+    const aad = this.canaryAad();
+    const usable =
+      rb !== undefined &&
+      m.crn !== undefined &&
+      m.versionId !== undefined &&
+      rb.wrappedAt === m.crn &&
+      rb.reportedVersions[m.crn] === m.versionId &&
+      rb.aad.length === aad.length &&
+      rb.aad.every((a, i) => a === aad[i]);
+    if (usable) return crossCanary(this.ctx.kp, () => this.now(), rb, from, unwrapAt, this.callOpts());
+    return runCanary(this.ctx.kp, this.ctx.random, () => this.now(), from, unwrapAt, aad, this.callOpts());
   }
 
   private party(slot: string): CanaryParty {
@@ -564,6 +662,11 @@ class Worker {
   private async withMaterial(fn: (m: Promise<KeyMaterial>) => Promise<void>): Promise<void> {
     const run = this.run;
     if (!run.escrow) throw new Error('run has no escrowed material');
+    const kept = this.kept;
+    if (kept && !kept.isZeroed && fingerprintOf(kept) === run.escrow.fingerprint) {
+      await fn(Promise.resolve(kept));
+      return;
+    }
     const opened = openEscrowedMaterial(this.ctx.kp, escrowKeyOf(run), run.escrow, this.callOpts());
     try {
       await fn(opened.material);
@@ -599,17 +702,22 @@ class Worker {
     material: Promise<KeyMaterial>,
     parent: Logger,
     correlationId: string,
+    firstSend: boolean,
   ): Promise<Outcome[]> {
     this.alive();
     const m = this.member(slot);
     const log = parent.child({ crn: m.crn ?? slot, region: m.region, role: m.role });
     const leaseName = `token:${m.region}:${m.instanceId}`;
-    const tokenLease = await this.acquireTokenLease(leaseName);
+    const pre = await this.takePrepared(slot);
+    const tokenLease = pre?.lease ?? (await this.acquireTokenLease(leaseName));
     if (!tokenLease) return [{ type: 'StepFailed', step: this.run.step, slot, error: this.leaseHeldError(m) }];
     try {
       return this.run.kind === RunKind.CREATE
         ? await this.createOne(slot, material, log, correlationId)
-        : await this.rotateOne(slot, material, log, correlationId);
+        : await this.rotateOne(slot, material, log, correlationId, {
+            ...(pre ? { token: pre.token } : {}),
+            firstSend,
+          });
     } catch (err) {
       if (err instanceof Stopped || this.state.crashed) throw err;
       const escrowFailure = await material.then(
@@ -623,6 +731,90 @@ class Worker {
     } finally {
       if (!this.state.crashed) await this.ctx.stores.leases.release(tokenLease).catch(() => undefined);
     }
+  }
+
+  private instanceKey(slot: string): string {
+    const m = this.member(slot);
+    return `${m.region}:${m.instanceId}`;
+  }
+
+  /**
+   * Starts fetching one import token per instance of `slots` (not already prepared), each under the instance's
+   * token lease, taken once without waiting: an instance whose lease another run holds is simply not prefetched
+   * (its member waits for the lease at its step, as without prefetching). Never awaited here; errors are kept.
+   */
+  private prepareTokens(slots: string[]): void {
+    const kp = this.ctx.kp;
+    if (!kp.prepareImportToken || this.state.stopped) return;
+    for (const slot of slots) {
+      const key = this.instanceKey(slot);
+      if (this.prepared.has(key)) continue;
+      const m = this.member(slot);
+      const ref = refOf(m);
+      const entry = (async (): Promise<PreparedToken | undefined> => {
+        const atMs = this.now();
+        const lease = await this.ctx.stores.leases.acquire(
+          `token:${key}`,
+          this.leaseHolder(),
+          this.ctx.config.tokenLeaseTtlMs,
+          atMs,
+        );
+        if (!lease) return undefined;
+        const token = kp.prepareImportToken!(
+          { region: ref.region, instanceId: ref.instanceId, ...(ref.keyRingId ? { keyRingId: ref.keyRingId } : {}) },
+          this.callOpts(),
+        );
+        token.catch(() => undefined); // a failed prefetch is ignored by the rotate (it fetches its own token)
+        return { lease, token, atMs };
+      })();
+      entry.catch(() => undefined);
+      this.prepared.set(key, entry);
+    }
+  }
+
+  /**
+   * The prepared token of `slot`'s instance (used once), when its lease was taken and is young enough (half its
+   * time to live) to still be ours when the rotate is sent; otherwise its lease is released and `undefined`.
+   */
+  private async takePrepared(slot: string): Promise<PreparedToken | undefined> {
+    const key = this.instanceKey(slot);
+    const entry = this.prepared.get(key);
+    if (!entry) return undefined;
+    this.prepared.delete(key);
+    const pre = await entry.catch(() => undefined);
+    if (!pre) return undefined;
+    if (this.now() - pre.atMs > this.ctx.config.tokenLeaseTtlMs / 2) {
+      await this.ctx.stores.leases.release(pre.lease).catch(() => undefined);
+      return undefined;
+    }
+    return pre;
+  }
+
+  /** The material this pass generated, once its escrow is persisted (zeroed by `close`). */
+  private kept: KeyMaterial | undefined;
+
+  private keepMaterial(m: KeyMaterial): void {
+    this.kept?.zero();
+    this.kept = m;
+  }
+
+  /** End of the pass: zeroes the kept material and frees the leases of unused prepared tokens. */
+  async close(crashed: boolean): Promise<void> {
+    this.kept?.zero();
+    this.kept = undefined;
+    if (!crashed) await this.releasePrepared();
+  }
+
+  /** Releases the leases of prepared tokens no member used (end of the pass: a wait, a failure, the run's end). */
+  private async releasePrepared(): Promise<void> {
+    const entries = [...this.prepared.values()];
+    this.prepared.clear();
+    await Promise.all(
+      entries.map(async (e) => {
+        const pre = await e.catch(() => undefined);
+        if (pre) await this.ctx.stores.leases.release(pre.lease).catch(() => undefined);
+      }),
+    );
   }
 
   /** Serialises every secure import per instance (one import token per instance, last writer wins). */
@@ -656,12 +848,15 @@ class Worker {
     material: Promise<KeyMaterial>,
     log: Logger,
     correlationId: string,
+    opts: { token?: Promise<PreparedImportToken | undefined>; firstSend?: boolean } = {},
   ): Promise<Outcome[]> {
+    const token = opts.token;
     const kp = this.ctx.kp;
     const m = this.member(slot);
     const ref = refOf(m);
     const out: Outcome[] = [];
-    const recheck = (async (): Promise<{ done?: Outcome; foreign?: Outcome; baseline: string | undefined }> => {
+    type Recheck = { done?: Outcome; foreign?: Outcome; baseline: string | undefined };
+    const listAndAttribute = async (): Promise<Recheck> => {
       const versions = await kp.listVersions(ref, this.callOpts());
       const newest = versions[0];
       if (!newest || newest.id === m.snapshotVersionId) return { baseline: m.snapshotVersionId };
@@ -678,7 +873,12 @@ class Worker {
         foreign: { type: 'ForeignVersionFound', slot, versionId: newest.id, versionCount: versions.length },
         baseline: newest.id,
       };
-    })();
+    };
+    // The first rotate this run sends to the member goes on the plan's snapshot: nothing of this run can be there
+    // yet, and a foreign version in between is older than ours (the read-back names the newest). Any later send
+    // (a retry, a resumed run: a call of this run is recorded) lists the versions first, and so does any error.
+    const firstSend = opts.firstSend === true && m.snapshotVersionId !== undefined;
+    let recheck: Promise<Recheck> = firstSend ? Promise.resolve({ baseline: m.snapshotVersionId }) : listAndAttribute();
     recheck.catch(() => undefined); // awaited below in every path
     this.alive();
     // The correlation id was persisted before the step sent anything (stageMembers): the events function matches
@@ -688,6 +888,7 @@ class Worker {
     try {
       await kp.rotateWithMaterial(ref, material, {
         correlationId,
+        ...(token ? { token } : {}),
         proceed: recheck.then(
           (r) => r.done === undefined && !this.state.stopped,
           () => false,
@@ -695,6 +896,7 @@ class Worker {
       });
     } catch (err) {
       rotateError = { err };
+      if (firstSend) recheck = listAndAttribute(); // never decide on an error without listing the versions
     }
     const checked = await recheck;
     if (checked.done) return [checked.done];
@@ -747,9 +949,20 @@ class Worker {
       }
       throw err;
     }
-    const after = await kp.listVersions(ref, this.callOpts());
-    const v = after[0];
-    if (!v || v.id === baseline) {
+    const rotatedAtMs = this.now();
+    // The read-back is a canary wrap: Key Protect wraps with the key's newest version and names it, so the same
+    // round trip that reads the new version back leaves a canary for the verify and prove steps to unwrap elsewhere.
+    const readBack = await wrapCanary(
+      kp,
+      this.ctx.random,
+      () => this.now(),
+      ref,
+      m.crn as KeyCrn,
+      this.canaryAad(),
+      this.callOpts(),
+    );
+    const versionId = readBack.reportedVersions[m.crn as KeyCrn] as KeyVersionId | undefined;
+    if (!versionId || versionId === baseline) {
       out.push({
         type: 'StepFailed',
         step: this.run.step,
@@ -763,7 +976,8 @@ class Worker {
       });
       return out;
     }
-    out.push({ type: 'MemberStaged', slot, versionId: v.id, rotatedAtMs: v.createdAtMs, via: 'rotate' });
+    // The rotate's acknowledgement time (within one round trip of the version's creation date in Key Protect).
+    out.push({ type: 'MemberStaged', slot, versionId, rotatedAtMs, via: 'rotate', readBack });
     return out;
   }
 
@@ -1090,14 +1304,14 @@ class Worker {
   private async prove(primarySlot: string, dupSlots: string[]): Promise<void> {
     const evidence: CanaryEvidence[] = [];
     const problems: string[] = [];
-    const aad = this.canaryAad();
     const p = this.party(primarySlot);
     const dups = dupSlots.map((s) => this.party(s));
     // The forward canary (primary → every duplicate) and each reverse one (duplicate → primary) are independent:
     // run them together; evidence keeps the order forward, then duplicates in slot order.
-    const canary = (from: CanaryParty, to: CanaryParty[]) =>
-      runCanary(this.ctx.kp, this.ctx.random, () => this.now(), from, to, aad, this.callOpts());
-    const settled = await Promise.allSettled([canary(p, dups), ...dups.map((d) => canary(d, [p]))]);
+    const settled = await Promise.allSettled([
+      this.canaryFrom(primarySlot, dups),
+      ...dupSlots.map((d) => this.canaryFrom(d, [p])),
+    ]);
     for (const r of settled) {
       if (r.status === 'rejected') throw r.reason;
       evidence.push(r.value.evidence);

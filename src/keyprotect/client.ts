@@ -7,6 +7,7 @@ import type {
   KeyProtectPort,
   KeyRef,
   KeyVersionInfo,
+  PreparedImportToken,
   UnwrapResult,
   WrapResult,
 } from '../app/index.js';
@@ -321,10 +322,49 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     );
   }
 
+  /** A fetched import token of one instance (public key and nonce), not yet used. */
+  interface FetchedToken {
+    readonly region: string;
+    readonly instanceId: InstanceId;
+    readonly payload: string;
+    readonly nonce: Sensitive<string>;
+  }
+  const fetchedTokens = new WeakMap<PreparedImportToken, FetchedToken>();
+
+  /**
+   * POST then GET /import_token: the instance's new token, or `undefined` when the client sends plain payloads
+   * (`useImportToken: false`, or `'auto'` and the instance offers no import tokens).
+   */
+  async function fetchToken(
+    sc: Scope,
+    region: string,
+    instanceId: InstanceId,
+    ring: string | undefined,
+  ): Promise<FetchedToken | undefined> {
+    if (useImportToken === false) return undefined;
+    try {
+      await postToken(sc, region, instanceId, ring, tokenExpiration, policy.maxAttempts);
+    } catch (err) {
+      if (useImportToken === 'auto' && tokenEndpointMissing(err)) {
+        sc.log.warn('import tokens not offered by this instance; sending plain payload over TLS', { region });
+        return undefined;
+      }
+      throw err;
+    }
+    const token = await getToken(sc, region, instanceId, ring);
+    const { payload, nonce } = (token ?? {}) as { payload?: unknown; nonce?: unknown };
+    if (typeof payload !== 'string' || typeof nonce !== 'string') {
+      const ctx: CallContext = { operation: KpOperation.GET_IMPORT_TOKEN, region, correlationId: sc.correlationId };
+      throw unusableToken(ctx, 'missing_fields');
+    }
+    return { region, instanceId, payload, nonce: new Sensitive(nonce) };
+  }
+
   /**
    * The body fields that carry the material: sealed for an import token, or plain base64. The token is created and
-   * fetched before `material` and `proceed` are awaited, so a caller can overlap them with those round trips;
-   * `undefined` when `proceed` said no.
+   * fetched (or a prepared one taken) before `material` and `proceed` are awaited, so a caller can overlap them with
+   * those round trips; `undefined` when `proceed` said no. A prepared token of another instance, or one whose
+   * preparation failed, is not used: the token is fetched here instead.
    */
   async function materialFields(
     sc: Scope,
@@ -333,6 +373,7 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     materialIn: KeyMaterial | Promise<KeyMaterial>,
     proceedIn: Promise<boolean> | undefined,
     ring: string | undefined,
+    prepared?: Promise<PreparedImportToken | undefined>,
   ): Promise<SecureImportWireFields | { payload: string } | undefined> {
     const material = Promise.resolve(materialIn);
     const proceed = proceedIn ?? Promise.resolve(true);
@@ -341,32 +382,21 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
     proceed.catch(() => undefined);
     const ready = async (): Promise<KeyMaterial | undefined> =>
       (await proceed.catch(() => false)) ? await material : undefined;
-    if (useImportToken === false) {
-      const m = await ready();
-      return m && plainFields(m);
-    }
-    try {
-      await postToken(sc, region, instanceId, ring, tokenExpiration, policy.maxAttempts);
-    } catch (err) {
-      if (useImportToken === 'auto' && tokenEndpointMissing(err)) {
-        sc.log.warn('import tokens not offered by this instance; sending plain payload over TLS', { region });
-        const m = await ready();
-        return m && plainFields(m);
-      }
-      throw err;
-    }
-    const token = await getToken(sc, region, instanceId, ring);
-    const { payload, nonce } = (token ?? {}) as { payload?: unknown; nonce?: unknown };
-    const ctx: CallContext = { operation: KpOperation.GET_IMPORT_TOKEN, region, correlationId: sc.correlationId };
-    if (typeof payload !== 'string' || typeof nonce !== 'string') {
-      throw unusableToken(ctx, 'missing_fields');
-    }
+    const handle = prepared ? await prepared.catch(() => undefined) : undefined;
+    const given = handle ? fetchedTokens.get(handle) : undefined;
+    if (handle) fetchedTokens.delete(handle); // one use
+    const usable = given && given.region === region && given.instanceId === instanceId ? given : undefined;
+    const token = usable ?? (await fetchToken(sc, region, instanceId, ring));
     const m = await ready();
     if (!m) return undefined;
+    if (!token) return plainFields(m);
     try {
-      return toWireFields(sealForImport({ token: { payload, nonce: new Sensitive(nonce) }, material: m, random }));
+      return toWireFields(
+        sealForImport({ token: { payload: token.payload, nonce: token.nonce }, material: m, random }),
+      );
     } catch (err) {
       if (isAppError(err) && err.code === 'VALIDATION_FAILED') {
+        const ctx: CallContext = { operation: KpOperation.GET_IMPORT_TOKEN, region, correlationId: sc.correlationId };
         throw unusableToken(ctx, String(err.details.reason ?? 'invalid'), err);
       }
       throw err;
@@ -538,7 +568,15 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
       });
       serviceFor(ref.region);
       const ring = ringOf(ref);
-      const fields = await materialFields(sc, ref.region, ref.instanceId, material, callOpts?.proceed, ring);
+      const fields = await materialFields(
+        sc,
+        ref.region,
+        ref.instanceId,
+        material,
+        callOpts?.proceed,
+        ring,
+        callOpts?.token,
+      );
       if (!fields) return false;
       const body = Buffer.from(JSON.stringify(fields));
       try {
@@ -549,6 +587,17 @@ export function createKeyProtectClient(opts: KeyProtectClientOptions): KeyProtec
         body.fill(0);
       }
       return true;
+    },
+
+    async prepareImportToken(at, callOpts): Promise<PreparedImportToken | undefined> {
+      const instanceId = asInstanceId(at.instanceId);
+      const sc = scope(callOpts, { region: at.region, instanceId, call: 'prepareImportToken' });
+      serviceFor(at.region);
+      const token = await fetchToken(sc, at.region, instanceId, checkRing(at.keyRingId));
+      if (!token) return undefined;
+      const handle: PreparedImportToken = Object.freeze({ region: at.region, instanceId });
+      fetchedTokens.set(handle, token);
+      return handle;
     },
 
     async wrap(ref, plaintext, aad, callOpts): Promise<WrapResult> {

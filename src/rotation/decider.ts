@@ -269,6 +269,7 @@ export function applyOutcome(prev: RotationRun, outcome: Outcome, nowMs: number,
       m.versionId = outcome.versionId;
       m.rotatedAtMs = outcome.rotatedAtMs;
       m.stagedVia = outcome.via;
+      m.readBack = outcome.readBack;
       m.notBeforeMs = undefined;
       if (outcome.via === 'found') {
         addNote(run, `${m.role} ${m.region}: version ${outcome.versionId} found on re-check (not rotated twice)`);

@@ -105,6 +105,11 @@ export interface RunMember {
   rotatedAtMs?: number;
   /** How the staged version was established: we rotated and read it back, or found it when re-checking. */
   stagedVia?: 'rotate' | 'found' | 'create';
+  /**
+   * The read-back of this run's rotate: a canary wrapped at the member right after it (the wrap names the version
+   * that answers). The verify and prove canaries unwrap it elsewhere instead of wrapping again. Only for `versionId`.
+   */
+  readBack?: CanaryEvidence;
   attempts: number;
   notBeforeMs?: number;
   lastError?: RunError;
@@ -269,6 +274,8 @@ export type Outcome =
       versionId: KeyVersionId;
       rotatedAtMs: number;
       via: 'rotate' | 'found' | 'create';
+      /** The canary wrapped at the member as the rotate's read-back (names `versionId`). */
+      readBack?: CanaryEvidence;
       keyId?: KeyId;
       crn?: KeyCrn;
       keyRingId?: string;

@@ -9,11 +9,20 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyInfo, KeyProtectPort, KeyRef } from '../../../src/app/index.js';
 import type { RegionId } from '../../../src/core/index.js';
 import { authenticatorFromConfig } from '../../../src/keyprotect/index.js';
-import { type ClientStack, flipBase64, newMaterial, rewriteJson, startClientStack, type TapProxy } from './support.js';
+import {
+  type ClientStack,
+  flipBase64,
+  HOUR_MS,
+  newMaterial,
+  rewriteJson,
+  startClientStack,
+  type TapProxy,
+} from './support.js';
 
 const SOUTH = 'us-south' as RegionId;
 const ROTATE = /\/actions\/rotate$/;
 const TOKEN = '/api/v2/import_token';
+const TOKEN_PATH = /\/api\/v2\/import_token$/;
 
 describe('secure import failures', () => {
   let cs: ClientStack;
@@ -172,5 +181,21 @@ describe('secure import failures', () => {
       details: { reason: 'not_rsa', operation: 'getImportToken' },
     });
     expect(proxy.count('POST', ROTATE)).toBe(rotates);
+  });
+
+  it('a token prepared ahead is used once by a rotate: no POST or GET import_token at rotate time', async () => {
+    cs.stack.kp.advanceClock(HOUR_MS + 1_000);
+    const handle = kp.prepareImportToken!({ region: ref.region, instanceId: ref.instanceId });
+    await handle;
+    const [posts, gets] = [proxy.count('POST', TOKEN_PATH), proxy.count('GET', TOKEN_PATH)];
+    const before = await kp.listVersions(ref);
+    expect(await kp.rotateWithMaterial(ref, newMaterial().material, { token: handle })).toBe(true);
+    expect([proxy.count('POST', TOKEN_PATH) - posts, proxy.count('GET', TOKEN_PATH) - gets]).toEqual([0, 0]);
+    expect(await kp.listVersions(ref)).toHaveLength(before.length + 1);
+    // used once: the same handle again fetches a token of its own (refused here by the 1 h rule, after the token)
+    await expect(kp.rotateWithMaterial(ref, newMaterial().material, { token: handle })).rejects.toMatchObject({
+      code: 'ROTATION_TOO_SOON',
+    });
+    expect(proxy.count('POST', TOKEN_PATH) - posts).toBe(1);
   });
 });

@@ -203,11 +203,12 @@ describe('rotation service (fake ports)', () => {
     const group = await createFakeGroup(w, 'foreign', 2);
     w.clock.advance(HOUR + 1);
     const { runId } = await w.service.rotateNow(group.id, { trigger: op });
-    // d1 is staged first (its material becomes the reference); someone rotates d2 out of band after the plan.
+    // d1 is staged first (its material becomes the reference); someone rotates d2 out of band after the plan, just
+    // before lockstep's rotate (refused: 1 h rule), so the versions are listed and the new one proved foreign.
     const d2 = group.members[2]!.keyId;
-    let lists = 0;
+    let rotates = 0;
     w.kp.fault = (o, ref) => {
-      if (o === 'listVersions' && ref.keyId === d2 && ++lists === 1) w.kp.foreignRotate(d2);
+      if (o === 'rotate' && ref.keyId === d2 && ++rotates === 1) w.kp.foreignRotate(d2);
       return undefined;
     };
     const run = await drive(w, runId);
@@ -226,10 +227,11 @@ describe('rotation service (fake ports)', () => {
     w.clock.advance(HOUR + 1);
     const { runId } = await w.service.rotateNow(group.id, { trigger: op });
     const [d1, d2] = [group.members[1]!.keyId, group.members[2]!.keyId];
-    let lists = 0;
+    let rotates = 0;
     w.kp.fault = (o, ref) => {
-      // both duplicates re-check in parallel before either is staged: d2's foreign version cannot be proven yet
-      if (o === 'listVersions' && ref.keyId === d2 && ++lists === 1) w.kp.foreignRotate(d2);
+      // d2 is rotated out of band as lockstep's rotate reaches it, before d1 is staged: lockstep's rotate is refused
+      // (1 h rule), the versions are listed, and d2's foreign version cannot be proven yet
+      if (o === 'rotate' && ref.keyId === d2 && ++rotates === 1) w.kp.foreignRotate(d2);
       return undefined;
     };
     const run = await drive(w, runId);

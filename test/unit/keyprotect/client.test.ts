@@ -25,6 +25,7 @@ describe('createKeyProtectClient options', () => {
       'getKey',
       'identity',
       'listVersions',
+      'prepareImportToken',
       'probeImportToken',
       'rotateWithMaterial',
       'unwrap',
