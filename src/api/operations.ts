@@ -186,6 +186,40 @@ const EXAMPLE_RECORD = {
 };
 
 /** The `/v1` API, the document itself and the timeline page. */
+/** `GET /v1/groups/{groupId}/drills|evidence`: a group's seq-chain records, newest first, with its latest checkpoint. */
+function chainListOp(o: {
+  operationId: string;
+  segment: 'drills' | 'evidence';
+  summary: string;
+  description: string;
+  tag: string;
+  page: string;
+  collection: string;
+}): OperationSpec {
+  return {
+    operationId: o.operationId,
+    method: 'GET',
+    path: `/v1/groups/{groupId}/${o.segment}`,
+    summary: o.summary,
+    description: o.description,
+    tags: [o.tag],
+    security: 'bearer',
+    parameters: [P.groupId, P.limit, P.cursor],
+    responses: {
+      '200': json(o.page, ref(o.collection), {
+        example: {
+          items: [],
+          limit: 50,
+          first: { href: `/v1/groups/payments/${o.segment}?limit=50` },
+          checkpoint: null,
+        },
+      }),
+      ...groupNotFound,
+      ...bearerErrors,
+    },
+  };
+}
+
 /** `POST /ui/runs/{runId}/retry|stop`: the page's run forms share everything but their words. */
 function uiRunAction(action: 'retry' | 'stop', summary: string, posted: string): OperationSpec {
   return {
@@ -575,41 +609,25 @@ export const OPERATIONS = {
       ...bearerErrors,
     },
   },
-  listDrills: {
+  listDrills: chainListOp({
     operationId: 'listDrills',
-    method: 'GET',
-    path: '/v1/groups/{groupId}/drills',
+    segment: 'drills',
     summary: 'DR drill records of a group, newest first',
     description: 'The chained drill records, newest first, with the latest signed drill checkpoint.',
-    tags: ['DR'],
-    security: 'bearer',
-    parameters: [P.groupId, P.limit, P.cursor],
-    responses: {
-      '200': json('A page of drills', ref('DrillCollection'), {
-        example: { items: [], limit: 50, first: { href: '/v1/groups/payments/drills?limit=50' }, checkpoint: null },
-      }),
-      ...groupNotFound,
-      ...bearerErrors,
-    },
-  },
-  listEvidence: {
+    tag: 'DR',
+    page: 'A page of drills',
+    collection: 'DrillCollection',
+  }),
+  listEvidence: chainListOp({
     operationId: 'listEvidence',
-    method: 'GET',
-    path: '/v1/groups/{groupId}/evidence',
+    segment: 'evidence',
     summary: 'Late Activity Tracker evidence records of a group, newest first',
     description:
       'Activity Tracker evidence of lockstep’s own calls that arrived after its generation record was written: a chain of its own per group, each record naming that generation record by its hash, newest first, with the latest signed evidence checkpoint. The proof verifies the chain (`chain.evidence`); the JSONL export carries it as `"kind":"evidence"` lines.',
-    tags: ['Lineage'],
-    security: 'bearer',
-    parameters: [P.groupId, P.limit, P.cursor],
-    responses: {
-      '200': json('A page of evidence records', ref('EvidenceCollection'), {
-        example: { items: [], limit: 50, first: { href: '/v1/groups/payments/evidence?limit=50' }, checkpoint: null },
-      }),
-      ...groupNotFound,
-      ...bearerErrors,
-    },
-  },
+    tag: 'Lineage',
+    page: 'A page of evidence records',
+    collection: 'EvidenceCollection',
+  }),
   runDrill: {
     operationId: 'runDrill',
     method: 'POST',
