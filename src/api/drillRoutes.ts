@@ -13,7 +13,7 @@ import type {
   HttpResponse,
   Trigger,
 } from '../core/index.js';
-import { AppError, asGroupId, jsonResponse, keyProtectEndpoints } from '../core/index.js';
+import { AppError, asGroupId, ibmKeyProtectUrl, jsonResponse, keyProtectEndpoints } from '../core/index.js';
 import { checkLineageText } from '../lineage/index.js';
 import type { Principal } from './auth.js';
 import type { Route } from './createApi.js';
@@ -76,7 +76,7 @@ export function endpointsView(group: Group, endpoints: Readonly<Record<string, s
         keyId: m.keyId,
         crn: m.crn,
         keyRingId: m.keyRingId ?? null,
-        endpoints: keyProtectEndpoints(endpoints[m.region] ?? `https://${m.region}.kms.cloud.ibm.com`),
+        endpoints: keyProtectEndpoints(endpoints[m.region] ?? ibmKeyProtectUrl(m.region)),
         health:
           drill && seen
             ? { status: seen.health, source: 'drill', checkedAtMs: drill.atMs, drillSeq: drill.seq }

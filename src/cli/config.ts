@@ -1,7 +1,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { GroupId, InstanceId, KeyCrn, KeyCrnParts, RegionId } from '../core/index.js';
-import { asGroupId, asInstanceId, asRegionId, isAppError, parseKeyCrn, Sensitive } from '../core/index.js';
+import {
+  asGroupId,
+  asInstanceId,
+  asRegionId,
+  ibmKeyProtectUrl,
+  isAppError,
+  parseKeyCrn,
+  Sensitive,
+} from '../core/index.js';
 import { parseDuration } from './duration.js';
 import { usageError } from './exitCodes.js';
 import { formatPath, parseLocatedYaml } from './yamlDoc.js';
@@ -103,7 +111,6 @@ export const ENV_VARS = {
 } as const;
 
 /** Key Protect's public endpoint of a region (used when only the instance of a region is configured). */
-export const keyProtectPublicUrl = (region: string) => `https://${region}.kms.cloud.ibm.com`;
 
 /** Where each setting can come from, highest precedence first (rendered by `lockstep --help` and docs/cli.md). */
 export const SETTING_SOURCES: ReadonlyArray<{
@@ -244,7 +251,7 @@ export function resolveConfig(input: ResolveConfigInput): ResolvedConfig {
     const m = /^keyProtect\.(.+)\.instanceId$/.exec(k);
     if (m && !merged.has(`keyProtect.${m[1]}.url`) && /^[a-z]{2}-[a-z]{2,6}$/.test(m[1] as string)) {
       merged.set(`keyProtect.${m[1]}.url`, {
-        value: keyProtectPublicUrl(m[1] as string),
+        value: ibmKeyProtectUrl(m[1] as string),
         source: 'default (Key Protect public endpoint)',
       });
     }

@@ -4,7 +4,7 @@
  * variable to set or fix; secret values are never echoed.
  */
 
-import { AppError, Sensitive } from '../core/index.js';
+import { AppError, ibmKeyProtectUrl, Sensitive } from '../core/index.js';
 import { sdkHttpTracingProblem } from '../keyprotect/tracing.js';
 import type { SharedSecret } from './auth.js';
 
@@ -346,8 +346,8 @@ export function selectKpEndpoints(s: KpEndpointSettings): Record<string, string>
     const type = s.typeByRegion?.[region] ?? s.type ?? 'public';
     out[region] =
       type === 'private'
-        ? (s.privateUrls?.[region] ?? `https://private.${region}.kms.cloud.ibm.com`)
-        : (s.publicUrls?.[region] ?? `https://${region}.kms.cloud.ibm.com`);
+        ? (s.privateUrls?.[region] ?? ibmKeyProtectUrl(region, 'private'))
+        : (s.publicUrls?.[region] ?? ibmKeyProtectUrl(region));
   }
   return out;
 }
