@@ -39,6 +39,8 @@ const { values } = parseArgs({
     jitter: { type: 'string', default: '10' },
     // The scheduler's path: the run plans in its pass (no reading by the claim), as a tick-started rotation does.
     'plan-in-pass': { type: 'boolean', default: false },
+    // Print every Key Protect and store call of each repetition (ms from its start) to stderr.
+    trace: { type: 'boolean', default: false },
   },
 });
 const DUPS = values.dups.split(',').map(Number);
@@ -244,6 +246,7 @@ async function main(): Promise<void> {
           steps,
         };
         reps.push(r);
+        if (values.trace) printTrace(productSpans, marks, t0, `1 + ${d}, rep ${rep}`);
         console.error(
           `  d=${d} rep ${rep}: product ${fmtMs(r.productMs)} (${res.status}), baseline ${fmtMs(r.baselineMs)}, bound ${fmtMs(r.boundMs)} (rtt ${r.rttMs.toFixed(1)} ms)`,
         );
@@ -253,6 +256,18 @@ async function main(): Promise<void> {
     await stack.close();
   }
   await report(reps, cached);
+}
+
+/** One line per call, in start order, with the run's persisted steps interleaved: where the time goes, call by call. */
+function printTrace(spans: Span[], marks: Array<{ t: number; step: string }>, t0: number, title: string): void {
+  const lines = [
+    ...spans.map((s) => ({
+      t: s.startMs,
+      text: `${(s.startMs - t0).toFixed(1).padStart(7)} → ${(s.endMs - t0).toFixed(1).padStart(7)}  ${s.kind.padEnd(5)} ${s.op}`,
+    })),
+    ...marks.map((m) => ({ t: m.t, text: `${(m.t - t0).toFixed(1).padStart(7)}            saved  step=${m.step}` })),
+  ].sort((a, b) => a.t - b.t);
+  console.error(`  trace ${title}:\n${lines.map((l) => `    ${l.text}`).join('\n')}`);
 }
 
 async function report(reps: Rep[], cachedPairs: number): Promise<void> {
