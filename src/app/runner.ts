@@ -203,6 +203,9 @@ const MAX_CALLS_PER_MEMBER = 20;
 /** Upper bound of commands one worker executes in one pass (a healthy run needs about 10 + members). */
 const MAX_COMMANDS_PER_PASS = 500;
 
+/** The group lease is renewed before a command once less than this share of its time to live is left. */
+const RENEW_WHEN_LEFT = 0.75;
+
 /**
  * One worker's pass over one run: under the group lease, decide → execute → persist until the run finishes, has to
  * wait (1 h rule, backoff, blocked member) or the caller's deadline comes.
@@ -269,7 +272,12 @@ export async function advance(
       if (nowMs >= opts.deadlineAtMs) {
         return result(cur.value, 'caller deadline reached; the next tick resumes', undefined, 'caller-deadline');
       }
-      lease = await ctx.stores.leases.renew(lease, ctx.config.groupLeaseTtlMs, nowMs);
+      // Renewed once a quarter of its time to live has passed: every command starts with at least three quarters
+      // of the lease left (a renewal per command would put a store round trip before every Key Protect call). A
+      // stale worker is still fenced by the run document's revision at its next save.
+      if (lease.expiresAtMs - nowMs < ctx.config.groupLeaseTtlMs * RENEW_WHEN_LEFT) {
+        lease = await ctx.stores.leases.renew(lease, ctx.config.groupLeaseTtlMs, nowMs);
+      }
       await worker.execute(d.command);
       if (state.stopped) return result(cur.value, state.stopped, undefined, 'taken-over');
     }
@@ -358,6 +366,7 @@ class Worker {
       const before = this.run;
       let next = before;
       for (const o of outcomes) next = applyOutcome(next, o, this.now(), this.ctx.config);
+      next = this.withNextCalls(next);
       const saved = await this.save(next);
       this.set(saved);
       if (before.step !== next.step || before.status !== next.status) {
@@ -382,6 +391,34 @@ class Worker {
     });
   }
 
+  /**
+   * The correlation ids of the changing calls the run's next command will send (a stage or a promote), recorded with
+   * the save that leads to it: that command then sends without a save of its own, and the ids are still persisted
+   * before anything is sent. A worker that resumes the run finds them recorded and lists the versions first.
+   */
+  private withNextCalls(next: RotationRun): RotationRun {
+    this.nextCalls = undefined;
+    if (next.status !== 'running' || (next.kind !== RunKind.ROTATION && next.kind !== RunKind.CREATE)) return next;
+    const d = decide(next, this.now());
+    if (d.kind !== 'command') return next;
+    const c = d.command;
+    const slots = c.type === 'StageMembers' ? c.slots : c.type === 'PromotePrimary' ? [c.slot] : undefined;
+    if (!slots) return next;
+    const calls = this.newCalls(next, slots);
+    this.nextCalls = { step: next.step, calls };
+    return withCalls(next, calls);
+  }
+
+  /** Calls recorded by the last save for the command it led to (see withNextCalls). */
+  private nextCalls: { step: Step; calls: ReadonlyMap<string, MemberCall> } | undefined;
+
+  private newCalls(run: RotationRun, slots: readonly string[]): Map<string, MemberCall> {
+    const action = run.kind === RunKind.CREATE ? 'kms.secrets.create' : 'kms.secrets.rotate';
+    return new Map(
+      slots.map((slot) => [slot, { action, correlationId: this.ctx.random.uuid(), atMs: this.now() } as MemberCall]),
+    );
+  }
+
   /** Appends a changing Key Protect call to a member (bounded list) and saves the run. */
   private async recordCall(slot: string, call: MemberCall): Promise<void> {
     await this.recordCalls(new Map([[slot, call]]));
@@ -391,14 +428,7 @@ class Worker {
   private async recordCalls(calls: ReadonlyMap<string, MemberCall>): Promise<void> {
     await this.serial(async () => {
       this.alive();
-      const run = structuredClone(this.run);
-      for (const [slot, call] of calls) {
-        const m = run.members.find((x) => x.slot === slot);
-        if (!m) throw new Error(`no member ${slot}`);
-        m.calls = [...(m.calls ?? []), call].slice(-MAX_CALLS_PER_MEMBER);
-      }
-      run.updatedAtMs = this.now();
-      this.set(await this.save(run));
+      this.set(await this.save({ ...withCalls(this.run, calls), updatedAtMs: this.now() }));
     });
   }
 
@@ -409,14 +439,24 @@ class Worker {
    * another member's task failed the step.
    */
   private async stageMembers(slots: string[], log: Logger): Promise<void> {
-    const action = this.run.kind === RunKind.CREATE ? 'kms.secrets.create' : 'kms.secrets.rotate';
-    const calls = new Map(
-      slots.map((slot) => [slot, { action, correlationId: this.ctx.random.uuid(), atMs: this.now() } as MemberCall]),
+    // This step's calls: recorded by the save that led here, or recorded now (before anything is sent).
+    const ahead = this.nextCalls;
+    this.nextCalls = undefined;
+    const recorded =
+      ahead?.step === this.run.step && ahead.calls.size === slots.length && slots.every((s) => ahead.calls.has(s))
+        ? ahead.calls
+        : undefined;
+    const calls = recorded ?? this.newCalls(this.run, slots);
+    // Members this run has never sent a changing call to (none recorded before this step's own).
+    const firstSend = new Set(
+      slots.filter(
+        (slot) =>
+          (this.member(slot).calls ?? []).filter((c) => c.correlationId !== calls.get(slot)?.correlationId).length ===
+          0,
+      ),
     );
-    // Members this run has never sent a changing call to (none recorded before this step's own, saved next).
-    const firstSend = new Set(slots.filter((slot) => (this.member(slot).calls ?? []).length === 0));
     await this.withMaterial(async (material) => {
-      await this.recordCalls(calls);
+      if (!recorded) await this.recordCalls(calls);
       const outcomes: Outcome[] = [];
       try {
         await bounded(
@@ -576,7 +616,19 @@ class Worker {
           if (this.run.kind === RunKind.CREATE || this.run.kind === RunKind.ADOPT) {
             await this.createGroupDocument(this.run, this.now());
           }
-          await this.persist({ type: 'LineageRecorded', hash: await this.recordLineage() });
+          {
+            const recorded: Outcome = { type: 'LineageRecorded', hash: await this.recordLineage() };
+            // The release follows at once (one save for both): a worker that resumes at `record` finds the lineage
+            // record its own and releases again (the group update is idempotent), as one resuming at `release` would.
+            const after = applyOutcome(this.run, recorded, this.now(), this.ctx.config);
+            const d = decide(after, this.now());
+            if (this.run.kind === RunKind.ADD_REGION || d.kind !== 'command' || d.command.type !== 'Release') {
+              await this.persist(recorded);
+              return;
+            }
+            await this.release(after);
+            await this.persistAll([recorded, { type: 'Released' }]);
+          }
           return;
         case 'ReplayGeneration':
           await this.replayGeneration(c.slot, c.generation, log);
@@ -711,12 +763,20 @@ class Worker {
     const pre = await this.takePrepared(slot);
     const tokenLease = pre?.lease ?? (await this.acquireTokenLease(leaseName));
     if (!tokenLease) return [{ type: 'StepFailed', step: this.run.step, slot, error: this.leaseHeldError(m) }];
+    // Released once, as soon as the member's secure import is over (the read-back needs no token), or at the end.
+    let releasing: Promise<void> | undefined;
+    const releaseToken = (): Promise<void> => {
+      if (this.state.crashed) return Promise.resolve();
+      releasing ??= this.ctx.stores.leases.release(tokenLease).catch(() => undefined);
+      return releasing;
+    };
     try {
       return this.run.kind === RunKind.CREATE
         ? await this.createOne(slot, material, log, correlationId)
         : await this.rotateOne(slot, material, log, correlationId, {
             ...(pre ? { token: pre.token } : {}),
             firstSend,
+            tokenUsed: releaseToken,
           });
     } catch (err) {
       if (err instanceof Stopped || this.state.crashed) throw err;
@@ -729,7 +789,7 @@ class Worker {
       log.warn('member step failed', { code: e.code, correlationId: e.correlationId });
       return [{ type: 'StepFailed', step: this.run.step, slot, error: e }];
     } finally {
-      if (!this.state.crashed) await this.ctx.stores.leases.release(tokenLease).catch(() => undefined);
+      await releaseToken();
     }
   }
 
@@ -848,7 +908,12 @@ class Worker {
     material: Promise<KeyMaterial>,
     log: Logger,
     correlationId: string,
-    opts: { token?: Promise<PreparedImportToken | undefined>; firstSend?: boolean } = {},
+    opts: {
+      token?: Promise<PreparedImportToken | undefined>;
+      firstSend?: boolean;
+      /** Called when no more secure import will be sent for this member in this step (frees the token lease). */
+      tokenUsed?: () => Promise<void>;
+    } = {},
   ): Promise<Outcome[]> {
     const token = opts.token;
     const kp = this.ctx.kp;
@@ -950,6 +1015,8 @@ class Worker {
       throw err;
     }
     const rotatedAtMs = this.now();
+    // The import token is spent: its instance's lease is freed while the read-back goes out (awaited by the caller).
+    void opts.tokenUsed?.();
     // The read-back is a canary wrap: Key Protect wraps with the key's newest version and names it, so the same
     // round trip that reads the new version back leaves a canary for the verify and prove steps to unwrap elsewhere.
     const readBack = await wrapCanary(
@@ -1308,6 +1375,9 @@ class Worker {
     const dups = dupSlots.map((s) => this.party(s));
     // The forward canary (primary → every duplicate) and each reverse one (duplicate → primary) are independent:
     // run them together; evidence keeps the order forward, then duplicates in slot order.
+    // The lineage head is read meanwhile for the record step (the store refuses an append on a stale head).
+    this.headAhead = this.ctx.stores.lineage.head(this.run.groupId);
+    this.headAhead.catch(() => undefined);
     const settled = await Promise.allSettled([
       this.canaryFrom(primarySlot, dups),
       ...dupSlots.map((d) => this.canaryFrom(d, [p])),
@@ -1324,11 +1394,17 @@ class Worker {
     );
   }
 
+  /** The lineage head read during the prove step (used once by the record step). */
+  private headAhead: Promise<LineageRecord | undefined> | undefined;
+
   private async recordLineage(): Promise<string> {
     const { lineage } = this.ctx.stores;
     const run = this.run;
+    const ahead = this.headAhead;
+    this.headAhead = undefined;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const head = await lineage.head(run.groupId);
+      const early = attempt === 0 ? await ahead?.catch(() => undefined) : undefined;
+      const head = early ?? (await lineage.head(run.groupId));
       if (head && head.generation >= run.generation) {
         const existing = head.generation === run.generation ? head : await lineage.get(run.groupId, run.generation);
         if (existing.runId !== run.id) {
@@ -1366,6 +1442,7 @@ class Worker {
         await lineage.append(record);
       } catch (err) {
         if (hasCode(err, 'STORE_CONFLICT')) continue; // someone appended: re-read the head
+        if (early && hasCode(err, 'CHAIN_BROKEN', 'VALIDATION_FAILED')) continue; // the early head was stale
         throw err;
       }
       this.log.info('lineage recorded', { generation: record.generation, hash: record.hash });
@@ -1387,9 +1464,8 @@ class Worker {
     await this.ctx.stores.checkpoints.put(cp);
   }
 
-  private async release(): Promise<void> {
-    if (this.run.kind === RunKind.CATCH_UP) return this.releaseCatchUp();
-    const run = this.run;
+  private async release(run: RotationRun = this.run): Promise<void> {
+    if (run.kind === RunKind.CATCH_UP) return this.releaseCatchUp();
     const nowMs = this.now();
     const diverged = run.status === 'diverged';
     const isCreate = run.kind === RunKind.CREATE || run.kind === RunKind.ADOPT;
@@ -1534,6 +1610,20 @@ class Worker {
       this.log.warn('notification failed', { kind, code: isAppError(err) ? err.code : 'INTERNAL' });
     }
   }
+}
+
+/** `run` with `calls` appended to their members' changing calls (bounded list). */
+function withCalls(run: RotationRun, calls: ReadonlyMap<string, MemberCall>): RotationRun {
+  for (const slot of calls.keys()) {
+    if (!run.members.some((m) => m.slot === slot)) throw new Error(`no member ${slot}`);
+  }
+  return {
+    ...run,
+    members: run.members.map((m) => {
+      const call = calls.get(m.slot);
+      return call ? { ...m, calls: [...(m.calls ?? []), call].slice(-MAX_CALLS_PER_MEMBER) } : m;
+    }),
+  };
 }
 
 /** The group members a create run made (with their key rings). */

@@ -83,12 +83,13 @@ export class CloudantLineageRepository implements LineageRepository {
 
   async append(record: LineageRecord): Promise<void> {
     const doc = toLineageDocument(record);
-    if (!(await this.groupExists(record.groupId))) {
+    // Both reads at once: one store round trip before the write, not two.
+    const [exists, head] = await Promise.all([this.groupExists(record.groupId), this.headDoc(record.groupId)]);
+    if (!exists) {
       throw new AppError('GROUP_NOT_FOUND', `No group ${record.groupId}; lineage needs an existing group`, {
         details: { groupId: record.groupId },
       });
     }
-    const head = await this.headDoc(record.groupId);
     if (head && record.generation <= head.data.generation) {
       const existing = await this.col.read<LineageRecord>(doc._id);
       throw new StoreConflictError<LineageRecord>(
@@ -128,12 +129,17 @@ export class CloudantLineageRepository implements LineageRepository {
     return (await this.headDoc(asGroupId(groupId)))?.data;
   }
 
+  /**
+   * The newest record: the last document id of the group's prefix (generations are zero-padded, and a group id has no
+   * colon), read from the primary index (no query index, no query planner).
+   */
   private async headDoc(groupId: GroupId): Promise<Envelope<LineageRecord> | undefined> {
-    const [doc] = await this.col.find<LineageRecord>({
-      selector: { groupId, generation: { $gte: 0 } },
-      sort: [{ groupId: 'desc' }, { generation: 'desc' }],
+    const prefix = `lineage:${groupId}:`;
+    const [doc] = await this.col.range<LineageRecord>({
+      startKey: `${prefix}\ufff0`,
+      endKey: prefix,
       limit: 1,
-      useIndex: useIndex(INDEXES.lineageByGroup),
+      descending: true,
     });
     return doc;
   }

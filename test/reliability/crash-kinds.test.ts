@@ -374,7 +374,8 @@ describe(`crash matrix of create, adopt, add-region and catch-up (${level})`, ()
       const runId = (await startHere(first, counting)) ?? (await runOf(first.groupId, kind));
       const counted = await driveRun(s, counting, runId!, 60);
       expect(counted.status).toBe('completed');
-      expect(persists).toBeGreaterThan(2);
+      // an adopt run has the fewest: its proof, then the lineage record and the release (one save)
+      expect(persists).toBeGreaterThanOrEqual(2);
       const bySignal = sigkillPoints(persists, 2);
       const byWrite = sigkillPoints(writes, 1);
       const childMs: number[] = [];
