@@ -555,4 +555,41 @@ describe('crash injection at every persisted step (in-process)', () => {
     // (one save: the release follows the lineage append at once; the plan is the claim's)
     expect(matrix).toHaveLength(6);
   });
+
+  it('the store fails the last save, after the lineage append and the group release: the next pass finishes, nothing twice', async () => {
+    // Arrange: the save that would end the run (record and release, one save) fails once, after the group update
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'crash-last-save', 2);
+    w.clock.advance(HOUR + 1);
+    const { runId } = await w.service.rotateNow(group.id, { trigger: op });
+    const save = w.stores.runs.save.bind(w.stores.runs);
+    let dying = true;
+    let groupAtDeath: { currentGeneration: number; activeRunId?: string } | undefined;
+    w.stores.runs.save = async (run, rev) => {
+      if (dying && (run as RotationRun).step === 'done') {
+        dying = false;
+        groupAtDeath = (await w.stores.groups.get(group.id)).value;
+        throw new AppError('STORE_UNAVAILABLE', 'injected: the store is down', { retryable: true });
+      }
+      return save(run, rev);
+    };
+
+    // Act
+    const first = await w.service.advanceRun(runId, { deadlineAtMs: w.clock.nowMs() + HOUR, holder: 'first' });
+    const run = await drive(w, runId);
+
+    // Assert: the first pass had appended the record and released the group; the run stayed at `record`
+    expect(first).toMatchObject({ status: 'running', step: 'record' });
+    expect(groupAtDeath).toMatchObject({ currentGeneration: 2 });
+    expect(groupAtDeath?.activeRunId).toBeUndefined();
+    expect(run.status).toBe('completed');
+    await expectChain(w.stores, group, 2); // one record for generation 2, not two
+    expectLockstep(
+      w,
+      group.members.map((m) => m.keyId as KeyId),
+      2,
+    );
+    const after = (await w.stores.groups.get(group.id)).value;
+    expect(after).toMatchObject({ status: 'healthy', currentGeneration: 2 });
+  });
 });
