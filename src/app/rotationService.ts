@@ -31,14 +31,26 @@ import {
   type RotationRun,
   RunKind,
   reopenRun,
+  Step,
   slotOf,
 } from '../rotation/index.js';
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
+import { generateAndEscrowKeeping } from './escrow.js';
 import { recordLateEvidence } from './lateEvidence.js';
 import { createOperatorRuns } from './operatorRuns.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun } from './replay.js';
-import { advance, type RunnerContext, readMemberState, runsOf } from './runner.js';
+import {
+  advance,
+  disposeSeed,
+  instanceKeyOf,
+  type PassSeed,
+  type PreparedToken,
+  prefetchImportToken,
+  type RunnerContext,
+  readMemberState,
+  runsOf,
+} from './runner.js';
 import {
   type AddRegionInput,
   type AdoptGroupInput,
@@ -162,6 +174,166 @@ export function createRotationService(
     } catch (err) {
       if (hasCode(err, 'RUN_NOT_FOUND')) return undefined; // claimed, then crashed before the run was written
       throw err;
+    }
+  }
+
+  /**
+   * A claim's work ahead: the material generated and escrowed (under the group's escrow key, with the generation's
+   * AAD), and the duplicates' import tokens fetched under their instances' leases (held by the run id, as the run's
+   * own prefetch would). `dispose` frees whatever the claim does not hand over.
+   */
+  function prepareAhead(group: Group, generation: number, runId: RunId) {
+    const escrowing = generateAndEscrowKeeping(kp, random, group.escrow, group.id, generation, opts()).catch(
+      () => undefined, // the pass generates and escrows then
+    );
+    const prepared = new Map<string, Promise<PreparedToken | undefined>>();
+    for (const m of group.members) {
+      const key = instanceKeyOf(m);
+      if (m.role !== 'primary' && !prepared.has(key)) prepared.set(key, prefetchImportToken(ctx, m, runId));
+    }
+    return {
+      escrowing,
+      prepared,
+      async dispose(): Promise<void> {
+        const e = await escrowing;
+        await disposeSeed(stores, { prepared, ...(e ? { material: e.material } : {}) });
+      },
+    };
+  }
+
+  /**
+   * Claims the group for its next generation and persists the run (see RotationService.rotateNow). `ahead` (a pass
+   * follows at once, in this process): while the members are read, the new material is escrowed and the duplicates'
+   * import tokens are fetched under their instances' leases, so the run is created with its plan and its escrow and
+   * the pass starts at stage with both (one round trip instead of two before the first secure import). Whatever the
+   * claim does not hand to a pass is released and zeroed here.
+   */
+  async function claimRotation(
+    groupId: string,
+    o: { trigger: Trigger; force?: boolean },
+    ahead: boolean,
+  ): Promise<{ runId: RunId; seed?: PassSeed }> {
+    const trigger = validateTrigger(o?.trigger);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const { value: group, rev } = await getGroup(groupId);
+      const active = await activeRunOf(group);
+      if (active) {
+        throw new AppError(
+          'RUN_IN_PROGRESS',
+          active.status === 'failed'
+            ? `Run ${active.id} of group ${group.id} failed; resume it (it reuses its escrowed material) before starting another`
+            : `Run ${active.id} of group ${group.id} is ${active.status} at step ${active.step}`,
+          { details: { runId: active.id, status: active.status, step: active.step } },
+        );
+      }
+      const nowMs = now();
+      const generation = group.currentGeneration + 1;
+      const runId = newRunId(group.id, generation);
+      // Prepared while the members are read (nothing here reaches a member: a token carries no material).
+      const prep = ahead && !o.force ? prepareAhead(group, generation, runId) : undefined;
+      let handed = false;
+      try {
+        // The plan step's reading, taken now: refuses what cannot rotate with a clear error, and (when every member
+        // answered) becomes the run's plan, so the run starts at generate without reading the members again.
+        let readings: MemberReading[] | undefined;
+        if (!o.force) {
+          const results = await Promise.all(
+            group.members.map((m) =>
+              readMemberState(kp, m, slotOf(m), opts()).catch((err: unknown) =>
+                isAppError(err) ? err : Promise.reject(err),
+              ),
+            ),
+          );
+          readings = [];
+          for (const [i, info] of results.entries()) {
+            const m = group.members[i]!;
+            if (info instanceof AppError) {
+              if (!info.retryable) throw info;
+              readings = undefined; // the run's plan step reads again, retries and degrades if it must
+              continue;
+            }
+            if (info.deleted) {
+              throw new AppError('MEMBER_NOT_ACTIVE', `Member ${m.crn} (${m.region}) no longer exists`, {
+                details: { crn: m.crn },
+              });
+            }
+            if (info.state !== 1) {
+              throw new AppError(
+                'MEMBER_NOT_ACTIVE',
+                `Member ${m.crn} (${m.region}) ${memberStateProblem(info.state)}`,
+                {
+                  details: { crn: m.crn, state: info.state },
+                },
+              );
+            }
+            if (info.lastRotateAtMs !== undefined && info.lastRotateAtMs + config.rotationMinIntervalMs > nowMs) {
+              const at = info.lastRotateAtMs + config.rotationMinIntervalMs;
+              throw new AppError(
+                'ROTATION_TOO_SOON',
+                `Member ${m.crn} (${m.region}) was rotated less than ${Math.round(config.rotationMinIntervalMs / 60000)} min ago; Key Protect allows the next rotation at ${new Date(at).toISOString()}`,
+                { details: { crn: m.crn, earliestAtMs: at } },
+              );
+            }
+            readings?.push(info);
+          }
+        }
+        try {
+          await stores.groups.update(
+            {
+              ...group,
+              activeRunId: runId,
+              status: group.status === 'healthy' ? 'rotating' : group.status,
+              updatedAtMs: nowMs,
+            },
+            rev,
+          );
+        } catch (err) {
+          if (hasCode(err, 'STORE_CONFLICT')) continue; // someone changed the group: re-check
+          throw err;
+        }
+        const fresh = newRun({
+          id: runId,
+          groupId: group.id,
+          generation,
+          kind: RunKind.ROTATION,
+          trigger,
+          members: group.members,
+          escrowKey: group.escrow,
+          nowMs,
+          deadlineAtMs: nowMs + config.runDeadlineMs,
+        });
+        const planned = readings
+          ? applyOutcome(fresh, { type: 'MembersRead', readings, atClaim: true }, nowMs, config)
+          : fresh;
+        // The escrow is saved with the run, before any member sees the material: the pass starts at stage.
+        const made = await prep?.escrowing;
+        const escrowed = planned.step === Step.GENERATE ? made : undefined;
+        if (made && !escrowed) made.material.zero(); // a run that plans again escrows again
+        const run = escrowed
+          ? applyOutcome(
+              planned,
+              { type: 'MaterialEscrowed', fingerprint: escrowed.record.fingerprint, escrow: escrowed.record },
+              nowMs,
+              config,
+            )
+          : planned;
+        await runs.create(run);
+        log.info('rotation claimed', { groupId: group.id, runId, generation, trigger: trigger.kind });
+        if (!prep) return { runId };
+        handed = true;
+        return { runId, seed: { prepared: prep.prepared, ...(escrowed ? { material: escrowed.material } : {}) } };
+      } finally {
+        if (!handed) await prep?.dispose();
+      }
+    }
+    throw new AppError('RUN_IN_PROGRESS', `Group ${groupId} is changing concurrently; try again`, {
+      retryable: true,
+    });
+  }
+
+  function checkPass(o: { deadlineAtMs: number; holder: string }): void {
+    if (typeof o?.holder !== 'string' || o.holder === '' || !Number.isFinite(o?.deadlineAtMs)) {
+      throw new AppError('VALIDATION_FAILED', 'a pass needs {deadlineAtMs: epoch ms, holder: worker id}');
     }
   }
 
@@ -457,108 +629,19 @@ export function createRotationService(
     },
 
     async rotateNow(groupId: string, o: { trigger: Trigger; force?: boolean }) {
-      const trigger = validateTrigger(o?.trigger);
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const { value: group, rev } = await getGroup(groupId);
-        const active = await activeRunOf(group);
-        if (active) {
-          throw new AppError(
-            'RUN_IN_PROGRESS',
-            active.status === 'failed'
-              ? `Run ${active.id} of group ${group.id} failed; resume it (it reuses its escrowed material) before starting another`
-              : `Run ${active.id} of group ${group.id} is ${active.status} at step ${active.step}`,
-            { details: { runId: active.id, status: active.status, step: active.step } },
-          );
-        }
-        const nowMs = now();
-        // The plan step's reading, taken now: refuses what cannot rotate with a clear error, and (when every member
-        // answered) becomes the run's plan, so the run starts at generate without reading the members again.
-        let readings: MemberReading[] | undefined;
-        if (!o.force) {
-          const results = await Promise.all(
-            group.members.map((m) =>
-              readMemberState(kp, m, slotOf(m), opts()).catch((err: unknown) =>
-                isAppError(err) ? err : Promise.reject(err),
-              ),
-            ),
-          );
-          readings = [];
-          for (const [i, info] of results.entries()) {
-            const m = group.members[i]!;
-            if (info instanceof AppError) {
-              if (!info.retryable) throw info;
-              readings = undefined; // the run's plan step reads again, retries and degrades if it must
-              continue;
-            }
-            if (info.deleted) {
-              throw new AppError('MEMBER_NOT_ACTIVE', `Member ${m.crn} (${m.region}) no longer exists`, {
-                details: { crn: m.crn },
-              });
-            }
-            if (info.state !== 1) {
-              throw new AppError(
-                'MEMBER_NOT_ACTIVE',
-                `Member ${m.crn} (${m.region}) ${memberStateProblem(info.state)}`,
-                {
-                  details: { crn: m.crn, state: info.state },
-                },
-              );
-            }
-            if (info.lastRotateAtMs !== undefined && info.lastRotateAtMs + config.rotationMinIntervalMs > nowMs) {
-              const at = info.lastRotateAtMs + config.rotationMinIntervalMs;
-              throw new AppError(
-                'ROTATION_TOO_SOON',
-                `Member ${m.crn} (${m.region}) was rotated less than ${Math.round(config.rotationMinIntervalMs / 60000)} min ago; Key Protect allows the next rotation at ${new Date(at).toISOString()}`,
-                { details: { crn: m.crn, earliestAtMs: at } },
-              );
-            }
-            readings?.push(info);
-          }
-        }
-        const generation = group.currentGeneration + 1;
-        const runId = newRunId(group.id, generation);
-        try {
-          await stores.groups.update(
-            {
-              ...group,
-              activeRunId: runId,
-              status: group.status === 'healthy' ? 'rotating' : group.status,
-              updatedAtMs: nowMs,
-            },
-            rev,
-          );
-        } catch (err) {
-          if (hasCode(err, 'STORE_CONFLICT')) continue; // someone changed the group: re-check
-          throw err;
-        }
-        const fresh = newRun({
-          id: runId,
-          groupId: group.id,
-          generation,
-          kind: RunKind.ROTATION,
-          trigger,
-          members: group.members,
-          escrowKey: group.escrow,
-          nowMs,
-          deadlineAtMs: nowMs + config.runDeadlineMs,
-        });
-        const run = readings
-          ? applyOutcome(fresh, { type: 'MembersRead', readings, atClaim: true }, nowMs, config)
-          : fresh;
-        await runs.create(run);
-        log.info('rotation claimed', { groupId: group.id, runId, generation, trigger: trigger.kind });
-        return { runId };
-      }
-      throw new AppError('RUN_IN_PROGRESS', `Group ${groupId} is changing concurrently; try again`, {
-        retryable: true,
-      });
+      const { runId } = await claimRotation(groupId, o, false);
+      return { runId };
+    },
+
+    async startRotation(groupId: string, o: { trigger: Trigger; deadlineAtMs: number; holder: string }) {
+      checkPass(o);
+      const { runId, seed } = await claimRotation(groupId, { trigger: o?.trigger }, true);
+      return { runId, result: await advance(ctx, runId, { deadlineAtMs: o.deadlineAtMs, holder: o.holder }, seed) };
     },
 
     async advanceRun(runId: string, o: { deadlineAtMs: number; holder: string }) {
       const id = asRunId(runId);
-      if (typeof o?.holder !== 'string' || o.holder === '' || !Number.isFinite(o.deadlineAtMs)) {
-        throw new AppError('VALIDATION_FAILED', 'advanceRun needs {deadlineAtMs: epoch ms, holder: worker id}');
-      }
+      checkPass(o);
       return advance(ctx, id, o);
     },
 

@@ -214,6 +214,24 @@ export async function advance(
   ctx: RunnerContext,
   runId: RotationRun['id'],
   opts: { deadlineAtMs: number; holder: string },
+  seed?: PassSeed,
+): Promise<AdvanceResult> {
+  let worker: Worker | undefined;
+  try {
+    return await pass(ctx, runId, opts, seed, (w) => {
+      worker = w;
+    });
+  } finally {
+    if (!worker) await disposeSeed(ctx.stores, seed); // the pass never started: nothing took the seed
+  }
+}
+
+async function pass(
+  ctx: RunnerContext,
+  runId: RotationRun['id'],
+  opts: { deadlineAtMs: number; holder: string },
+  seed: PassSeed | undefined,
+  started: (w: Worker) => void,
 ): Promise<AdvanceResult> {
   const runs = runsOf(ctx.stores);
   const first = await runs.get(runId);
@@ -256,6 +274,8 @@ export async function advance(
       cur = v;
     },
   );
+  started(worker);
+  if (seed) worker.adopt(seed);
   try {
     // A pass that keeps executing without finishing or waiting is a bug: stop rather than spin (the tick retries).
     for (let commands = 0; commands < MAX_COMMANDS_PER_PASS; commands++) {
@@ -299,10 +319,67 @@ export async function advance(
 }
 
 /** An import token fetched ahead of its secure import, under its instance's token lease taken at `atMs`. */
-interface PreparedToken {
+export interface PreparedToken {
   lease: Lease;
   token: Promise<PreparedImportToken | undefined>;
   atMs: number;
+}
+
+/** `region:instanceId`: the unit of import tokens (one per instance) and of their leases. */
+export const instanceKeyOf = (m: { region: string; instanceId: string }): string => `${m.region}:${m.instanceId}`;
+
+/**
+ * Takes the instance's token lease once, without waiting (`undefined` when another run holds it), and starts fetching
+ * an import token under it (POST then GET import_token). Never rejects: a failed fetch is ignored by the rotate,
+ * which then fetches its own token.
+ */
+export function prefetchImportToken(
+  ctx: Pick<RunnerContext, 'kp' | 'stores' | 'clock' | 'config' | 'random'>,
+  ref: Pick<KeyRef, 'region' | 'instanceId' | 'keyRingId'>,
+  holder: string,
+): Promise<PreparedToken | undefined> {
+  const prepare = ctx.kp.prepareImportToken?.bind(ctx.kp);
+  if (!prepare) return Promise.resolve(undefined);
+  const entry = (async (): Promise<PreparedToken | undefined> => {
+    const atMs = ctx.clock.nowMs();
+    const lease = await ctx.stores.leases.acquire(
+      `token:${instanceKeyOf(ref)}`,
+      holder,
+      ctx.config.tokenLeaseTtlMs,
+      atMs,
+    );
+    if (!lease) return undefined;
+    const token = prepare(
+      { region: ref.region, instanceId: ref.instanceId, ...(ref.keyRingId ? { keyRingId: ref.keyRingId } : {}) },
+      { correlationId: ctx.random.uuid() },
+    );
+    token.catch(() => undefined);
+    return { lease, token, atMs };
+  })();
+  return entry.catch(() => undefined);
+}
+
+/**
+ * What a claim prepared for the pass that follows it at once (a rotation the tick starts): import tokens fetched
+ * under their instances' leases, by instance, and the material whose escrow the claimed run already holds.
+ */
+export interface PassSeed {
+  prepared: Map<string, Promise<PreparedToken | undefined>>;
+  material?: KeyMaterial;
+}
+
+/** Frees what a seed holds when no pass takes it: the token leases are released, the material zeroed. */
+export async function disposeSeed(stores: Stores, seed: PassSeed | undefined): Promise<void> {
+  if (!seed) return;
+  seed.material?.zero();
+  const entries = [...seed.prepared.values()];
+  seed.prepared.clear();
+  await Promise.all(
+    entries.map(async (e) => {
+      const pre = await e;
+      if (pre) await stores.leases.release(pre.lease).catch(() => undefined);
+    }),
+  );
 }
 
 class Worker {
@@ -794,8 +871,7 @@ class Worker {
   }
 
   private instanceKey(slot: string): string {
-    const m = this.member(slot);
-    return `${m.region}:${m.instanceId}`;
+    return instanceKeyOf(this.member(slot));
   }
 
   /**
@@ -804,32 +880,23 @@ class Worker {
    * (its member waits for the lease at its step, as without prefetching). Never awaited here; errors are kept.
    */
   private prepareTokens(slots: string[]): void {
-    const kp = this.ctx.kp;
-    if (!kp.prepareImportToken || this.state.stopped) return;
+    if (!this.ctx.kp.prepareImportToken || this.state.stopped) return;
     for (const slot of slots) {
       const key = this.instanceKey(slot);
       if (this.prepared.has(key)) continue;
-      const m = this.member(slot);
-      const ref = refOf(m);
-      const entry = (async (): Promise<PreparedToken | undefined> => {
-        const atMs = this.now();
-        const lease = await this.ctx.stores.leases.acquire(
-          `token:${key}`,
-          this.leaseHolder(),
-          this.ctx.config.tokenLeaseTtlMs,
-          atMs,
-        );
-        if (!lease) return undefined;
-        const token = kp.prepareImportToken!(
-          { region: ref.region, instanceId: ref.instanceId, ...(ref.keyRingId ? { keyRingId: ref.keyRingId } : {}) },
-          this.callOpts(),
-        );
-        token.catch(() => undefined); // a failed prefetch is ignored by the rotate (it fetches its own token)
-        return { lease, token, atMs };
-      })();
-      entry.catch(() => undefined);
-      this.prepared.set(key, entry);
+      this.prepared.set(key, prefetchImportToken(this.ctx, refOf(this.member(slot)), this.leaseHolder()));
     }
+  }
+
+  /** Takes what the claim prepared for this pass (its tokens and leases, the escrowed material): see PassSeed. */
+  adopt(seed: PassSeed): void {
+    for (const [key, entry] of seed.prepared) if (!this.prepared.has(key)) this.prepared.set(key, entry);
+    seed.prepared.clear();
+    const run = this.run;
+    if (seed.material && run.escrow && fingerprintOf(seed.material) === run.escrow.fingerprint) {
+      this.keepMaterial(seed.material);
+    } else seed.material?.zero();
+    delete seed.material;
   }
 
   /**

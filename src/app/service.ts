@@ -223,6 +223,15 @@ export interface RotationService {
    * @throws {AppError} GROUP_NOT_FOUND, RUN_IN_PROGRESS, ROTATION_TOO_SOON, MEMBER_NOT_ACTIVE
    */
   rotateNow(groupId: string, opts: { trigger: Trigger; force?: boolean }): Promise<{ runId: RunId }>;
+  /**
+   * `rotateNow` then at once a pass over the new run (`advanceRun`), as the scheduler starts a rotation: while the
+   * claim reads the members it also escrows the new material and fetches the duplicates' import tokens, so the pass
+   * starts at stage with both. Throws what `rotateNow` throws (nothing is left held then).
+   */
+  startRotation(
+    groupId: string,
+    opts: { trigger: Trigger; deadlineAtMs: number; holder: string },
+  ): Promise<{ runId: RunId; result: AdvanceResult }>;
   /** Resumes a run under the group lease until done, blocked/waiting, or `deadlineAtMs` (the caller's budget). */
   advanceRun(runId: string, opts: { deadlineAtMs: number; holder: string }): Promise<AdvanceResult>;
   /** Re-opens a failed run (e.g. after the region came back) with a fresh deadline, then leaves it pending. */

@@ -52,7 +52,7 @@ export const DEFAULT_TICK_CONFIG: TickConfig = {
 };
 
 export interface TickDeps {
-  service: Pick<RotationService, 'rotateNow' | 'advanceRun'> & Partial<Pick<RotationService, 'verify'>>;
+  service: Pick<RotationService, 'startRotation' | 'advanceRun'> & Partial<Pick<RotationService, 'verify'>>;
   stores: Pick<Stores, 'groups' | 'runs' | 'leases'>;
   clock: Clock;
   logger: Logger;
@@ -261,11 +261,13 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
         else summary.caughtUp += 1;
         tally(r, groupId);
       } else {
-        const { runId: newRun } = await deps.service.rotateNow(groupId, {
+        // claim and first pass in one: the claim's reading overlaps the escrow and the import tokens (RotationService)
+        const { result: r } = await deps.service.startRotation(groupId, {
           trigger: { kind: 'schedule', by: triggerId, reason: task.reason },
+          deadlineAtMs: workDeadlineMs,
+          holder,
         });
         summary.started += 1;
-        const r = await deps.service.advanceRun(newRun, { deadlineAtMs: workDeadlineMs, holder });
         tally(r, groupId);
       }
     } catch (err) {
