@@ -317,11 +317,14 @@ export function createRotationService(
               config,
             )
           : planned;
-        await runs.create(run);
+        const created = await runs.create(run);
         log.info('rotation claimed', { groupId: group.id, runId, generation, trigger: trigger.kind });
         if (!prep) return { runId };
         handed = true;
-        return { runId, seed: { prepared: prep.prepared, ...(escrowed ? { material: escrowed.material } : {}) } };
+        return {
+          runId,
+          seed: { prepared: prep.prepared, run: created, ...(escrowed ? { material: escrowed.material } : {}) },
+        };
       } finally {
         if (!handed) await prep?.dispose();
       }

@@ -234,7 +234,7 @@ async function pass(
   started: (w: Worker) => void,
 ): Promise<AdvanceResult> {
   const runs = runsOf(ctx.stores);
-  const first = await runs.get(runId);
+  const first = seed?.run?.value.id === runId ? seed.run : await runs.get(runId);
   const groupId = first.value.groupId;
   const log = ctx.logger.child({ runId, groupId, holder: opts.holder });
   const result = (
@@ -366,6 +366,8 @@ export function prefetchImportToken(
 export interface PassSeed {
   prepared: Map<string, Promise<PreparedToken | undefined>>;
   material?: KeyMaterial;
+  /** The run as the claim created it (the pass still re-reads it under the group lease). */
+  run?: Versioned<RotationRun>;
 }
 
 /** Frees what a seed holds when no pass takes it: the token leases are released, the material zeroed. */
