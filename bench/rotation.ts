@@ -533,7 +533,7 @@ async function report(reps: Rep[], cachedPairs: number, beforeReps?: Rep[]): Pro
       ? [
           `Latency model: in this run the emulator in its own process with round-trip latency moved the medians by ${modelShift(reps, beforeReps)}`,
           '   against the model before (in-process, delay before handling), about the spread of the repetitions on this',
-          "   shared machine: the emulator's work and the queueing of delays were not what keeps 1 + 4 and 1 + 8 above 1.2×.",
+          "   shared machine: the emulator's work and the queueing of delays are not what keeps the larger groups above the bound.",
         ]
       : []),
     "What remains above the bound (`--trace`, 1 + 8): rotateNow's reading is a round trip of its own before the run",
