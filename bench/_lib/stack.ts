@@ -4,7 +4,10 @@
  * as the functions wire them. The service clock is the emulator clock, so advancing it moves the 1 h rule and the
  * lease expiries together.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   createRotationService,
   cryptoRandom,
@@ -17,11 +20,31 @@ import type { Clock, Group, InstanceId, RegionId } from '../../src/core/index.js
 import { KeyMaterial, silentLogger } from '../../src/core/index.js';
 import { authenticatorFromConfig, createKeyProtectClient, type RetryPolicy } from '../../src/keyprotect/index.js';
 import { type CouchAccess, type EmbeddedCouch, startEmbeddedCouch } from '../../src/local/couch/index.js';
-import { type EmulatorStack, startEmulatorStack } from '../../src/local/kp-emulator/index.js';
+import { type EmulatorStack, type FaultSpec, startEmulatorStack } from '../../src/local/kp-emulator/index.js';
 import { type CloudantStores, createCloudantStores } from '../../src/store/index.js';
+import type { EmulatorChildInfo } from './emulatorChild.js';
+
+/**
+ * The emulator as a bench drives it, in either process mode: faults and the clock (async: in child mode they are
+ * admin API calls), region URLs and instances.
+ */
+export interface BenchEmulator {
+  mode: 'in-process' | 'child';
+  regions: Record<string, { url: string; instances: readonly string[] }>;
+  setFaults(target: { region: string; instanceId?: string }, faults: FaultSpec): Promise<void>;
+  clearFaults(): Promise<void>;
+  /** Moves the emulator clock and the service clock (its mirror) together. */
+  advanceClock(ms: number): Promise<void>;
+  /** Process id of the emulator (this process in-process). */
+  pid: number;
+}
+
+/** A stack whose emulator runs in a child process (`emulatorProcess: 'child'`): no in-process `emu`. */
+export interface ChildBenchStack extends Omit<BenchStack, 'emu'> {}
 
 export interface BenchStack {
   emu: EmulatorStack;
+  control: BenchEmulator;
   couch?: EmbeddedCouch;
   couchUrl: string;
   /** The store's URL and the credentials it requires. */
@@ -41,16 +64,89 @@ export interface BenchStack {
   close(): Promise<void>;
 }
 
-export async function startBenchStack(
-  opts: { regions?: string[]; instancesPerRegion?: number; couch?: CouchAccess; retry?: Partial<RetryPolicy> } = {},
-): Promise<BenchStack> {
+export interface BenchStackOptions {
+  regions?: string[];
+  instancesPerRegion?: number;
+  couch?: CouchAccess;
+  retry?: Partial<RetryPolicy>;
+  /**
+   * `in-process` (default): the emulator shares this event loop. `child`: it runs in its own process
+   * (_lib/emulatorChild.ts), so its server work does not queue behind the code under test; faults and the clock go
+   * through its admin API.
+   */
+  emulatorProcess?: 'in-process' | 'child';
+}
+
+export function startBenchStack(opts: BenchStackOptions & { emulatorProcess: 'child' }): Promise<ChildBenchStack>;
+export function startBenchStack(opts?: BenchStackOptions & { emulatorProcess?: 'in-process' }): Promise<BenchStack>;
+export async function startBenchStack(opts: BenchStackOptions = {}): Promise<BenchStack | ChildBenchStack> {
   const regions = opts.regions ?? ['us-south', 'us-east', 'eu-de'];
-  const emu = await startEmulatorStack({
-    regions,
-    instancesPerRegion: opts.instancesPerRegion ?? 1,
-    tokenKeyPoolSize: 4,
-    prewarmTokenKeys: true,
-  });
+  const instancesPerRegion = opts.instancesPerRegion ?? 1;
+  let emu: EmulatorStack | undefined;
+  let control: BenchEmulator;
+  let iamUrl: string;
+  let apiKeys: { lockstep: string; operator: string };
+  let closeEmulator: () => Promise<void>;
+  /** The service clock: the emulator clock is the wall clock + an offset, mirrored here exactly. */
+  let offsetMs = 0;
+  if (opts.emulatorProcess === 'child') {
+    const child = await startEmulatorChild(regions, instancesPerRegion);
+    iamUrl = child.info.iamUrl;
+    apiKeys = child.info.apiKeys;
+    closeEmulator = child.close;
+    const admin = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${child.info.adminUrl}${path}`, {
+        method,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      if (!res.ok) throw new Error(`emulator admin ${method} ${path}: ${res.status} ${await res.text()}`);
+    };
+    control = {
+      mode: 'child',
+      regions: child.info.regions,
+      pid: child.info.pid,
+      setFaults: (target, faults) => admin('POST', '/__emulator/faults', { ...target, faults }),
+      clearFaults: () => admin('DELETE', '/__emulator/faults'),
+      async advanceClock(ms) {
+        offsetMs += ms;
+        await admin('POST', '/__emulator/clock/advance', { ms });
+      },
+    };
+  } else {
+    const e = await startEmulatorStack({ regions, instancesPerRegion, tokenKeyPoolSize: 4, prewarmTokenKeys: true });
+    emu = e;
+    iamUrl = e.iam.url;
+    apiKeys = { lockstep: e.iam.apiKeyFor('lockstep'), operator: e.iam.apiKeyFor('operator') };
+    closeEmulator = () => e.close();
+    control = {
+      mode: 'in-process',
+      regions: e.kp.regions,
+      pid: process.pid,
+      setFaults: async (target, faults) => e.kp.setFaults(target, faults),
+      clearFaults: async () => e.kp.clearFaults(),
+      async advanceClock(ms) {
+        e.kp.advanceClock(ms);
+      },
+    };
+  }
+  try {
+    return await finishBenchStack(opts, regions, emu, control, iamUrl, apiKeys, closeEmulator, () => offsetMs);
+  } catch (err) {
+    await closeEmulator();
+    throw err;
+  }
+}
+
+async function finishBenchStack(
+  opts: BenchStackOptions,
+  regions: string[],
+  emu: EmulatorStack | undefined,
+  control: BenchEmulator,
+  iamUrl: string,
+  apiKeys: { lockstep: string; operator: string },
+  closeEmulator: () => Promise<void>,
+  offsetMs: () => number,
+): Promise<BenchStack | ChildBenchStack> {
   const couch = opts.couch ? undefined : await startEmbeddedCouch();
   const access = opts.couch ?? (couch as CouchAccess);
   const couchUrl = access.url;
@@ -60,24 +156,32 @@ export async function startBenchStack(
     timeoutMs: 60_000,
   });
   await stores.ensureSetup();
-  const clock = { nowMs: () => emu.kp.nowMs(), advance: (ms: number) => emu.kp.advanceClock(ms) };
+  const clock = emu
+    ? { nowMs: () => emu.kp.nowMs(), advance: (ms: number) => emu.kp.advanceClock(ms) }
+    : {
+        nowMs: () => Date.now() + offsetMs(),
+        advance: () => {
+          throw new Error('bench stack: the emulator runs in a child process; use `await control.advanceClock(ms)`');
+        },
+      };
   const kp = createKeyProtectClient({
-    endpoints: Object.fromEntries(regions.map((r) => [r, emu.kp.regions[r]!.url])),
-    authenticator: authenticatorFromConfig({ kind: 'iam', apiKey: emu.iam.apiKeyFor('lockstep'), iamUrl: emu.iam.url }),
+    endpoints: Object.fromEntries(regions.map((r) => [r, control.regions[r]!.url])),
+    authenticator: authenticatorFromConfig({ kind: 'iam', apiKey: apiKeys.lockstep, iamUrl }),
     random: cryptoRandom,
     clock,
     ...(opts.retry ? { retry: opts.retry } : {}),
   });
   const setupKp = createKeyProtectClient({
-    endpoints: Object.fromEntries(regions.map((r) => [r, emu.kp.regions[r]!.url])),
-    authenticator: authenticatorFromConfig({ kind: 'iam', apiKey: emu.iam.apiKeyFor('operator'), iamUrl: emu.iam.url }),
+    endpoints: Object.fromEntries(regions.map((r) => [r, control.regions[r]!.url])),
+    authenticator: authenticatorFromConfig({ kind: 'iam', apiKey: apiKeys.operator, iamUrl }),
     random: cryptoRandom,
     clock,
     useImportToken: false,
   });
-  const kpOrigins = new Set(regions.map((r) => new URL(emu.kp.regions[r]!.url).host));
+  const kpOrigins = new Set(regions.map((r) => new URL(control.regions[r]!.url).host));
   return {
-    emu,
+    ...(emu ? { emu } : {}),
+    control,
     ...(couch ? { couch } : {}),
     couchUrl,
     couchAccess: access,
@@ -87,8 +191,8 @@ export async function startBenchStack(
     clock,
     regions,
     kpOrigins,
-    instance: (region, i = 0) => emu.kp.regions[region]!.instances[i] as InstanceId,
-    service: (o = {}) =>
+    instance: (region: string, i = 0) => control.regions[region]!.instances[i] as InstanceId,
+    service: (o: { kp?: KeyProtectPort; stores?: Stores; config?: Partial<RotationConfig> } = {}) =>
       createRotationService({
         kp: o.kp ?? kp,
         stores: o.stores ?? stores,
@@ -99,8 +203,48 @@ export async function startBenchStack(
         config: { ...(o.config ?? {}) },
       } as Parameters<typeof createRotationService>[0]),
     async close() {
-      await emu.close();
+      await closeEmulator();
       await couch?.close();
+    },
+  };
+}
+
+/**
+ * Spawns _lib/emulatorChild.ts and reads its one JSON line. The child exits when its stdin closes: `close()` ends
+ * it, and so does this process's death (the pipe closes with it), so no emulator outlives its bench.
+ */
+async function startEmulatorChild(
+  regions: string[],
+  instancesPerRegion: number,
+): Promise<{ info: EmulatorChildInfo; close(): Promise<void> }> {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'emulatorChild.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify({ regions, instancesPerRegion })], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+  const info = await new Promise<EmulatorChildInfo>((ok, fail) => {
+    let buf = '';
+    const onData = (b: Buffer) => {
+      buf += b.toString();
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      child.stdout.off('data', onData);
+      try {
+        ok(JSON.parse(buf.slice(0, nl)) as EmulatorChildInfo);
+      } catch (err) {
+        fail(err);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => fail(new Error(`emulator child exited (${code}) before it was ready`)));
+    child.once('error', fail);
+  });
+  child.stdout.resume();
+  return {
+    info,
+    async close() {
+      child.stdin.end();
+      await exited;
     },
   };
 }
@@ -112,7 +256,7 @@ export async function startBenchStack(
  * instance `instanceOffset + ⌊i / (regions − 1)⌋`.
  */
 export async function createBenchGroup(
-  s: BenchStack,
+  s: ChildBenchStack,
   id: string,
   duplicates: number,
   layout: {

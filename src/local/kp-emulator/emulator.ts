@@ -141,8 +141,17 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+/** Responses held by a `roundTripMs` fault: the earliest `performance.now()` at which they may leave. */
+const notBefore = new WeakMap<ServerResponse, number>();
+
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
   if (res.destroyed) return;
+  const wait = (notBefore.get(res) ?? 0) - performance.now();
+  if (wait > 0) {
+    // Re-checked on wake-up: a timer may fire a fraction of a millisecond early.
+    setTimeout(() => sendJson(res, status, body, headers), Math.ceil(wait));
+    return;
+  }
   if (body === undefined || status === 204) {
     res.writeHead(status, headers);
     res.end();
@@ -354,6 +363,7 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     instanceId: string | undefined,
     req: IncomingMessage,
     res: ServerResponse,
+    arrivedMs: number,
   ): Promise<boolean> {
     const key = instanceId && faults.has(`${region}/${instanceId}`) ? `${region}/${instanceId}` : region;
     const f = faults.get(key);
@@ -373,6 +383,9 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
         }),
       );
       return true;
+    }
+    if (f.roundTripMs || f.roundTripJitterMs) {
+      notBefore.set(res, arrivedMs + (f.roundTripMs ?? 0) + Math.random() * (f.roundTripJitterMs ?? 0));
     }
     if (f.latencyMs || f.latencyJitterMs) {
       await sleep((f.latencyMs ?? 0) + Math.random() * (f.latencyJitterMs ?? 0));
@@ -469,6 +482,7 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
 
   // ─────────── the API ───────────
   async function handleApi(region: string, network: Network, req: IncomingMessage, res: ServerResponse) {
+    const arrivedMs = performance.now();
     const url = new URL(req.url ?? '/', 'http://x');
     const method = (req.method ?? 'GET').toUpperCase();
     const headers: Record<string, string> = {};
@@ -484,7 +498,7 @@ export async function startKeyProtectEmulator(opts: StartKeyProtectEmulatorOptio
     const correlationId = headers['correlation-id'] || randomUUID();
     const replyHeaders = { 'correlation-id': correlationId };
     const instanceHeader = headers['bluemix-instance']?.trim().toLowerCase();
-    if (await applyFaults(region, instanceHeader, req, res)) return;
+    if (await applyFaults(region, instanceHeader, req, res, arrivedMs)) return;
 
     let body: Buffer;
     try {
@@ -836,6 +850,8 @@ async function handleAdmin(
     return sendJson(res, 200, { nowMs: kp.nowMs(), now: new Date(kp.nowMs()).toISOString() });
   }
   if (method === 'POST' && p === '/__emulator/faults') {
+    const problem = faultSpecProblem(body.faults);
+    if (problem) return sendJson(res, 400, { error: `faults: ${problem}` });
     kp.setFaults(
       { region: String(body.region), ...(typeof body.instanceId === 'string' ? { instanceId: body.instanceId } : {}) },
       (body.faults ?? {}) as FaultSpec,
@@ -896,4 +912,32 @@ async function handleAdmin(
     });
   }
   sendJson(res, 404, { error: `no admin route ${method} ${p}` });
+}
+
+const FAULT_NUMBERS = [
+  'latencyMs',
+  'latencyJitterMs',
+  'roundTripMs',
+  'roundTripJitterMs',
+  'errorRate',
+  'throttleRate',
+  'retryAfterSeconds',
+  'remaining',
+] as const;
+
+/** What is wrong with a fault spec sent to the admin API, or undefined when it can be applied. */
+function faultSpecProblem(f: unknown): string | undefined {
+  if (f === undefined) return undefined;
+  if (typeof f !== 'object' || f === null || Array.isArray(f)) return 'must be an object';
+  const spec = f as Record<string, unknown>;
+  for (const name of FAULT_NUMBERS) {
+    const v = spec[name];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
+      return `${name} must be a number ≥ 0`;
+    }
+  }
+  for (const name of ['errorRate', 'throttleRate'] as const) {
+    if (typeof spec[name] === 'number' && (spec[name] as number) > 1) return `${name} must be a probability in [0, 1]`;
+  }
+  return undefined;
 }

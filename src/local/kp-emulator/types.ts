@@ -39,6 +39,13 @@ export interface FaultSpec {
   /** Added delay per request (ms), plus uniform jitter in [0, latencyJitterMs). */
   latencyMs?: number;
   latencyJitterMs?: number;
+  /**
+   * Round-trip latency (benchmark fidelity, not an IBM contract): the region handles the request at once, and its
+   * response leaves no earlier than `roundTripMs` + U[0, `roundTripJitterMs`] after the request arrived. The
+   * emulator's own work (and any `latencyMs`) counts inside that window, as a real service's does.
+   */
+  roundTripMs?: number;
+  roundTripJitterMs?: number;
   /** Probability of answering 5xx (status `errorStatus`, default 503). */
   errorRate?: number;
   errorStatus?: 500 | 502 | 503 | 504;

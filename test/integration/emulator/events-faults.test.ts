@@ -217,6 +217,66 @@ describe('fault injection (observed through the SDK)', () => {
     expect((await impatient.getKeys({ bluemixInstance: inst })).status).toBe(200);
   });
 
+  it('round-trip latency: the region handles the request at once; every response leaves no earlier than the window', async () => {
+    // Arrange
+    const windowMs = 600;
+    await sdk.getKeys({ bluemixInstance: inst }); // warms the IAM token
+    stack.kp.setFaults({ region: 'eu-gb', instanceId: inst }, { roundTripMs: windowMs });
+    const answered: string[] = [];
+    const timed = async (name: string, call: () => Promise<unknown>) => {
+      const t0 = performance.now();
+      await call();
+      answered.push(name);
+      return performance.now() - t0;
+    };
+    try {
+      // Act: a create (handler work: validation, AES, an event) and, 150 ms later, a light list
+      const heavy = timed('create', () =>
+        sdk.createKey({
+          bluemixInstance: inst,
+          correlationId: 'rt-create',
+          body: keyBody({ name: 'rt', payload: b64(randomBytes(32)) }),
+        }),
+      );
+      let created: CadfEvent[] = [];
+      while (created.length === 0) {
+        await new Promise((r) => setTimeout(r, 5));
+        created = stack.kp.events({ correlationId: 'rt-create' });
+      }
+      // Assert: the key exists (its event is written) while the response is still held
+      expect(created[0]!.outcome).toBe('success');
+      expect(answered).toEqual([]);
+      await new Promise((r) => setTimeout(r, 150));
+      const light = timed('list', () => sdk.getKeys({ bluemixInstance: inst }));
+      const [heavyMs, lightMs] = await Promise.all([heavy, light]);
+      expect(heavyMs).toBeGreaterThanOrEqual(windowMs);
+      expect(lightMs).toBeGreaterThanOrEqual(windowMs);
+      expect(answered).toEqual(['create', 'list']);
+    } finally {
+      stack.kp.clearFaults();
+    }
+  });
+
+  it('admin route: round-trip faults are set over HTTP; a bad fault spec is refused with 400 and changes nothing', async () => {
+    const admin = stack.kp.adminUrl;
+    const post = (faults: unknown) =>
+      fetch(`${admin}/__emulator/faults`, { method: 'POST', body: JSON.stringify({ region: 'eu-gb', faults }) });
+    try {
+      for (const bad of [{ roundTripMs: -1 }, { roundTripJitterMs: 'ten' }, { latencyMs: -5 }, { errorRate: 2 }, 7]) {
+        const r = await post(bad);
+        expect(r.status).toBe(400);
+        expect(((await r.json()) as { error: string }).error).toMatch(/^faults: /);
+      }
+      expect((await sdk.getKeys({ bluemixInstance: inst })).status).toBe(200);
+      expect((await post({ roundTripMs: 300, roundTripJitterMs: 20 })).status).toBe(204);
+      const t0 = performance.now();
+      await sdk.getKeys({ bluemixInstance: inst });
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(300);
+    } finally {
+      stack.kp.clearFaults();
+    }
+  });
+
   it('admin routes set and clear faults over HTTP', async () => {
     const admin = stack.kp.adminUrl;
     const set = await fetch(`${admin}/__emulator/faults`, {
