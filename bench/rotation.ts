@@ -37,8 +37,9 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '3' },
     latency: { type: 'string', default: '50' },
     jitter: { type: 'string', default: '10' },
-    // The scheduler's path: the run plans in its pass (no reading by the claim), as a tick-started rotation does.
-    'plan-in-pass': { type: 'boolean', default: false },
+    // The scheduler's path: `startRotation`, as the tick starts a rotation (claim and first pass in one call; the
+    // claim's reading overlaps the escrow and the duplicates' import tokens).
+    scheduler: { type: 'boolean', default: false },
     // Where the emulator runs: its own process (its server work off the event loop of the code under test) or this one.
     emulator: { type: 'string', default: 'child' },
     // round-trip: the response leaves latency + U[0, jitter] after the request arrived, the emulator's work inside
@@ -55,7 +56,7 @@ const DUPS = values.dups.split(',').map(Number);
 const REPS = Number(values.reps);
 const LATENCY = Number(values.latency);
 const JITTER = Number(values.jitter);
-const PLAN_IN_PASS = values['plan-in-pass'];
+const SCHEDULER = values.scheduler;
 type EmulatorMode = 'child' | 'in-process';
 type LatencyMode = 'round-trip' | 'delay';
 const EMULATOR = values.emulator as EmulatorMode;
@@ -63,7 +64,7 @@ const LATENCY_MODE = values['latency-mode'] as LatencyMode;
 if (!['child', 'in-process'].includes(EMULATOR)) throw new Error('--emulator must be child or in-process');
 if (!['round-trip', 'delay'].includes(LATENCY_MODE)) throw new Error('--latency-mode must be round-trip or delay');
 const COMPARE = values.compare;
-const RESULT_NAME = PLAN_IN_PASS ? 'rotation-scheduled' : 'rotation';
+const RESULT_NAME = SCHEDULER ? 'rotation-scheduled' : 'rotation';
 const HOUR = 3_600_000;
 const STAGE_CONCURRENCY = DEFAULT_ROTATION_CONFIG.stageConcurrency;
 
@@ -98,11 +99,10 @@ const BOUND_RTTS = boundRtts(2);
 function implementationRtts(d: number): Array<[string, number]> {
   const waves = Math.ceil(d / STAGE_CONCURRENCY); // one duplicate per instance here
   return [
-    ...((PLAN_IN_PASS
+    ...((SCHEDULER
       ? [
-          ['claim (rotateNow with force: no reading, store only)', 0],
           [
-            "plan: GET key ∥ GET versions of every member ∥ escrow wrap ∥ the duplicates' POST import_token, one save",
+            "claim (startRotation): GET key ∥ GET versions of every member ∥ escrow wrap ∥ the duplicates' POST import_token (under their instances' leases); the run is created with its plan and its escrow",
             1,
           ],
         ]
@@ -198,6 +198,18 @@ async function measure(model: Model): Promise<Rep[]> {
     },
   });
   const reps: Rep[] = [];
+  /** One rotation on the measured path; `tClaimed` when the claim returns before the pass (the operator's path). */
+  const rotateOnce = async (groupId: string, by: string) => {
+    const deadlineAtMs = () => stack.clock.nowMs() + HOUR;
+    if (SCHEDULER) {
+      const trigger = { kind: 'schedule' as const, by };
+      const { result } = await service.startRotation(groupId, { trigger, deadlineAtMs: deadlineAtMs(), holder: by });
+      return { res: result, tClaimed: undefined };
+    }
+    const { runId } = await service.rotateNow(groupId, { trigger: { kind: 'operator', by } });
+    const tClaimed = performance.now();
+    return { res: await service.advanceRun(runId, { deadlineAtMs: deadlineAtMs(), holder: by }), tClaimed };
+  };
   try {
     console.error(`creating groups (1 + ${DUPS.join('/')} duplicates), no latency…`);
     const groups = new Map<number, { product: Group; baseline: Group; baselineGen: number }>();
@@ -228,11 +240,7 @@ async function measure(model: Model): Promise<Rep[]> {
     {
       await stack.control.advanceClock(HOUR + 60_000);
       const g = groups.get(DUPS[0]!)!;
-      const { runId } = await service.rotateNow(g.product.id, {
-        trigger: { kind: 'operator', by: 'bench-warmup' },
-        force: PLAN_IN_PASS,
-      });
-      await service.advanceRun(runId, { deadlineAtMs: stack.clock.nowMs() + HOUR, holder: 'bench' });
+      await rotateOnce(g.product.id, 'bench-warmup');
     }
     for (let rep = 1; rep <= REPS; rep++) {
       for (const d of DUPS) {
@@ -243,19 +251,17 @@ async function measure(model: Model): Promise<Rep[]> {
         spans.length = 0;
         marks.length = 0;
         const t0 = performance.now();
-        const { runId } = await service.rotateNow(g.product.id, {
-          trigger: { kind: 'operator', by: 'bench' },
-          force: PLAN_IN_PASS,
-        });
-        const tAdvance = performance.now();
-        const res = await service.advanceRun(runId, { deadlineAtMs: stack.clock.nowMs() + HOUR, holder: 'bench' });
+        const { res, tClaimed } = await rotateOnce(g.product.id, 'bench');
         const t1 = performance.now();
         const productSpans = [...spans];
         const kpSpans = productSpans.filter((s) => s.kind === 'kp');
         const storeSpans = productSpans.filter((s) => s.kind === 'store');
-        const steps: Record<string, number> = { rotateNow: tAdvance - t0 };
-        let cur = PLAN_IN_PASS ? 'plan' : 'generate'; // rotateNow records the plan: the run starts at generate
-        let since = tAdvance;
+        // The claim ends when the run document is written (startRotation goes on into the pass in the same call).
+        const claimEnd = tClaimed ?? productSpans.find((s) => s.op === 'runs.create')?.endMs ?? t0;
+        const steps: Record<string, number> = { claim: claimEnd - t0 };
+        // rotateNow records the plan (the run starts at generate); startRotation also the escrow (it starts at stage)
+        let cur = SCHEDULER ? 'stage' : 'generate';
+        let since = claimEnd;
         for (const m of marks) {
           if (m.step !== cur) {
             steps[cur] = (steps[cur] ?? 0) + (m.t - since);
@@ -346,7 +352,7 @@ async function report(reps: Rep[], cachedPairs: number, beforeReps?: Rep[]): Pro
   const detail: Array<Array<string | number>> = [];
   const stepRows: Array<Array<string | number>> = [];
   const perDups: Record<string, unknown>[] = [];
-  const stepNames = ['rotateNow', 'plan', 'generate', 'stage', 'verify', 'promote', 'prove', 'record', 'release'];
+  const stepNames = ['claim', 'plan', 'generate', 'stage', 'verify', 'promote', 'prove', 'record', 'release'];
   for (const d of DUPS) {
     const rs = reps.filter((r) => r.dups === d);
     const product = summarize(rs.map((r) => r.productMs));
@@ -398,7 +404,7 @@ async function report(reps: Rep[], cachedPairs: number, beforeReps?: Rep[]): Pro
   const md = [
     '# Benchmark 1 — one group rotation',
     '',
-    `\`npx tsx bench/rotation.ts --dups ${DUPS.join(',')} --reps ${REPS} --latency ${LATENCY} --jitter ${JITTER} --emulator ${EMULATOR} --latency-mode ${LATENCY_MODE}${COMPARE ? ' --compare' : ''}${PLAN_IN_PASS ? ' --plan-in-pass' : ''}\` — ${machineLine()}.${PLAN_IN_PASS ? " The scheduler's path: the run plans in its own pass (rotateNow with `force`, no reading by the claim), as a rotation a tick starts does." : " The operator's path: rotateNow reads every member to refuse what cannot rotate with a clear error, and that reading is the plan; `--plan-in-pass` measures the scheduler's path (bench/results/rotation-scheduled.md)."}`,
+    `\`npx tsx bench/rotation.ts --dups ${DUPS.join(',')} --reps ${REPS} --latency ${LATENCY} --jitter ${JITTER} --emulator ${EMULATOR} --latency-mode ${LATENCY_MODE}${COMPARE ? ' --compare' : ''}${SCHEDULER ? ' --scheduler' : ''}\` — ${machineLine()}.${SCHEDULER ? " The scheduler's path: `startRotation`, as the tick starts a rotation — the claim reads every member (refusing what cannot rotate) while it escrows the new material and fetches the duplicates' import tokens, creates the run with its plan and escrow, and the pass that follows in the same call starts at stage. The operator's path is bench/results/rotation.md." : " The operator's path: the API's *rotate now* (`rotateNow`: read every member to refuse what cannot rotate with a clear error, claim, answer 202), then a pass over the run (`advanceRun`; in production the next tick's). Its reading is one round trip before the run exists, so this path is the chain + 1; `--scheduler` measures the tick's path (bench/results/rotation-scheduled.md)."}`,
     '',
     LATENCY_MODE === 'round-trip'
       ? `Every Key Protect region of the emulator answers each request ${LATENCY} ms + U[0, ${JITTER}] ms after it arrived (fault \`roundTripMs\`: handled at once, the emulator's own work inside that window),`
@@ -406,7 +412,7 @@ async function report(reps: Rep[], cachedPairs: number, beforeReps?: Rep[]): Pro
     EMULATOR === 'child'
       ? 'in a process of its own (bench/_lib/emulatorChild.ts; faults and the clock over its admin API).'
       : 'in the process of the code under test.',
-    "One repetition = `rotateNow` + `advanceRun` of a group (the operator's *rotate now*: plan, generate +",
+    `One repetition = ${SCHEDULER ? '`startRotation`' : '`rotateNow` + `advanceRun`'} of a group (plan, generate +`,
     'escrow, stage, verify, promote, prove, record, release) over real HTTP: IBM Key Protect SDK → emulator, Cloudant SDK →',
     'embedded store (in-process, no added latency). Per repetition and duplicate count, in the same minute: the round-trip',
     'time RTT (median of 12 sequential `GET /keys/{id}`, before the rotation and before the baseline, averaged), the',
@@ -554,7 +560,7 @@ async function report(reps: Rep[], cachedPairs: number, beforeReps?: Rep[]): Pro
       jitterMs: JITTER,
       emulator: EMULATOR,
       latencyMode: LATENCY_MODE,
-      planInPass: PLAN_IN_PASS,
+      path: SCHEDULER ? 'scheduler (startRotation)' : 'operator (rotateNow + advanceRun)',
     },
     machine: machineLine(),
     boundRtts: BOUND_RTTS,

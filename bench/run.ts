@@ -23,7 +23,7 @@ if (scenarios.length === 0) {
 /** Scenarios run more than once, one argument list per run (each writes its own result file). */
 const VARIANTS: Record<string, string[][]> = {
   // the operator's path (rotation.md) and the scheduler's (rotation-scheduled.md)
-  'rotation.ts': [[], ['--plan-in-pass']],
+  'rotation.ts': [[], ['--scheduler']],
 };
 
 const results: { name: string; status: number | null; seconds: number }[] = [];

@@ -221,6 +221,11 @@ export interface Lease {
 export interface LeaseRepository {
   /** Takes the lease if free or expired; `undefined` if someone else holds it. */
   acquire(name: string, holder: string, ttlMs: number, nowMs: number): Promise<Lease | undefined>;
+  /**
+   * `acquire` for several distinct leases at once (same result per lease, in order), in a fixed number of store
+   * requests. Optional: without it, callers acquire one by one.
+   */
+  acquireMany?(names: string[], holder: string, ttlMs: number, nowMs: number): Promise<Array<Lease | undefined>>;
   /** Extends a held lease. @throws {AppError} LEASE_LOST if it expired and was taken, or was released */
   renew(lease: Lease, ttlMs: number, nowMs: number): Promise<Lease>;
   /** Releases if still held by this holder and fence; no-op otherwise. */

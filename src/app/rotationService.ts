@@ -43,10 +43,8 @@ import { addRegionRun } from './replay.js';
 import {
   advance,
   disposeSeed,
-  instanceKeyOf,
   type PassSeed,
-  type PreparedToken,
-  prefetchImportToken,
+  prefetchImportTokens,
   type RunnerContext,
   readMemberState,
   runsOf,
@@ -186,11 +184,11 @@ export function createRotationService(
     const escrowing = generateAndEscrowKeeping(kp, random, group.escrow, group.id, generation, opts()).catch(
       () => undefined, // the pass generates and escrows then
     );
-    const prepared = new Map<string, Promise<PreparedToken | undefined>>();
-    for (const m of group.members) {
-      const key = instanceKeyOf(m);
-      if (m.role !== 'primary' && !prepared.has(key)) prepared.set(key, prefetchImportToken(ctx, m, runId));
-    }
+    const prepared = prefetchImportTokens(
+      ctx,
+      group.members.filter((m) => m.role !== 'primary'),
+      runId,
+    );
     return {
       escrowing,
       prepared,

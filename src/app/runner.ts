@@ -329,34 +329,51 @@ export interface PreparedToken {
 export const instanceKeyOf = (m: { region: string; instanceId: string }): string => `${m.region}:${m.instanceId}`;
 
 /**
- * Takes the instance's token lease once, without waiting (`undefined` when another run holds it), and starts fetching
- * an import token under it (POST then GET import_token). Never rejects: a failed fetch is ignored by the rotate,
- * which then fetches its own token.
+ * For each instance of `refs` (once per instance): takes its token lease once, without waiting (`undefined` when
+ * another run holds it), and starts fetching an import token under it (POST then GET import_token). The entries never
+ * reject: a failed fetch is ignored by the rotate, which then fetches its own token.
  */
-export function prefetchImportToken(
+export function prefetchImportTokens(
   ctx: Pick<RunnerContext, 'kp' | 'stores' | 'clock' | 'config' | 'random'>,
-  ref: Pick<KeyRef, 'region' | 'instanceId' | 'keyRingId'>,
+  refs: ReadonlyArray<Pick<KeyRef, 'region' | 'instanceId' | 'keyRingId'>>,
   holder: string,
-): Promise<PreparedToken | undefined> {
+): Map<string, Promise<PreparedToken | undefined>> {
+  const out = new Map<string, Promise<PreparedToken | undefined>>();
   const prepare = ctx.kp.prepareImportToken?.bind(ctx.kp);
-  if (!prepare) return Promise.resolve(undefined);
-  const entry = (async (): Promise<PreparedToken | undefined> => {
-    const atMs = ctx.clock.nowMs();
-    const lease = await ctx.stores.leases.acquire(
-      `token:${instanceKeyOf(ref)}`,
-      holder,
-      ctx.config.tokenLeaseTtlMs,
-      atMs,
+  const byKey = new Map(refs.map((r) => [instanceKeyOf(r), r]));
+  if (!prepare || byKey.size === 0) return out;
+  const keys = [...byKey.keys()];
+  const atMs = ctx.clock.nowMs();
+  const ttl = ctx.config.tokenLeaseTtlMs;
+  const leases = ctx.stores.leases;
+  // Several instances: every lease in one store round trip sequence (read, write, read back), not one per instance.
+  const all =
+    keys.length > 1 && leases.acquireMany
+      ? leases.acquireMany(
+          keys.map((k) => `token:${k}`),
+          holder,
+          ttl,
+          atMs,
+        )
+      : undefined;
+  keys.forEach((key, i) => {
+    const ref = byKey.get(key)!;
+    const entry = (async (): Promise<PreparedToken | undefined> => {
+      const lease = all ? (await all)[i] : await leases.acquire(`token:${key}`, holder, ttl, atMs);
+      if (!lease) return undefined;
+      const token = prepare(
+        { region: ref.region, instanceId: ref.instanceId, ...(ref.keyRingId ? { keyRingId: ref.keyRingId } : {}) },
+        { correlationId: ctx.random.uuid() },
+      );
+      token.catch(() => undefined);
+      return { lease, token, atMs };
+    })();
+    out.set(
+      key,
+      entry.catch(() => undefined),
     );
-    if (!lease) return undefined;
-    const token = prepare(
-      { region: ref.region, instanceId: ref.instanceId, ...(ref.keyRingId ? { keyRingId: ref.keyRingId } : {}) },
-      { correlationId: ctx.random.uuid() },
-    );
-    token.catch(() => undefined);
-    return { lease, token, atMs };
-  })();
-  return entry.catch(() => undefined);
+  });
+  return out;
 }
 
 /**
@@ -883,11 +900,8 @@ class Worker {
    */
   private prepareTokens(slots: string[]): void {
     if (!this.ctx.kp.prepareImportToken || this.state.stopped) return;
-    for (const slot of slots) {
-      const key = this.instanceKey(slot);
-      if (this.prepared.has(key)) continue;
-      this.prepared.set(key, prefetchImportToken(this.ctx, refOf(this.member(slot)), this.leaseHolder()));
-    }
+    const refs = slots.filter((slot) => !this.prepared.has(this.instanceKey(slot))).map((s) => refOf(this.member(s)));
+    for (const [key, entry] of prefetchImportTokens(this.ctx, refs, this.leaseHolder())) this.prepared.set(key, entry);
   }
 
   /** Takes what the claim prepared for this pass (its tokens and leases, the escrowed material): see PassSeed. */

@@ -51,6 +51,41 @@ export class Collection {
     }
   }
 
+  /**
+   * Several documents by id in one request (`_all_docs` with `keys`), each with its conflicting revisions (see
+   * readWithConflicts); `undefined` for an id that does not exist (or was deleted). Same order as `ids`.
+   */
+  async readMany<T>(ids: string[]): Promise<Array<{ doc: Envelope<T>; conflicts: string[] } | undefined>> {
+    if (ids.length === 0) return [];
+    try {
+      const res = await this.client.postAllDocs({ db: this.db, keys: ids, includeDocs: true, conflicts: true });
+      const byId = new Map<string, { doc: Envelope<T>; conflicts: string[] }>();
+      for (const row of res.result.rows) {
+        if (!row.doc || !row.id || (row.value as { deleted?: boolean } | undefined)?.deleted) continue;
+        const { _conflicts, ...rest } = row.doc as unknown as Envelope<T> & { _conflicts?: string[] };
+        byId.set(row.id, { doc: rest as Envelope<T>, conflicts: _conflicts ?? [] });
+      }
+      return ids.map((id) => byId.get(id));
+    } catch (err) {
+      throw toStoreError(err, `read ${ids.length} documents from ${this.db}`);
+    }
+  }
+
+  /**
+   * Creates or replaces several documents in one request (`_bulk_docs`, each at its own `_rev`); per document, in
+   * order, its new revision or `conflict` (a stale revision, or an id that exists for a create). Nothing is retried.
+   */
+  async writeMany<T>(docs: Envelope<T>[]): Promise<Array<{ rev: string } | { error: string }>> {
+    if (docs.length === 0) return [];
+    try {
+      const res = await this.client.postBulkDocs({ db: this.db, bulkDocs: { docs: docs as never[] } });
+      this.logger.debug('store bulk write', { db: this.db, docs: docs.length });
+      return res.result.map((r) => (r.ok && r.rev ? { rev: r.rev } : { error: r.error ?? 'unknown' }));
+    } catch (err) {
+      throw toStoreError(err, `write ${docs.length} documents to ${this.db}`);
+    }
+  }
+
   /** Removes losing revisions (see readWithConflicts). Best effort: another reader may remove them first. */
   async dropRevisions(id: string, revs: string[]): Promise<void> {
     await Promise.allSettled(revs.map((rev) => this.client.deleteDocument({ db: this.db, docId: id, rev })));

@@ -89,6 +89,53 @@ export class CloudantLeaseRepository implements LeaseRepository {
   }
 
   /**
+   * `acquire` for several leases in three requests whatever their number (read all, write all, read all back), with
+   * the same rules per lease: one contender wins each, and a lease is reported only when its own revision won.
+   */
+  async acquireMany(names: string[], holder: string, ttlMs: number, nowMs: number): Promise<Array<Lease | undefined>> {
+    for (const n of names) checkName(n);
+    checkString('holder', holder, 200);
+    checkTtl(ttlMs);
+    checkInt('nowMs', nowMs);
+    if (new Set(names).size !== names.length) {
+      throw new AppError('VALIDATION_FAILED', 'acquireMany needs distinct lease names', {
+        details: { field: 'names' },
+      });
+    }
+    const ids = names.map(leaseDocId);
+    const current = await this.col.readMany<LeaseData>(ids);
+    const wanted = names.map((name, i) => {
+      const cur = current[i]?.doc;
+      const id = ids[i]!;
+      if (!cur) {
+        return encode('lease', id, { name, holder, fence: 1, expiresAtMs: nowMs + ttlMs, acquiredAtMs: nowMs });
+      }
+      if (cur.data.holder === '' || cur.data.expiresAtMs <= nowMs) {
+        const data = { name, holder, fence: cur.data.fence + 1, expiresAtMs: nowMs + ttlMs, acquiredAtMs: nowMs };
+        return encode('lease', id, data, {}, cur._rev);
+      }
+      if (cur.data.holder === holder)
+        return encode('lease', id, { ...cur.data, expiresAtMs: nowMs + ttlMs }, {}, cur._rev);
+      return undefined; // held by someone else
+    });
+    const toWrite = wanted.flatMap((d) => (d ? [d] : []));
+    const written = await this.col.writeMany(toWrite);
+    const accepted = new Set(toWrite.flatMap((d, i) => ('rev' in written[i]! ? [d._id] : [])));
+    const check = ids.filter((id) => accepted.has(id));
+    const readBack = await this.col.readMany<LeaseData>(check);
+    const byId = new Map(check.map((id, i) => [id, readBack[i]]));
+    return Promise.all(
+      wanted.map(async (d) => {
+        if (!d || !accepted.has(d._id)) return undefined;
+        const read = byId.get(d._id);
+        if (!read || read.doc.writeId !== d.writeId) return undefined;
+        if (read.conflicts.length) await this.col.dropRevisions(d._id, read.conflicts);
+        return toLease(read.doc);
+      }),
+    );
+  }
+
+  /**
    * Reads the lease back. On one CouchDB node (and the embedded server) the write above already decided; on a
    * Cloudant cluster two contenders can both be accepted on different nodes, and the cluster then picks one winning
    * revision deterministically. Only the writer whose revision wins holds the lease; losing revisions are removed.

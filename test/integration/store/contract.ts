@@ -283,33 +283,39 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
         await expectCode(s.leases.assertHeld(crashed!, T0 + 30_001), 'LEASE_LOST');
       });
 
-      it('after a cluster accepted two writes (a conflicted lease), only the winning revision holds it', async () => {
-        // A Cloudant cluster can accept two writes of the same revision on different nodes and keep both as a
-        // conflict. Reproduce that state with a replicator-style write (new_edits: false), then contend.
-        const name = 'group:lease-cluster';
-        const first = await s.leases.acquire(name, 'node-a-writer', 60_000, T0);
-        expect(first?.fence).toBe(1);
-        const db = s.databases.leases;
-        const cur = (await s.client.getDocument({ db, docId: `lease:${name}` })).result as Record<string, unknown>;
-        const sibling = {
-          ...cur,
-          _rev: `1-${'f'.repeat(32)}`,
-          writeId: 'written-on-another-node',
-          data: { name, holder: 'node-b-writer', fence: 1, expiresAtMs: T0 + 10, acquiredAtMs: T0 },
-        };
-        await s.client.postBulkDocs({ db, bulkDocs: { docs: [sibling as never], newEdits: false } });
-        const conflicted = await s.client.getDocument({ db, docId: `lease:${name}`, conflicts: true });
-        expect(conflicted.result._conflicts).toHaveLength(1);
+      it.each(['acquire', 'acquireMany'] as const)(
+        'after a cluster accepted two writes (a conflicted lease), only the winning revision holds it (%s)',
+        async (how) => {
+          // A Cloudant cluster can accept two writes of the same revision on different nodes and keep both as a
+          // conflict. Reproduce that state with a replicator-style write (new_edits: false), then contend.
+          const name = `group:lease-cluster-${how}`;
+          const first = await s.leases.acquire(name, 'node-a-writer', 60_000, T0);
+          expect(first?.fence).toBe(1);
+          const db = s.databases.leases;
+          const cur = (await s.client.getDocument({ db, docId: `lease:${name}` })).result as Record<string, unknown>;
+          const sibling = {
+            ...cur,
+            _rev: `1-${'f'.repeat(32)}`,
+            writeId: 'written-on-another-node',
+            data: { name, holder: 'node-b-writer', fence: 1, expiresAtMs: T0 + 10, acquiredAtMs: T0 },
+          };
+          await s.client.postBulkDocs({ db, bulkDocs: { docs: [sibling as never], newEdits: false } });
+          const conflicted = await s.client.getDocument({ db, docId: `lease:${name}`, conflicts: true });
+          expect(conflicted.result._conflicts).toHaveLength(1);
 
-        // The cluster's winner is node-b's revision (expired at T0+10): a third worker takes over from it, and the
-        // losing branch (node-a's lease) is removed, so node-a is fenced out.
-        const c = await s.leases.acquire(name, 'worker-c', 60_000, T0 + 20);
-        expect(c).toMatchObject({ holder: 'worker-c', fence: 2 });
-        const after = await s.client.getDocument({ db, docId: `lease:${name}`, conflicts: true });
-        expect(after.result._conflicts ?? []).toEqual([]);
-        await expectCode(s.leases.assertHeld(first!, T0 + 30), 'LEASE_LOST');
-        await s.leases.assertHeld(c!, T0 + 30);
-      });
+          // The cluster's winner is node-b's revision (expired at T0+10): a third worker takes over from it, and the
+          // losing branch (node-a's lease) is removed, so node-a is fenced out.
+          const c =
+            how === 'acquire'
+              ? await s.leases.acquire(name, 'worker-c', 60_000, T0 + 20)
+              : (await s.leases.acquireMany!([name], 'worker-c', 60_000, T0 + 20))[0];
+          expect(c).toMatchObject({ holder: 'worker-c', fence: 2 });
+          const after = await s.client.getDocument({ db, docId: `lease:${name}`, conflicts: true });
+          expect(after.result._conflicts ?? []).toEqual([]);
+          await expectCode(s.leases.assertHeld(first!, T0 + 30), 'LEASE_LOST');
+          await s.leases.assertHeld(c!, T0 + 30);
+        },
+      );
 
       it('many concurrent contenders (separate clients, real HTTP): at most one holder at any moment', async () => {
         const contenders = await Promise.all(Array.from({ length: 10 }, () => otherClient()));
@@ -342,6 +348,63 @@ export function describeStoreContract(label: string, target: () => Promise<Targe
         // Every new holder got the next fence: unique and strictly increasing in the order they won.
         expect(fences).toEqual([...fences].sort((x, y) => x - y));
         expect(new Set(fences).size).toBe(fences.length);
+      });
+
+      it('acquireMany: the rules of acquire per lease (new, free, expired, own, held), in order', async () => {
+        const names = [
+          'token:r1:many-new',
+          'token:r1:many-free',
+          'token:r1:many-expired',
+          'token:r1:many-own',
+          'token:r1:many-held',
+        ];
+        const free = await s.leases.acquire(names[1]!, 'other', 1_000, T0);
+        await s.leases.release(free!);
+        await s.leases.acquire(names[2]!, 'other', 1_000, T0);
+        const own = await s.leases.acquire(names[3]!, 'worker-m', 60_000, T0);
+        await s.leases.acquire(names[4]!, 'other', 60_000, T0);
+
+        const got = await s.leases.acquireMany!(names, 'worker-m', 30_000, T0 + 2_000);
+
+        expect(got.map((l) => l?.holder)).toEqual(['worker-m', 'worker-m', 'worker-m', 'worker-m', undefined]);
+        expect(got.map((l) => l?.fence)).toEqual([1, 2, 2, own!.fence, undefined]);
+        for (const l of got) if (l) await s.leases.assertHeld(l, T0 + 31_999);
+        expect(got[3]?.expiresAtMs).toBe(T0 + 32_000); // its own lease: extended, same fence
+        expect(await s.leases.acquire(names[0]!, 'other', 1_000, T0 + 3_000)).toBeUndefined();
+        for (const l of got) if (l) await s.leases.release(l);
+        expect(await s.leases.acquire(names[0]!, 'other', 1_000, T0 + 3_000)).toMatchObject({ holder: 'other' });
+        await expectCode(s.leases.acquireMany!(['token:r1:x', 'token:r1:x'], 'w', 1_000, T0), 'VALIDATION_FAILED');
+        await expectCode(s.leases.acquireMany!(['bad name'], 'w', 1_000, T0), 'VALIDATION_FAILED');
+        expect(await s.leases.acquireMany!([], 'w', 1_000, T0)).toEqual([]);
+      });
+
+      it('acquireMany against single acquires (separate clients, real HTTP): never two holders of one lease', async () => {
+        const clients = await Promise.all(Array.from({ length: 6 }, () => otherClient()));
+        const names = Array.from({ length: 4 }, (_, i) => `token:r2:many-race-${i}`);
+        const holders = new Map<string, number>();
+        let overlap = 0;
+        await Promise.all(
+          clients.map(async (c, i) => {
+            for (let round = 0; round < 4; round++) {
+              const held = (
+                i % 2 === 0
+                  ? await c.leases.acquireMany!(names, `bulk-${i}`, 30_000, Date.now())
+                  : await Promise.all(names.map((n) => c.leases.acquire(n, `single-${i}`, 30_000, Date.now())))
+              ).filter((l): l is Lease => l !== undefined);
+              for (const l of held) {
+                holders.set(l.name, (holders.get(l.name) ?? 0) + 1);
+                if (holders.get(l.name)! > 1) overlap++;
+              }
+              await sleep(3);
+              for (const l of held) {
+                holders.set(l.name, holders.get(l.name)! - 1);
+                await c.leases.release(l);
+              }
+              await sleep(1 + Math.random() * 5);
+            }
+          }),
+        );
+        expect(overlap).toBe(0);
       });
 
       it('refuses malformed names and TTLs', async () => {
