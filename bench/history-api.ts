@@ -154,7 +154,8 @@ async function main(): Promise<void> {
       const firstV = await get(`/v1/versions/${versions[0]}`);
       facts.push(['first /v1/versions after the load (view build)', fmtMs(firstV.ms)]);
 
-      const pageOf = (body: string) => JSON.parse(body) as { items: Array<{ generation: number }>; next?: string };
+      const pageOf = (body: string) =>
+        JSON.parse(body) as { items: Array<{ generation: number }>; next?: { href: string; cursor: string } };
       const page1 = pageOf(first.body);
       if (page1.items.length !== 50 || page1.items[0]!.generation !== BIG) {
         throw new Error(`page 1 is wrong: ${page1.items.length} items, first generation ${page1.items[0]?.generation}`);
@@ -166,11 +167,11 @@ async function main(): Promise<void> {
         'GET /v1/groups/{id}/generations?limit=50',
       );
       // A deep page: walk the cursor to the middle of the history once, then sample that page.
-      let cursor = page1.next;
+      let cursor = page1.next?.cursor;
       for (let i = 1; i < Math.floor(BIG / 100) && cursor; i++) {
         cursor = pageOf(
           (await get(`/v1/groups/${BIG_GROUP}/generations?limit=50&cursor=${encodeURIComponent(cursor)}`)).body,
-        ).next;
+        ).next?.cursor;
       }
       if (cursor) {
         const c = cursor;

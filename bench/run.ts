@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: runs every benchmark scenario in bench/ (each a standalone script that prints its table and
- * writes it to bench/results/), one after another so they do not compete for the two cores.
+ * writes it to bench/results/), one after another so they do not compete for the two cores; diagnostics without a
+ * target (ON_REQUEST) only when named.
  * Usage: npm run bench [-- <name-filter>]
  */
 import { spawnSync } from 'node:child_process';
@@ -10,9 +11,11 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const filter = process.argv[2];
+/** Diagnostics without a target, run only when named (`npm run bench -- store-history`): the store queries alone. */
+const ON_REQUEST = new Set(['store-history.ts']);
 const scenarios = readdirSync(here)
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
-  .filter((f) => !filter || f.includes(filter))
+  .filter((f) => (filter ? f.includes(filter) : !ON_REQUEST.has(f)))
   .sort();
 
 if (scenarios.length === 0) {
