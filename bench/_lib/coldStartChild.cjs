@@ -14,7 +14,7 @@ Promise.resolve(mod.main(params)).then(
     const invokeMs = performance.now() - ti;
     const status = result && typeof result === 'object' ? result.statusCode : undefined;
     process.stdout.write(
-      `${JSON.stringify({ ok: true, requireMs, invokeMs, sinceProcessStartMs: performance.now(), scriptMs: performance.now() - t0, status, body: status >= 500 ? String(result.body).slice(0, 300) : undefined })}\n`,
+      `${JSON.stringify({ ok: true, requireMs, invokeMs, sinceProcessStartMs: performance.now(), scriptMs: performance.now() - t0, status, body: status >= 500 ? (typeof result.body === 'string' ? result.body : JSON.stringify(result.body)).slice(0, 300) : undefined })}\n`,
     );
     process.exit(0);
   },
