@@ -39,7 +39,8 @@ import {
   Step,
 } from '../rotation/index.js';
 import type { Lease, Versioned } from './ports.js';
-import { type RunnerContext, runsOf } from './runner.js';
+import { runsOf } from './runDocument.js';
+import type { RunnerContext } from './runner.js';
 
 /** What an operator action did. */
 export interface RunActionResult {

@@ -7,7 +7,8 @@
  */
 import { AppError, asRunId, type GroupId, type InstanceId, type RegionId, type Trigger } from '../core/index.js';
 import { newRun, type RotationRun, RunKind, slotOf } from '../rotation/index.js';
-import { escrowOf, type RunnerContext, runsOf } from './runner.js';
+import { escrowOf, runsOf } from './runDocument.js';
+import type { RunnerContext } from './runner.js';
 
 /** What an adopted group's operator is told: its first lockstep rotation gives it escrow (and so region add). */
 export const ADOPTED_NO_ESCROW =

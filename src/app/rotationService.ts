@@ -36,19 +36,13 @@ import {
 } from '../rotation/index.js';
 import { nextDueAtMs as scheduleNextDueAtMs } from '../scheduling/index.js';
 import { generateAndEscrowKeeping } from './escrow.js';
+import { disposeSeed, type PassSeed, prefetchImportTokens } from './importTokens.js';
 import { recordLateEvidence } from './lateEvidence.js';
 import { createOperatorRuns } from './operatorRuns.js';
 import type { KeyInfo } from './ports.js';
 import { addRegionRun } from './replay.js';
-import {
-  advance,
-  disposeSeed,
-  type PassSeed,
-  prefetchImportTokens,
-  type RunnerContext,
-  readMemberState,
-  runsOf,
-} from './runner.js';
+import { runsOf } from './runDocument.js';
+import { advance, type RunnerContext, readMemberState } from './runner.js';
 import {
   type AddRegionInput,
   type AdoptGroupInput,

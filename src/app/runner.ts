@@ -26,7 +26,7 @@ import {
   type LineageRecord,
   type Logger,
 } from '../core/index.js';
-import { buildLineageRecord, canonicalJson, signCheckpoint } from '../lineage/index.js';
+import { buildLineageRecord, signCheckpoint } from '../lineage/index.js';
 import {
   applyOutcome,
   CATCH_UP_REASON,
@@ -46,12 +46,8 @@ import {
   Step,
 } from '../rotation/index.js';
 import { type CanaryParty, type CanaryResult, crossCanary, probeEvidence, runCanary, wrapCanary } from './canary.js';
-import {
-  type EscrowedMaterialRecord,
-  generateAndEscrowKeeping,
-  openEscrowedMaterial,
-  withEscrowedMaterial,
-} from './escrow.js';
+import { generateAndEscrowKeeping, openEscrowedMaterial, withEscrowedMaterial } from './escrow.js';
+import { disposeSeed, instanceKeyOf, type PassSeed, type PreparedToken, prefetchImportTokens } from './importTokens.js';
 import { bounded } from './limit.js';
 import type {
   CallOptions,
@@ -61,10 +57,20 @@ import type {
   Lease,
   Notifier,
   PreparedImportToken,
-  RunRepository,
   Stores,
   Versioned,
 } from './ports.js';
+import {
+  escrowKeyOf,
+  escrowOf,
+  membersOf,
+  onlyEvidenceAdded,
+  refOf,
+  runsOf,
+  toRunError,
+  withCalls,
+  withEvidenceOf,
+} from './runDocument.js';
 import type { AdvanceResult, RotationConfig, RotationServiceDeps } from './service.js';
 
 /** Everything the runner needs (built once by the service). */
@@ -88,81 +94,6 @@ class Stopped extends Error {
   constructor(readonly why: string) {
     super(why);
   }
-}
-
-export function runsOf(stores: Stores): RunRepository<RotationRun> {
-  return stores.runs as unknown as RunRepository<RotationRun>;
-}
-
-/** The run's escrow key; only a `create` run that has not made it yet lacks one. */
-export function escrowKeyOf(run: RotationRun): EscrowKeyRef {
-  if (!run.escrowKey) throw new AppError('INTERNAL', `run ${run.id} has no escrow key yet`);
-  return run.escrowKey;
-}
-
-export function refOf(m: RunMember): KeyRef {
-  if (!m.keyId) throw new Error(`member ${m.slot} has no key yet`);
-  return { region: m.region, instanceId: m.instanceId, keyId: m.keyId };
-}
-
-/** The escrowed material of one generation (kept with the create or rotation run that produced it). */
-export async function escrowOf(
-  stores: Stores,
-  groupId: RotationRun['groupId'],
-  generation: number,
-): Promise<EscrowedMaterialRecord | undefined> {
-  const list = await runsOf(stores).listByGroup(groupId, 500);
-  const run = list.find(
-    (r) =>
-      r.generation === generation &&
-      (r.kind === RunKind.CREATE || r.kind === RunKind.ROTATION) &&
-      r.escrow &&
-      (r.status === 'completed' || r.step === Step.DONE),
-  );
-  return run?.escrow;
-}
-
-/** An allowlisted error for the run document (never an upstream body). */
-export function toRunError(err: unknown, nowMs: number): RunError {
-  if (isAppError(err)) {
-    const d = err.details;
-    return {
-      code: err.code,
-      message: err.message.slice(0, 500),
-      retryable: err.retryable,
-      ...(typeof d.retryAfterMs === 'number' ? { retryAfterMs: d.retryAfterMs } : {}),
-      ...(typeof d.correlationId === 'string' ? { correlationId: d.correlationId } : {}),
-      atMs: nowMs,
-    };
-  }
-  return { code: 'INTERNAL', message: 'unexpected error (see worker log)', retryable: true, atMs: nowMs };
-}
-
-/** Run state without the Activity Tracker evidence and timestamps that the events function may add concurrently. */
-function sagaState(run: RotationRun): unknown {
-  return { ...run, updatedAtMs: 0, members: run.members.map((m) => ({ ...m, evidence: [] })) };
-}
-
-/** True when `current` differs from `base` only by evidence appended to members. */
-function onlyEvidenceAdded(base: RotationRun, current: RotationRun): boolean {
-  // canonical JSON: documents built locally and read back from the store compare equal
-  if (canonicalJson(sagaState(base)) !== canonicalJson(sagaState(current))) return false;
-  return base.members.every((m, i) => {
-    const known = new Set(current.members[i]?.evidence.map((e) => e.eventId));
-    return m.evidence.every((e) => known.has(e.eventId));
-  });
-}
-
-/** `next` with every evidence item of `current` that it lacks. */
-function withEvidenceOf(next: RotationRun, current: RotationRun): RotationRun {
-  return {
-    ...next,
-    members: next.members.map((m) => {
-      const extra = current.members.find((c) => c.slot === m.slot)?.evidence ?? [];
-      const have = new Set(m.evidence.map((e) => e.eventId));
-      return { ...m, evidence: [...m.evidence, ...extra.filter((e) => !have.has(e.eventId))] };
-    }),
-  };
 }
 
 const isAmbiguous = (err: unknown): boolean =>
@@ -196,9 +127,6 @@ export async function readMemberState(
     throw err;
   }
 }
-
-/** Calls kept per member of a run (a run rotates a member a few times at most: retries after ambiguous failures). */
-const MAX_CALLS_PER_MEMBER = 20;
 
 /** Upper bound of commands one worker executes in one pass (a healthy run needs about 10 + members). */
 const MAX_COMMANDS_PER_PASS = 500;
@@ -316,89 +244,6 @@ async function pass(
     await worker.close(state.crashed);
     if (lease && !state.crashed) await ctx.stores.leases.release(lease).catch(() => undefined);
   }
-}
-
-/** An import token fetched ahead of its secure import, under its instance's token lease taken at `atMs`. */
-export interface PreparedToken {
-  lease: Lease;
-  token: Promise<PreparedImportToken | undefined>;
-  atMs: number;
-}
-
-/** `region:instanceId`: the unit of import tokens (one per instance) and of their leases. */
-export const instanceKeyOf = (m: { region: string; instanceId: string }): string => `${m.region}:${m.instanceId}`;
-
-/**
- * For each instance of `refs` (once per instance): takes its token lease once, without waiting (`undefined` when
- * another run holds it), and starts fetching an import token under it (POST then GET import_token). The entries never
- * reject: a failed fetch is ignored by the rotate, which then fetches its own token.
- */
-export function prefetchImportTokens(
-  ctx: Pick<RunnerContext, 'kp' | 'stores' | 'clock' | 'config' | 'random'>,
-  refs: ReadonlyArray<Pick<KeyRef, 'region' | 'instanceId' | 'keyRingId'>>,
-  holder: string,
-): Map<string, Promise<PreparedToken | undefined>> {
-  const out = new Map<string, Promise<PreparedToken | undefined>>();
-  const prepare = ctx.kp.prepareImportToken?.bind(ctx.kp);
-  const byKey = new Map(refs.map((r) => [instanceKeyOf(r), r]));
-  if (!prepare || byKey.size === 0) return out;
-  const keys = [...byKey.keys()];
-  const atMs = ctx.clock.nowMs();
-  const ttl = ctx.config.tokenLeaseTtlMs;
-  const leases = ctx.stores.leases;
-  // Several instances: every lease in one store round trip sequence (read, write, read back), not one per instance.
-  const all =
-    keys.length > 1 && leases.acquireMany
-      ? leases.acquireMany(
-          keys.map((k) => `token:${k}`),
-          holder,
-          ttl,
-          atMs,
-        )
-      : undefined;
-  keys.forEach((key, i) => {
-    const ref = byKey.get(key)!;
-    const entry = (async (): Promise<PreparedToken | undefined> => {
-      const lease = all ? (await all)[i] : await leases.acquire(`token:${key}`, holder, ttl, atMs);
-      if (!lease) return undefined;
-      const token = prepare(
-        { region: ref.region, instanceId: ref.instanceId, ...(ref.keyRingId ? { keyRingId: ref.keyRingId } : {}) },
-        { correlationId: ctx.random.uuid() },
-      );
-      token.catch(() => undefined);
-      return { lease, token, atMs };
-    })();
-    out.set(
-      key,
-      entry.catch(() => undefined),
-    );
-  });
-  return out;
-}
-
-/**
- * What a claim prepared for the pass that follows it at once (a rotation the tick starts): import tokens fetched
- * under their instances' leases, by instance, and the material whose escrow the claimed run already holds.
- */
-export interface PassSeed {
-  prepared: Map<string, Promise<PreparedToken | undefined>>;
-  material?: KeyMaterial;
-  /** The run as the claim created it (the pass still re-reads it under the group lease). */
-  run?: Versioned<RotationRun>;
-}
-
-/** Frees what a seed holds when no pass takes it: the token leases are released, the material zeroed. */
-export async function disposeSeed(stores: Stores, seed: PassSeed | undefined): Promise<void> {
-  if (!seed) return;
-  seed.material?.zero();
-  const entries = [...seed.prepared.values()];
-  seed.prepared.clear();
-  await Promise.all(
-    entries.map(async (e) => {
-      const pre = await e;
-      if (pre) await stores.leases.release(pre.lease).catch(() => undefined);
-    }),
-  );
 }
 
 class Worker {
@@ -1693,42 +1538,6 @@ class Worker {
       this.log.warn('notification failed', { kind, code: isAppError(err) ? err.code : 'INTERNAL' });
     }
   }
-}
-
-/** `run` with `calls` appended to their members' changing calls (bounded list). */
-function withCalls(run: RotationRun, calls: ReadonlyMap<string, MemberCall>): RotationRun {
-  for (const slot of calls.keys()) {
-    if (!run.members.some((m) => m.slot === slot)) throw new Error(`no member ${slot}`);
-  }
-  return {
-    ...run,
-    members: run.members.map((m) => {
-      const call = calls.get(m.slot);
-      return call ? { ...m, calls: [...(m.calls ?? []), call].slice(-MAX_CALLS_PER_MEMBER) } : m;
-    }),
-  };
-}
-
-/** The group members a create run made (with their key rings). */
-function membersOf(run: RotationRun): Group['members'] {
-  return run.members.map((m) => ({
-    role: m.role,
-    region: m.region,
-    instanceId: m.instanceId,
-    keyId: m.keyId as KeyId,
-    crn: m.crn as KeyCrn,
-    ...(m.keyRingId ? { keyRingId: m.keyRingId } : {}),
-  }));
-}
-
-/** The staged duplicates of a run and its primary, for callers that report progress. */
-export function progressOf(run: RotationRun): { staged: number; total: number; primaryPromoted: boolean } {
-  const dups = duplicatesOf(run);
-  return {
-    staged: dups.filter((d) => d.progress === MemberProgress.STAGED).length,
-    total: dups.length,
-    primaryPromoted: primaryOf(run).progress === MemberProgress.STAGED,
-  };
 }
 
 export type { AtEvidence };

@@ -27,7 +27,8 @@ import {
   RunKind,
 } from '../rotation/index.js';
 import { probeEvidence } from './canary.js';
-import { escrowOf, type RunnerContext, runsOf } from './runner.js';
+import { escrowOf, runsOf } from './runDocument.js';
+import type { RunnerContext } from './runner.js';
 import type { GenerationProbe, MemberCheck, VerifyResult } from './service.js';
 
 /** Prefix of every group status reason a verification writes (only those may be cleared by a later one). */
