@@ -327,9 +327,9 @@ export async function runTick(deps: TickDeps, opts: TickOptions): Promise<TickSu
 const STRANDED_CLAIM_GRACE_MS = 60_000;
 
 /**
- * A claim whose run document was never written (the store failed between the two writes of rotateNow, or the
+ * A claim whose run document was never written (the store failed between the two writes of the claim, or the
  * claim's answer was lost): the group names an active run that does not exist. After a grace period (so an
- * in-flight claim is not raced), the group is idle again and rotateNow re-claims it.
+ * in-flight claim is not raced), the group is idle again and the next claim (startRotation) takes it.
  */
 async function strandedClaim(deps: TickDeps, g: Group, nowMs: number): Promise<boolean> {
   if (!g.activeRunId || g.updatedAtMs > nowMs - STRANDED_CLAIM_GRACE_MS) return false;
