@@ -48,13 +48,12 @@ export async function drill(
   if (groupId && opts.all)
     throw usageError('give a group or --all, not both', 'lockstep drill demo | lockstep drill --all');
   if (!groupId && !opts.all) throw usageError('which group?', 'lockstep drill <group>, or --all for every group');
+  const api = ctx.api(); // a missing API configuration is reported before any progress line
   const ids = groupId ? [groupIdArg(groupId)] : (await readAll<ApiGroup>(ctx, '/v1/groups', 10_000)).map((g) => g.id);
   const drills: DrillRecord[] = [];
   for (const id of ids) {
     ctx.out.progress(`drilling ${id}: canaries of every retained generation at every member, then a switch-over…`);
-    drills.push(
-      await ctx.api().post<DrillRecord>(`/v1/groups/${id}/drills`, opts.reason ? { reason: opts.reason } : {}),
-    );
+    drills.push(await api.post<DrillRecord>(`/v1/groups/${id}/drills`, opts.reason ? { reason: opts.reason } : {}));
   }
   const ok = drills.every((d) => d.result === 'passed');
   ctx.out.result({ ok, drills }, () => drills.map((d) => renderDrill(ctx, d)).join('\n\n'));

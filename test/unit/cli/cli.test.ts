@@ -119,6 +119,13 @@ describe('lockstep CLI arguments', () => {
     expect(t.err()).toMatch(/npm start/);
   });
 
+  it('drill: a missing API configuration is the only thing said (no progress line before it)', async () => {
+    const t = io({ isTty: true });
+    expect(await runCli(['drill', 'demo'], t.io)).toBe(2);
+    expect(t.err()).toMatch(/no lockstep API URL configured/);
+    expect(t.err()).not.toMatch(/drilling demo/);
+  });
+
   it('exits 1 with a hint when the stack is unreachable', async () => {
     const t = io({
       env: { LOCKSTEP_API_URL: 'http://127.0.0.1:9', LOCKSTEP_IAM_URL: 'http://127.0.0.1:9', LOCKSTEP_API_KEY: 'k' },
