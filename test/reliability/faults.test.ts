@@ -375,6 +375,14 @@ describe('faults: every group converges with no manual step', () => {
     const out = await convergeFleet(s, groups, {
       name: 'deadline mid-run',
       maxTicks: MAX_TICKS,
+      // 100 ms per Key Protect round trip while the budgets are short: a rotation (8 dependent round trips) cannot
+      // finish inside the first budgets however fast the rest of the machine is, so invocations do end mid-run.
+      beforeTick: (t) => {
+        for (const region of REGIONS) {
+          if (t.index < budgets.length) s.stack.kp.setFaults({ region }, { latencyMs: 100 });
+          else s.stack.kp.clearFaults();
+        }
+      },
       // LOCKSTEP_TICK_MARGIN_MS=0: claim until the deadline; in-flight work stops 5 s (finishMarginMs) before it.
       invocation: (t, nowMs) =>
         t.index < budgets.length
