@@ -3,7 +3,15 @@
  * merge of concurrent Activity Tracker evidence, the calls list, and the views callers take of it. No I/O here but
  * the escrow lookup through the store port.
  */
-import { AppError, type EscrowKeyRef, type Group, isAppError, type KeyCrn, type KeyId } from '../core/index.js';
+import {
+  AppError,
+  type EscrowKeyRef,
+  type Group,
+  hasCode,
+  isAppError,
+  type KeyCrn,
+  type KeyId,
+} from '../core/index.js';
 import { canonicalJson } from '../lineage/index.js';
 import {
   duplicatesOf,
@@ -43,6 +51,29 @@ export async function escrowOf(
   groupId: RotationRun['groupId'],
   generation: number,
 ): Promise<EscrowedMaterialRecord | undefined> {
+  // The generation's lineage record names the run that made it: two reads by key, consistent on Cloudant (a query
+  // index can lag behind a write) and independent of how many runs the group has had.
+  const recorded = await stores.lineage.get(groupId, generation).catch((err: unknown) => {
+    if (hasCode(err, 'GENERATION_NOT_FOUND')) return undefined;
+    throw err;
+  });
+  if (recorded) {
+    const run = await runsOf(stores)
+      .get(recorded.runId)
+      .then(
+        (v) => v.value,
+        (err: unknown) => {
+          if (hasCode(err, 'RUN_NOT_FOUND')) return undefined;
+          throw err;
+        },
+      );
+    if (run) {
+      // an adopted generation (its material never seen) has no escrow
+      const made = (run.kind === RunKind.CREATE || run.kind === RunKind.ROTATION) && run.generation === generation;
+      return made ? run.escrow : undefined;
+    }
+  }
+  // Not recorded (yet), or its run document is gone: the group's runs, newest first.
   const list = await runsOf(stores).listByGroup(groupId, 500);
   const run = list.find(
     (r) =>

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { escrowOf } from '../../../src/app/runDocument.js';
 import { AppError, type KeyId } from '../../../src/core/index.js';
 import { checkpointKeyPairFromSeed, checkpointKeyring, verifyEvidenceChain } from '../../../src/lineage/index.js';
 import type { RotationRun } from '../../../src/rotation/index.js';
@@ -76,6 +77,20 @@ describe('rotation service (fake ports)', () => {
       expect(leakedSecrets(w.log.lines.join('\n') + w.stores.dump(), w.random.secrets)).toEqual([]);
     },
   );
+
+  it("finds a generation's escrow through its lineage record, even when the runs-by-group query lags", async () => {
+    // Arrange: generations 1 (create) and 2 (rotation); the group's run list answers nothing (an index behind a write)
+    const w = fakeWorld();
+    const group = await createFakeGroup(w, 'escrow-by-record', 1);
+    const run = await rotated(w, group.id);
+    const chain = await expectChain(w.stores, group, 2);
+    w.stores.runs.listByGroup = async () => [];
+
+    // Act + Assert
+    expect((await escrowOf(w.stores, group.id, 2))?.fingerprint).toBe(run.fingerprint);
+    expect((await escrowOf(w.stores, group.id, 1))?.fingerprint).toBe(chain[0]!.fingerprint);
+    expect(await escrowOf(w.stores, group.id, 3)).toBeUndefined(); // not recorded: the (empty) run list decides
+  });
 
   it('refuses a second rotation within the hour and a second claim while a run is open', async () => {
     const w = fakeWorld();
