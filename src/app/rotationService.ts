@@ -221,8 +221,10 @@ export function createRotationService(
       const nowMs = now();
       const generation = group.currentGeneration + 1;
       const runId = newRunId(group.id, generation);
-      // Prepared while the members are read (nothing here reaches a member: a token carries no material).
-      const prep = ahead && !o.force ? prepareAhead(group, generation, runId) : undefined;
+      // Prepared while the members are read (nothing here reaches a member: a token carries no material). Only for a
+      // healthy group: one that is degraded or diverged is likelier to be refused, and the tick retries a refused
+      // group at every tick — its reading alone should cost Key Protect requests then, not an escrow and tokens too.
+      const prep = ahead && !o.force && group.status === 'healthy' ? prepareAhead(group, generation, runId) : undefined;
       let handed = false;
       try {
         // The plan step's reading, taken now: refuses what cannot rotate with a clear error, and (when every member

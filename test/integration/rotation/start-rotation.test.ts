@@ -93,6 +93,40 @@ describe('startRotation: claim and first pass in one', () => {
     expect(await tokenLeasesFree(group)).toBe(true);
   });
 
+  it('a group that is not healthy is claimed without work ahead: a refused claim costs only its reading', async () => {
+    // Arrange: a degraded group, rotated a moment ago (the tick would retry it at every tick)
+    const group = await createStackGroup(s, 'start-degraded', 2);
+    s.clock.advance(HOUR + 1_000);
+    await s.service().startRotation(group.id, { trigger: op, deadlineAtMs: s.clock.nowMs() + HOUR, holder: 't1' });
+    await s.stores.groups.mutate(group.id, (g) => ({ ...g, status: 'degraded', statusReason: 'test' }));
+    const calls: string[] = [];
+    const kp = new Proxy(s.kp, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function'
+          ? (...args: unknown[]) => {
+              calls.push(String(prop));
+              return v.apply(target, args);
+            }
+          : v;
+      },
+    });
+
+    // Act
+    const refused = await s
+      .service({ kp })
+      .startRotation(group.id, { trigger: op, deadlineAtMs: s.clock.nowMs() + HOUR, holder: 't2' })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+
+    // Assert: the members were read; no escrow wrap, no import token
+    expect(refused).toMatchObject({ code: 'ROTATION_TOO_SOON' });
+    expect(calls.filter((c) => c === 'getKey' || c === 'listVersions')).toHaveLength(6);
+    expect(calls.filter((c) => c === 'wrap' || c === 'prepareImportToken')).toEqual([]);
+  });
+
   it('a pass that cannot take the group lease hands nothing on: leases released; the next worker unwraps the escrow', async () => {
     // Arrange: another worker holds the group lease
     const group = await createStackGroup(s, 'start-held', 2);
