@@ -224,9 +224,9 @@ export interface RotationService {
    */
   rotateNow(groupId: string, opts: { trigger: Trigger; force?: boolean }): Promise<{ runId: RunId }>;
   /**
-   * `rotateNow` then at once a pass over the new run (`advanceRun`), as the scheduler starts a rotation: while the
-   * claim reads the members it also escrows the new material and fetches the duplicates' import tokens, so the pass
-   * starts at stage with both. Throws what `rotateNow` throws (nothing is left held then).
+   * `rotateNow` then at once a pass over the new run (`advanceRun`), as the scheduler starts a rotation: for a healthy
+   * group, while the claim reads the members it also escrows the new material and fetches the duplicates' import
+   * tokens, so the pass starts at stage with both. Throws what `rotateNow` throws (nothing is left held then).
    */
   startRotation(
     groupId: string,
