@@ -25,6 +25,9 @@ export interface PreparedToken {
 /** `region:instanceId`: the unit of import tokens (one per instance) and of their leases. */
 export const instanceKeyOf = (m: { region: string; instanceId: string }): string => `${m.region}:${m.instanceId}`;
 
+/** The lease that serialises secure imports in one instance (`token:<region>:<instanceId>`). */
+export const tokenLeaseName = (m: { region: string; instanceId: string }): string => `token:${instanceKeyOf(m)}`;
+
 /**
  * For each instance of `refs` (once per instance): takes its token lease once, without waiting (`undefined` when
  * another run holds it), and starts fetching an import token under it (POST then GET import_token). The entries never
@@ -47,7 +50,7 @@ export function prefetchImportTokens(
   const all =
     keys.length > 1 && leases.acquireMany
       ? leases.acquireMany(
-          keys.map((k) => `token:${k}`),
+          keys.map((k) => tokenLeaseName(byKey.get(k)!)),
           holder,
           ttl,
           atMs,
@@ -56,7 +59,7 @@ export function prefetchImportTokens(
   keys.forEach((key, i) => {
     const ref = byKey.get(key)!;
     const entry = (async (): Promise<PreparedToken | undefined> => {
-      const lease = all ? (await all)[i] : await leases.acquire(`token:${key}`, holder, ttl, atMs);
+      const lease = all ? (await all)[i] : await leases.acquire(tokenLeaseName(ref), holder, ttl, atMs);
       if (!lease) return undefined;
       const token = prepare(
         { region: ref.region, instanceId: ref.instanceId, ...(ref.keyRingId ? { keyRingId: ref.keyRingId } : {}) },
@@ -84,16 +87,28 @@ export interface PassSeed {
   run?: Versioned<RotationRun>;
 }
 
-/** Frees what a seed holds when no pass takes it: the token leases are released, the material zeroed. */
-export async function disposeSeed(stores: Stores, seed: PassSeed | undefined): Promise<void> {
-  if (!seed) return;
-  seed.material?.zero();
-  const entries = [...seed.prepared.values()];
-  seed.prepared.clear();
+/** Releases the leases of prepared tokens nobody used, and forgets them (the tokens themselves just expire). */
+export async function releasePreparedTokens(
+  stores: Stores,
+  prepared: Map<string, Promise<PreparedToken | undefined>>,
+): Promise<void> {
+  const entries = [...prepared.values()];
+  prepared.clear();
   await Promise.all(
     entries.map(async (e) => {
-      const pre = await e;
+      const pre = await e.catch(() => undefined);
       if (pre) await stores.leases.release(pre.lease).catch(() => undefined);
     }),
   );
+}
+
+/**
+ * Frees what a seed still holds: the token leases are released, the material zeroed. A pass that took the seed
+ * (`Worker.adopt`) left it empty, so this is a no-op then.
+ */
+export async function disposeSeed(stores: Stores, seed: PassSeed | undefined): Promise<void> {
+  if (!seed) return;
+  seed.material?.zero();
+  delete seed.material;
+  await releasePreparedTokens(stores, seed.prepared);
 }

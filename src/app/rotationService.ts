@@ -194,6 +194,50 @@ export function createRotationService(
   }
 
   /**
+   * The members read for a claim: refuses (throws) what cannot rotate — a member deleted or not active, one rotated
+   * within Key Protect's interval, a non-retryable error; `undefined` when a member could not be read just now (the
+   * run's plan step reads again, retries and degrades if it must), else the readings that become the run's plan.
+   */
+  async function readForClaim(group: Group, nowMs: number): Promise<MemberReading[] | undefined> {
+    const results = await Promise.all(
+      group.members.map((m) =>
+        readMemberState(kp, m, slotOf(m), opts()).catch((err: unknown) =>
+          isAppError(err) ? err : Promise.reject(err),
+        ),
+      ),
+    );
+    let readings: MemberReading[] | undefined = [];
+    for (const [i, info] of results.entries()) {
+      const m = group.members[i]!;
+      if (info instanceof AppError) {
+        if (!info.retryable) throw info;
+        readings = undefined; // the run's plan step reads again, retries and degrades if it must
+        continue;
+      }
+      if (info.deleted) {
+        throw new AppError('MEMBER_NOT_ACTIVE', `Member ${m.crn} (${m.region}) no longer exists`, {
+          details: { crn: m.crn },
+        });
+      }
+      if (info.state !== 1) {
+        throw new AppError('MEMBER_NOT_ACTIVE', `Member ${m.crn} (${m.region}) ${memberStateProblem(info.state)}`, {
+          details: { crn: m.crn, state: info.state },
+        });
+      }
+      if (info.lastRotateAtMs !== undefined && info.lastRotateAtMs + config.rotationMinIntervalMs > nowMs) {
+        const at = info.lastRotateAtMs + config.rotationMinIntervalMs;
+        throw new AppError(
+          'ROTATION_TOO_SOON',
+          `Member ${m.crn} (${m.region}) was rotated less than ${Math.round(config.rotationMinIntervalMs / 60000)} min ago; Key Protect allows the next rotation at ${new Date(at).toISOString()}`,
+          { details: { crn: m.crn, earliestAtMs: at } },
+        );
+      }
+      readings?.push(info);
+    }
+    return readings;
+  }
+
+  /**
    * Claims the group for its next generation and persists the run (see RotationService.rotateNow). `ahead` (a pass
    * follows at once, in this process): while the members are read, the new material is escrowed and the duplicates'
    * import tokens are fetched under their instances' leases, so the run is created with its plan and its escrow and
@@ -229,48 +273,7 @@ export function createRotationService(
       try {
         // The plan step's reading, taken now: refuses what cannot rotate with a clear error, and (when every member
         // answered) becomes the run's plan, so the run starts at generate without reading the members again.
-        let readings: MemberReading[] | undefined;
-        if (!o.force) {
-          const results = await Promise.all(
-            group.members.map((m) =>
-              readMemberState(kp, m, slotOf(m), opts()).catch((err: unknown) =>
-                isAppError(err) ? err : Promise.reject(err),
-              ),
-            ),
-          );
-          readings = [];
-          for (const [i, info] of results.entries()) {
-            const m = group.members[i]!;
-            if (info instanceof AppError) {
-              if (!info.retryable) throw info;
-              readings = undefined; // the run's plan step reads again, retries and degrades if it must
-              continue;
-            }
-            if (info.deleted) {
-              throw new AppError('MEMBER_NOT_ACTIVE', `Member ${m.crn} (${m.region}) no longer exists`, {
-                details: { crn: m.crn },
-              });
-            }
-            if (info.state !== 1) {
-              throw new AppError(
-                'MEMBER_NOT_ACTIVE',
-                `Member ${m.crn} (${m.region}) ${memberStateProblem(info.state)}`,
-                {
-                  details: { crn: m.crn, state: info.state },
-                },
-              );
-            }
-            if (info.lastRotateAtMs !== undefined && info.lastRotateAtMs + config.rotationMinIntervalMs > nowMs) {
-              const at = info.lastRotateAtMs + config.rotationMinIntervalMs;
-              throw new AppError(
-                'ROTATION_TOO_SOON',
-                `Member ${m.crn} (${m.region}) was rotated less than ${Math.round(config.rotationMinIntervalMs / 60000)} min ago; Key Protect allows the next rotation at ${new Date(at).toISOString()}`,
-                { details: { crn: m.crn, earliestAtMs: at } },
-              );
-            }
-            readings?.push(info);
-          }
-        }
+        const readings = o.force ? undefined : await readForClaim(group, nowMs);
         try {
           await stores.groups.update(
             {

@@ -47,7 +47,15 @@ import {
 } from '../rotation/index.js';
 import { type CanaryParty, type CanaryResult, crossCanary, probeEvidence, runCanary, wrapCanary } from './canary.js';
 import { generateAndEscrowKeeping, openEscrowedMaterial, withEscrowedMaterial } from './escrow.js';
-import { disposeSeed, instanceKeyOf, type PassSeed, type PreparedToken, prefetchImportTokens } from './importTokens.js';
+import {
+  disposeSeed,
+  instanceKeyOf,
+  type PassSeed,
+  type PreparedToken,
+  prefetchImportTokens,
+  releasePreparedTokens,
+  tokenLeaseName,
+} from './importTokens.js';
 import { bounded } from './limit.js';
 import type {
   CallOptions,
@@ -144,13 +152,10 @@ export async function advance(
   opts: { deadlineAtMs: number; holder: string },
   seed?: PassSeed,
 ): Promise<AdvanceResult> {
-  let worker: Worker | undefined;
   try {
-    return await pass(ctx, runId, opts, seed, (w) => {
-      worker = w;
-    });
+    return await pass(ctx, runId, opts, seed);
   } finally {
-    if (!worker) await disposeSeed(ctx.stores, seed); // the pass never started: nothing took the seed
+    await disposeSeed(ctx.stores, seed); // what no worker took (a pass that never started): a worker empties it
   }
 }
 
@@ -159,7 +164,6 @@ async function pass(
   runId: RotationRun['id'],
   opts: { deadlineAtMs: number; holder: string },
   seed: PassSeed | undefined,
-  started: (w: Worker) => void,
 ): Promise<AdvanceResult> {
   const runs = runsOf(ctx.stores);
   const first = seed?.run?.value.id === runId ? seed.run : await runs.get(runId);
@@ -202,7 +206,6 @@ async function pass(
       cur = v;
     },
   );
-  started(worker);
   if (seed) worker.adopt(seed);
   try {
     // A pass that keeps executing without finishing or waiting is a bug: stop rather than spin (the tick retries).
@@ -557,19 +560,7 @@ class Worker {
           if (this.run.kind === RunKind.CREATE || this.run.kind === RunKind.ADOPT) {
             await this.createGroupDocument(this.run, this.now());
           }
-          {
-            const recorded: Outcome = { type: 'LineageRecorded', hash: await this.recordLineage() };
-            // The release follows at once (one save for both): a worker that resumes at `record` finds the lineage
-            // record its own and releases again (the group update is idempotent), as one resuming at `release` would.
-            const after = applyOutcome(this.run, recorded, this.now(), this.ctx.config);
-            const d = decide(after, this.now());
-            if (this.run.kind === RunKind.ADD_REGION || d.kind !== 'command' || d.command.type !== 'Release') {
-              await this.persist(recorded);
-              return;
-            }
-            await this.release(after);
-            await this.persistAll([recorded, { type: 'Released' }]);
-          }
+          await this.recordAndRelease();
           return;
         case 'ReplayGeneration':
           await this.replayGeneration(c.slot, c.generation, log);
@@ -674,7 +665,7 @@ class Worker {
     const groups = new Map<string, string[]>();
     for (const slot of slots) {
       const m = this.member(slot);
-      const k = `${m.region}:${m.instanceId}`;
+      const k = instanceKeyOf(m);
       groups.set(k, [...(groups.get(k) ?? []), slot]);
     }
     return [...groups.values()];
@@ -700,7 +691,7 @@ class Worker {
     this.alive();
     const m = this.member(slot);
     const log = parent.child({ crn: m.crn ?? slot, region: m.region, role: m.role });
-    const leaseName = `token:${m.region}:${m.instanceId}`;
+    const leaseName = tokenLeaseName(m);
     const pre = await this.takePrepared(slot);
     const tokenLease = pre?.lease ?? (await this.acquireTokenLease(leaseName));
     if (!tokenLease) return [{ type: 'StepFailed', step: this.run.step, slot, error: this.leaseHeldError(m) }];
@@ -751,7 +742,7 @@ class Worker {
 
   /** Takes what the claim prepared for this pass (its tokens and leases, the escrowed material): see PassSeed. */
   adopt(seed: PassSeed): void {
-    for (const [key, entry] of seed.prepared) if (!this.prepared.has(key)) this.prepared.set(key, entry);
+    for (const [key, entry] of seed.prepared) this.prepared.set(key, entry); // the pass has prepared nothing yet
     seed.prepared.clear();
     const run = this.run;
     if (seed.material && run.escrow && fingerprintOf(seed.material) === run.escrow.fingerprint) {
@@ -795,14 +786,7 @@ class Worker {
 
   /** Releases the leases of prepared tokens no member used (end of the pass: a wait, a failure, the run's end). */
   private async releasePrepared(): Promise<void> {
-    const entries = [...this.prepared.values()];
-    this.prepared.clear();
-    await Promise.all(
-      entries.map(async (e) => {
-        const pre = await e.catch(() => undefined);
-        if (pre) await this.ctx.stores.leases.release(pre.lease).catch(() => undefined);
-      }),
-    );
+    await releasePreparedTokens(this.ctx.stores, this.prepared);
   }
 
   /** Serialises every secure import per instance (one import token per instance, last writer wins). */
@@ -1108,7 +1092,7 @@ class Worker {
     if (!escrow) {
       throw new AppError('VALIDATION_FAILED', `generation ${generation} of ${this.run.groupId} is not escrowed`);
     }
-    const tokenLease = await this.acquireTokenLease(`token:${m.region}:${m.instanceId}`);
+    const tokenLease = await this.acquireTokenLease(tokenLeaseName(m));
     if (!tokenLease) {
       await this.persist({ type: 'StepFailed', step: this.run.step, slot, error: this.leaseHeldError(m) });
       return;
@@ -1301,11 +1285,11 @@ class Worker {
     const problems: string[] = [];
     const p = this.party(primarySlot);
     const dups = dupSlots.map((s) => this.party(s));
-    // The forward canary (primary → every duplicate) and each reverse one (duplicate → primary) are independent:
-    // run them together; evidence keeps the order forward, then duplicates in slot order.
     // The lineage head is read meanwhile for the record step (the store refuses an append on a stale head).
     this.headAhead = this.ctx.stores.lineage.head(this.run.groupId);
     this.headAhead.catch(() => undefined);
+    // The forward canary (primary → every duplicate) and each reverse one (duplicate → primary) are independent:
+    // run them together; evidence keeps the order forward, then duplicates in slot order.
     const settled = await Promise.allSettled([
       this.canaryFrom(primarySlot, dups),
       ...dupSlots.map((d) => this.canaryFrom(d, [p])),
@@ -1320,6 +1304,23 @@ class Worker {
         ? { type: 'CanaryPassed', evidence }
         : { type: 'CanaryMismatch', evidence, detail: problems.join('; ') },
     );
+  }
+
+  /**
+   * Records the lineage, and releases at once when the decider's next command is the release (one save for both): a
+   * worker that resumes at `record` finds the lineage record its own and releases again (the group update is
+   * idempotent), as one resuming at `release` would.
+   */
+  private async recordAndRelease(): Promise<void> {
+    const recorded: Outcome = { type: 'LineageRecorded', hash: await this.recordLineage() };
+    const after = applyOutcome(this.run, recorded, this.now(), this.ctx.config);
+    const d = decide(after, this.now());
+    if (d.kind !== 'command' || d.command.type !== 'Release') {
+      await this.persist(recorded);
+      return;
+    }
+    await this.release(after);
+    await this.persistAll([recorded, { type: 'Released' }]);
   }
 
   /** The lineage head read during the prove step (used once by the record step). */

@@ -50,6 +50,29 @@ const lost = (lease: Lease, why: string) =>
   });
 
 /**
+ * The document that takes lease `name` for `holder` over `cur` (its current document, if any): a new lease, one
+ * taken over after release or expiry (next fence), or the holder's own extended (same fence); `undefined` while
+ * someone else holds it.
+ */
+function taking(
+  cur: Envelope<LeaseData> | undefined,
+  id: string,
+  name: string,
+  holder: string,
+  ttlMs: number,
+  nowMs: number,
+): Envelope<LeaseData> | undefined {
+  if (!cur) return encode('lease', id, { name, holder, fence: 1, expiresAtMs: nowMs + ttlMs, acquiredAtMs: nowMs });
+  if (cur.data.holder === '' || cur.data.expiresAtMs <= nowMs) {
+    const data = { name, holder, fence: cur.data.fence + 1, expiresAtMs: nowMs + ttlMs, acquiredAtMs: nowMs };
+    return encode('lease', id, data, {}, cur._rev);
+  }
+  // Re-entrant: the same holder extends its own lease and keeps its fence.
+  if (cur.data.holder === holder) return encode('lease', id, { ...cur.data, expiresAtMs: nowMs + ttlMs }, {}, cur._rev);
+  return undefined;
+}
+
+/**
  * Leases as Cloudant documents `lease:<name>`. Mutual exclusion comes from `_rev`: of two writers that read the same
  * revision, exactly one write succeeds. The document is never deleted (release only clears the holder), so `fence`
  * keeps growing across holders and a stale holder's fence never matches again.
@@ -66,19 +89,8 @@ export class CloudantLeaseRepository implements LeaseRepository {
     checkTtl(ttlMs);
     checkInt('nowMs', nowMs);
     const id = leaseDocId(name);
-    const cur = await this.col.read<LeaseData>(id);
-    let next: Envelope<LeaseData>;
-    if (!cur) {
-      next = encode('lease', id, { name, holder, fence: 1, expiresAtMs: nowMs + ttlMs, acquiredAtMs: nowMs });
-    } else if (cur.data.holder === '' || cur.data.expiresAtMs <= nowMs) {
-      const data = { name, holder, fence: cur.data.fence + 1, expiresAtMs: nowMs + ttlMs, acquiredAtMs: nowMs };
-      next = encode('lease', id, data, {}, cur._rev);
-    } else if (cur.data.holder === holder) {
-      // Re-entrant: the same holder extends its own lease and keeps its fence.
-      next = encode('lease', id, { ...cur.data, expiresAtMs: nowMs + ttlMs }, {}, cur._rev);
-    } else {
-      return undefined;
-    }
+    const next = taking(await this.col.read<LeaseData>(id), id, name, holder, ttlMs, nowMs);
+    if (!next) return undefined;
     try {
       await (next._rev === undefined ? this.col.create(next) : this.col.replace(next));
     } catch (err) {
@@ -104,20 +116,7 @@ export class CloudantLeaseRepository implements LeaseRepository {
     }
     const ids = names.map(leaseDocId);
     const current = await this.col.readMany<LeaseData>(ids);
-    const wanted = names.map((name, i) => {
-      const cur = current[i]?.doc;
-      const id = ids[i]!;
-      if (!cur) {
-        return encode('lease', id, { name, holder, fence: 1, expiresAtMs: nowMs + ttlMs, acquiredAtMs: nowMs });
-      }
-      if (cur.data.holder === '' || cur.data.expiresAtMs <= nowMs) {
-        const data = { name, holder, fence: cur.data.fence + 1, expiresAtMs: nowMs + ttlMs, acquiredAtMs: nowMs };
-        return encode('lease', id, data, {}, cur._rev);
-      }
-      if (cur.data.holder === holder)
-        return encode('lease', id, { ...cur.data, expiresAtMs: nowMs + ttlMs }, {}, cur._rev);
-      return undefined; // held by someone else
-    });
+    const wanted = names.map((name, i) => taking(current[i]?.doc, ids[i]!, name, holder, ttlMs, nowMs));
     const toWrite = wanted.flatMap((d) => (d ? [d] : []));
     const written = await this.col.writeMany(toWrite);
     const accepted = new Set(toWrite.flatMap((d, i) => ('rev' in written[i]! ? [d._id] : [])));
@@ -125,13 +124,7 @@ export class CloudantLeaseRepository implements LeaseRepository {
     const readBack = await this.col.readMany<LeaseData>(check);
     const byId = new Map(check.map((id, i) => [id, readBack[i]]));
     return Promise.all(
-      wanted.map(async (d) => {
-        if (!d || !accepted.has(d._id)) return undefined;
-        const read = byId.get(d._id);
-        if (!read || read.doc.writeId !== d.writeId) return undefined;
-        if (read.conflicts.length) await this.col.dropRevisions(d._id, read.conflicts);
-        return toLease(read.doc);
-      }),
+      wanted.map((d) => (d && accepted.has(d._id) ? this.won(d._id, d.writeId, byId.get(d._id)) : undefined)),
     );
   }
 
@@ -141,7 +134,15 @@ export class CloudantLeaseRepository implements LeaseRepository {
    * revision deterministically. Only the writer whose revision wins holds the lease; losing revisions are removed.
    */
   private async confirm(id: string, writeId: string): Promise<Lease | undefined> {
-    const read = await this.col.readWithConflicts<LeaseData>(id);
+    return this.won(id, writeId, await this.col.readWithConflicts<LeaseData>(id));
+  }
+
+  /** The lease when `writeId`'s revision is the one read back (its losing siblings removed), else `undefined`. */
+  private async won(
+    id: string,
+    writeId: string,
+    read: { doc: Envelope<LeaseData>; conflicts: string[] } | undefined,
+  ): Promise<Lease | undefined> {
     if (!read || read.doc.writeId !== writeId) return undefined;
     if (read.conflicts.length) await this.col.dropRevisions(id, read.conflicts);
     return toLease(read.doc);
